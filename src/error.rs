@@ -1,0 +1,58 @@
+//! How failures become responses.
+//!
+//! Policy: a visitor's mistake is answered with a 4xx and a page that says in one plain sentence
+//! what went wrong (upload mistakes are shown on the form page itself, see `routes::upload`).
+//! Everything else is the server's problem: its cause is logged here and the visitor gets an
+//! opaque page with no error text, 503 when the database cannot be reached, 500 otherwise.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use tera::Context;
+
+use crate::templates;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("page not found")]
+    NotFound,
+    #[error("database unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (title, message) = match self {
+            AppError::NotFound => ("Page not found", "There is no page at this address."),
+            AppError::Unavailable(_) => (
+                "Temporarily unavailable",
+                "textdrop cannot reach its database right now. Please try again in a moment.",
+            ),
+            AppError::Internal(_) => (
+                "Something went wrong",
+                "textdrop hit an internal error. Please try again.",
+            ),
+        };
+        if self.status_code().is_server_error() {
+            log::error!("{self}");
+        }
+        error_page(self.status_code(), title, message)
+    }
+}
+
+/// The error page with `status`, a title and one sentence.
+pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+    let mut context = Context::new();
+    context.insert("title", title);
+    context.insert("message", message);
+    templates::page(status, "error.html", &context)
+}

@@ -1,0 +1,42 @@
+//! The HTTP routes. Handlers stay thin: typed session access, one store round trip at most.
+
+mod action;
+mod assets;
+mod health;
+mod upload;
+
+use actix_web::web;
+
+pub use upload::{decode_text, UploadError};
+
+/// Registers every route; the app's default service answers 404 with the error page.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/")
+            .route(web::get().to(upload::form))
+            .route(web::post().to(upload::upload)),
+    )
+    .route("/action", web::get().to(action::show))
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/static/style.css", web::get().to(assets::stylesheet));
+}
+
+/// The answer for every path no route matches.
+pub async fn not_found() -> Result<actix_web::HttpResponse, crate::error::AppError> {
+    Err(crate::error::AppError::NotFound)
+}
+
+/// A byte count as a person reads it: "1 MiB", "512 KiB", "100 bytes".
+pub(crate) fn human_bytes(bytes: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * 1024;
+    if bytes >= MIB && bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= MIB {
+        format!("{:.1} MiB", bytes as f64 / MIB as f64)
+    } else if bytes >= KIB && bytes % KIB == 0 {
+        format!("{} KiB", bytes / KIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}

@@ -1,0 +1,137 @@
+//! Every SQL statement on the `sessions` table, as small synchronous Diesel functions.
+//!
+//! "Now" is always a parameter: times are written and compared with the application's UTC clock,
+//! never the database's `now()`, so a PostgreSQL server in another time zone behaves the same and
+//! tests control time. These functions block; callers run them off the async executor.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Timestamp};
+
+use crate::db::DbConnection;
+use crate::schema::sessions;
+
+/// A new row, as `save` writes it.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub state: &'a str,
+    pub expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}
+
+/// What `load` needs of a live row.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+pub struct LiveSession {
+    pub state: String,
+    pub expires_at: NaiveDateTime,
+}
+
+/// The row `id` if it has not expired at `now`.
+pub fn find_live(
+    conn: &mut DbConnection,
+    id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Option<LiveSession>> {
+    sessions::table
+        .filter(sessions::id.eq(id))
+        .filter(sessions::expires_at.gt(now))
+        .select(LiveSession::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Inserts a new row; fails on a duplicate id.
+pub fn insert(conn: &mut DbConnection, row: &NewSession<'_>) -> QueryResult<usize> {
+    diesel::insert_into(sessions::table)
+        .values(row)
+        .execute(conn)
+}
+
+/// Replaces the state of a live row and moves its expiry. Returns 0 when the row has expired or
+/// is gone: an expired session is never brought back.
+pub fn update_state(
+    conn: &mut DbConnection,
+    id: &str,
+    state: &str,
+    expires_at: NaiveDateTime,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        sessions::table
+            .filter(sessions::id.eq(id))
+            .filter(sessions::expires_at.gt(now)),
+    )
+    .set((
+        sessions::state.eq(state),
+        sessions::expires_at.eq(expires_at),
+    ))
+    .execute(conn)
+}
+
+/// Moves the expiry of a live row. Returns 0 when the row has expired or is gone.
+pub fn extend(
+    conn: &mut DbConnection,
+    id: &str,
+    expires_at: NaiveDateTime,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        sessions::table
+            .filter(sessions::id.eq(id))
+            .filter(sessions::expires_at.gt(now)),
+    )
+    .set(sessions::expires_at.eq(expires_at))
+    .execute(conn)
+}
+
+/// Deletes the row `id`, live or not.
+pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::id.eq(id))).execute(conn)
+}
+
+/// Deletes at most `limit` rows that expired at or before `now`, in one statement.
+///
+/// Neither backend has `DELETE … LIMIT`, so the batch is chosen by a subquery that walks the
+/// `expires_at` index: on the primary key with `SKIP LOCKED` on PostgreSQL (rows another sweeper
+/// holds are left to it), on the rowid on SQLite. Raw SQL, since the placeholders differ.
+pub fn delete_expired_batch(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<usize> {
+    match conn {
+        DbConnection::Postgres(pg) => diesel::sql_query(
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= $1 \
+             ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .execute(pg),
+        DbConnection::Sqlite(sqlite) => diesel::sql_query(
+            "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions \
+             WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)",
+        )
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .execute(sqlite),
+    }
+}
+
+/// Rows still live at `now`.
+pub fn count_live(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<i64> {
+    sessions::table
+        .filter(sessions::expires_at.gt(now))
+        .count()
+        .get_result(conn)
+}
+
+/// Rows that expired at or before `now` and wait for cleanup.
+pub fn count_expired(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<i64> {
+    sessions::table
+        .filter(sessions::expires_at.le(now))
+        .count()
+        .get_result(conn)
+}

@@ -1,0 +1,212 @@
+//! Building and running the server: database pool and migrations, the session middleware on
+//! the Diesel store, the cleanup task, and the HTTP server on a bound listener.
+//!
+//! Tests start the real application through [`Application::build`] on port 0.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_multipart::form::MultipartFormConfig;
+use actix_session::config::{BrowserSession, PersistentSession, TtlExtensionPolicy};
+use actix_session::SessionMiddleware;
+use actix_web::cookie::{time::Duration as CookieDuration, Key, SameSite};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::db::{self, DbConnectionManager, DbPool, PoolOptions};
+use crate::routes;
+use crate::session::{CleanupTask, DieselSessionStore};
+use crate::templates;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "id";
+
+/// How long a request waits for a pooled connection before it fails.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long in-flight requests may take to finish once shutdown starts.
+const SHUTDOWN_GRACE_SECS: u64 = 10;
+
+/// A built application: migrated database, bound listener, cleanup task started.
+pub struct Application {
+    port: u16,
+    server: Server,
+    cleanup: Option<CleanupTask>,
+}
+
+impl Application {
+    /// Builds the application on the system clock.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// Builds the application with `clock` as its idea of "now" (tests move it forward).
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        templates::init().context("the embedded templates do not parse")?;
+        let pool = connect_and_migrate(&settings).await?;
+
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+            .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
+        let port = listener.local_addr()?.port();
+
+        let key = cookie_key(&settings);
+        let store = DieselSessionStore::new(pool.clone(), clock.clone());
+        let cleanup = settings
+            .cleanup_interval
+            .map(|period| CleanupTask::spawn(pool, clock, period));
+
+        log::info!(
+            "textdrop {} listening on http://{}:{port} (database: {} at {}; session lifetime {} s, \
+             {} cookie; cleanup {})",
+            env!("CARGO_PKG_VERSION"),
+            settings.host,
+            settings.database_url.backend(),
+            settings.database_url.location(),
+            settings.session_lifetime.as_secs(),
+            if settings.session_permanent { "persistent" } else { "browser-session" },
+            settings
+                .cleanup_interval
+                .map_or("disabled".to_owned(), |p| format!("every {} s", p.as_secs())),
+        );
+
+        let server = run(listener, settings, store, key)?;
+        Ok(Self {
+            port,
+            server,
+            cleanup,
+        })
+    }
+
+    /// The port the server listens on (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server from elsewhere.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server stops (SIGTERM, SIGINT or a handle), then stops the cleanup task.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        if let Some(cleanup) = self.cleanup {
+            cleanup.stop().await;
+        }
+        result
+    }
+}
+
+/// Connects to the database, runs pending migrations and returns the pool, all off the async
+/// executor. A failure says which database and which step.
+pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<DbPool> {
+    let url = settings.database_url.clone();
+    let options = PoolOptions {
+        max_size: settings.database_pool_size,
+        checkout_timeout: CHECKOUT_TIMEOUT,
+    };
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut conn = DbConnectionManager::new(url.clone())
+            .establish()
+            .with_context(|| format!("cannot connect to the database at {}", url.location()))?;
+        let applied = db::run_migrations(&mut conn).with_context(|| {
+            format!(
+                "database migrations failed on {}; nothing was served",
+                url.location()
+            )
+        })?;
+        for version in &applied {
+            log::info!("applied migration {version}");
+        }
+        Ok(db::build_pool(&url, options))
+    })
+    .await?
+}
+
+/// The cookie key: derived from SECRET_KEY, or random for this process only.
+fn cookie_key(settings: &Settings) -> Key {
+    match &settings.secret_key {
+        Some(secret) => Key::derive_from(secret.as_bytes()),
+        None => {
+            log::warn!(
+                "SECRET_KEY is not set: using a random key, so sessions will not survive a restart"
+            );
+            Key::generate()
+        }
+    }
+}
+
+fn session_middleware(
+    store: DieselSessionStore,
+    key: Key,
+    settings: &Settings,
+) -> SessionMiddleware<DieselSessionStore> {
+    let ttl = CookieDuration::seconds(settings.session_lifetime.as_secs() as i64);
+    let builder = SessionMiddleware::builder(store, key)
+        .cookie_name(SESSION_COOKIE.to_owned())
+        .cookie_secure(settings.cookie_secure)
+        .cookie_http_only(true)
+        .cookie_same_site(SameSite::Lax)
+        .cookie_path("/".to_owned());
+    // OnEveryRequest: every request of a live session slides its lifetime. The store decides
+    // whether that needs a write; the persistent cookie's Max-Age is re-sent each time.
+    let builder = if settings.session_permanent {
+        builder.session_lifecycle(
+            PersistentSession::default()
+                .session_ttl(ttl)
+                .session_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+        )
+    } else {
+        builder.session_lifecycle(
+            BrowserSession::default()
+                .state_ttl(ttl)
+                .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+        )
+    };
+    builder.build()
+}
+
+/// Headers every response carries: no inline script, no framing, no sniffing.
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; \
+             form-action 'self'; frame-ancestors 'none'",
+        ))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "same-origin"))
+        .add(("X-Frame-Options", "DENY"))
+}
+
+fn run(
+    listener: TcpListener,
+    settings: Settings,
+    store: DieselSessionStore,
+    key: Key,
+) -> anyhow::Result<Server> {
+    let max_upload = settings.max_upload_bytes;
+    let settings = web::Data::new(settings);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(session_middleware(store.clone(), key.clone(), &settings))
+            .wrap(security_headers())
+            .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+            .app_data(settings.clone())
+            .app_data(
+                MultipartFormConfig::default()
+                    .total_limit(max_upload)
+                    .memory_limit(max_upload),
+            )
+            .configure(routes::configure)
+            .default_service(web::to(routes::not_found))
+    })
+    .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
