@@ -1,0 +1,9 @@
+//! One integration-test binary: the real application over a real socket, on SQLite and on
+//! PostgreSQL (each test gets its own database; see helpers.rs).
+
+#[macro_use]
+mod helpers;
+mod migrations;
+mod sessions;
+mod store;
+mod upload;

@@ -1,0 +1,171 @@
+//! Startup migrations, their down.sql, startup failures, and the `migrate`/`cleanup` commands.
+
+use std::process::Command;
+
+use diesel::migration::MigrationSource;
+use diesel::prelude::*;
+use diesel_migrations::MigrationHarness;
+use textdrop::db::{self, DbConnection, MIGRATIONS};
+use textdrop::startup::Application;
+
+use crate::helpers::{spawn_app, test_settings, Backend, TestDb};
+
+async fn startup_creates_the_table_and_leaves_nothing_pending(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+
+    let app = spawn_app(&db, &[]).await;
+
+    let mut conn = db.connect();
+    assert!(db::pending_migrations(&mut conn)
+        .expect("pending")
+        .is_empty());
+    assert_eq!(db.row_count(), 0, "the sessions table exists and is empty");
+    app.stop().await;
+    // A second start finds nothing to do and serves.
+    let again = spawn_app(&db, &[]).await;
+    assert_eq!(again.get("/healthz").await.status(), 200);
+    again.stop().await;
+}
+
+async fn every_migration_reverts_and_reapplies(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let mut conn = db.connect();
+    db::run_migrations(&mut conn).expect("up");
+    let count = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .expect("migrations")
+        .len();
+
+    for _ in 0..count {
+        match &mut conn {
+            DbConnection::Postgres(pg) => pg.revert_last_migration(MIGRATIONS).map(|_| ()),
+            DbConnection::Sqlite(sqlite) => sqlite.revert_last_migration(MIGRATIONS).map(|_| ()),
+        }
+        .expect("down.sql runs");
+    }
+    assert_eq!(
+        db::pending_migrations(&mut conn).expect("pending").len(),
+        count
+    );
+    let table_gone = diesel::sql_query("SELECT id FROM sessions")
+        .execute(&mut conn)
+        .is_err();
+    assert!(table_gone, "down.sql drops the table");
+
+    db::run_migrations(&mut conn).expect("up again");
+    assert!(db::pending_migrations(&mut conn)
+        .expect("pending")
+        .is_empty());
+}
+
+async fn a_failing_migration_stops_startup_with_a_clear_message(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    // A table in the way, created outside the migrations.
+    diesel::sql_query("CREATE TABLE sessions (unrelated INTEGER)")
+        .execute(&mut db.connect())
+        .expect("create");
+
+    let result = Application::build(test_settings(&db, &[])).await;
+
+    let message = format!("{:#}", result.err().expect("startup fails"));
+    assert!(message.contains("database migrations failed"), "{message}");
+    assert!(message.to_lowercase().contains("sessions"), "{message}");
+}
+
+backend_tests!(
+    startup_creates_the_table_and_leaves_nothing_pending,
+    every_migration_reverts_and_reapplies,
+    a_failing_migration_stops_startup_with_a_clear_message,
+    the_migrate_and_cleanup_commands_do_their_job_and_exit,
+);
+
+#[actix_web::test]
+async fn an_unreachable_postgres_is_named_in_the_startup_error() {
+    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+    let mut settings = test_settings(&db, &[]);
+    settings.database_url =
+        textdrop::db::DatabaseUrl::parse("postgres://textdrop:hunter2@127.0.0.1:1/textdrop")
+            .expect("url");
+
+    let result = Application::build(settings).await;
+
+    let message = format!("{:#}", result.err().expect("startup fails"));
+    assert!(
+        message.contains("cannot connect to the database at 127.0.0.1:1"),
+        "{message}"
+    );
+    assert!(
+        message.contains("127.0.0.1") && message.len() > 60,
+        "the cause is kept: {message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+fn textdrop_command(db: &TestDb, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_textdrop"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("run textdrop")
+}
+
+async fn the_migrate_and_cleanup_commands_do_their_job_and_exit(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+
+    let migrate = textdrop_command(&db, &["migrate"]);
+    assert!(migrate.status.success(), "{migrate:?}");
+    assert!(db::pending_migrations(&mut db.connect())
+        .expect("pending")
+        .is_empty());
+
+    // Two expired rows and one live one, written as the store writes them.
+    let now = chrono::Utc::now().naive_utc();
+    for (id, offset) in [("a", -10), ("b", -5), ("c", 600)] {
+        diesel::insert_into(textdrop::schema::sessions::table)
+            .values(&textdrop::session::queries::NewSession {
+                id,
+                state: "{}",
+                expires_at: now + chrono::Duration::seconds(offset),
+                created_at: now,
+            })
+            .execute(&mut db.connect())
+            .expect("insert");
+    }
+
+    let cleanup = textdrop_command(&db, &["cleanup"]);
+
+    assert!(cleanup.status.success(), "{cleanup:?}");
+    let stdout = String::from_utf8_lossy(&cleanup.stdout);
+    assert!(stdout.contains("deleted 2 expired session(s)"), "{stdout}");
+    assert_eq!(db.row_count(), 1);
+}
+
+#[test]
+fn an_invalid_setting_stops_the_binary_with_one_line_naming_it() {
+    let output = Command::new(env!("CARGO_BIN_EXE_textdrop"))
+        .arg("migrate")
+        .env_clear()
+        .env("SESSION_LIFETIME_SECS", "forever")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("run textdrop");
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("SESSION_LIFETIME_SECS") && stderr.contains("whole number"),
+        "{stderr}"
+    );
+}

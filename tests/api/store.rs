@@ -1,0 +1,317 @@
+//! The store's behaviour, one suite run against SQLite and PostgreSQL.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix_session::storage::{SessionKey, SessionStore};
+use actix_web::cookie::time::Duration as Ttl;
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+use textdrop::clock::Clock;
+use textdrop::session::cleanup::delete_expired;
+use textdrop::session::store::session_id;
+use textdrop::session::DieselSessionStore;
+
+use crate::helpers::{Backend, TestClock, TestDb};
+
+const TTL: Ttl = Ttl::seconds(100);
+
+fn state(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::to_string(v).expect("json")))
+        .collect()
+}
+
+/// `SessionKey` is not `Clone`; `update` takes one by value.
+fn copy(key: &SessionKey) -> SessionKey {
+    SessionKey::try_from(key.as_ref().to_owned()).expect("valid key")
+}
+
+fn store(db: &TestDb, clock: &TestClock) -> DieselSessionStore {
+    DieselSessionStore::new(db.migrated_pool(), clock.clock())
+}
+
+fn expiry_of(db: &TestDb, key: &SessionKey) -> NaiveDateTime {
+    let id = session_id(key);
+    db.expiries()
+        .into_iter()
+        .find(|(row, _)| *row == id)
+        .map(|(_, at)| at)
+        .expect("the session has a row")
+}
+
+fn seconds_between(a: NaiveDateTime, b: NaiveDateTime) -> f64 {
+    (b - a).num_milliseconds() as f64 / 1000.0
+}
+
+async fn save_then_load_returns_the_state(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let clock = TestClock::default();
+    let store = store(&db, &clock);
+
+    let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
+    let loaded = store.load(&key).await.expect("load");
+
+    assert_eq!(loaded, Some(state(&[("a", "1")])));
+    assert_eq!(key.as_ref().len(), 64);
+}
+
+async fn an_unknown_key_loads_nothing(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let store = store(&db, &TestClock::default());
+    let key = SessionKey::try_from("x".repeat(64)).expect("key");
+
+    assert_eq!(store.load(&key).await.expect("load"), None);
+}
+
+async fn rows_are_keyed_by_the_sha256_of_the_key_never_the_key(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let store = store(&db, &TestClock::default());
+
+    let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
+
+    let ids: Vec<String> = db.expiries().into_iter().map(|(id, _)| id).collect();
+    let expected = hex::encode(Sha256::digest(key.as_ref().as_bytes()));
+    assert_eq!(ids, vec![expected]);
+    assert!(db.states().iter().all(|s| !s.contains(key.as_ref())));
+}
+
+async fn update_replaces_the_state_and_keeps_the_key(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let store = store(&db, &TestClock::default());
+    let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
+
+    let same = store
+        .update(copy(&key), state(&[("a", "2")]), &TTL)
+        .await
+        .expect("update");
+
+    assert_eq!(same.as_ref(), key.as_ref());
+    assert_eq!(
+        store.load(&key).await.expect("load"),
+        Some(state(&[("a", "2")]))
+    );
+    assert_eq!(db.row_count(), 1);
+}
+
+async fn expired_rows_are_never_loaded_even_before_cleanup(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let clock = TestClock::default();
+    let store = store(&db, &clock);
+    let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
+
+    clock.advance(Duration::from_secs(101));
+
+    assert_eq!(store.load(&key).await.expect("load"), None);
+    assert_eq!(
+        db.row_count(),
+        1,
+        "the row waits for cleanup but is not served"
+    );
+}
+
+async fn update_after_expiry_issues_a_new_key(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let clock = TestClock::default();
+    let store = store(&db, &clock);
+    let old = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
+    clock.advance(Duration::from_secs(101));
+
+    let new = store
+        .update(copy(&old), state(&[("a", "2")]), &TTL)
+        .await
+        .expect("update");
+
+    assert_ne!(new.as_ref(), old.as_ref());
+    assert_eq!(store.load(&old).await.expect("load old"), None);
+    assert_eq!(
+        store.load(&new).await.expect("load new"),
+        Some(state(&[("a", "2")]))
+    );
+}
+
+async fn update_of_a_deleted_session_issues_a_new_key(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let store = store(&db, &TestClock::default());
+    let old = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
+    store.delete(&old).await.expect("delete");
+
+    let new = store
+        .update(copy(&old), state(&[("a", "2")]), &TTL)
+        .await
+        .expect("update");
+
+    assert_ne!(new.as_ref(), old.as_ref());
+    assert_eq!(store.load(&old).await.expect("load old"), None);
+    assert_eq!(db.row_count(), 1);
+}
+
+async fn delete_removes_the_row(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let store = store(&db, &TestClock::default());
+    let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
+
+    store.delete(&key).await.expect("delete");
+
+    assert_eq!(db.row_count(), 0);
+    assert_eq!(store.load(&key).await.expect("load"), None);
+}
+
+async fn update_ttl_writes_only_once_less_than_80_percent_remains(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let clock = TestClock::default();
+    let store = store(&db, &clock);
+    let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
+    let first = expiry_of(&db, &key);
+
+    // 10% of the lifetime gone: a read does not move the expiry.
+    clock.advance(Duration::from_secs(10));
+    store.load(&key).await.expect("load");
+    store.update_ttl(&key, &TTL).await.expect("update_ttl");
+    assert_eq!(expiry_of(&db, &key), first);
+
+    // 30% gone: the read slides the expiry to a full lifetime from now.
+    clock.advance(Duration::from_secs(20));
+    store.load(&key).await.expect("load");
+    store.update_ttl(&key, &TTL).await.expect("update_ttl");
+    let moved = expiry_of(&db, &key);
+    let slid_by = seconds_between(first, moved);
+    assert!(
+        (29.0..=31.0).contains(&slid_by),
+        "expiry moved by {slid_by} s"
+    );
+}
+
+async fn update_ttl_extends_a_live_session_but_never_revives_an_expired_one(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let clock = TestClock::default();
+    let store = store(&db, &clock);
+    let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
+
+    clock.advance(Duration::from_secs(50));
+    store.update_ttl(&key, &TTL).await.expect("update_ttl");
+    let now = clock.clock().now();
+    let remaining = seconds_between(now, expiry_of(&db, &key));
+    assert!((99.0..=100.5).contains(&remaining), "{remaining} s remain");
+
+    clock.advance(Duration::from_secs(101));
+    store.update_ttl(&key, &TTL).await.expect("update_ttl");
+    assert_eq!(store.load(&key).await.expect("load"), None);
+}
+
+async fn cleanup_deletes_exactly_the_expired_rows(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let clock = TestClock::default();
+    let store = store(&db, &clock);
+    let mut short_lived = Vec::new();
+    for _ in 0..7 {
+        short_lived.push(
+            store
+                .save(state(&[("a", "old")]), &Ttl::seconds(10))
+                .await
+                .expect("save"),
+        );
+    }
+    let mut long_lived = Vec::new();
+    for _ in 0..4 {
+        long_lived.push(
+            store
+                .save(state(&[("a", "new")]), &Ttl::seconds(1000))
+                .await
+                .expect("save"),
+        );
+    }
+    clock.advance(Duration::from_secs(11));
+
+    // Batches of 3 make the loop run several times.
+    let now = clock.clock().now();
+    let deleted = delete_expired(&mut db.connect(), now, 3).expect("cleanup");
+
+    assert_eq!(deleted, 7);
+    assert_eq!(db.row_count(), 4);
+    for key in &long_lived {
+        assert!(store.load(key).await.expect("load").is_some());
+    }
+    assert_eq!(
+        delete_expired(&mut db.connect(), now, 3).expect("cleanup"),
+        0
+    );
+}
+
+backend_tests!(
+    save_then_load_returns_the_state,
+    an_unknown_key_loads_nothing,
+    rows_are_keyed_by_the_sha256_of_the_key_never_the_key,
+    update_replaces_the_state_and_keeps_the_key,
+    expired_rows_are_never_loaded_even_before_cleanup,
+    update_after_expiry_issues_a_new_key,
+    update_of_a_deleted_session_issues_a_new_key,
+    delete_removes_the_row,
+    update_ttl_writes_only_once_less_than_80_percent_remains,
+    update_ttl_extends_a_live_session_but_never_revives_an_expired_one,
+    cleanup_deletes_exactly_the_expired_rows,
+);
+
+/// The database's time zone must not matter: expiry is the app's UTC time, bound as a parameter.
+#[actix_web::test]
+async fn a_non_utc_postgres_time_zone_changes_nothing() {
+    let Some(db) = TestDb::new(Backend::Postgres) else {
+        return;
+    };
+    // UTC+14 and UTC-11: whichever way now() would be off, it would be off by half a day.
+    for zone in ["Pacific/Kiritimati", "Pacific/Pago_Pago"] {
+        diesel::sql_query(format!(
+            "ALTER DATABASE \"{}\" SET timezone TO '{zone}'",
+            db.url.rsplit('/').next().expect("db name")
+        ))
+        .execute(&mut db.connect())
+        .expect("set time zone");
+        let clock = TestClock::default();
+        let store = DieselSessionStore::new(db.migrated_pool(), clock.clock());
+
+        let before = Utc::now().naive_utc();
+        let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
+
+        let stored = seconds_between(before, expiry_of(&db, &key));
+        assert!(
+            (99.0..=101.0).contains(&stored),
+            "{zone}: expiry {stored} s ahead"
+        );
+        assert!(store.load(&key).await.expect("load").is_some(), "{zone}");
+        clock.advance(Duration::from_secs(101));
+        assert_eq!(store.load(&key).await.expect("load"), None, "{zone}");
+        let deleted = delete_expired(&mut db.connect(), clock.clock().now(), 100).expect("cleanup");
+        assert_eq!(deleted, 1, "{zone}");
+    }
+}
+
+/// The system clock truncates to microseconds, so what SQLite stores compares exactly.
+#[test]
+fn the_clock_keeps_microseconds_only() {
+    let now = Clock::system().now();
+    assert_eq!(now.and_utc().timestamp_subsec_nanos() % 1000, 0);
+}
