@@ -25,6 +25,8 @@ pub struct Settings {
     pub max_upload_bytes: usize,
     pub cookie_secure: bool,
     pub database_pool_size: u32,
+    /// How long startup keeps retrying an unreachable database before giving up.
+    pub database_connect_timeout: Duration,
 }
 
 /// A configuration problem, shown to the operator as one line.
@@ -114,6 +116,8 @@ impl Settings {
             parse_number::<usize>(&get, "MAX_UPLOAD_BYTES", 1_048_576, 1, MAX_UPLOAD_LIMIT)?;
         let cookie_secure = parse_bool(&get, "COOKIE_SECURE", false)?;
         let database_pool_size = parse_number::<u32>(&get, "DATABASE_POOL_SIZE", 10, 1, 512)?;
+        let connect_timeout =
+            parse_number::<u64>(&get, "DATABASE_CONNECT_TIMEOUT_SECS", 30, 0, 3600)?;
 
         Ok(Self {
             database_url,
@@ -126,6 +130,7 @@ impl Settings {
             max_upload_bytes,
             cookie_secure,
             database_pool_size,
+            database_connect_timeout: Duration::from_secs(connect_timeout),
         })
     }
 }
@@ -212,6 +217,11 @@ mod tests {
             ("COOKIE_SECURE", "2", "true or false"),
             ("MAX_UPLOAD_BYTES", "1e6", "whole number"),
             ("DATABASE_POOL_SIZE", "0", "whole number from 1"),
+            (
+                "DATABASE_CONNECT_TIMEOUT_SECS",
+                "a while",
+                "whole number from 0",
+            ),
             ("CLEANUP_INTERVAL_SECS", "soon", "whole number"),
             ("DATABASE_URL", "mysql://x", "postgres://"),
             ("SECRET_KEY", "short", "at least 32 bytes"),

@@ -49,10 +49,31 @@ impl ResponseError for AppError {
     }
 }
 
+/// Headers every response carries (names lowercase, as `HeaderName::from_static` wants): no
+/// inline script, no framing, no sniffing. The app adds them
+/// with `DefaultHeaders`; error pages carry them too, since some bypass that middleware.
+pub const SECURITY_HEADERS: [(&str, &str); 4] = [
+    (
+        "content-security-policy",
+        "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "same-origin"),
+    ("x-frame-options", "DENY"),
+];
+
 /// The error page with `status`, a title and one sentence.
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
     let mut context = Context::new();
     context.insert("title", title);
     context.insert("message", message);
-    templates::page(status, "error.html", &context)
+    let mut response = templates::page(status, "error.html", &context);
+    for (name, value) in SECURITY_HEADERS {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static(name),
+            actix_web::http::header::HeaderValue::from_static(value),
+        );
+    }
+    response
 }

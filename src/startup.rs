@@ -4,20 +4,23 @@
 //! Tests start the real application through [`Application::build`] on port 0.
 
 use std::net::TcpListener;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_multipart::form::MultipartFormConfig;
 use actix_session::config::{BrowserSession, PersistentSession, TtlExtensionPolicy};
 use actix_session::SessionMiddleware;
+use actix_web::body::MessageBody;
 use actix_web::cookie::{time::Duration as CookieDuration, Key, SameSite};
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
 use actix_web::middleware::{DefaultHeaders, Logger};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::db::{self, DbConnectionManager, DbPool, PoolOptions};
+use crate::db::{self, DatabaseUrl, DbConnection, DbConnectionManager, DbPool, PoolOptions};
+use crate::error::{AppError, SECURITY_HEADERS};
 use crate::routes;
 use crate::session::{CleanupTask, DieselSessionStore};
 use crate::templates;
@@ -102,17 +105,17 @@ impl Application {
 }
 
 /// Connects to the database, runs pending migrations and returns the pool, all off the async
-/// executor. A failure says which database and which step.
+/// executor. An unreachable database is retried with backoff for DATABASE_CONNECT_TIMEOUT_SECS;
+/// a failure says which database and which step, never the password.
 pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<DbPool> {
     let url = settings.database_url.clone();
+    let patience = settings.database_connect_timeout;
     let options = PoolOptions {
         max_size: settings.database_pool_size,
         checkout_timeout: CHECKOUT_TIMEOUT,
     };
     actix_web::rt::task::spawn_blocking(move || {
-        let mut conn = DbConnectionManager::new(url.clone())
-            .establish()
-            .with_context(|| format!("cannot connect to the database at {}", url.location()))?;
+        let mut conn = establish_with_retry(&url, patience)?;
         let applied = db::run_migrations(&mut conn).with_context(|| {
             format!(
                 "database migrations failed on {}; nothing was served",
@@ -125,6 +128,35 @@ pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<DbPool> 
         Ok(db::build_pool(&url, options))
     })
     .await?
+}
+
+/// Opens one connection, retrying with backoff (0.25 s doubling to 5 s) until `patience` is
+/// spent. Blocking.
+fn establish_with_retry(url: &DatabaseUrl, patience: Duration) -> anyhow::Result<DbConnection> {
+    let manager = DbConnectionManager::new(url.clone());
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match manager.establish() {
+            Ok(conn) => return Ok(conn),
+            Err(err) if started.elapsed() + pause <= patience => {
+                log::warn!(
+                    "database at {} not reachable yet, retrying in {} ms: {err}",
+                    url.location(),
+                    pause.as_millis()
+                );
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(err) => {
+                return Err(anyhow::Error::new(err).context(format!(
+                    "cannot connect to the database at {} (gave up after {} s)",
+                    url.location(),
+                    started.elapsed().as_secs()
+                )))
+            }
+        }
+    }
 }
 
 /// The cookie key: derived from SECRET_KEY, or random for this process only.
@@ -172,15 +204,25 @@ fn session_middleware(
 
 /// Headers every response carries: no inline script, no framing, no sniffing.
 fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
-        .add((
-            "Content-Security-Policy",
-            "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; \
-             form-action 'self'; frame-ancestors 'none'",
+    SECURITY_HEADERS
+        .iter()
+        .fold(DefaultHeaders::new(), |headers, &pair| headers.add(pair))
+}
+
+/// actix-session answers a failing store with an empty 500, before or after the handler. The
+/// store has already logged the cause; this turns it into the friendly 503 page. (The error is
+/// returned, not wrapped in a response: that needs the request, which routing must own alone.)
+async fn store_failure_page(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    next.call(req).await.map_err(|err| {
+        let status = err.as_response_error().status_code();
+        AppError::Unavailable(anyhow::anyhow!(
+            "session store failed ({status}); cause logged above"
         ))
-        .add(("X-Content-Type-Options", "nosniff"))
-        .add(("Referrer-Policy", "same-origin"))
-        .add(("X-Frame-Options", "DENY"))
+        .into()
+    })
 }
 
 fn run(
@@ -191,12 +233,15 @@ fn run(
 ) -> anyhow::Result<Server> {
     let max_upload = settings.max_upload_bytes;
     let settings = web::Data::new(settings);
+    let pool = web::Data::new(store.pool().clone());
     let server = HttpServer::new(move || {
         App::new()
             .wrap(session_middleware(store.clone(), key.clone(), &settings))
+            .wrap(from_fn(store_failure_page))
             .wrap(security_headers())
             .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
             .app_data(settings.clone())
+            .app_data(pool.clone())
             .app_data(
                 MultipartFormConfig::default()
                     .total_limit(max_upload)
@@ -206,6 +251,10 @@ fn run(
             .default_service(web::to(routes::not_found))
     })
     .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+    // Explicit limits against slow or broken clients: headers must arrive within 5 s, and a
+    // closing connection gets 1 s. (actix-http caps headers: 431 past 128 KiB, 400 past 96.)
+    .client_request_timeout(Duration::from_secs(5))
+    .client_disconnect_timeout(Duration::from_secs(1))
     .listen(listener)?
     .run();
     Ok(server)

@@ -18,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/action", web::get().to(action::show))
     .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
     .route("/static/style.css", web::get().to(assets::stylesheet));
 }
 

@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod helpers;
+mod hardening;
 mod migrations;
 mod sessions;
 mod store;
