@@ -184,10 +184,9 @@ impl DbConnectionManager {
         match self.url.backend {
             Backend::Postgres => PgConnection::establish(&self.url.target)
                 .map(DbConnection::Postgres)
-                .map_err(r2d2::Error::ConnectionError),
+                .map_err(one_line),
             Backend::Sqlite => {
-                let mut conn = SqliteConnection::establish(&self.url.target)
-                    .map_err(r2d2::Error::ConnectionError)?;
+                let mut conn = SqliteConnection::establish(&self.url.target).map_err(one_line)?;
                 // busy_timeout first: switching the journal mode may itself wait for a lock.
                 // WAL lets readers proceed during a write; NORMAL sync is durable against a
                 // process crash, and loses at most the last commits on a power cut.
@@ -204,6 +203,17 @@ impl DbConnectionManager {
             }
         }
     }
+}
+
+/// libpq's messages span several lines; logs and the startup error want one.
+fn one_line(err: ConnectionError) -> r2d2::Error {
+    let err = match err {
+        ConnectionError::BadConnection(message) => {
+            ConnectionError::BadConnection(message.split_whitespace().collect::<Vec<_>>().join(" "))
+        }
+        other => other,
+    };
+    r2d2::Error::ConnectionError(err)
 }
 
 impl ManageConnection for DbConnectionManager {

@@ -135,27 +135,29 @@ pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<DbPool> 
 fn establish_with_retry(url: &DatabaseUrl, patience: Duration) -> anyhow::Result<DbConnection> {
     let manager = DbConnectionManager::new(url.clone());
     let started = Instant::now();
+    let deadline = started + patience;
     let mut pause = Duration::from_millis(250);
     loop {
-        match manager.establish() {
+        let err = match manager.establish() {
             Ok(conn) => return Ok(conn),
-            Err(err) if started.elapsed() + pause <= patience => {
-                log::warn!(
-                    "database at {} not reachable yet, retrying in {} ms: {err}",
-                    url.location(),
-                    pause.as_millis()
-                );
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_secs(5));
-            }
-            Err(err) => {
-                return Err(anyhow::Error::new(err).context(format!(
-                    "cannot connect to the database at {} (gave up after {} s)",
-                    url.location(),
-                    started.elapsed().as_secs()
-                )))
-            }
+            Err(err) => err,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(anyhow::Error::new(err).context(format!(
+                "cannot connect to the database at {} (gave up after {} s)",
+                url.location(),
+                started.elapsed().as_secs()
+            )));
         }
+        let wait = pause.min(left);
+        log::warn!(
+            "database at {} not reachable yet, retrying in {} ms: {err}",
+            url.location(),
+            wait.as_millis()
+        );
+        std::thread::sleep(wait);
+        pause = (pause * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -235,9 +237,14 @@ fn run(
     let settings = web::Data::new(settings);
     let pool = web::Data::new(store.pool().clone());
     let server = HttpServer::new(move || {
-        App::new()
+        // Probes and the stylesheet come first, outside the session middleware, so that they
+        // never touch the database (a failing store must not fail /healthz).
+        let pages = web::scope("")
             .wrap(session_middleware(store.clone(), key.clone(), &settings))
             .wrap(from_fn(store_failure_page))
+            .configure(routes::pages)
+            .default_service(web::to(routes::not_found));
+        App::new()
             .wrap(security_headers())
             .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
             .app_data(settings.clone())
@@ -247,8 +254,8 @@ fn run(
                     .total_limit(max_upload)
                     .memory_limit(max_upload),
             )
-            .configure(routes::configure)
-            .default_service(web::to(routes::not_found))
+            .configure(routes::probes_and_assets)
+            .service(pages)
     })
     .shutdown_timeout(SHUTDOWN_GRACE_SECS)
     // Explicit limits against slow or broken clients: headers must arrive within 5 s, and a

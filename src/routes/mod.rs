@@ -9,17 +9,21 @@ use actix_web::web;
 
 pub use upload::{decode_text, UploadError};
 
-/// Registers every route; the app's default service answers 404 with the error page.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Routes that never need a session: health probes and the stylesheet.
+pub fn probes_and_assets(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/static/style.css", web::get().to(assets::stylesheet));
+}
+
+/// The pages, which run inside the session middleware.
+pub fn pages(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/")
             .route(web::get().to(upload::form))
             .route(web::post().to(upload::upload)),
     )
-    .route("/action", web::get().to(action::show))
-    .route("/healthz", web::get().to(health::healthz))
-    .route("/readyz", web::get().to(health::readyz))
-    .route("/static/style.css", web::get().to(assets::stylesheet));
+    .route("/action", web::get().to(action::show));
 }
 
 /// The answer for every path no route matches.

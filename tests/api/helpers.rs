@@ -56,6 +56,8 @@ pub struct TestDb {
 }
 
 enum DbCleanup {
+    /// A database the test does not own (e.g. a private server that cleans up after itself).
+    Nothing,
     Sqlite(
         #[expect(dead_code, reason = "held so the directory lives as long as the test")]
         tempfile::TempDir,
@@ -108,6 +110,14 @@ impl TestDb {
                     cleanup: DbCleanup::Postgres { admin_url, name },
                 })
             }
+        }
+    }
+
+    /// An existing database at `url`, left as it is afterwards.
+    pub fn existing(url: String) -> Self {
+        Self {
+            url,
+            cleanup: DbCleanup::Nothing,
         }
     }
 

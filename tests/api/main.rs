@@ -3,8 +3,10 @@
 
 #[macro_use]
 mod helpers;
+mod faults;
 mod hardening;
 mod migrations;
+mod private_pg;
 mod sessions;
 mod store;
 mod upload;

@@ -1,0 +1,344 @@
+//! Database faults and process crashes: an outage while serving, a database that is late or
+//! absent at startup, kill -9 during writes, and logs that never hold secrets.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::helpers::{cookie_client, spawn_app, Backend, TestDb};
+use crate::private_pg::PrivatePostgres;
+
+#[actix_web::test]
+async fn a_database_outage_answers_503_then_recovers_without_a_restart() {
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
+    let db = TestDb::existing(pg.url());
+    let app = spawn_app(&db, &[]).await;
+    app.upload("a.txt", "before the outage\n").await;
+
+    pg.halt();
+    let started = Instant::now();
+    let during = app.get("/action").await;
+    let answered_in = started.elapsed();
+
+    assert_eq!(during.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        answered_in < Duration::from_secs(8),
+        "answered after {answered_in:?}"
+    );
+    assert!(during
+        .text()
+        .await
+        .expect("body")
+        .contains("Temporarily unavailable"));
+    assert_eq!(
+        app.get("/readyz").await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+    let upload = app.upload("b.txt", "during the outage\n").await;
+    assert_eq!(upload.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    pg.resume();
+    let back = Instant::now();
+    let mut recovered = false;
+    while back.elapsed() < Duration::from_secs(20) {
+        let response = app.get("/action").await;
+        if response.status() == StatusCode::OK {
+            let page = response.text().await.expect("body");
+            assert!(page.contains("before the outage"), "no data lost: {page}");
+            recovered = true;
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "recovered {:?} after the database came back",
+        back.elapsed()
+    );
+    assert!(recovered, "the app recovers on its own");
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn startup_waits_for_a_database_that_comes_up_late() {
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
+    pg.halt();
+    let db = TestDb::existing(pg.url());
+    let starting = actix_web::rt::spawn(async move {
+        let app = spawn_app(&db, &[("DATABASE_CONNECT_TIMEOUT_SECS", "30")]).await;
+        let status = app.get("/readyz").await.status();
+        app.stop().await;
+        status
+    });
+
+    actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !starting.is_finished(),
+        "startup waits while the database is down"
+    );
+    pg.resume();
+
+    assert_eq!(starting.await.expect("startup"), StatusCode::OK);
+}
+
+fn textdrop() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_textdrop"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(std::env::temp_dir());
+    command
+}
+
+#[test]
+fn an_absent_database_stops_startup_after_the_retry_budget_naming_the_host() {
+    let started = Instant::now();
+    let output = textdrop()
+        .env(
+            "DATABASE_URL",
+            "postgres://textdrop:hunter2@127.0.0.1:1/textdrop",
+        )
+        .env("DATABASE_CONNECT_TIMEOUT_SECS", "2")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run");
+
+    assert!(!output.status.success());
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "it retried for a while"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().expect("an error line");
+    assert!(
+        last.contains("cannot connect to the database at 127.0.0.1:1"),
+        "{last}"
+    );
+    assert!(stderr.contains("retrying"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+/// A server process of its own, for tests that kill it or read its logs.
+struct ServerProcess {
+    child: Child,
+    port: u16,
+    /// Where the process's stderr goes (a file, so a chatty log never blocks it on a pipe).
+    log: tempfile::NamedTempFile,
+}
+
+impl ServerProcess {
+    fn start(db: &TestDb, extra: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let log = tempfile::NamedTempFile::new().expect("log file");
+        let mut command = textdrop();
+        command
+            .env("DATABASE_URL", &db.url)
+            .env("PORT", port.to_string())
+            .env("SECRET_KEY", crate::helpers::TEST_SECRET)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log.reopen().expect("log file"));
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start textdrop");
+        let server = Self { child, port, log };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the server did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn address(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGTERM, wait, and return everything the process wrote to stderr.
+    fn stop_and_read_log(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        std::fs::read_to_string(self.log.path()).expect("read the log")
+    }
+
+    fn kill_hard(mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+}
+
+async fn upload_with(client: &reqwest::Client, address: &str, body: String) -> Option<StatusCode> {
+    let part = reqwest::multipart::Part::bytes(body.into_bytes()).file_name("v.txt");
+    let form = reqwest::multipart::Form::new().part("textfile", part);
+    client
+        .post(format!("{address}/"))
+        .multipart(form)
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status())
+}
+
+/// A file whose every line names the same version, so a torn write would show as a mix.
+fn versioned_file(client: usize, version: usize) -> String {
+    format!("client {client} version {version}\n").repeat(500)
+}
+
+async fn kill_9_during_writes_leaves_every_session_whole(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let server = ServerProcess::start(&db, &[]);
+    let address = server.address();
+    let clients: Vec<reqwest::Client> = (0..8).map(|_| cookie_client()).collect();
+    for (n, client) in clients.iter().enumerate() {
+        let status = upload_with(client, &address, versioned_file(n, 0)).await;
+        assert_eq!(status, Some(StatusCode::SEE_OTHER));
+    }
+
+    // Every client rewrites its file in a loop; the server dies in the middle.
+    let writers: Vec<_> = clients
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(n, client)| {
+            let address = address.clone();
+            actix_web::rt::spawn(async move {
+                for version in 1.. {
+                    if upload_with(&client, &address, versioned_file(n, version))
+                        .await
+                        .is_none()
+                    {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    actix_web::rt::time::sleep(Duration::from_millis(700)).await;
+    server.kill_hard();
+    for writer in writers {
+        let _ = writer.await;
+    }
+
+    let restarted = ServerProcess::start(&db, &[]);
+    for (n, client) in clients.iter().enumerate() {
+        let page = client
+            .get(format!("{}/action", restarted.address()))
+            .send()
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("body");
+        let versions: std::collections::BTreeSet<&str> = page
+            .lines()
+            .filter_map(|l| l.split(&format!("client {n} version ")).nth(1))
+            .map(|rest| rest.split('<').next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            versions.len(),
+            1,
+            "client {n} sees one whole version: {versions:?}"
+        );
+        assert_eq!(
+            page.matches(&format!("client {n} version ")).count(),
+            500,
+            "client {n}"
+        );
+    }
+    for state in db.states() {
+        serde_json::from_str::<serde_json::Value>(&state).expect("every row holds valid JSON");
+    }
+    restarted.kill_hard();
+}
+
+async fn logs_never_hold_cookies_keys_secrets_or_file_contents(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    // A password in the URL (trust auth ignores it) to check it never reaches the log.
+    let db_url = if backend == Backend::Postgres {
+        db.url.replacen("postgres@", "postgres:pa55word-in-url@", 1)
+    } else {
+        db.url.clone()
+    };
+    let db_view = TestDb::existing(db_url);
+    let server = ServerProcess::start(
+        &db_view,
+        &[("RUST_LOG", "trace"), ("SESSION_LIFETIME_SECS", "1")],
+    );
+    let client = cookie_client();
+    let secret_line = "TOP-SECRET-FILE-LINE-4711";
+    let response = {
+        let part = reqwest::multipart::Part::bytes(format!("{secret_line}\n").into_bytes())
+            .file_name("s.txt");
+        client
+            .post(format!("{}/", server.address()))
+            .multipart(reqwest::multipart::Form::new().part("textfile", part))
+            .send()
+            .await
+            .expect("upload")
+    };
+    let cookie = crate::helpers::session_set_cookie(&response).expect("cookie");
+    let cookie_value = cookie
+        .split(';')
+        .next()
+        .expect("pair")
+        .trim_start_matches("id=")
+        .to_owned();
+    client
+        .get(format!("{}/action", server.address()))
+        .send()
+        .await
+        .expect("GET");
+    // Let the session expire, then use the stale cookie: the expired-key path logs too.
+    actix_web::rt::time::sleep(Duration::from_millis(1200)).await;
+    client
+        .get(format!("{}/action", server.address()))
+        .send()
+        .await
+        .expect("GET");
+
+    let log = server.stop_and_read_log();
+
+    assert!(
+        log.contains("listening on"),
+        "the log was captured: {log:.300}"
+    );
+    for (what, needle) in [
+        ("cookie value", cookie_value.as_str()),
+        ("SECRET_KEY", crate::helpers::TEST_SECRET),
+        ("file contents", secret_line),
+        ("database password", "pa55word-in-url"),
+    ] {
+        assert!(!log.contains(needle), "the log holds the {what}");
+    }
+    // No 64-character token (a session key or its hash) appears anywhere.
+    let longest_token = log
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        longest_token < 64,
+        "a {longest_token}-character token is in the log"
+    );
+}
+
+backend_tests!(
+    kill_9_during_writes_leaves_every_session_whole,
+    logs_never_hold_cookies_keys_secrets_or_file_contents,
+);
