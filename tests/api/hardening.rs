@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use futures_util::StreamExt;
 use reqwest::header::{CONTENT_TYPE, COOKIE};
 use reqwest::StatusCode;
 
@@ -406,7 +407,60 @@ async fn two_tabs_uploading_at_once_leave_one_whole_file(backend: Backend) {
     app.stop().await;
 }
 
+/// Cleanup (or expiry) removes the row while an upload is still arriving: the upload completes
+/// under a new key, and the deleted session's row is not written again.
+async fn a_session_deleted_mid_request_is_not_resurrected(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let app = spawn_app(&db, &[]).await;
+    let first = session_set_cookie(&app.upload("a.txt", "old data\n").await).expect("cookie");
+    let (old_id, _) = db.expiries().pop().expect("row");
+    let head =
+        "--XyZ\r\nContent-Disposition: form-data; name=\"textfile\"; filename=\"b.txt\"\r\n\r\n";
+    let chunks: Vec<Result<String, std::io::Error>> = vec![
+        Ok(head.to_owned()),
+        Ok("new data\n".to_owned()),
+        Ok("\r\n--XyZ--\r\n".to_owned()),
+    ];
+    let slow_body = futures_util::stream::iter(chunks).then(|chunk| async move {
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        chunk
+    });
+    let upload = app
+        .client
+        .post(format!("{}/", app.address))
+        .header(CONTENT_TYPE, "multipart/form-data; boundary=XyZ")
+        .body(reqwest::Body::wrap_stream(slow_body))
+        .send();
+
+    let (response, ()) = futures_util::join!(upload, async {
+        actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+        let mut conn = db.connect();
+        textdrop::session::queries::delete(&mut conn, &old_id).expect("delete mid-request");
+    });
+
+    let response = response.expect("upload completes");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let second = session_set_cookie(&response).expect("a new cookie");
+    assert_ne!(
+        first.split(';').next(),
+        second.split(';').next(),
+        "a new key was issued"
+    );
+    let ids: Vec<String> = db.expiries().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids.len(), 1);
+    assert_ne!(ids[0], old_id, "the deleted row stays deleted");
+    let page = app.get_text("/action").await;
+    assert!(
+        page.contains("new data") && !page.contains("old data"),
+        "{page}"
+    );
+    app.stop().await;
+}
+
 backend_tests!(
+    a_session_deleted_mid_request_is_not_resurrected,
     many_clients_at_once_each_see_only_their_own_file,
     two_tabs_uploading_at_once_leave_one_whole_file,
 );
