@@ -4,8 +4,10 @@ use clap::{Parser, Subcommand};
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::session::cleanup;
+use crate::session::cleanup::{self, SweepLimits};
 use crate::startup::{connect_and_migrate, Application};
+use actix_web::web;
+use std::time::Duration;
 
 /// Upload a text file, see it back: anonymous server-side sessions in SQL that clean up after
 /// themselves. Configured through the environment and `.env` (see .env.example).
@@ -22,8 +24,10 @@ pub enum Command {
     Serve,
     /// Run pending migrations and exit.
     Migrate,
-    /// Delete expired sessions once, print how many went, and exit.
+    /// Delete expired sessions once (in batches), print how many went and how long it took.
     Cleanup,
+    /// Print live and expired session counts and the oldest expiry.
+    Stats,
 }
 
 /// Runs the command `cli` names with `settings`.
@@ -42,12 +46,35 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Cleanup => {
             let pool = connect_and_migrate(&settings).await?;
-            let report = cleanup::run_cleanup(&pool, &Clock::system()).await?;
+            // The same batched path as the task, but with no time budget: run to the end.
+            let limits = SweepLimits {
+                time_budget: Duration::MAX,
+                ..settings.sweep_limits()
+            };
+            let report = cleanup::run_cleanup(&pool, &Clock::system(), limits).await?;
+            if report.skipped {
+                println!("another instance is sweeping right now; run again later");
+            }
             println!(
-                "deleted {} expired session(s) in {} ms",
+                "deleted {} expired session(s) in {} ms ({} batch(es))",
                 report.deleted,
-                report.elapsed.as_millis()
+                report.elapsed.as_millis(),
+                report.batches
             );
+        }
+        Command::Stats => {
+            let pool = connect_and_migrate(&settings).await?;
+            let now = Clock::system().now();
+            let counts = web::block(move || -> anyhow::Result<_> {
+                Ok(cleanup::count_sessions(&mut *pool.get()?, now)?)
+            })
+            .await??;
+            println!("live sessions:    {}", counts.live);
+            println!("expired sessions: {} (waiting for cleanup)", counts.expired);
+            match counts.oldest_expiry {
+                Some(at) => println!("oldest expiry:    {at} UTC"),
+                None => println!("oldest expiry:    none (no rows)"),
+            }
         }
     }
     Ok(())

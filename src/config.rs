@@ -25,6 +25,8 @@ pub struct Settings {
     pub max_upload_bytes: usize,
     pub cookie_secure: bool,
     pub database_pool_size: u32,
+    /// Rows the cleanup deletes per statement.
+    pub cleanup_batch_size: i64,
     /// How long startup keeps retrying an unreachable database before giving up.
     pub database_connect_timeout: Duration,
 }
@@ -77,6 +79,14 @@ const MAX_LIFETIME_SECS: u64 = 10 * 365 * 24 * 3600;
 const MAX_UPLOAD_LIMIT: usize = 64 * 1024 * 1024;
 
 impl Settings {
+    /// How much one cleanup run may do.
+    pub fn sweep_limits(&self) -> crate::session::cleanup::SweepLimits {
+        crate::session::cleanup::SweepLimits {
+            batch_size: self.cleanup_batch_size,
+            ..Default::default()
+        }
+    }
+
     /// Reads the process environment (after `.env` has been loaded by `main`).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -116,6 +126,8 @@ impl Settings {
             parse_number::<usize>(&get, "MAX_UPLOAD_BYTES", 1_048_576, 1, MAX_UPLOAD_LIMIT)?;
         let cookie_secure = parse_bool(&get, "COOKIE_SECURE", false)?;
         let database_pool_size = parse_number::<u32>(&get, "DATABASE_POOL_SIZE", 10, 1, 512)?;
+        let cleanup_batch_size =
+            parse_number::<i64>(&get, "CLEANUP_BATCH_SIZE", 5_000, 1, 1_000_000)?;
         let connect_timeout =
             parse_number::<u64>(&get, "DATABASE_CONNECT_TIMEOUT_SECS", 30, 0, 3600)?;
 
@@ -131,6 +143,7 @@ impl Settings {
             cookie_secure,
             database_pool_size,
             database_connect_timeout: Duration::from_secs(connect_timeout),
+            cleanup_batch_size,
         })
     }
 }

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod metrics;
 pub mod routes;
 pub mod schema;
 pub mod session;

@@ -21,6 +21,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{self, DatabaseUrl, DbConnection, DbConnectionManager, DbPool, PoolOptions};
 use crate::error::{AppError, SECURITY_HEADERS};
+use crate::metrics::Metrics;
 use crate::routes;
 use crate::session::{CleanupTask, DieselSessionStore};
 use crate::templates;
@@ -37,6 +38,7 @@ const SHUTDOWN_GRACE_SECS: u64 = 10;
 /// A built application: migrated database, bound listener, cleanup task started.
 pub struct Application {
     port: u16,
+    metrics: Metrics,
     server: Server,
     cleanup: Option<CleanupTask>,
 }
@@ -57,10 +59,18 @@ impl Application {
         let port = listener.local_addr()?.port();
 
         let key = cookie_key(&settings);
-        let store = DieselSessionStore::new(pool.clone(), clock.clone());
-        let cleanup = settings
-            .cleanup_interval
-            .map(|period| CleanupTask::spawn(pool, clock, period));
+        let metrics = Metrics::new();
+        let store =
+            DieselSessionStore::new(pool.clone(), clock.clone()).with_metrics(metrics.clone());
+        let cleanup = settings.cleanup_interval.map(|period| {
+            CleanupTask::spawn(
+                pool,
+                clock,
+                period,
+                settings.sweep_limits(),
+                metrics.clone(),
+            )
+        });
 
         log::info!(
             "textdrop {} listening on http://{}:{port} (database: {} at {}; session lifetime {} s, \
@@ -76,9 +86,10 @@ impl Application {
                 .map_or("disabled".to_owned(), |p| format!("every {} s", p.as_secs())),
         );
 
-        let server = run(listener, settings, store, key)?;
+        let server = run(listener, settings, store, key, metrics.clone())?;
         Ok(Self {
             port,
+            metrics,
             server,
             cleanup,
         })
@@ -87,6 +98,11 @@ impl Application {
     /// The port the server listens on (useful with port 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// This application's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// A handle to stop the server from elsewhere.
@@ -232,7 +248,9 @@ fn run(
     settings: Settings,
     store: DieselSessionStore,
     key: Key,
+    metrics: Metrics,
 ) -> anyhow::Result<Server> {
+    let metrics = web::Data::new(metrics);
     let max_upload = settings.max_upload_bytes;
     let settings = web::Data::new(settings);
     let pool = web::Data::new(store.pool().clone());
@@ -249,6 +267,7 @@ fn run(
             .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
             .app_data(settings.clone())
             .app_data(pool.clone())
+            .app_data(metrics.clone())
             .app_data(
                 MultipartFormConfig::default()
                     .total_limit(max_upload)

@@ -1,5 +1,5 @@
 //! Liveness (`/healthz`: 200 while the process serves HTTP, whatever the database does) and
-//! readiness (`/readyz`: 200 only while the database answers a trivial query).
+//! readiness (`/readyz`: 200 only while the database answers a trivial query), and metrics.
 
 use std::time::Duration;
 
@@ -7,6 +7,7 @@ use actix_web::{web, HttpResponse};
 use diesel::connection::SimpleConnection;
 
 use crate::db::DbPool;
+use crate::metrics::Metrics;
 
 /// Readiness waits at most this long for a connection.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -34,6 +35,14 @@ pub async fn readyz(pool: web::Data<DbPool>) -> HttpResponse {
             text(HttpResponse::ServiceUnavailable(), "database unavailable\n")
         }
     }
+}
+
+/// Prometheus metrics in the text exposition format.
+pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(metrics.render())
 }
 
 fn text(mut builder: actix_web::HttpResponseBuilder, body: &'static str) -> HttpResponse {

@@ -9,10 +9,11 @@ use actix_web::web;
 
 pub use upload::{decode_text, UploadError};
 
-/// Routes that never need a session: health probes and the stylesheet.
+/// Routes that never need a session: health probes, metrics and the stylesheet.
 pub fn probes_and_assets(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
         .route("/static/style.css", web::get().to(assets::stylesheet));
 }
 

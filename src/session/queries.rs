@@ -92,32 +92,59 @@ pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::id.eq(id))).execute(conn)
 }
 
-/// Deletes at most `limit` rows that expired at or before `now`, in one statement.
+/// Key of the transaction-scoped advisory lock that lets one sweeper at a time delete on a
+/// shared PostgreSQL database.
+pub const SWEEPER_LOCK_KEY: i64 = 0x7464_7377_6565_7072; // "tdsweepr"
+
+diesel::define_sql_function! {
+    /// PostgreSQL: take a transaction-scoped advisory lock if free, without waiting.
+    fn pg_try_advisory_xact_lock(key: BigInt) -> Bool;
+}
+
+/// Deletes at most `limit` rows that expired at or before `now`, in one short transaction.
+/// Returns `None` when another sweeper holds the lock (PostgreSQL): the caller skips.
 ///
 /// Neither backend has `DELETE … LIMIT`, so the batch is chosen by a subquery that walks the
-/// `expires_at` index: on the primary key with `SKIP LOCKED` on PostgreSQL (rows another sweeper
-/// holds are left to it), on the rowid on SQLite. Raw SQL, since the placeholders differ.
+/// `expires_at` index: on the primary key with `SKIP LOCKED` on PostgreSQL, under a
+/// transaction-scoped advisory lock so several instances never sweep at once; on the rowid on
+/// SQLite, where the database allows one writer anyway. Raw SQL, since the placeholders differ.
 pub fn delete_expired_batch(
     conn: &mut DbConnection,
     now: NaiveDateTime,
     limit: i64,
-) -> QueryResult<usize> {
+) -> QueryResult<Option<usize>> {
     match conn {
-        DbConnection::Postgres(pg) => diesel::sql_query(
-            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= $1 \
-             ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
-        )
-        .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(limit)
-        .execute(pg),
+        DbConnection::Postgres(pg) => pg.transaction(|pg| {
+            let locked: bool =
+                diesel::select(pg_try_advisory_xact_lock(SWEEPER_LOCK_KEY)).get_result(pg)?;
+            if !locked {
+                return Ok(None);
+            }
+            diesel::sql_query(
+                "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= $1 \
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            )
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(limit)
+            .execute(pg)
+            .map(Some)
+        }),
         DbConnection::Sqlite(sqlite) => diesel::sql_query(
             "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions \
              WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)",
         )
         .bind::<Timestamp, _>(now)
         .bind::<BigInt, _>(limit)
-        .execute(sqlite),
+        .execute(sqlite)
+        .map(Some),
     }
+}
+
+/// The earliest expiry of any row, live or not.
+pub fn oldest_expiry(conn: &mut DbConnection) -> QueryResult<Option<NaiveDateTime>> {
+    sessions::table
+        .select(diesel::dsl::min(sessions::expires_at))
+        .get_result(conn)
 }
 
 /// Rows still live at `now`.

@@ -239,6 +239,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub clock: TestClock,
+    pub metrics: textdrop::metrics::Metrics,
     handle: ServerHandle,
 }
 
@@ -269,11 +270,13 @@ pub async fn spawn_app_with(
         .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
+    let metrics = app.metrics().clone();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address,
         client,
         clock,
+        metrics,
         handle,
     }
 }

@@ -7,6 +7,7 @@ mod faults;
 mod hardening;
 mod migrations;
 mod private_pg;
+mod scale;
 mod sessions;
 mod store;
 mod upload;

@@ -9,7 +9,7 @@ use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 use textdrop::clock::Clock;
-use textdrop::session::cleanup::delete_expired;
+use textdrop::session::cleanup::{delete_expired, SweepLimits};
 use textdrop::session::store::session_id;
 use textdrop::session::DieselSessionStore;
 
@@ -27,6 +27,13 @@ fn state(pairs: &[(&str, &str)]) -> HashMap<String, String> {
 /// `SessionKey` is not `Clone`; `update` takes one by value.
 fn copy(key: &SessionKey) -> SessionKey {
     SessionKey::try_from(key.as_ref().to_owned()).expect("valid key")
+}
+
+fn batches_of(batch_size: i64) -> SweepLimits {
+    SweepLimits {
+        batch_size,
+        ..Default::default()
+    }
 }
 
 fn store(db: &TestDb, clock: &TestClock) -> DieselSessionStore {
@@ -249,17 +256,16 @@ async fn cleanup_deletes_exactly_the_expired_rows(backend: Backend) {
 
     // Batches of 3 make the loop run several times.
     let now = clock.clock().now();
-    let deleted = delete_expired(&mut db.connect(), now, 3).expect("cleanup");
+    let report = delete_expired(&mut db.connect(), now, batches_of(3)).expect("cleanup");
 
-    assert_eq!(deleted, 7);
+    assert_eq!(report.deleted, 7);
+    assert_eq!(report.batches, 3, "3 + 3 + 1: the short batch ends the run");
     assert_eq!(db.row_count(), 4);
     for key in &long_lived {
         assert!(store.load(key).await.expect("load").is_some());
     }
-    assert_eq!(
-        delete_expired(&mut db.connect(), now, 3).expect("cleanup"),
-        0
-    );
+    let again = delete_expired(&mut db.connect(), now, batches_of(3)).expect("cleanup");
+    assert_eq!(again.deleted, 0);
 }
 
 backend_tests!(
@@ -304,8 +310,9 @@ async fn a_non_utc_postgres_time_zone_changes_nothing() {
         assert!(store.load(&key).await.expect("load").is_some(), "{zone}");
         clock.advance(Duration::from_secs(101));
         assert_eq!(store.load(&key).await.expect("load"), None, "{zone}");
-        let deleted = delete_expired(&mut db.connect(), clock.clock().now(), 100).expect("cleanup");
-        assert_eq!(deleted, 1, "{zone}");
+        let report = delete_expired(&mut db.connect(), clock.clock().now(), batches_of(100))
+            .expect("cleanup");
+        assert_eq!(report.deleted, 1, "{zone}");
     }
 }
 

@@ -1,0 +1,250 @@
+//! Several instances on one PostgreSQL, the sweeper lock, batched cleanup, metrics and `stats`.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use diesel::prelude::*;
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use textdrop::clock::Clock;
+use textdrop::db::{self, DbConnection};
+use textdrop::session::cleanup::{delete_expired, SweepLimits};
+use textdrop::session::queries::{self, NewSession, SWEEPER_LOCK_KEY};
+
+use crate::helpers::{cookie_client, eventually, spawn_app_with, Backend, TestClock, TestDb};
+use crate::private_pg::PrivatePostgres;
+
+/// Inserts `count` rows whose expiry is `offset_secs` from now, in chunks.
+fn insert_rows(db: &TestDb, prefix: &str, count: usize, offset_secs: i64) {
+    let now = Utc::now().naive_utc();
+    let ids: Vec<String> = (0..count).map(|n| format!("{prefix}-{n}")).collect();
+    let mut conn = db.connect();
+    for chunk in ids.chunks(5_000) {
+        let rows: Vec<NewSession<'_>> = chunk
+            .iter()
+            .map(|id| NewSession {
+                id,
+                state: "{}",
+                expires_at: now + chrono::Duration::seconds(offset_secs),
+                created_at: now,
+            })
+            .collect();
+        let insert = diesel::insert_into(textdrop::schema::sessions::table).values(&rows);
+        // Multi-row inserts do not compile through the MultiConnection: use the backend's own.
+        match &mut conn {
+            DbConnection::Postgres(pg) => insert.execute(pg),
+            DbConnection::Sqlite(sqlite) => insert.execute(sqlite),
+        }
+        .expect("insert rows");
+    }
+}
+
+fn counts(db: &TestDb) -> (i64, i64) {
+    let now = Clock::system().now();
+    let mut conn = db.connect();
+    (
+        queries::count_live(&mut conn, now).expect("live"),
+        queries::count_expired(&mut conn, now).expect("expired"),
+    )
+}
+
+#[actix_web::test]
+async fn three_instances_share_sessions_and_sweep_without_stepping_on_each_other() {
+    let Some(db) = TestDb::new(Backend::Postgres) else {
+        return;
+    };
+    let vars = [
+        ("CLEANUP_INTERVAL_SECS", "1"),
+        ("CLEANUP_BATCH_SIZE", "500"),
+    ];
+    let client = cookie_client();
+    let mut apps = Vec::new();
+    for _ in 0..3 {
+        apps.push(spawn_app_with(&db, &vars, TestClock::default(), client.clone()).await);
+    }
+    insert_rows(&db, "expired", 20_000, -60);
+    insert_rows(&db, "live", 300, 3_600);
+
+    // Meanwhile a visitor moves between instances: upload on one, read and replace on others.
+    let started = Instant::now();
+    let mut round = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        let body = format!("round {round}\n");
+        let upload = apps[round % 3].upload("r.txt", body.clone()).await;
+        assert_eq!(upload.status(), StatusCode::SEE_OTHER, "round {round}");
+        let page = apps[(round + 1) % 3].get_text("/action").await;
+        assert!(
+            page.contains(&format!("round {round}")),
+            "round {round}: {page}"
+        );
+        round += 1;
+    }
+    let swept = eventually(Duration::from_secs(20), || counts(&db).1 == 0).await;
+
+    assert!(swept, "every expired row is gone: {:?}", counts(&db));
+    assert_eq!(
+        counts(&db).0,
+        301,
+        "no live row was deleted (300 + the visitor's)"
+    );
+    let deleted: u64 = apps.iter().map(|a| a.metrics.deleted_rows()).sum();
+    assert_eq!(
+        deleted, 20_000,
+        "each expired row deleted exactly once across instances"
+    );
+    for app in apps {
+        app.stop().await;
+    }
+}
+
+#[actix_web::test]
+async fn a_sweeper_skips_its_tick_while_another_holds_the_lock() {
+    let Some(db) = TestDb::new(Backend::Postgres) else {
+        return;
+    };
+    db::run_migrations(&mut db.connect()).expect("migrate");
+    insert_rows(&db, "expired", 50, -60);
+    let now = Clock::system().now();
+    let mut holder = db.connect();
+
+    let while_held = holder
+        .transaction(|holder| {
+            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({SWEEPER_LOCK_KEY})"))
+                .execute(holder)?;
+            // The other sweeper does not wait: it reports a skip and deletes nothing.
+            delete_expired(&mut db.connect(), now, SweepLimits::default())
+        })
+        .expect("sweep while held");
+    let after = delete_expired(&mut db.connect(), now, SweepLimits::default()).expect("sweep");
+
+    assert!(while_held.skipped);
+    assert_eq!(while_held.deleted, 0);
+    assert!(!after.skipped);
+    assert_eq!(after.deleted, 50);
+}
+
+#[actix_web::test]
+async fn instances_started_at_once_on_an_empty_database_all_come_up() {
+    let Some(db) = TestDb::new(Backend::Postgres) else {
+        return;
+    };
+
+    let apps =
+        join_all((0..4).map(|_| spawn_app_with(&db, &[], TestClock::default(), cookie_client())))
+            .await;
+
+    for app in &apps {
+        assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    }
+    let mut conn = db.connect();
+    assert!(db::pending_migrations(&mut conn)
+        .expect("pending")
+        .is_empty());
+    let runs: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "SELECT count(*) FROM __diesel_schema_migrations",
+    )
+    .get_result(&mut conn)
+    .expect("count");
+    assert_eq!(runs, 1, "the one migration ran once");
+    for app in apps {
+        app.stop().await;
+    }
+}
+
+#[actix_web::test]
+async fn the_sweeper_keeps_running_after_a_database_error() {
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
+    let db = TestDb::existing(pg.url());
+    let app = spawn_app_with(
+        &db,
+        &[("CLEANUP_INTERVAL_SECS", "1")],
+        TestClock::default(),
+        cookie_client(),
+    )
+    .await;
+
+    pg.halt();
+    let failed = eventually(Duration::from_secs(15), || {
+        app.metrics
+            .render()
+            .contains("textdrop_cleanup_errors_total 1")
+    })
+    .await;
+    pg.resume();
+    insert_rows(&db, "expired", 10, -60);
+    let swept = eventually(Duration::from_secs(15), || counts(&db).1 == 0).await;
+
+    assert!(failed, "a run failed while the database was down");
+    assert!(swept, "later runs delete again: {:?}", counts(&db));
+    app.stop().await;
+}
+
+async fn metrics_expose_store_and_cleanup_figures(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let app = spawn_app_with(
+        &db,
+        &[("CLEANUP_INTERVAL_SECS", "1")],
+        TestClock::default(),
+        cookie_client(),
+    )
+    .await;
+    app.upload("a.txt", "x\n").await;
+    app.get("/action").await;
+    let sampled = eventually(Duration::from_secs(10), || {
+        app.metrics.render().contains("textdrop_sessions_live 1")
+    })
+    .await;
+
+    let response = app.get("/metrics").await;
+
+    assert!(sampled, "the sweeper samples the live gauge");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("body");
+    for name in [
+        "textdrop_sessions_live 1",
+        "textdrop_cleanup_runs_total",
+        "textdrop_cleanup_deleted_rows_total",
+        "textdrop_cleanup_duration_seconds_bucket",
+        "textdrop_cleanup_skipped_total",
+        "textdrop_cleanup_errors_total",
+        "textdrop_store_operation_duration_seconds_count{operation=\"save\"} 1",
+        "textdrop_store_operation_duration_seconds_count{operation=\"load\"} 1",
+        "# TYPE textdrop_store_errors_total counter",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    app.stop().await;
+}
+
+async fn the_stats_command_counts_live_and_expired_rows(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    db::run_migrations(&mut db.connect()).expect("migrate");
+    insert_rows(&db, "expired", 3, -60);
+    insert_rows(&db, "live", 2, 600);
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_textdrop"))
+        .arg("stats")
+        .env_clear()
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("run");
+
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("live sessions:    2"), "{stdout}");
+    assert!(stdout.contains("expired sessions: 3"), "{stdout}");
+    assert!(stdout.contains("oldest expiry:    20"), "{stdout}");
+}
+
+backend_tests!(
+    metrics_expose_store_and_cleanup_figures,
+    the_stats_command_counts_live_and_expired_rows,
+);
