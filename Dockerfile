@@ -1,33 +1,46 @@
 # syntax=docker/dockerfile:1
-# textdrop in one container. Base images are ARGs so a build elsewhere needs no flags, while a
-# machine without registry access can point them at local stand-ins.
+# textdrop in one container: a builder stage with the Rust toolchain, and a small runtime stage
+# with the binary, libpq and CA certificates. Templates and migrations are inside the binary.
+# Base images are ARGs whose defaults are the official images, so a build elsewhere needs no
+# flags; scripts/container-test.sh points them at local stand-ins on a machine without a registry.
 ARG RUST_IMAGE=rust:1-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 FROM ${RUST_IMAGE} AS builder
 WORKDIR /build
-# Dependencies first, in their own layer: a dummy crate with the real manifest.
+# Dependencies first, in their own cached layer: the real manifest with a dummy crate.
 COPY Cargo.toml Cargo.lock build.rs ./
 RUN mkdir -p src migrations templates static \
-    && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
 COPY src src
 COPY migrations migrations
 COPY templates templates
 COPY static static
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked
+# touch: the copied sources may be older than the dummy build's artifacts.
+RUN touch src/main.rs src/lib.rs \
+    && cargo build --release --locked \
+    && cp target/release/textdrop /usr/local/bin/textdrop
 
 FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libpq5 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin textdrop \
-    && mkdir -p /data && chown textdrop /data
-COPY --from=builder /build/target/release/textdrop /usr/local/bin/textdrop
-USER textdrop
+    && groupadd --system --gid 10001 textdrop \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /data --shell /usr/sbin/nologin textdrop \
+    && mkdir -p /data \
+    && chown 10001:10001 /data
+COPY --from=builder /usr/local/bin/textdrop /usr/local/bin/textdrop
+# The unprivileged textdrop user, by number so any runtime can resolve it.
+USER 10001:10001
 WORKDIR /data
-ENV HOST=0.0.0.0 PORT=8080 DATABASE_URL=sqlite:///data/textdrop.db RUST_LOG=info,actix_session=warn
-VOLUME /data
+ENV HOST=0.0.0.0 \
+    PORT=8080 \
+    DATABASE_URL=sqlite:///data/textdrop.db \
+    RUST_LOG=info,actix_session=warn
+VOLUME ["/data"]
 EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["textdrop", "healthcheck"]
 CMD ["textdrop", "serve"]

@@ -28,6 +28,8 @@ pub enum Command {
     Cleanup,
     /// Print live and expired session counts and the oldest expiry.
     Stats,
+    /// Ask the server on HOST:PORT for /readyz; exit 0 when ready, 1 otherwise (for HEALTHCHECK).
+    Healthcheck,
 }
 
 /// Runs the command `cli` names with `settings`.
@@ -62,6 +64,10 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                 report.batches
             );
         }
+        Command::Healthcheck => {
+            let (host, port) = (settings.host.clone(), settings.port);
+            actix_web::rt::task::spawn_blocking(move || healthcheck(&host, port)).await??;
+        }
         Command::Stats => {
             let pool = connect_and_migrate(&settings).await?;
             let now = Clock::system().now();
@@ -78,4 +84,35 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// GETs /readyz from the server these settings describe, with plain std networking (the
+/// container image has no curl). A wildcard bind address is asked on loopback.
+fn healthcheck(host: &str, port: u16) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+
+    let host = match host {
+        "0.0.0.0" | "" => "127.0.0.1",
+        "::" | "[::]" => "::1",
+        other => other,
+    };
+    let timeout = Duration::from_secs(3);
+    let address = (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{host}:{port} resolves to no address"))?;
+    let mut stream = TcpStream::connect_timeout(&address, timeout)
+        .map_err(|e| anyhow::anyhow!("not ready: cannot connect to {address}: {e}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.take(256).read_to_string(&mut answer)?;
+    let status = answer.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) == Some("200") {
+        println!("ready");
+        Ok(())
+    } else {
+        anyhow::bail!("not ready: /readyz answered `{status}`")
+    }
 }

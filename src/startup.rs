@@ -32,9 +32,6 @@ pub const SESSION_COOKIE: &str = "id";
 /// How long a request waits for a pooled connection before it fails.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long in-flight requests may take to finish once shutdown starts.
-const SHUTDOWN_GRACE_SECS: u64 = 10;
-
 /// A built application: migrated database, bound listener, cleanup task started.
 pub struct Application {
     port: u16,
@@ -252,6 +249,7 @@ fn run(
 ) -> anyhow::Result<Server> {
     let metrics = web::Data::new(metrics);
     let max_upload = settings.max_upload_bytes;
+    let grace = settings.shutdown_grace.as_secs();
     let settings = web::Data::new(settings);
     let pool = web::Data::new(store.pool().clone());
     let server = HttpServer::new(move || {
@@ -276,7 +274,7 @@ fn run(
             .configure(routes::probes_and_assets)
             .service(pages)
     })
-    .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+    .shutdown_timeout(grace)
     // Explicit limits against slow or broken clients: headers must arrive within 5 s, and a
     // closing connection gets 1 s. (actix-http caps headers: 431 past 128 KiB, 400 past 96.)
     .client_request_timeout(Duration::from_secs(5))

@@ -105,7 +105,7 @@ diesel::define_sql_function! {
 /// Returns `None` when another sweeper holds the lock (PostgreSQL): the caller skips.
 ///
 /// Neither backend has `DELETE … LIMIT`, so the batch is chosen by a subquery that walks the
-/// `expires_at` index: on the primary key with `SKIP LOCKED` on PostgreSQL, under a
+/// `expires_at` index: on the ctid with `SKIP LOCKED` on PostgreSQL, under a
 /// transaction-scoped advisory lock so several instances never sweep at once; on the rowid on
 /// SQLite, where the database allows one writer anyway. Raw SQL, since the placeholders differ.
 pub fn delete_expired_batch(
@@ -120,9 +120,12 @@ pub fn delete_expired_batch(
             if !locked {
                 return Ok(None);
             }
+            // `= ANY(ARRAY(…))` of ctids makes a TID scan: with `id IN (…)` the planner may
+            // pick a hash join over a sequential scan of the whole table, once per batch. The
+            // rows are locked by the subquery, so their ctids hold until the commit.
             diesel::sql_query(
-                "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= $1 \
-                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                "DELETE FROM sessions WHERE ctid = ANY(ARRAY(SELECT ctid FROM sessions \
+                 WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
             )
             .bind::<Timestamp, _>(now)
             .bind::<BigInt, _>(limit)

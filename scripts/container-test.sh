@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Builds the real Dockerfile on a machine with no Docker engine and no image registry, then runs
+# the image twice (SQLite default, then the machine's PostgreSQL) and drives the upload flow and
+# the healthcheck over HTTP. Run as root; CI runs it from .ci/run.
+#
+# How: podman and buildah from Debian; local stand-ins for the base images (a debootstrap'ed
+# bookworm for debian:bookworm-slim, and that plus gcc/libpq-dev with this machine's rustup
+# toolchain mounted read-only for rust:1-bookworm); `buildah run --isolation chroot` to run a
+# command inside the image (plain `podman run` cannot set rlimits or cgroups in this sandbox).
+# Base images, the cargo registry and podman's layer cache persist under $CACHE between runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE=${TEXTDROP_CI_CACHE:-/var/cache/textdrop-ci}
+IMAGE=localhost/textdrop:test
+PG_ADMIN=${CONTAINER_TEST_PG:-postgres://postgres@127.0.0.1:5432}
+log() { printf '\n== container-test: %s\n' "$*"; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+log "tools"
+missing=()
+for tool in podman buildah debootstrap curl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if ((${#missing[@]})); then
+  apt-get update -qq
+  apt-get install -y -qq podman buildah debootstrap curl >/dev/null
+fi
+podman --version
+mkdir -p "$CACHE"
+
+log "base image stand-ins"
+if ! podman image exists localhost/debian:bookworm-slim; then
+  started=$(now)
+  rootfs="$CACHE/rootfs"
+  [[ -x "$rootfs/bin/sh" ]] || { rm -rf "$rootfs"; debootstrap --variant=minbase bookworm "$rootfs" >/dev/null; }
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  tar -C "$rootfs" -c . | podman import - localhost/debian:bookworm-slim >/dev/null
+  echo "runtime base built in $(since "$started") s"
+fi
+if ! podman image exists localhost/rust:local; then
+  started=$(now)
+  builder_file=$(mktemp)
+  cat > "$builder_file" <<'EOF'
+FROM localhost/debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev pkg-config libpq-dev ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:$PATH
+EOF
+  podman build --isolation=chroot -q -t localhost/rust:local -f "$builder_file" . >/dev/null
+  rm -f "$builder_file"
+  echo "builder base built in $(since "$started") s"
+fi
+
+log "podman build"
+mkdir -p "$CACHE/cargo-registry"
+started=$(now)
+podman build --isolation=chroot \
+  --build-arg RUST_IMAGE=localhost/rust:local \
+  --build-arg RUNTIME_IMAGE=localhost/debian:bookworm-slim \
+  -v "${RUSTUP_HOME:-$HOME/.rustup}:/usr/local/rustup:ro" \
+  -v "${CARGO_HOME:-$HOME/.cargo}/bin:/usr/local/cargo/bin:ro" \
+  -v "$CACHE/cargo-registry:/usr/local/cargo/registry" \
+  -v /etc/ssl/certs:/etc/ssl/certs:ro \
+  -t "$IMAGE" . > "$CACHE/build.log" 2>&1 || { tail -n 40 "$CACHE/build.log"; exit 1; }
+echo "image built in $(since "$started") s"
+
+# One run of the image's command in a container on the host network: start, wait for
+# readiness, upload and read back, healthcheck inside the container, SIGTERM, exit code.
+run_flow() { # $1 = label, rest = extra --env arguments
+  local label=$1; shift
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  local container
+  container=$(buildah from "$IMAGE")
+  local jar work
+  work=$(mktemp -d)
+  jar="$work/jar"
+  log "run on $label (port $port)"
+  local started
+  started=$(now)
+  buildah run --isolation chroot --env "PORT=$port" "$@" "$container" -- textdrop serve > "$work/server.log" 2>&1 &
+  local server=$!
+  local ready=no
+  for _ in $(seq 1 300); do
+    if curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; then ready=yes; break; fi
+    kill -0 "$server" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ $ready != yes ]]; then cat "$work/server.log"; buildah rm "$container" >/dev/null; exit 1; fi
+  echo "$label: ready $(since "$started") s after start"
+
+  [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/") == 200 ]]
+  printf 'hello from the container\n<b>escaped</b>\n' > "$work/file.txt"
+  local status
+  status=$(curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{http_code} %{redirect_url}' -F "textfile=@$work/file.txt" "http://127.0.0.1:$port/")
+  [[ $status == "303 http://127.0.0.1:$port/action" ]] || { echo "upload answered: $status"; exit 1; }
+  local page
+  page=$(curl -s -b "$jar" "http://127.0.0.1:$port/action")
+  grep -q 'hello from the container' <<<"$page"
+  grep -q '&lt;b&gt;escaped&lt;&#x2F;b&gt;' <<<"$page"
+  echo "$label: upload flow OK (303, lines shown escaped)"
+  buildah run --isolation chroot --env "PORT=$port" "$@" "$container" -- textdrop healthcheck
+  echo "$label: healthcheck inside the image exits 0"
+  buildah run --isolation chroot "$container" -- id -u | grep -qx 10001
+  echo "$label: runs as uid 10001"
+
+  # buildah run forwards the signal to the process in the container.
+  kill -TERM "$server"
+  local code=0
+  wait "$server" || code=$?
+  echo "$label: exit code after SIGTERM: $code"
+  grep -q 'listening on' "$work/server.log"
+  buildah rm "$container" >/dev/null
+  rm -rf "$work"
+  [[ $code == 0 ]]
+}
+
+run_flow "SQLite (the image's default DATABASE_URL)"
+
+db=textdrop_container_test
+psql -q "$PG_ADMIN/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+run_flow "PostgreSQL" --env "DATABASE_URL=$PG_ADMIN/$db"
+psql -q "$PG_ADMIN/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+
+log "image size"
+podman image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E 'textdrop:test|debian:bookworm-slim'
+echo "container test passed"
