@@ -174,6 +174,12 @@ impl ServerProcess {
         std::fs::read_to_string(self.log.path()).expect("read the log")
     }
 
+    fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
     fn kill_hard(mut self) {
         let _ = self.child.kill(); // SIGKILL
         let _ = self.child.wait();
@@ -337,6 +343,43 @@ async fn logs_never_hold_cookies_keys_secrets_or_file_contents(backend: Backend)
         longest_token < 64,
         "a {longest_token}-character token is in the log"
     );
+}
+
+#[actix_web::test]
+async fn sigterm_lets_an_upload_in_flight_finish_then_exits_0() {
+    use futures_util::StreamExt;
+    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+    let mut server = ServerProcess::start(&db, &[("SHUTDOWN_GRACE_SECS", "10")]);
+    let client = cookie_client();
+    let head =
+        "--XyZ\r\nContent-Disposition: form-data; name=\"textfile\"; filename=\"s.txt\"\r\n\r\n";
+    let chunks: Vec<Result<String, std::io::Error>> = vec![
+        Ok(head.to_owned()),
+        Ok("slow line one\n".to_owned()),
+        Ok("slow line two\n".to_owned()),
+        Ok("\r\n--XyZ--\r\n".to_owned()),
+    ];
+    let slow_body = futures_util::stream::iter(chunks).then(|chunk| async move {
+        actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+        chunk
+    });
+    let upload = client
+        .post(format!("{}/", server.address()))
+        .header("content-type", "multipart/form-data; boundary=XyZ")
+        .body(reqwest::Body::wrap_stream(slow_body))
+        .send();
+
+    let (response, ()) = futures_util::join!(upload, async {
+        actix_web::rt::time::sleep(Duration::from_millis(600)).await;
+        server.terminate();
+    });
+
+    let response = response.expect("the upload in flight is answered");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let status = server.child.wait().expect("exit status");
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(db.row_count(), 1, "the upload was stored");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err());
 }
 
 backend_tests!(
