@@ -23,6 +23,7 @@ use crate::db::{self, DatabaseUrl, DbConnection, DbConnectionManager, DbPool, Po
 use crate::error::{AppError, SECURITY_HEADERS};
 use crate::metrics::Metrics;
 use crate::routes;
+use crate::session::store::with_expiry_scope;
 use crate::session::{CleanupTask, DieselSessionStore};
 use crate::templates;
 
@@ -62,7 +63,7 @@ impl Application {
         let cleanup = settings.cleanup_interval.map(|period| {
             CleanupTask::spawn(
                 pool,
-                clock,
+                clock.clone(),
                 period,
                 settings.sweep_limits(),
                 metrics.clone(),
@@ -83,7 +84,7 @@ impl Application {
                 .map_or("disabled".to_owned(), |p| format!("every {} s", p.as_secs())),
         );
 
-        let server = run(listener, settings, store, key, metrics.clone())?;
+        let server = run(listener, settings, store, key, metrics.clone(), clock)?;
         Ok(Self {
             port,
             metrics,
@@ -227,11 +228,13 @@ fn security_headers() -> DefaultHeaders {
 /// actix-session answers a failing store with an empty 500, before or after the handler. The
 /// store has already logged the cause; this turns it into the friendly 503 page. (The error is
 /// returned, not wrapped in a response: that needs the request, which routing must own alone.)
+///
+/// It also gives the request room to carry the loaded session's expiry to the page.
 async fn store_failure_page(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    next.call(req).await.map_err(|err| {
+    with_expiry_scope(next.call(req)).await.map_err(|err| {
         let status = err.as_response_error().status_code();
         AppError::Unavailable(anyhow::anyhow!(
             "session store failed ({status}); cause logged above"
@@ -246,8 +249,10 @@ fn run(
     store: DieselSessionStore,
     key: Key,
     metrics: Metrics,
+    clock: Clock,
 ) -> anyhow::Result<Server> {
     let metrics = web::Data::new(metrics);
+    let clock = web::Data::new(clock);
     let max_upload = settings.max_upload_bytes;
     let grace = settings.shutdown_grace.as_secs();
     let settings = web::Data::new(settings);
@@ -266,6 +271,7 @@ fn run(
             .app_data(settings.clone())
             .app_data(pool.clone())
             .app_data(metrics.clone())
+            .app_data(clock.clone())
             .app_data(
                 MultipartFormConfig::default()
                     .total_limit(max_upload)

@@ -24,7 +24,8 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(upload::form))
             .route(web::post().to(upload::upload)),
     )
-    .route("/action", web::get().to(action::show));
+    .route("/action", web::get().to(action::show))
+    .route("/forget", web::post().to(action::forget));
 }
 
 /// The answer for every path no route matches.

@@ -127,17 +127,34 @@ fn form_page(
     settings: &Settings,
     status: StatusCode,
     error: Option<String>,
+    notice: Option<&str>,
 ) -> HttpResponse {
     let mut context = Context::new();
+    context.insert("notice", &notice);
     context.insert("has_file", &session.file().is_some());
     context.insert("max_upload", &human_bytes(settings.max_upload_bytes));
     context.insert("error", &error);
     templates::page(status, "greeting.html", &context)
 }
 
+/// The query GET / understands: `?forgotten=1` after "Forget my data now".
+#[derive(Debug, serde::Deserialize)]
+pub struct FormQuery {
+    #[serde(default)]
+    forgotten: Option<String>,
+}
+
 /// GET /
-pub async fn form(session: TextdropSession, settings: web::Data<Settings>) -> HttpResponse {
-    form_page(&session, &settings, StatusCode::OK, None)
+pub async fn form(
+    session: TextdropSession,
+    settings: web::Data<Settings>,
+    query: web::Query<FormQuery>,
+) -> HttpResponse {
+    let notice = query
+        .forgotten
+        .is_some()
+        .then_some("Your data was deleted from the server.");
+    form_page(&session, &settings, StatusCode::OK, None, notice)
 }
 
 /// POST /
@@ -153,7 +170,13 @@ pub async fn upload(
         Ok(file) => file,
         Err(err) => {
             let message = err.message(settings.max_upload_bytes);
-            return Ok(form_page(&session, &settings, err.status(), Some(message)));
+            return Ok(form_page(
+                &session,
+                &settings,
+                err.status(),
+                Some(message),
+                None,
+            ));
         }
     };
     session

@@ -13,7 +13,9 @@
 //! request that did not change the session. The store remembers the expiry it saw in `load`
 //! and only writes a new one once less than [`EXTEND_BELOW`] of the lifetime remains.
 
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -39,6 +41,35 @@ pub const EXTEND_BELOW: f64 = 0.8;
 /// Bound on the memory of recently loaded expiries; past it the memory is simply cleared
 /// (the cost is one extra UPDATE for the sessions in flight).
 const REMEMBERED_MAX: usize = 10_000;
+
+/// Whether a row expiring at `expires_at` has enough lifetime left at `now` that a read need
+/// not write a new expiry (at least [`EXTEND_BELOW`] of `ttl`).
+pub fn fresh_enough(expires_at: NaiveDateTime, now: NaiveDateTime, ttl: Duration) -> bool {
+    (expires_at - now).num_milliseconds() as f64 >= EXTEND_BELOW * ttl.num_milliseconds() as f64
+}
+
+/// When the visitor's data will be deleted if they do not come back, as of this request: the
+/// expiry `load` found, or a full lifetime from now when this request's `update_ttl` (or a
+/// write) moves it. `None` outside a request scope or when no row was loaded.
+pub fn expiry_after_this_request(now: NaiveDateTime, ttl: Duration) -> Option<NaiveDateTime> {
+    let loaded = LOADED_EXPIRY.try_with(Cell::get).ok().flatten()?;
+    Some(if fresh_enough(loaded, now, ttl) {
+        loaded
+    } else {
+        now + ttl
+    })
+}
+
+tokio::task_local! {
+    /// The expiry of the row `load` found for the request being served. actix-session keeps
+    /// the store and the handler apart; the request's task is what they share.
+    static LOADED_EXPIRY: Cell<Option<NaiveDateTime>>;
+}
+
+/// Runs `request` (the session middleware and the handler) with room for the loaded expiry.
+pub async fn with_expiry_scope<F: Future>(request: F) -> F::Output {
+    LOADED_EXPIRY.scope(Cell::new(None), request).await
+}
 
 /// A session store on the `sessions` table of PostgreSQL or SQLite. Cheap to clone.
 #[derive(Clone)]
@@ -156,6 +187,7 @@ impl SessionStore for DieselSessionStore {
             return Ok(None);
         };
         self.remember_expiry(id, row.expires_at);
+        let _ = LOADED_EXPIRY.try_with(|loaded| loaded.set(Some(row.expires_at)));
         serde_json::from_str(&row.state)
             .map(Some)
             .map_err(|e| LoadError::Deserialization(e.into()))
@@ -209,8 +241,7 @@ impl SessionStore for DieselSessionStore {
         let now = self.clock.now();
         let ttl = chrono_ttl(ttl);
         if let Some(expires_at) = self.take_expiry(&id) {
-            let remaining = (expires_at - now).num_milliseconds() as f64;
-            if remaining >= EXTEND_BELOW * ttl.num_milliseconds() as f64 {
+            if fresh_enough(expires_at, now, ttl) {
                 return Ok(());
             }
         }

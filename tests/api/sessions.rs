@@ -165,7 +165,91 @@ async fn a_restart_with_the_same_secret_key_keeps_the_session(backend: Backend) 
     second.stop().await;
 }
 
+async fn the_action_page_says_when_the_data_will_be_deleted(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let app = spawn_app(&db, &[("SESSION_LIFETIME_SECS", "6000")]).await;
+    app.upload("a.txt", "a\n").await;
+    let kept_until = |page: &str| {
+        let start = page.find("id=\"kept-until\">").expect("kept-until") + 16;
+        page[start..start + 20].to_owned()
+    };
+    let expected = |from_now: i64| {
+        (app.clock.clock().now() + chrono::Duration::seconds(from_now))
+            .format("%Y-%m-%d %H:%M UTC")
+            .to_string()
+    };
+
+    let first = kept_until(&app.get_text("/action").await);
+    // Ten minutes on, most of the lifetime is left: the row keeps its expiry, and the page too.
+    app.clock.advance(Duration::from_secs(600));
+    let later = kept_until(&app.get_text("/action").await);
+    // Past a fifth of the lifetime, the visit moves the expiry to a full lifetime from now.
+    app.clock.advance(Duration::from_secs(1200));
+    let before = expected(6000);
+    let moved = kept_until(&app.get_text("/action").await);
+    let after = expected(6000);
+
+    assert_eq!(later, first);
+    assert!(
+        moved == before || moved == after,
+        "{moved} is not a lifetime from now"
+    );
+    assert_ne!(moved, first);
+    assert!(app
+        .get_text("/action")
+        .await
+        .contains("up to 100 minutes longer"));
+    app.stop().await;
+}
+
+async fn forget_deletes_the_row_and_the_cookie_and_the_old_cookie_finds_nothing(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let app = spawn_app(&db, &[]).await;
+    let upload = app.upload("a.txt", "forget me\n").await;
+    let old_cookie = session_set_cookie(&upload).expect("cookie");
+
+    let response = app
+        .client
+        .post(format!("{}/forget", app.address))
+        .send()
+        .await
+        .expect("POST /forget");
+
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/?forgotten=1");
+    let removal = session_set_cookie(&response).expect("a removal cookie");
+    assert!(
+        removal.contains("Max-Age=0") || removal.contains("Expires="),
+        "{removal}"
+    );
+    assert_eq!(db.row_count(), 0);
+    assert!(app
+        .get_text("/?forgotten=1")
+        .await
+        .contains("Your data was deleted"));
+    // A late request carrying the old cookie cannot bring the data back.
+    let late = reqwest::Client::new()
+        .get(format!("{}/action", app.address))
+        .header("cookie", old_cookie.split(';').next().expect("pair"))
+        .send()
+        .await
+        .expect("GET");
+    assert!(late
+        .text()
+        .await
+        .expect("body")
+        .contains("You have not yet uploaded a file"));
+    assert_eq!(db.row_count(), 0);
+    app.stop().await;
+}
+
 backend_tests!(
+    the_action_page_says_when_the_data_will_be_deleted,
+    forget_deletes_the_row_and_the_cookie_and_the_old_cookie_finds_nothing,
     a_permanent_session_sets_a_persistent_http_only_cookie,
     a_non_permanent_session_sets_a_browser_session_cookie,
     a_browser_session_cookie_keeps_the_file_across_requests,

@@ -1,0 +1,294 @@
+//! The pages in a real browser: headless Chromium driven over WebDriver (chromedriver, started
+//! here on a free loopback port) with fantoccini. Screenshots go to docs/screenshots/.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`. Without them these tests skip with a reason,
+//! except when TEXTDROP_REQUIRE_BROWSER is set (CI), where they fail.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::helpers::{spawn_app, Backend, TestApp, TestDb};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// chromedriver and one headless Chromium session; both end on drop.
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+async fn browser() -> Option<Browser> {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        let required = std::env::var("TEXTDROP_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "browser tests must run: install Debian's chromium and chromium-driver"
+        );
+        eprintln!("skipping a browser test: {CHROMIUM} or {CHROMEDRIVER} is missing");
+        return None;
+    }
+    let port = free_port();
+    let driver = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let profile = tempfile::tempdir().expect("profile dir");
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.path().display()),
+            ]
+        }),
+    );
+    let client = ClientBuilder::native()
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a WebDriver session");
+    Some(Browser {
+        client,
+        driver,
+        _profile: profile,
+    })
+}
+
+fn screenshot_path(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir.join(format!("{name}.png"))
+}
+
+async fn save_screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.expect("screenshot");
+    std::fs::write(screenshot_path(name), png).expect("write screenshot");
+}
+
+/// A text file on disk for the file input.
+fn text_file(dir: &Path, name: &str, contents: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write file");
+    path.display().to_string()
+}
+
+/// Opens /, chooses `path` in the file input, clicks Upload and waits for the next page: /action,
+/// or the form again with its error.
+async fn upload_through_the_form(client: &Client, app: &TestApp, path: &str) {
+    client
+        .goto(&format!("{}/", app.address))
+        .await
+        .expect("open /");
+    client
+        .find(Locator::Css("input#textfile"))
+        .await
+        .expect("the file input")
+        .send_keys(path)
+        .await
+        .expect("choose the file");
+    client
+        .find(Locator::Css("form.upload button[type=submit]"))
+        .await
+        .expect("the Upload button")
+        .click()
+        .await
+        .expect("click Upload");
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("dl.meta, #upload-error"))
+        .await
+        .expect("the page after the upload");
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .expect("text")
+}
+
+#[actix_web::test]
+async fn a_visitor_uploads_reads_reloads_loses_the_cookie_and_forgets() {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let client = &browser.client;
+    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+    let app = spawn_app(&db, &[]).await;
+    let files = tempfile::tempdir().expect("dir");
+    let lines: String = (1..=12)
+        .map(|n| {
+            format!("Line {n}: the quick brown fox jumps over the lazy dog.   (indented {n})\n")
+        })
+        .collect();
+    let path = text_file(files.path(), "notes.txt", &lines);
+
+    // The form page, then the upload lands on /action with the lines.
+    client
+        .goto(&format!("{}/", app.address))
+        .await
+        .expect("open /");
+    save_screenshot(client, "desktop-upload").await;
+    upload_through_the_form(client, &app, &path).await;
+    let url = client.current_url().await.expect("url");
+    assert_eq!(url.path(), "/action");
+    let shown = text_of(client, "pre.file").await;
+    assert!(shown.contains("Line 1: the quick brown fox"), "{shown}");
+    assert!(shown.contains("Line 12:"), "{shown}");
+    assert!(text_of(client, "dl.meta").await.contains("notes.txt"));
+    assert!(text_of(client, "#kept-until").await.contains("UTC"));
+    save_screenshot(client, "desktop-action").await;
+
+    // A phone-sized window: the same pages, no horizontal scroll.
+    client.set_window_size(390, 844).await.expect("resize");
+    client.refresh().await.expect("reload");
+    assert!(
+        text_of(client, "pre.file").await.contains("Line 12:"),
+        "reload keeps the file"
+    );
+    let overflow = client
+        .execute(
+            "return document.documentElement.scrollWidth > window.innerWidth",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(
+        overflow,
+        json!(false),
+        "no horizontal page scroll on a phone"
+    );
+    save_screenshot(client, "phone-action").await;
+    client
+        .goto(&format!("{}/", app.address))
+        .await
+        .expect("open /");
+    save_screenshot(client, "phone-upload").await;
+    client.set_window_size(1280, 900).await.expect("resize");
+
+    // Without the cookie, the browser is a new visitor.
+    client.delete_cookie("id").await.expect("delete the cookie");
+    client
+        .goto(&format!("{}/", app.address))
+        .await
+        .expect("open /");
+    assert!(!text_of(client, "main")
+        .await
+        .contains("your previous upload"));
+    client
+        .goto(&format!("{}/action", app.address))
+        .await
+        .expect("open /action");
+    assert!(text_of(client, "main")
+        .await
+        .contains("You have not yet uploaded a file"));
+
+    // Upload again, then "Forget my data now": the row goes and the page says so.
+    upload_through_the_form(client, &app, &path).await;
+    assert_eq!(db.row_count(), 2, "the new upload and the abandoned row");
+    client
+        .find(Locator::Css("form.forget button"))
+        .await
+        .expect("the forget button")
+        .click()
+        .await
+        .expect("click forget");
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(".notice"))
+        .await
+        .expect("the confirmation");
+    assert_eq!(client.current_url().await.expect("url").path(), "/");
+    assert!(text_of(client, ".notice")
+        .await
+        .contains("Your data was deleted"));
+    assert_eq!(
+        db.row_count(),
+        1,
+        "only the abandoned row from before is left"
+    );
+    client
+        .goto(&format!("{}/action", app.address))
+        .await
+        .expect("open /action");
+    assert!(text_of(client, "main")
+        .await
+        .contains("You have not yet uploaded a file"));
+    client.clone().close().await.expect("close");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn errors_show_next_to_the_form_and_uploaded_script_never_runs() {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let client = &browser.client;
+    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+    let app = spawn_app(&db, &[("MAX_UPLOAD_BYTES", "400")]).await;
+    let files = tempfile::tempdir().expect("dir");
+
+    let big = text_file(files.path(), "big.txt", &"x".repeat(401));
+    upload_through_the_form(client, &app, &big).await;
+    let error = text_of(client, "form.upload #upload-error").await;
+    assert!(
+        error.contains("too large") && error.contains("400 bytes"),
+        "{error}"
+    );
+    save_screenshot(client, "desktop-error").await;
+
+    let hostile = "<script>document.title='pwned'</script>\n\
+                   <img src=x onerror=\"document.title='pwned too'\">\n";
+    let path = text_file(files.path(), "hostile.html", hostile);
+    upload_through_the_form(client, &app, &path).await;
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+
+    assert_eq!(client.title().await.expect("title"), "Your file · textdrop");
+    let injected = client
+        .find_all(Locator::Css("pre.file script, pre.file img"))
+        .await
+        .expect("query");
+    assert!(injected.is_empty(), "uploaded markup became DOM nodes");
+    assert!(text_of(client, "pre.file")
+        .await
+        .contains("<script>document.title='pwned'</script>"));
+    client.clone().close().await.expect("close");
+    app.stop().await;
+}
