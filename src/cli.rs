@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::db::Backend;
 use crate::session::cleanup::{self, SweepLimits};
 use crate::startup::{connect_and_migrate, Application};
 use actix_web::web;
@@ -34,7 +35,16 @@ pub enum Command {
 
 /// Runs the command `cli` names with `settings`.
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let sql_only = matches!(
+        command,
+        Command::Migrate | Command::Cleanup | Command::Stats
+    );
+    if sql_only && settings.database_url.backend() == Backend::Redis {
+        println!("nothing to do on Redis: it needs no migrations and expires sessions itself");
+        return Ok(());
+    }
+    match command {
         Command::Serve => {
             let app = Application::build(settings).await?;
             app.run_until_stopped().await?;

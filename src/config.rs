@@ -27,6 +27,9 @@ pub struct Settings {
     pub database_pool_size: u32,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Benchmarks only: keep the session state in the cookie (actix-session's
+    /// `CookieSessionStore`) to measure the web layer without a server-side store.
+    pub bench_cookie_sessions: bool,
     /// Rows the cleanup deletes per statement.
     pub cleanup_batch_size: i64,
     /// How long startup keeps retrying an unreachable database before giving up.
@@ -128,6 +131,7 @@ impl Settings {
             parse_number::<usize>(&get, "MAX_UPLOAD_BYTES", 1_048_576, 1, MAX_UPLOAD_LIMIT)?;
         let cookie_secure = parse_bool(&get, "COOKIE_SECURE", false)?;
         let database_pool_size = parse_number::<u32>(&get, "DATABASE_POOL_SIZE", 10, 1, 512)?;
+        let bench_cookie_sessions = parse_bool(&get, "TEXTDROP_BENCH_COOKIE_SESSIONS", false)?;
         let shutdown_grace = parse_number::<u64>(&get, "SHUTDOWN_GRACE_SECS", 10, 0, 3600)?;
         let cleanup_batch_size =
             parse_number::<i64>(&get, "CLEANUP_BATCH_SIZE", 5_000, 1, 1_000_000)?;
@@ -148,6 +152,7 @@ impl Settings {
             database_connect_timeout: Duration::from_secs(connect_timeout),
             cleanup_batch_size,
             shutdown_grace: Duration::from_secs(shutdown_grace),
+            bench_cookie_sessions,
         })
     }
 }

@@ -40,6 +40,8 @@ pub type PooledConnection = r2d2::PooledConnection<DbConnectionManager>;
 pub enum Backend {
     Postgres,
     Sqlite,
+    /// Not SQL: actix-session's own `RedisSessionStore`, which lets Redis expire keys.
+    Redis,
 }
 
 impl fmt::Display for Backend {
@@ -47,6 +49,7 @@ impl fmt::Display for Backend {
         f.write_str(match self {
             Backend::Postgres => "postgresql",
             Backend::Sqlite => "sqlite",
+            Backend::Redis => "redis",
         })
     }
 }
@@ -77,6 +80,12 @@ impl DatabaseUrl {
                 target: raw.to_owned(),
             });
         }
+        if raw.starts_with("redis://") {
+            return Ok(Self {
+                backend: Backend::Redis,
+                target: raw.to_owned(),
+            });
+        }
         let path = raw
             .strip_prefix("sqlite://")
             .or_else(|| raw.strip_prefix("file:"))
@@ -85,7 +94,7 @@ impl DatabaseUrl {
             if scheme != "sqlite" && scheme != "file" {
                 return Err(format!(
                     "has the unsupported scheme `{scheme}`; expected postgres://, postgresql://, \
-                     sqlite://PATH, file:PATH or a plain file path"
+                     redis://, sqlite://PATH, file:PATH or a plain file path"
                 ));
             }
         }
@@ -113,13 +122,18 @@ impl DatabaseUrl {
         self.backend
     }
 
+    /// What the driver is given. It may hold a password: never log it.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
     /// The URL with any password replaced by `***`, fit for logs and error messages.
     pub fn redacted(&self) -> String {
         if self.backend == Backend::Sqlite {
             return self.target.clone();
         }
         let Some((scheme, rest)) = self.target.split_once("://") else {
-            return "postgres://***".into();
+            return "***".into();
         };
         let (authority, tail) = match rest.find(['/', '?']) {
             Some(i) => rest.split_at(i),
@@ -142,7 +156,7 @@ impl DatabaseUrl {
         let redacted = self.redacted();
         match self.backend {
             Backend::Sqlite => redacted,
-            Backend::Postgres => {
+            Backend::Postgres | Backend::Redis => {
                 let rest = redacted.split_once("://").map_or("", |(_, r)| r);
                 let authority = rest.split(['/', '?']).next().unwrap_or_default();
                 let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
@@ -182,6 +196,9 @@ impl DbConnectionManager {
     /// Opens one connection outside any pool (migrations, one-shot commands).
     pub fn establish(&self) -> Result<DbConnection, r2d2::Error> {
         match self.url.backend {
+            Backend::Redis => Err(r2d2::Error::ConnectionError(
+                ConnectionError::BadConnection("redis:// is not a SQL database".into()),
+            )),
             Backend::Postgres => PgConnection::establish(&self.url.target)
                 .map(DbConnection::Postgres)
                 .map_err(one_line),
@@ -308,6 +325,10 @@ mod tests {
         assert!(!format!("{url:?} {url}").contains("s3cret"));
         let url = DatabaseUrl::parse("postgresql://db/x").expect("valid");
         assert_eq!(url.backend(), Backend::Postgres);
+        let url = DatabaseUrl::parse("redis://:pw@cache:6379/2").expect("valid");
+        assert_eq!(url.backend(), Backend::Redis);
+        assert_eq!(url.redacted(), "redis://:***@cache:6379/2");
+        assert_eq!(url.location(), "cache:6379");
     }
 
     #[test]

@@ -19,13 +19,18 @@ use anyhow::Context as _;
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::db::{self, DatabaseUrl, DbConnection, DbConnectionManager, DbPool, PoolOptions};
+use crate::db::{
+    self, Backend, DatabaseUrl, DbConnection, DbConnectionManager, DbPool, PoolOptions,
+};
 use crate::error::{AppError, SECURITY_HEADERS};
 use crate::metrics::Metrics;
 use crate::routes;
+use crate::routes::Readiness;
 use crate::session::store::with_expiry_scope;
-use crate::session::{CleanupTask, DieselSessionStore};
+use crate::session::{CleanupTask, DieselSessionStore, SessionBackend, StoreKind};
 use crate::templates;
+use actix_session::storage::RedisSessionStore;
+use redis::aio::ConnectionManager;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "id";
@@ -50,25 +55,39 @@ impl Application {
     /// Builds the application with `clock` as its idea of "now" (tests move it forward).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         templates::init().context("the embedded templates do not parse")?;
-        let pool = connect_and_migrate(&settings).await?;
+        let metrics = Metrics::new();
+        let (kind, readiness, cleanup) = match settings.database_url.backend() {
+            Backend::Postgres | Backend::Sqlite => {
+                let pool = connect_and_migrate(&settings).await?;
+                let store = DieselSessionStore::new(pool.clone(), clock.clone());
+                let cleanup = settings.cleanup_interval.map(|period| {
+                    CleanupTask::spawn(
+                        pool.clone(),
+                        clock.clone(),
+                        period,
+                        settings.sweep_limits(),
+                        metrics.clone(),
+                    )
+                });
+                (StoreKind::Sql(store), Readiness::Sql(pool), cleanup)
+            }
+            Backend::Redis => {
+                let (store, connection) = connect_redis(&settings).await?;
+                (StoreKind::Redis(store), Readiness::Redis(connection), None)
+            }
+        };
+        let kind = if settings.bench_cookie_sessions {
+            log::warn!("TEXTDROP_BENCH_COOKIE_SESSIONS: session state lives in the cookie (benchmarks only)");
+            StoreKind::Cookie(Default::default())
+        } else {
+            kind
+        };
+        let store = SessionBackend::new(kind, metrics.clone());
 
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
         let port = listener.local_addr()?.port();
-
         let key = cookie_key(&settings);
-        let metrics = Metrics::new();
-        let store =
-            DieselSessionStore::new(pool.clone(), clock.clone()).with_metrics(metrics.clone());
-        let cleanup = settings.cleanup_interval.map(|period| {
-            CleanupTask::spawn(
-                pool,
-                clock.clone(),
-                period,
-                settings.sweep_limits(),
-                metrics.clone(),
-            )
-        });
 
         log::info!(
             "textdrop {} listening on http://{}:{port} (database: {} at {}; session lifetime {} s, \
@@ -79,12 +98,21 @@ impl Application {
             settings.database_url.location(),
             settings.session_lifetime.as_secs(),
             if settings.session_permanent { "persistent" } else { "browser-session" },
-            settings
-                .cleanup_interval
-                .map_or("disabled".to_owned(), |p| format!("every {} s", p.as_secs())),
+            match (&cleanup, settings.database_url.backend()) {
+                (_, Backend::Redis) => "not needed, Redis expires keys".to_owned(),
+                (None, _) => "disabled".to_owned(),
+                (Some(_), _) => settings
+                    .cleanup_interval
+                    .map_or(String::new(), |p| format!("every {} s", p.as_secs())),
+            },
         );
 
-        let server = run(listener, settings, store, key, metrics.clone(), clock)?;
+        let shared = Shared {
+            readiness,
+            metrics: metrics.clone(),
+            clock,
+        };
+        let server = run(listener, settings, store, key, shared)?;
         Ok(Self {
             port,
             metrics,
@@ -144,6 +172,45 @@ pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<DbPool> 
     .await?
 }
 
+/// Connects to Redis, retrying with backoff like the SQL backends, and returns actix-session's
+/// `RedisSessionStore` plus a connection of our own for readiness checks.
+pub async fn connect_redis(
+    settings: &Settings,
+) -> anyhow::Result<(RedisSessionStore, ConnectionManager)> {
+    let url = &settings.database_url;
+    let started = Instant::now();
+    let deadline = started + settings.database_connect_timeout;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let attempt = async {
+            let client = redis::Client::open(url.target())?;
+            let connection = ConnectionManager::new(client).await?;
+            let store = RedisSessionStore::new(url.target()).await?;
+            anyhow::Ok((store, connection))
+        };
+        let err = match attempt.await {
+            Ok(connected) => return Ok(connected),
+            Err(err) => err,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(err.context(format!(
+                "cannot connect to Redis at {} (gave up after {} s)",
+                url.location(),
+                started.elapsed().as_secs()
+            )));
+        }
+        let wait = pause.min(left);
+        log::warn!(
+            "Redis at {} not reachable yet, retrying in {} ms: {err}",
+            url.location(),
+            wait.as_millis()
+        );
+        actix_web::rt::time::sleep(wait).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// Opens one connection, retrying with backoff (0.25 s doubling to 5 s) until `patience` is
 /// spent. Blocking.
 fn establish_with_retry(url: &DatabaseUrl, patience: Duration) -> anyhow::Result<DbConnection> {
@@ -189,10 +256,10 @@ fn cookie_key(settings: &Settings) -> Key {
 }
 
 fn session_middleware(
-    store: DieselSessionStore,
+    store: SessionBackend,
     key: Key,
     settings: &Settings,
-) -> SessionMiddleware<DieselSessionStore> {
+) -> SessionMiddleware<SessionBackend> {
     let ttl = CookieDuration::seconds(settings.session_lifetime.as_secs() as i64);
     let builder = SessionMiddleware::builder(store, key)
         .cookie_name(SESSION_COOKIE.to_owned())
@@ -243,20 +310,26 @@ async fn store_failure_page(
     })
 }
 
+/// What handlers share besides the settings.
+struct Shared {
+    readiness: Readiness,
+    metrics: Metrics,
+    clock: Clock,
+}
+
 fn run(
     listener: TcpListener,
     settings: Settings,
-    store: DieselSessionStore,
+    store: SessionBackend,
     key: Key,
-    metrics: Metrics,
-    clock: Clock,
+    shared: Shared,
 ) -> anyhow::Result<Server> {
-    let metrics = web::Data::new(metrics);
-    let clock = web::Data::new(clock);
+    let metrics = web::Data::new(shared.metrics);
+    let clock = web::Data::new(shared.clock);
+    let readiness = web::Data::new(shared.readiness);
     let max_upload = settings.max_upload_bytes;
     let grace = settings.shutdown_grace.as_secs();
     let settings = web::Data::new(settings);
-    let pool = web::Data::new(store.pool().clone());
     let server = HttpServer::new(move || {
         // Probes and the stylesheet come first, outside the session middleware, so that they
         // never touch the database (a failing store must not fail /healthz).
@@ -269,7 +342,7 @@ fn run(
             .wrap(security_headers())
             .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
             .app_data(settings.clone())
-            .app_data(pool.clone())
+            .app_data(readiness.clone())
             .app_data(metrics.clone())
             .app_data(clock.clone())
             .app_data(

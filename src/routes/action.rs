@@ -8,6 +8,7 @@ use tera::Context;
 
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::db::Backend;
 use crate::session::store::expiry_after_this_request;
 use crate::session::TextdropSession;
 use crate::templates;
@@ -23,7 +24,11 @@ pub async fn show(
     context.insert("lifetime", &human_duration(lifetime.as_secs()));
     if let Some(file) = session.file() {
         let ttl = Duration::seconds(lifetime.as_secs() as i64);
-        let kept_until = expiry_after_this_request(clock.now(), ttl)
+        let now = clock.now();
+        // Redis: actix-session renews the key's TTL on every request, so a lifetime from now.
+        let redis = settings.database_url.backend() == Backend::Redis;
+        let kept_until = expiry_after_this_request(now, ttl)
+            .or_else(|| redis.then(|| now + ttl))
             .map(|at| at.format("%Y-%m-%d %H:%M UTC").to_string());
         context.insert("kept_until", &kept_until);
         context.insert("line_count", &file.lines.len());

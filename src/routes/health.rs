@@ -8,6 +8,7 @@ use diesel::connection::SimpleConnection;
 
 use crate::db::DbPool;
 use crate::metrics::Metrics;
+use redis::aio::ConnectionManager;
 
 /// Readiness waits at most this long for a connection.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -16,22 +17,40 @@ pub async fn healthz() -> HttpResponse {
     text(HttpResponse::Ok(), "ok\n")
 }
 
-pub async fn readyz(pool: web::Data<DbPool>) -> HttpResponse {
-    let pool = pool.into_inner();
-    let answer = web::block(move || -> anyhow::Result<()> {
-        let mut conn = pool.get_timeout(READY_TIMEOUT)?;
-        conn.batch_execute("SELECT 1")?;
-        Ok(())
-    })
-    .await;
-    match answer {
-        Ok(Ok(())) => text(HttpResponse::Ok(), "ready\n"),
-        Ok(Err(err)) => {
-            log::warn!("readiness check failed: {err:#}");
-            text(HttpResponse::ServiceUnavailable(), "database unavailable\n")
+/// How readiness is checked: a trivial query on the pool, or a PING to Redis.
+pub enum Readiness {
+    Sql(DbPool),
+    Redis(ConnectionManager),
+}
+
+impl Readiness {
+    async fn check(&self) -> anyhow::Result<()> {
+        match self {
+            Readiness::Sql(pool) => {
+                let pool = pool.clone();
+                web::block(move || -> anyhow::Result<()> {
+                    let mut conn = pool.get_timeout(READY_TIMEOUT)?;
+                    conn.batch_execute("SELECT 1")?;
+                    Ok(())
+                })
+                .await?
+            }
+            Readiness::Redis(connection) => {
+                let mut connection = connection.clone();
+                let command = redis::cmd("PING");
+                let ping = command.query_async::<String>(&mut connection);
+                actix_web::rt::time::timeout(READY_TIMEOUT, ping).await??;
+                Ok(())
+            }
         }
+    }
+}
+
+pub async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
+    match readiness.check().await {
+        Ok(()) => text(HttpResponse::Ok(), "ready\n"),
         Err(err) => {
-            log::error!("readiness check could not run: {err}");
+            log::warn!("readiness check failed: {err:#}");
             text(HttpResponse::ServiceUnavailable(), "database unavailable\n")
         }
     }

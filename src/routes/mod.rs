@@ -7,6 +7,7 @@ mod upload;
 
 use actix_web::web;
 
+pub use health::Readiness;
 pub use upload::{decode_text, UploadError};
 
 /// Routes that never need a session: health probes, metrics and the stylesheet.

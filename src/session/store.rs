@@ -17,7 +17,6 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use actix_session::storage::{
     generate_session_key, LoadError, SaveError, SessionKey, SessionStore, UpdateError,
@@ -30,7 +29,6 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::db::{DbConnection, DbPool};
-use crate::metrics::Metrics;
 use crate::session::queries::{self, NewSession};
 
 type SessionState = HashMap<String, String>;
@@ -76,7 +74,6 @@ pub async fn with_expiry_scope<F: Future>(request: F) -> F::Output {
 pub struct DieselSessionStore {
     pool: DbPool,
     clock: Clock,
-    metrics: Metrics,
     /// Expiry seen by `load`, by row id, until the same request's `update_ttl` consumes it.
     loaded_expiry: Arc<Mutex<HashMap<String, NaiveDateTime>>>,
 }
@@ -95,15 +92,8 @@ impl DieselSessionStore {
         Self {
             pool,
             clock,
-            metrics: Metrics::default(),
             loaded_expiry: Arc::default(),
         }
-    }
-
-    /// Records operation latencies and errors in `metrics`.
-    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        self.metrics = metrics;
-        self
     }
 
     /// The pool this store draws from.
@@ -124,7 +114,6 @@ impl DieselSessionStore {
         F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
     {
         let pool = self.pool.clone();
-        let started = Instant::now();
         let result = web::block(move || -> anyhow::Result<T> {
             let mut conn = pool.get().context("no database connection available")?;
             Ok(query(&mut conn)?)
@@ -132,8 +121,6 @@ impl DieselSessionStore {
         .await
         .map_err(anyhow::Error::from)
         .and_then(|inner| inner);
-        self.metrics
-            .observe_store(operation, started.elapsed(), result.is_ok());
         if let Err(err) = &result {
             log::error!("session store: {operation} failed: {err:#}");
         }

@@ -24,6 +24,8 @@ pub const TEST_SECRET: &str = "test-secret-key-material-that-is-long-enough-0123
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// actix-session's RedisSessionStore, at TEST_REDIS_URL.
+    Redis,
 }
 
 /// Generates one `#[actix_web::test]` per backend for each listed `async fn(Backend)`.
@@ -68,9 +70,9 @@ enum DbCleanup {
     },
 }
 
-/// Whether a missing TEST_DATABASE_URL must fail the run (CI) rather than skip.
-fn postgres_required() -> bool {
-    std::env::var("TEXTDROP_REQUIRE_POSTGRES").is_ok_and(|v| v == "1" || v == "true")
+/// Whether a missing service must fail the run (CI sets these) rather than skip.
+pub fn required(variable: &str) -> bool {
+    std::env::var(variable).is_ok_and(|v| v == "1" || v == "true")
 }
 
 impl TestDb {
@@ -85,13 +87,28 @@ impl TestDb {
                     cleanup: DbCleanup::Sqlite(dir),
                 })
             }
+            Backend::Redis => {
+                let Some(url) = std::env::var("TEST_REDIS_URL")
+                    .ok()
+                    .filter(|u| !u.is_empty())
+                else {
+                    assert!(
+                        !required("TEXTDROP_REQUIRE_REDIS"),
+                        "TEST_REDIS_URL is not set but TEXTDROP_REQUIRE_REDIS is: \
+                         the Redis tests must run"
+                    );
+                    eprintln!("skipping a Redis test: TEST_REDIS_URL is not set");
+                    return None;
+                };
+                Some(Self::existing(url))
+            }
             Backend::Postgres => {
                 let Some(admin_url) = std::env::var("TEST_DATABASE_URL")
                     .ok()
                     .filter(|u| !u.is_empty())
                 else {
                     assert!(
-                        !postgres_required(),
+                        !required("TEXTDROP_REQUIRE_POSTGRES"),
                         "TEST_DATABASE_URL is not set but TEXTDROP_REQUIRE_POSTGRES is: \
                          the PostgreSQL tests must run"
                     );

@@ -8,6 +8,7 @@ mod faults;
 mod hardening;
 mod migrations;
 mod private_pg;
+mod redis;
 mod scale;
 mod sessions;
 mod store;

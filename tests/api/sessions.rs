@@ -138,7 +138,7 @@ async fn the_cleanup_task_deletes_expired_rows_and_keeps_live_ones(backend: Back
         .send()
         .await
         .expect("upload");
-    assert_eq!(db.row_count(), 2);
+    // (The sweeper may already have run: its first tick comes within 0.1 s of startup.)
 
     let swept = eventually(Duration::from_secs(5), || db.row_count() == 1).await;
 
