@@ -4,8 +4,8 @@
 # the healthcheck over HTTP. Run as root; CI runs it from .ci/run.
 #
 # How: podman and buildah from Debian; local stand-ins for the base images (a debootstrap'ed
-# bookworm for debian:bookworm-slim, and that plus gcc/libpq-dev with this machine's rustup
-# toolchain mounted read-only for rust:1-bookworm); `buildah run --isolation chroot` to run a
+# bookworm for debian:bookworm-slim; that plus gcc, libpq-dev and this machine's trust store,
+# with its rustup toolchain mounted read-only, for rust:1-bookworm); `buildah run --isolation chroot` to run a
 # command inside the image (plain `podman run` cannot set rlimits or cgroups in this sandbox).
 # Base images, the cargo registry and podman's layer cache persist under $CACHE between runs.
 set -euo pipefail
@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 
 CACHE=${TEXTDROP_CI_CACHE:-/var/cache/textdrop-ci}
 IMAGE=localhost/textdrop:test
+BUILDER=localhost/rust:local-ca
 PG_ADMIN=${CONTAINER_TEST_PG:-postgres://postgres@127.0.0.1:5432}
 log() { printf '\n== container-test: %s\n' "$*"; }
 now() { date +%s.%N; }
@@ -37,17 +38,22 @@ if ! podman image exists localhost/debian:bookworm-slim; then
   tar -C "$rootfs" -c . | podman import - localhost/debian:bookworm-slim >/dev/null
   echo "runtime base built in $(since "$started") s"
 fi
-if ! podman image exists localhost/rust:local; then
+if ! podman image exists "$BUILDER"; then
   started=$(now)
-  builder_file=$(mktemp)
-  cat > "$builder_file" <<'EOF'
+  context=$(mktemp -d)
+  # This machine reaches crates.io through its own certificate authority: the stand-in carries
+  # the host's trust store, so the project's Dockerfile needs no mount for it (a read-only mount
+  # of /etc/ssl/certs would also break `apt-get install ca-certificates` in the runtime stage).
+  cp /etc/ssl/certs/ca-certificates.crt "$context/"
+  cat > "$context/Containerfile" <<'EOF'
 FROM localhost/debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev pkg-config libpq-dev ca-certificates \
     && rm -rf /var/lib/apt/lists/*
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:$PATH
 EOF
-  podman build --isolation=chroot -q -t localhost/rust:local -f "$builder_file" . >/dev/null
-  rm -f "$builder_file"
+  podman build --isolation=chroot -q -t "$BUILDER" "$context" >/dev/null
+  rm -rf "$context"
   echo "builder base built in $(since "$started") s"
 fi
 
@@ -55,12 +61,11 @@ log "podman build"
 mkdir -p "$CACHE/cargo-registry"
 started=$(now)
 podman build --isolation=chroot \
-  --build-arg RUST_IMAGE=localhost/rust:local \
+  --build-arg RUST_IMAGE="$BUILDER" \
   --build-arg RUNTIME_IMAGE=localhost/debian:bookworm-slim \
   -v "${RUSTUP_HOME:-$HOME/.rustup}:/usr/local/rustup:ro" \
   -v "${CARGO_HOME:-$HOME/.cargo}/bin:/usr/local/cargo/bin:ro" \
   -v "$CACHE/cargo-registry:/usr/local/cargo/registry" \
-  -v /etc/ssl/certs:/etc/ssl/certs:ro \
   -t "$IMAGE" . > "$CACHE/build.log" 2>&1 || { tail -n 40 "$CACHE/build.log"; exit 1; }
 echo "image built in $(since "$started") s"
 

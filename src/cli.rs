@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::db::Backend;
+use crate::db::{self, Backend};
 use crate::session::cleanup::{self, SweepLimits};
 use crate::startup::{connect_and_migrate, Application};
 use actix_web::web;
@@ -82,7 +82,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             let pool = connect_and_migrate(&settings).await?;
             let now = Clock::system().now();
             let counts = web::block(move || -> anyhow::Result<_> {
-                Ok(cleanup::count_sessions(&mut *pool.get()?, now)?)
+                Ok(db::run(&mut *pool.get()?, |conn| {
+                    cleanup::count_sessions(conn, now)
+                })?)
             })
             .await??;
             println!("live sessions:    {}", counts.live);

@@ -32,8 +32,46 @@ pub enum DbConnection {
 /// The pool every request and the cleanup task draw connections from.
 pub type DbPool = r2d2::Pool<DbConnectionManager>;
 
-/// A pooled connection.
-pub type PooledConnection = r2d2::PooledConnection<DbConnectionManager>;
+/// A connection as the pool keeps it: the pool does not test connections on checkout (that
+/// would cost a round trip per request), so a query that fails in a way that may mean the
+/// connection itself is gone marks it, and the pool drops it instead of handing it out again.
+pub struct PoolSlot {
+    conn: DbConnection,
+    suspect: bool,
+}
+
+impl std::ops::Deref for PoolSlot {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for PoolSlot {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
+/// Runs `query` on a pooled connection, marking the connection for disposal when the error
+/// may have come from the connection rather than the statement. Blocking.
+pub fn run<T>(
+    slot: &mut PoolSlot,
+    query: impl FnOnce(&mut DbConnection) -> diesel::QueryResult<T>,
+) -> diesel::QueryResult<T> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    let result = query(&mut slot.conn);
+    if let Err(Error::DatabaseError(
+        DatabaseErrorKind::ClosedConnection
+        | DatabaseErrorKind::UnableToSendCommand
+        | DatabaseErrorKind::Unknown,
+        _,
+    )) = &result
+    {
+        slot.suspect = true;
+    }
+    result
+}
 
 /// The two supported database backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,19 +272,22 @@ fn one_line(err: ConnectionError) -> r2d2::Error {
 }
 
 impl ManageConnection for DbConnectionManager {
-    type Connection = DbConnection;
+    type Connection = PoolSlot;
     type Error = r2d2::Error;
 
-    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
-        self.establish()
+    fn connect(&self) -> Result<PoolSlot, r2d2::Error> {
+        Ok(PoolSlot {
+            conn: self.establish()?,
+            suspect: false,
+        })
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
-        conn.ping().map_err(r2d2::Error::QueryError)
+    fn is_valid(&self, slot: &mut PoolSlot) -> Result<(), r2d2::Error> {
+        slot.conn.ping().map_err(r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        std::thread::panicking() || conn.is_broken()
+    fn has_broken(&self, slot: &mut PoolSlot) -> bool {
+        std::thread::panicking() || slot.suspect || slot.conn.is_broken()
     }
 }
 
@@ -264,6 +305,7 @@ pub fn build_pool(url: &DatabaseUrl, options: PoolOptions) -> DbPool {
     r2d2::Pool::builder()
         .max_size(options.max_size)
         .min_idle(Some(0))
+        .test_on_check_out(false)
         .connection_timeout(options.checkout_timeout)
         .build_unchecked(DbConnectionManager::new(url.clone()))
 }

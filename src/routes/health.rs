@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use diesel::connection::SimpleConnection;
 
-use crate::db::DbPool;
+use crate::db::{self, DbPool};
 use crate::metrics::Metrics;
 use redis::aio::ConnectionManager;
 
@@ -29,8 +29,8 @@ impl Readiness {
             Readiness::Sql(pool) => {
                 let pool = pool.clone();
                 web::block(move || -> anyhow::Result<()> {
-                    let mut conn = pool.get_timeout(READY_TIMEOUT)?;
-                    conn.batch_execute("SELECT 1")?;
+                    let mut slot = pool.get_timeout(READY_TIMEOUT)?;
+                    db::run(&mut slot, |conn| conn.batch_execute("SELECT 1"))?;
                     Ok(())
                 })
                 .await?

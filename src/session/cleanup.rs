@@ -17,7 +17,7 @@ use chrono::NaiveDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::db::{DbConnection, DbPool};
+use crate::db::{self, DbConnection, DbPool};
 use crate::metrics::Metrics;
 use crate::session::queries;
 
@@ -81,8 +81,10 @@ pub async fn run_cleanup(
     let pool = pool.clone();
     let now = clock.now();
     web::block(move || {
-        let mut conn = pool.get().context("no database connection available")?;
-        Ok(delete_expired(&mut conn, now, limits)?)
+        let mut slot = pool.get().context("no database connection available")?;
+        Ok(db::run(&mut slot, |conn| {
+            delete_expired(conn, now, limits)
+        })?)
     })
     .await?
 }
@@ -148,7 +150,9 @@ async fn tick(pool: &DbPool, clock: &Clock, limits: SweepLimits, metrics: &Metri
     let pool = pool.clone();
     let now = clock.now();
     let live = web::block(move || -> anyhow::Result<i64> {
-        Ok(queries::count_live(&mut *pool.get()?, now)?)
+        Ok(db::run(&mut *pool.get()?, |conn| {
+            queries::count_live(conn, now)
+        })?)
     })
     .await;
     match live {

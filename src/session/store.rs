@@ -28,7 +28,7 @@ use chrono::{Duration, NaiveDateTime};
 use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
-use crate::db::{DbConnection, DbPool};
+use crate::db::{self, DbConnection, DbPool};
 use crate::session::queries::{self, NewSession};
 
 type SessionState = HashMap<String, String>;
@@ -115,8 +115,8 @@ impl DieselSessionStore {
     {
         let pool = self.pool.clone();
         let result = web::block(move || -> anyhow::Result<T> {
-            let mut conn = pool.get().context("no database connection available")?;
-            Ok(query(&mut conn)?)
+            let mut slot = pool.get().context("no database connection available")?;
+            Ok(db::run(&mut slot, query)?)
         })
         .await
         .map_err(anyhow::Error::from)
