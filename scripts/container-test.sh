@@ -109,10 +109,17 @@ run_flow() { # $1 = label, rest = extra --env arguments
   buildah run --isolation chroot "$container" -- id -u | grep -qx 10001
   echo "$label: runs as uid 10001"
 
-  # buildah run forwards the signal to the process in the container.
-  kill -TERM "$server"
+  # SIGTERM goes to textdrop itself (with chroot isolation it is a host process; it is the one
+  # whose environment has this PORT): `buildah run` then exits with textdrop's exit code.
+  local pid target=""
+  for pid in $(pgrep -x textdrop); do
+    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "PORT=$port"; then target=$pid; fi
+  done
+  [[ -n $target ]] || { echo "$label: cannot find the textdrop process"; exit 1; }
+  kill -TERM "$target"
   local code=0
   wait "$server" || code=$?
+  grep -q 'shutting down' "$work/server.log" || true
   echo "$label: exit code after SIGTERM: $code"
   grep -q 'listening on' "$work/server.log"
   buildah rm "$container" >/dev/null
