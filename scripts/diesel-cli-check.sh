@@ -22,7 +22,9 @@ trap 'kill $(jobs -p) 2>/dev/null || true; psql -q "$PG/postgres" -c "DROP DATAB
 
 DATABASE_URL=$URL diesel migration run
 git diff --exit-code src/schema.rs || { echo "src/schema.rs differs from diesel print-schema" >&2; exit 1; }
-DATABASE_URL=$URL diesel migration pending | tee /dev/stderr | grep -qi 'false'
+pending=$(DATABASE_URL=$URL diesel migration pending)
+echo "diesel migration pending: $pending"
+[[ $pending == *false* ]]
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp)
