@@ -1,5 +1,6 @@
-//! Building and running the server: database pool and migrations, the session middleware on
-//! the Diesel store, the cleanup task, and the HTTP server on a bound listener.
+//! Building and running the server: the session store `DATABASE_URL` names (a migrated SQL
+//! database with its pool and cleanup task, or Redis), the session middleware on it, and the
+//! HTTP server on a bound listener.
 //!
 //! Tests start the real application through [`Application::build`] on port 0.
 
@@ -8,14 +9,15 @@ use std::time::{Duration, Instant};
 
 use actix_multipart::form::MultipartFormConfig;
 use actix_session::config::{BrowserSession, PersistentSession, TtlExtensionPolicy};
+use actix_session::storage::RedisSessionStore;
 use actix_session::SessionMiddleware;
 use actix_web::body::MessageBody;
 use actix_web::cookie::{time::Duration as CookieDuration, Key, SameSite};
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{from_fn, Next};
-use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::middleware::{from_fn, DefaultHeaders, Logger, Next};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
+use redis::aio::ConnectionManager;
 
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -24,13 +26,10 @@ use crate::db::{
 };
 use crate::error::{AppError, SECURITY_HEADERS};
 use crate::metrics::Metrics;
-use crate::routes;
-use crate::routes::Readiness;
+use crate::routes::{self, Readiness};
 use crate::session::store::with_expiry_scope;
 use crate::session::{CleanupTask, DieselSessionStore, SessionBackend, StoreKind};
 use crate::templates;
-use actix_session::storage::RedisSessionStore;
-use redis::aio::ConnectionManager;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "id";
@@ -38,7 +37,7 @@ pub const SESSION_COOKIE: &str = "id";
 /// How long a request waits for a pooled connection before it fails.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A built application: migrated database, bound listener, cleanup task started.
+/// A built application: store connected (and migrated), listener bound, cleanup task started.
 pub struct Application {
     port: u16,
     metrics: Metrics,
