@@ -72,17 +72,20 @@ pub fn update_state(
     .execute(conn)
 }
 
-/// Moves the expiry of a live row. Returns 0 when the row has expired or is gone.
-pub fn extend(
+/// Moves the expiry of a live row to `expires_at`, but only if it would otherwise expire
+/// before `due`: a fresh row is left alone, so a read never rewrites it. Returns the rows moved.
+pub fn extend_if_due(
     conn: &mut DbConnection,
     id: &str,
     expires_at: NaiveDateTime,
     now: NaiveDateTime,
+    due: NaiveDateTime,
 ) -> QueryResult<usize> {
     diesel::update(
         sessions::table
             .filter(sessions::id.eq(id))
-            .filter(sessions::expires_at.gt(now)),
+            .filter(sessions::expires_at.gt(now))
+            .filter(sessions::expires_at.lt(due)),
     )
     .set(sessions::expires_at.eq(expires_at))
     .execute(conn)

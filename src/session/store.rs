@@ -11,7 +11,9 @@
 //!
 //! Sliding lifetime without a write per read: the middleware calls `update_ttl` after every
 //! request that did not change the session. The store remembers the expiry it saw in `load`
-//! and only writes a new one once less than [`EXTEND_BELOW`] of the lifetime remains.
+//! and only writes a new one once less than [`EXTEND_BELOW`] of the lifetime remains; when it
+//! has no remembered expiry, the UPDATE's own condition makes the same decision, so a fresh row
+//! is never rewritten either way.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -37,7 +39,7 @@ type SessionState = HashMap<String, String>;
 pub const EXTEND_BELOW: f64 = 0.8;
 
 /// Bound on the memory of recently loaded expiries; past it the memory is simply cleared
-/// (the cost is one extra UPDATE for the sessions in flight).
+/// (the cost: one conditional UPDATE, which writes nothing, per session read next).
 const REMEMBERED_MAX: usize = 10_000;
 
 /// Whether a row expiring at `expires_at` has enough lifetime left at `now` that a read need
@@ -74,7 +76,8 @@ pub async fn with_expiry_scope<F: Future>(request: F) -> F::Output {
 pub struct DieselSessionStore {
     pool: DbPool,
     clock: Clock,
-    /// Expiry seen by `load`, by row id, until the same request's `update_ttl` consumes it.
+    /// Expiry seen by the latest `load` of each row id, for `update_ttl` to decide without a
+    /// round trip.
     loaded_expiry: Arc<Mutex<HashMap<String, NaiveDateTime>>>,
 }
 
@@ -129,15 +132,23 @@ impl DieselSessionStore {
 
     fn remember_expiry(&self, id: String, expires_at: NaiveDateTime) {
         if let Ok(mut map) = self.loaded_expiry.lock() {
-            if map.len() >= REMEMBERED_MAX {
+            if map.len() >= REMEMBERED_MAX && !map.contains_key(&id) {
                 map.clear();
             }
             map.insert(id, expires_at);
         }
     }
 
-    fn take_expiry(&self, id: &str) -> Option<NaiveDateTime> {
-        self.loaded_expiry.lock().ok()?.remove(id)
+    /// The expiry the latest `load` of `id` saw. Left in place: overlapping requests of one
+    /// session each find it (a later load refreshes it; writes and deletes forget it).
+    fn loaded_expiry_of(&self, id: &str) -> Option<NaiveDateTime> {
+        self.loaded_expiry.lock().ok()?.get(id).copied()
+    }
+
+    fn forget_expiry(&self, id: &str) {
+        if let Ok(mut map) = self.loaded_expiry.lock() {
+            map.remove(id);
+        }
     }
 
     async fn insert_new(&self, state: String, ttl: &CookieDuration) -> anyhow::Result<SessionKey> {
@@ -199,7 +210,7 @@ impl SessionStore for DieselSessionStore {
         let state = serde_json::to_string(&session_state)
             .map_err(|e| UpdateError::Serialization(e.into()))?;
         let id = session_id(&session_key);
-        self.take_expiry(&id);
+        self.forget_expiry(&id);
         let now = self.clock.now();
         let expires_at = now + chrono_ttl(ttl);
         let new_state = state.clone();
@@ -227,13 +238,17 @@ impl SessionStore for DieselSessionStore {
         let id = session_id(session_key);
         let now = self.clock.now();
         let ttl = chrono_ttl(ttl);
-        if let Some(expires_at) = self.take_expiry(&id) {
+        if let Some(expires_at) = self.loaded_expiry_of(&id) {
             if fresh_enough(expires_at, now, ttl) {
                 return Ok(());
             }
         }
+        // Not known fresh (nothing loaded in this process, or the memory was cleared): the
+        // UPDATE itself checks, so a fresh row is still not rewritten.
+        let due =
+            now + Duration::milliseconds((EXTEND_BELOW * ttl.num_milliseconds() as f64) as i64);
         self.with_conn("update_ttl", move |conn| {
-            queries::extend(conn, &id, now + ttl, now)
+            queries::extend_if_due(conn, &id, now + ttl, now, due)
         })
         .await?;
         Ok(())
@@ -241,7 +256,7 @@ impl SessionStore for DieselSessionStore {
 
     async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
         let id = session_id(session_key);
-        self.take_expiry(&id);
+        self.forget_expiry(&id);
         self.with_conn("delete", move |conn| queries::delete(conn, &id))
             .await?;
         Ok(())

@@ -45,7 +45,9 @@ async fn browser() -> Option<Browser> {
             !required,
             "browser tests must run: install Debian's chromium and chromium-driver"
         );
-        eprintln!("skipping a browser test: {CHROMIUM} or {CHROMEDRIVER} is missing");
+        crate::helpers::skip_notice!(
+            "skipping a browser test: {CHROMIUM} or {CHROMEDRIVER} is missing"
+        );
         return None;
     }
     let port = free_port();

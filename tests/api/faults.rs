@@ -9,11 +9,24 @@ use reqwest::StatusCode;
 use crate::helpers::{cookie_client, spawn_app, Backend, TestDb};
 use crate::private_pg::PrivatePostgres;
 
+/// Counts panics anywhere in the process from now on (the previous hook still reports them).
+fn count_panics() -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&count);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        previous(info);
+    }));
+    count
+}
+
 #[actix_web::test]
 async fn a_database_outage_answers_503_then_recovers_without_a_restart() {
     let Some(pg) = PrivatePostgres::start() else {
         return;
     };
+    let panics = count_panics();
     let db = TestDb::existing(pg.url());
     let app = spawn_app(&db, &[]).await;
     app.upload("a.txt", "before the outage\n").await;
@@ -61,6 +74,11 @@ async fn a_database_outage_answers_503_then_recovers_without_a_restart() {
     );
     assert!(recovered, "the app recovers on its own");
     assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    assert_eq!(
+        panics.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing panicked"
+    );
     app.stop().await;
 }
 

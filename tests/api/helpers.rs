@@ -28,6 +28,16 @@ pub enum Backend {
     Redis,
 }
 
+/// Prints why a test skips straight to stderr: the test harness captures `eprintln!` of
+/// passing tests, and a skip must be seen.
+macro_rules! skip_notice {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+pub(crate) use skip_notice;
+
 /// Generates one `#[actix_web::test]` per backend for each listed `async fn(Backend)`.
 #[macro_export]
 macro_rules! backend_tests {
@@ -97,7 +107,9 @@ impl TestDb {
                         "TEST_REDIS_URL is not set but TEXTDROP_REQUIRE_REDIS is: \
                          the Redis tests must run"
                     );
-                    eprintln!("skipping a Redis test: TEST_REDIS_URL is not set");
+                    crate::helpers::skip_notice!(
+                        "skipping a Redis test: TEST_REDIS_URL is not set"
+                    );
                     return None;
                 };
                 Some(Self::existing(url))
@@ -112,7 +124,9 @@ impl TestDb {
                         "TEST_DATABASE_URL is not set but TEXTDROP_REQUIRE_POSTGRES is: \
                          the PostgreSQL tests must run"
                     );
-                    eprintln!("skipping a PostgreSQL test: TEST_DATABASE_URL is not set");
+                    crate::helpers::skip_notice!(
+                        "skipping a PostgreSQL test: TEST_DATABASE_URL is not set"
+                    );
                     return None;
                 };
                 let name = format!("textdrop_test_{}", uuid::Uuid::new_v4().simple());

@@ -48,7 +48,9 @@ impl PrivatePostgres {
                 !required(),
                 "a private PostgreSQL is needed: run as root with PostgreSQL installed"
             );
-            eprintln!("skipping: a private PostgreSQL needs root and /usr/lib/postgresql/*/bin");
+            crate::helpers::skip_notice!(
+                "skipping: a private PostgreSQL needs root and /usr/lib/postgresql/*/bin"
+            );
             return None;
         };
         let dir = tempfile::Builder::new()

@@ -209,6 +209,23 @@ async fn update_ttl_writes_only_once_less_than_80_percent_remains(backend: Backe
     );
 }
 
+/// Without a remembered expiry (as when two requests of one session overlap), a fresh row is
+/// still not rewritten.
+async fn update_ttl_without_a_load_leaves_a_fresh_row_alone(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let clock = TestClock::default();
+    let store = store(&db, &clock);
+    let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
+    let first = expiry_of(&db, &key);
+
+    clock.advance(Duration::from_secs(10));
+    store.update_ttl(&key, &TTL).await.expect("update_ttl");
+
+    assert_eq!(expiry_of(&db, &key), first);
+}
+
 async fn update_ttl_extends_a_live_session_but_never_revives_an_expired_one(backend: Backend) {
     let Some(db) = TestDb::new(backend) else {
         return;
@@ -278,6 +295,7 @@ backend_tests!(
     update_of_a_deleted_session_issues_a_new_key,
     delete_removes_the_row,
     update_ttl_writes_only_once_less_than_80_percent_remains,
+    update_ttl_without_a_load_leaves_a_fresh_row_alone,
     update_ttl_extends_a_live_session_but_never_revives_an_expired_one,
     cleanup_deletes_exactly_the_expired_rows,
 );
