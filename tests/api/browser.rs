@@ -127,12 +127,17 @@ async fn upload_through_the_form(client: &Client, app: &TestApp, path: &str) {
         .click()
         .await
         .expect("click Upload");
+    wait_for(client, "dl.meta, #upload-error").await;
+}
+
+/// Waits (at most 10 s) until the page shows an element matching `css`.
+async fn wait_for(client: &Client, css: &str) {
     client
         .wait()
         .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("dl.meta, #upload-error"))
+        .for_element(Locator::Css(css))
         .await
-        .expect("the page after the upload");
+        .unwrap_or_else(|e| panic!("waiting for {css}: {e}"));
 }
 
 async fn text_of(client: &Client, css: &str) -> String {
@@ -231,12 +236,7 @@ async fn a_visitor_uploads_reads_reloads_loses_the_cookie_and_forgets() {
         .click()
         .await
         .expect("click forget");
-    client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(".notice"))
-        .await
-        .expect("the confirmation");
+    wait_for(client, ".notice").await;
     assert_eq!(client.current_url().await.expect("url").path(), "/");
     assert!(text_of(client, ".notice")
         .await

@@ -11,7 +11,9 @@ use textdrop::db::{self, DbConnection};
 use textdrop::session::cleanup::{delete_expired, SweepLimits};
 use textdrop::session::queries::{self, NewSession, SWEEPER_LOCK_KEY};
 
-use crate::helpers::{cookie_client, eventually, spawn_app_with, Backend, TestClock, TestDb};
+use crate::helpers::{
+    cookie_client, eventually, spawn_app, spawn_app_with, Backend, TestClock, TestDb,
+};
 use crate::private_pg::PrivatePostgres;
 
 /// Inserts `count` rows whose expiry is `offset_secs` from now, in chunks.
@@ -129,9 +131,7 @@ async fn instances_started_at_once_on_an_empty_database_all_come_up() {
         return;
     };
 
-    let apps =
-        join_all((0..4).map(|_| spawn_app_with(&db, &[], TestClock::default(), cookie_client())))
-            .await;
+    let apps = join_all((0..4).map(|_| spawn_app(&db, &[]))).await;
 
     for app in &apps {
         assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
@@ -157,13 +157,7 @@ async fn the_sweeper_keeps_running_after_a_database_error() {
         return;
     };
     let db = TestDb::existing(pg.url());
-    let app = spawn_app_with(
-        &db,
-        &[("CLEANUP_INTERVAL_SECS", "1")],
-        TestClock::default(),
-        cookie_client(),
-    )
-    .await;
+    let app = spawn_app(&db, &[("CLEANUP_INTERVAL_SECS", "1")]).await;
 
     pg.halt();
     let failed = eventually(Duration::from_secs(15), || {
@@ -185,13 +179,7 @@ async fn metrics_expose_store_and_cleanup_figures(backend: Backend) {
     let Some(db) = TestDb::new(backend) else {
         return;
     };
-    let app = spawn_app_with(
-        &db,
-        &[("CLEANUP_INTERVAL_SECS", "1")],
-        TestClock::default(),
-        cookie_client(),
-    )
-    .await;
+    let app = spawn_app(&db, &[("CLEANUP_INTERVAL_SECS", "1")]).await;
     app.upload("a.txt", "x\n").await;
     app.get("/action").await;
     let sampled = eventually(Duration::from_secs(10), || {
