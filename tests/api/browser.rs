@@ -120,14 +120,24 @@ async fn upload_through_the_form(client: &Client, app: &TestApp, path: &str) {
         .send_keys(path)
         .await
         .expect("choose the file");
+    click_and_wait(
+        client,
+        "form.upload button[type=submit]",
+        "dl.meta, #upload-error",
+    )
+    .await;
+}
+
+/// Clicks the element matching `button`, then waits for the next page to show `then`.
+async fn click_and_wait(client: &Client, button: &str, then: &str) {
     client
-        .find(Locator::Css("form.upload button[type=submit]"))
+        .find(Locator::Css(button))
         .await
-        .expect("the Upload button")
+        .unwrap_or_else(|e| panic!("{button}: {e}"))
         .click()
         .await
-        .expect("click Upload");
-    wait_for(client, "dl.meta, #upload-error").await;
+        .unwrap_or_else(|e| panic!("clicking {button}: {e}"));
+    wait_for(client, then).await;
 }
 
 /// Waits (at most 10 s) until the page shows an element matching `css`.
@@ -229,14 +239,7 @@ async fn a_visitor_uploads_reads_reloads_loses_the_cookie_and_forgets() {
     // Upload again, then "Forget my data now": the row goes and the page says so.
     upload_through_the_form(client, &app, &path).await;
     assert_eq!(db.row_count(), 2, "the new upload and the abandoned row");
-    client
-        .find(Locator::Css("form.forget button"))
-        .await
-        .expect("the forget button")
-        .click()
-        .await
-        .expect("click forget");
-    wait_for(client, ".notice").await;
+    click_and_wait(client, "form.forget button", ".notice").await;
     assert_eq!(client.current_url().await.expect("url").path(), "/");
     assert!(text_of(client, ".notice")
         .await

@@ -209,8 +209,8 @@ async fn update_ttl_writes_only_once_less_than_80_percent_remains(backend: Backe
     );
 }
 
-/// Without a remembered expiry (as when two requests of one session overlap), a fresh row is
-/// still not rewritten.
+/// Without a remembered expiry (another instance loaded the session, or the memory was
+/// cleared), a fresh row is still not rewritten.
 async fn update_ttl_without_a_load_leaves_a_fresh_row_alone(backend: Backend) {
     let Some(db) = TestDb::new(backend) else {
         return;
