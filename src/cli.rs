@@ -68,10 +68,11 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                 println!("another instance is sweeping right now; run again later");
             }
             println!(
-                "deleted {} expired session(s) in {} ms ({} batch(es))",
+                "deleted {} expired session(s) in {} ms ({} batch(es){})",
                 report.deleted,
                 report.elapsed.as_millis(),
-                report.batches
+                report.batches,
+                if report.walked { ", table walk" } else { "" }
             );
         }
         Command::Healthcheck => {

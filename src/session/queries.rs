@@ -6,8 +6,10 @@
 
 use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
+use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Timestamp};
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::sql_types::{BigInt, Text, Timestamp};
 
 use crate::db::DbConnection;
 use crate::schema::sessions;
@@ -118,19 +120,11 @@ pub fn delete_expired_batch(
     limit: i64,
 ) -> QueryResult<Option<usize>> {
     match conn {
-        DbConnection::Postgres(pg) => pg.transaction(|pg| {
-            let locked: bool =
-                diesel::select(pg_try_advisory_xact_lock(SWEEPER_LOCK_KEY)).get_result(pg)?;
-            if !locked {
-                return Ok(None);
-            }
-            // Losing this commit in a crash only means deleting the rows again next run, so
-            // it need not wait for the WAL flush.
-            pg.batch_execute("SET LOCAL synchronous_commit = off")?;
-            // `= ANY(ARRAY(…))` of ctids makes a TID scan: with `id IN (…)` the planner may pick
-            // a hash join over a sequential scan of the whole table, once per batch. No row
-            // lock is needed: the advisory lock keeps other sweepers out, and a row the app
-            // updates meanwhile gets a new ctid, so the re-check skips it and it stays.
+        // `= ANY(ARRAY(…))` of ctids makes a TID scan: with `id IN (…)` the planner may pick a
+        // hash join over a sequential scan of the whole table, once per batch. No row lock is
+        // needed: the advisory lock keeps other sweepers out, and a row the app updates
+        // meanwhile gets a new ctid, so the re-check skips it and it stays.
+        DbConnection::Postgres(pg) => sweeper_transaction(pg, "", |pg| {
             diesel::sql_query(
                 "DELETE FROM sessions WHERE ctid = ANY(ARRAY(SELECT ctid FROM sessions \
                  WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))",
@@ -138,7 +132,6 @@ pub fn delete_expired_batch(
             .bind::<Timestamp, _>(now)
             .bind::<BigInt, _>(limit)
             .execute(pg)
-            .map(Some)
         }),
         DbConnection::Sqlite(sqlite) => diesel::sql_query(
             "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions \
@@ -149,6 +142,117 @@ pub fn delete_expired_batch(
         .execute(sqlite)
         .map(Some),
     }
+}
+
+/// PostgreSQL: deletes the rows that expired at or before `now` among those stored in heap
+/// blocks `first..end`, in one short transaction (a TID range scan: one sequential pass over
+/// those blocks, no index). Returns `None` when another sweeper holds the lock.
+pub fn delete_expired_in_blocks(
+    pg: &mut PgConnection,
+    now: NaiveDateTime,
+    first: i64,
+    end: i64,
+) -> QueryResult<Option<usize>> {
+    // The planner would pick the `expires_at` index whenever its statistics say few rows
+    // expired, and then walk the whole expired part of the index for every range.
+    sweeper_transaction(
+        pg,
+        "SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off",
+        |pg| {
+            diesel::sql_query(
+                "DELETE FROM sessions WHERE ctid >= ('(' || $1 || ',0)')::tid \
+                 AND ctid < ('(' || $2 || ',0)')::tid AND expires_at <= $3",
+            )
+            .bind::<BigInt, _>(first)
+            .bind::<BigInt, _>(end)
+            .bind::<Timestamp, _>(now)
+            .execute(pg)
+        },
+    )
+}
+
+/// Runs one sweeper batch in its own transaction, if this connection gets the sweeper lock.
+fn sweeper_transaction(
+    pg: &mut PgConnection,
+    settings: &str,
+    batch: impl FnOnce(&mut PgConnection) -> QueryResult<usize>,
+) -> QueryResult<Option<usize>> {
+    pg.transaction(|pg| {
+        let locked: bool =
+            diesel::select(pg_try_advisory_xact_lock(SWEEPER_LOCK_KEY)).get_result(pg)?;
+        if !locked {
+            return Ok(None);
+        }
+        // Losing this commit in a crash only means deleting the rows again next run, so it
+        // need not wait for the WAL flush.
+        pg.batch_execute(&format!("SET LOCAL synchronous_commit = off; {settings}"))?;
+        batch(pg).map(Some)
+    })
+}
+
+/// PostgreSQL's view of the `sessions` table, for choosing how to sweep it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TableEstimate {
+    /// Rows in the table, as the planner estimates them.
+    pub rows: f64,
+    /// Rows expired at the given time, as the planner estimates them.
+    pub expired: f64,
+    /// The table's current size in heap blocks.
+    pub blocks: i64,
+}
+
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+#[derive(QueryableByName)]
+struct Blocks {
+    #[diesel(sql_type = BigInt)]
+    blocks: i64,
+}
+
+/// The planner's row estimate from the top line of an `EXPLAIN` (nothing is executed).
+fn planned_rows(
+    explain: BoxedSqlQuery<'_, Pg, SqlQuery>,
+    pg: &mut PgConnection,
+) -> QueryResult<f64> {
+    let plan = explain.load::<PlanLine>(pg)?;
+    let top = plan.first().map(|l| l.line.as_str()).unwrap_or_default();
+    // "Seq Scan on sessions  (cost=0.00..28058.00 rows=990669 width=4)"
+    top.split_once(" rows=")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|rows| rows.parse().ok())
+        .ok_or_else(|| {
+            diesel::result::Error::DeserializationError(
+                format!("no row estimate in the plan line {top:?}").into(),
+            )
+        })
+}
+
+/// Asks the planner how many rows `sessions` holds and how many of them expired at `now`, and
+/// reads the table's size in blocks. Cheap: nothing is scanned.
+pub fn estimate_table(pg: &mut PgConnection, now: NaiveDateTime) -> QueryResult<TableEstimate> {
+    let rows = planned_rows(
+        diesel::sql_query("EXPLAIN SELECT 1 FROM sessions").into_boxed(),
+        pg,
+    )?;
+    let expired = planned_rows(
+        diesel::sql_query("EXPLAIN SELECT 1 FROM sessions WHERE expires_at <= $1")
+            .into_boxed()
+            .bind::<Timestamp, _>(now),
+        pg,
+    )?;
+    let Blocks { blocks } = diesel::sql_query(
+        "SELECT pg_relation_size('sessions') / current_setting('block_size')::bigint AS blocks",
+    )
+    .get_result(pg)?;
+    Ok(TableEstimate {
+        rows,
+        expired,
+        blocks,
+    })
 }
 
 /// The earliest expiry of any row, live or not.

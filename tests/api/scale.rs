@@ -125,6 +125,113 @@ async fn a_sweeper_skips_its_tick_while_another_holds_the_lock() {
     assert_eq!(after.deleted, 50);
 }
 
+/// Seeds `rows` rows on PostgreSQL in one statement: of every 100 consecutive rows the first
+/// `expired_percent` expired an hour ago and the rest have a day left, so every block holds
+/// both. Then ANALYZE, so the planner knows the share.
+fn seed_mixed(db: &TestDb, rows: i64, expired_percent: i64) {
+    diesel::sql_query(format!(
+        "INSERT INTO sessions (id, state, expires_at, created_at) \
+         SELECT CASE WHEN g % 100 < {expired_percent} THEN 'expired-' ELSE 'live-' END || g, \
+                '{{}}', \
+                (now() AT TIME ZONE 'utc') + CASE WHEN g % 100 < {expired_percent} \
+                    THEN -interval '1 hour' ELSE interval '1 day' END, \
+                now() AT TIME ZONE 'utc' \
+         FROM generate_series(0, {rows} - 1) g"
+    ))
+    .execute(&mut db.connect())
+    .expect("seed");
+    diesel::sql_query("ANALYZE sessions")
+        .execute(&mut db.connect())
+        .expect("analyze");
+}
+
+fn live_ids(db: &TestDb) -> Vec<String> {
+    use textdrop::schema::sessions::dsl::*;
+    let DbConnection::Postgres(pg) = &mut db.connect() else {
+        unreachable!("PostgreSQL only")
+    };
+    sessions
+        .select(id)
+        .filter(id.like("live-%"))
+        .order(id)
+        .load(pg)
+        .expect("live ids")
+}
+
+#[actix_web::test]
+async fn a_big_backlog_is_walked_in_block_ranges_and_every_live_row_stays() {
+    let Some(db) = TestDb::new(Backend::Postgres) else {
+        return;
+    };
+    db::run_migrations(&mut db.connect()).expect("migrate");
+    seed_mixed(&db, 40_000, 75);
+    let live_before = live_ids(&db);
+    let limits = SweepLimits {
+        batch_size: 1_000,
+        walk_min_blocks: 1,
+        ..SweepLimits::default()
+    };
+
+    let report = delete_expired(&mut db.connect(), Clock::system().now(), limits).expect("sweep");
+
+    assert!(report.walked, "75 % expired: the run walks the table");
+    assert_eq!(report.deleted, 30_000);
+    assert!(!report.skipped);
+    // One index batch, then steps sized to about 1,000 rows each (750 of them expired).
+    assert!(report.batches >= 30, "{report:?}");
+    assert!(report.largest_batch <= 1_000, "{report:?}");
+    assert_eq!(counts(&db), (10_000, 0));
+    assert_eq!(live_ids(&db), live_before, "no live row deleted");
+}
+
+#[actix_web::test]
+async fn a_small_share_of_expired_rows_is_swept_through_the_index() {
+    let Some(db) = TestDb::new(Backend::Postgres) else {
+        return;
+    };
+    db::run_migrations(&mut db.connect()).expect("migrate");
+    seed_mixed(&db, 40_000, 5);
+    let limits = SweepLimits {
+        batch_size: 500,
+        walk_min_blocks: 1,
+        ..SweepLimits::default()
+    };
+
+    let report = delete_expired(&mut db.connect(), Clock::system().now(), limits).expect("sweep");
+
+    assert!(!report.walked, "5 % expired: index batches only");
+    assert_eq!(report.deleted, 2_000);
+    assert_eq!(report.batches, 5, "4 full batches, then a short one");
+    assert_eq!(counts(&db), (38_000, 0));
+}
+
+#[actix_web::test]
+async fn a_block_range_batch_is_skipped_while_another_sweeper_holds_the_lock() {
+    let Some(db) = TestDb::new(Backend::Postgres) else {
+        return;
+    };
+    db::run_migrations(&mut db.connect()).expect("migrate");
+    seed_mixed(&db, 1_000, 50);
+    let now = Clock::system().now();
+    let mut holder = db.connect();
+    let DbConnection::Postgres(sweeper) = &mut db.connect() else {
+        unreachable!("PostgreSQL only")
+    };
+
+    let while_held = holder
+        .transaction(|holder| {
+            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({SWEEPER_LOCK_KEY})"))
+                .execute(holder)?;
+            queries::delete_expired_in_blocks(sweeper, now, 0, 1_000)
+        })
+        .expect("batch while held");
+    let after = queries::delete_expired_in_blocks(sweeper, now, 0, 1_000).expect("batch");
+
+    assert_eq!(while_held, None);
+    assert_eq!(after, Some(500));
+    assert_eq!(counts(&db), (500, 0));
+}
+
 #[actix_web::test]
 async fn instances_started_at_once_on_an_empty_database_all_come_up() {
     let Some(db) = TestDb::new(Backend::Postgres) else {
