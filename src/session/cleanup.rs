@@ -128,24 +128,39 @@ pub fn delete_expired(
             break;
         }
         if let (1, DbConnection::Postgres(pg)) = (report.batches, &mut *conn) {
-            let table = queries::estimate_table(pg, now)?;
-            if let Some(walk) = TableWalk::choose(&table, &limits) {
-                report.walked = true;
-                let mut first = 0;
-                while first < walk.blocks && !out_of_time() {
-                    let end = first + walk.step;
-                    let batch = queries::delete_expired_in_blocks(pg, now, first, end)?;
-                    if report.record(batch).is_none() {
-                        break;
-                    }
-                    first = end;
-                }
+            if let Some(walk) = TableWalk::choose(&queries::estimate_table(pg, now)?, &limits) {
+                walk_table(pg, now, walk, out_of_time, &mut report)?;
                 break;
             }
         }
     }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Deletes the expired rows of blocks `0..walk.blocks`, a step per transaction, until the end,
+/// the time budget, or another sweeper taking the lock. Rows added later sit in new blocks or
+/// in space freed here; either way they expire after `now`.
+fn walk_table(
+    pg: &mut diesel::PgConnection,
+    now: NaiveDateTime,
+    walk: TableWalk,
+    out_of_time: impl Fn() -> bool,
+    report: &mut CleanupReport,
+) -> diesel::QueryResult<()> {
+    report.walked = true;
+    let mut first = 0;
+    while first < walk.blocks && !out_of_time() {
+        let end = first + walk.step;
+        if report
+            .record(queries::delete_expired_in_blocks(pg, now, first, end)?)
+            .is_none()
+        {
+            break;
+        }
+        first = end;
+    }
+    Ok(())
 }
 
 /// Deletes the expired rows once, on the blocking thread pool.

@@ -185,6 +185,45 @@ async fn a_big_backlog_is_walked_in_block_ranges_and_every_live_row_stays() {
 }
 
 #[actix_web::test]
+async fn two_sweepers_walking_at_once_delete_each_expired_row_once() {
+    let Some(db) = TestDb::new(Backend::Postgres) else {
+        return;
+    };
+    db::run_migrations(&mut db.connect()).expect("migrate");
+    seed_mixed(&db, 40_000, 75);
+    let live_before = live_ids(&db);
+    let limits = SweepLimits {
+        batch_size: 500,
+        walk_min_blocks: 1,
+        ..SweepLimits::default()
+    };
+    let now = Clock::system().now();
+
+    // Whichever finds the lock taken stops; the other goes on to the end of the table.
+    let reports: Vec<_> = std::thread::scope(|scope| {
+        let sweepers: Vec<_> = (0..2)
+            .map(|_| {
+                let mut conn = db.connect();
+                scope.spawn(move || delete_expired(&mut conn, now, limits).expect("sweep"))
+            })
+            .collect();
+        sweepers
+            .into_iter()
+            .map(|s| s.join().expect("join"))
+            .collect()
+    });
+
+    let deleted: usize = reports.iter().map(|r| r.deleted).sum();
+    assert_eq!(
+        deleted, 30_000,
+        "each expired row deleted once: {reports:?}"
+    );
+    assert!(reports.iter().any(|r| r.walked), "{reports:?}");
+    assert_eq!(counts(&db), (10_000, 0));
+    assert_eq!(live_ids(&db), live_before, "no live row deleted");
+}
+
+#[actix_web::test]
 async fn a_small_share_of_expired_rows_is_swept_through_the_index() {
     let Some(db) = TestDb::new(Backend::Postgres) else {
         return;
