@@ -58,9 +58,10 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Cleanup => {
             let pool = connect_and_migrate(&settings).await?;
-            // The same batched path as the task, but with no time budget: run to the end.
+            // The task's batched path, with no time budget and no rest: run to the end.
             let limits = SweepLimits {
                 time_budget: Duration::MAX,
+                rest: 0.0,
                 ..settings.sweep_limits()
             };
             let report = cleanup::run_cleanup(&pool, &Clock::system(), limits).await?;

@@ -31,6 +31,10 @@ pub struct SweepLimits {
     /// PostgreSQL: a table at least this many heap blocks long whose expired share is at least
     /// [`WALK_SHARE`] is swept block range by block range instead of through the index.
     pub walk_min_blocks: i64,
+    /// Before each batch but the first, rest this many times as long as the previous batch
+    /// took, so a sweep inside a serving instance leaves the database time for requests.
+    /// `textdrop cleanup` does not rest (0).
+    pub rest: f64,
 }
 
 impl Default for SweepLimits {
@@ -40,7 +44,34 @@ impl Default for SweepLimits {
             time_budget: Duration::from_secs(30),
             // 8 MiB: below that, walking the index is a matter of milliseconds anyway.
             walk_min_blocks: 1_024,
+            rest: 1.0,
         }
+    }
+}
+
+/// Runs batches back to back, resting between them as [`SweepLimits::rest`] says.
+struct Pace {
+    rest: f64,
+    previous: Option<Duration>,
+}
+
+impl Pace {
+    fn new(limits: &SweepLimits) -> Self {
+        Self {
+            rest: limits.rest,
+            previous: None,
+        }
+    }
+
+    /// Rests after the previous batch if one ran, then runs and times `batch`. Blocking.
+    fn batch<T>(&mut self, batch: impl FnOnce() -> T) -> T {
+        if let Some(previous) = self.previous.filter(|_| self.rest > 0.0) {
+            std::thread::sleep(previous.mul_f64(self.rest));
+        }
+        let started = Instant::now();
+        let out = batch();
+        self.previous = Some(started.elapsed());
+        out
     }
 }
 
@@ -121,15 +152,16 @@ pub fn delete_expired(
     let started = Instant::now();
     let out_of_time = || started.elapsed() >= limits.time_budget;
     let mut report = CleanupReport::default();
+    let mut pace = Pace::new(&limits);
     while let Some(deleted) =
-        report.record(queries::delete_expired_batch(conn, now, limits.batch_size)?)
+        report.record(pace.batch(|| queries::delete_expired_batch(conn, now, limits.batch_size))?)
     {
         if (deleted as i64) < limits.batch_size || out_of_time() {
             break;
         }
         if let (1, DbConnection::Postgres(pg)) = (report.batches, &mut *conn) {
             if let Some(walk) = TableWalk::choose(&queries::estimate_table(pg, now)?, &limits) {
-                walk_table(pg, now, walk, out_of_time, &mut report)?;
+                walk_table(pg, now, walk, out_of_time, &mut pace, &mut report)?;
                 break;
             }
         }
@@ -146,6 +178,7 @@ fn walk_table(
     now: NaiveDateTime,
     walk: TableWalk,
     out_of_time: impl Fn() -> bool,
+    pace: &mut Pace,
     report: &mut CleanupReport,
 ) -> diesel::QueryResult<()> {
     report.walked = true;
@@ -153,7 +186,7 @@ fn walk_table(
     while first < walk.blocks && !out_of_time() {
         let end = first + walk.step;
         if report
-            .record(queries::delete_expired_in_blocks(pg, now, first, end)?)
+            .record(pace.batch(|| queries::delete_expired_in_blocks(pg, now, first, end))?)
             .is_none()
         {
             break;
@@ -316,6 +349,21 @@ mod tests {
                 step: 51
             })
         );
+    }
+
+    #[test]
+    fn a_paced_batch_waits_as_long_as_the_previous_one_took() {
+        let limits = SweepLimits {
+            rest: 1.0,
+            ..SweepLimits::default()
+        };
+        let mut pace = Pace::new(&limits);
+        let started = Instant::now();
+        for _ in 0..2 {
+            pace.batch(|| std::thread::sleep(Duration::from_millis(30)));
+        }
+        // 30 ms, a 30 ms rest, 30 ms: sleeps never end early, so this holds on any machine.
+        assert!(started.elapsed() >= Duration::from_millis(90));
     }
 
     #[test]
