@@ -64,7 +64,8 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                 rest: 0.0,
                 ..settings.sweep_limits()
             };
-            let report = cleanup::run_cleanup(&pool, &Clock::system(), limits).await?;
+            let report =
+                cleanup::run_cleanup(&pool, &Clock::system(), limits, Default::default()).await?;
             if report.skipped {
                 println!("another instance is sweeping right now; run again later");
             }

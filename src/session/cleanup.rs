@@ -149,19 +149,30 @@ pub fn delete_expired(
     now: NaiveDateTime,
     limits: SweepLimits,
 ) -> diesel::QueryResult<CleanupReport> {
+    delete_expired_until(conn, now, limits, || false)
+}
+
+/// [`delete_expired`], but the run also ends after the batch in flight once `stop()` says so
+/// (the server is shutting down). Blocking.
+pub fn delete_expired_until(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    limits: SweepLimits,
+    stop: impl Fn() -> bool,
+) -> diesel::QueryResult<CleanupReport> {
     let started = Instant::now();
-    let out_of_time = || started.elapsed() >= limits.time_budget;
+    let should_stop = || started.elapsed() >= limits.time_budget || stop();
     let mut report = CleanupReport::default();
     let mut pace = Pace::new(&limits);
     while let Some(deleted) =
         report.record(pace.batch(|| queries::delete_expired_batch(conn, now, limits.batch_size))?)
     {
-        if (deleted as i64) < limits.batch_size || out_of_time() {
+        if (deleted as i64) < limits.batch_size || should_stop() {
             break;
         }
         if let (1, DbConnection::Postgres(pg)) = (report.batches, &mut *conn) {
             if let Some(walk) = TableWalk::choose(&queries::estimate_table(pg, now)?, &limits) {
-                walk_table(pg, now, walk, out_of_time, &mut pace, &mut report)?;
+                walk_table(pg, now, walk, should_stop, &mut pace, &mut report)?;
                 break;
             }
         }
@@ -171,19 +182,19 @@ pub fn delete_expired(
 }
 
 /// Deletes the expired rows of blocks `0..walk.blocks`, a step per transaction, until the end,
-/// the time budget, or another sweeper taking the lock. Rows added later sit in new blocks or
+/// `should_stop()`, or another sweeper taking the lock. Rows added later sit in new blocks or
 /// in space freed here; either way they expire after `now`.
 fn walk_table(
     pg: &mut diesel::PgConnection,
     now: NaiveDateTime,
     walk: TableWalk,
-    out_of_time: impl Fn() -> bool,
+    should_stop: impl Fn() -> bool,
     pace: &mut Pace,
     report: &mut CleanupReport,
 ) -> diesel::QueryResult<()> {
     report.walked = true;
     let mut first = 0;
-    while first < walk.blocks && !out_of_time() {
+    while first < walk.blocks && !should_stop() {
         let end = first + walk.step;
         if report
             .record(pace.batch(|| queries::delete_expired_in_blocks(pg, now, first, end))?)
@@ -196,18 +207,20 @@ fn walk_table(
     Ok(())
 }
 
-/// Deletes the expired rows once, on the blocking thread pool.
+/// Deletes the expired rows once, on the blocking thread pool, ending early once `stop` is
+/// cancelled.
 pub async fn run_cleanup(
     pool: &DbPool,
     clock: &Clock,
     limits: SweepLimits,
+    stop: CancellationToken,
 ) -> anyhow::Result<CleanupReport> {
     let pool = pool.clone();
     let now = clock.now();
     web::block(move || {
         let mut slot = pool.get().context("no database connection available")?;
         Ok(db::run(&mut slot, |conn| {
-            delete_expired(conn, now, limits)
+            delete_expired_until(conn, now, limits, || stop.is_cancelled())
         })?)
     })
     .await?
@@ -245,8 +258,14 @@ fn jittered(period: Duration) -> Duration {
 }
 
 /// One tick: a run, its log line and metrics, then the live-sessions sample.
-async fn tick(pool: &DbPool, clock: &Clock, limits: SweepLimits, metrics: &Metrics) {
-    match run_cleanup(pool, clock, limits).await {
+async fn tick(
+    pool: &DbPool,
+    clock: &Clock,
+    limits: SweepLimits,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+) {
+    match run_cleanup(pool, clock, limits, stop.clone()).await {
         Ok(report) if report.skipped && report.batches == 0 => {
             metrics.cleanup_skipped();
             log::debug!("cleanup: another instance is sweeping; skipped this tick");
@@ -308,7 +327,7 @@ impl CleanupTask {
                     _ = stop.cancelled() => break,
                     _ = actix_web::rt::time::sleep(wait) => {}
                 }
-                tick(&pool, &clock, limits, &metrics).await;
+                tick(&pool, &clock, limits, &metrics, &stop).await;
                 wait = jittered(period);
             }
             log::debug!("cleanup task stopped");
@@ -316,7 +335,7 @@ impl CleanupTask {
         Self { token, handle }
     }
 
-    /// Stops the task and waits for a run in progress to finish.
+    /// Stops the task and waits for a run in progress to end after its batch in flight.
     pub async fn stop(self) {
         self.token.cancel();
         let _ = self.handle.await;

@@ -9,7 +9,7 @@ use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 use textdrop::clock::Clock;
-use textdrop::session::cleanup::{delete_expired, SweepLimits};
+use textdrop::session::cleanup::{delete_expired, delete_expired_until, SweepLimits};
 use textdrop::session::store::session_id;
 use textdrop::session::DieselSessionStore;
 
@@ -285,6 +285,33 @@ async fn cleanup_deletes_exactly_the_expired_rows(backend: Backend) {
     assert_eq!(again.deleted, 0);
 }
 
+async fn a_stopped_cleanup_run_ends_after_the_batch_in_flight(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let clock = TestClock::default();
+    let store = store(&db, &clock);
+    for _ in 0..7 {
+        store
+            .save(state(&[("a", "old")]), &Ttl::seconds(10))
+            .await
+            .expect("save");
+    }
+    clock.advance(Duration::from_secs(11));
+
+    // Shutdown was asked for: the batch in flight completes, no further batch starts.
+    let report = delete_expired_until(
+        &mut db.connect(),
+        clock.clock().now(),
+        batches_of(3),
+        || true,
+    )
+    .expect("cleanup");
+
+    assert_eq!((report.deleted, report.batches), (3, 1));
+    assert_eq!(db.row_count(), 4, "the rest waits for the next run");
+}
+
 backend_tests!(
     save_then_load_returns_the_state,
     an_unknown_key_loads_nothing,
@@ -298,6 +325,7 @@ backend_tests!(
     update_ttl_without_a_load_leaves_a_fresh_row_alone,
     update_ttl_extends_a_live_session_but_never_revives_an_expired_one,
     cleanup_deletes_exactly_the_expired_rows,
+    a_stopped_cleanup_run_ends_after_the_batch_in_flight,
 );
 
 /// The database's time zone must not matter: expiry is the app's UTC time, bound as a parameter.
