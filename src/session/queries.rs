@@ -107,6 +107,25 @@ diesel::define_sql_function! {
     fn pg_try_advisory_xact_lock(key: BigInt) -> Bool;
 }
 
+/// PostgreSQL: one index batch. `$1` = now, `$2` = the batch size.
+pub const PG_DELETE_BATCH: &str = "DELETE FROM sessions WHERE ctid = ANY(ARRAY(SELECT ctid \
+     FROM sessions WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))";
+
+/// SQLite: one index batch. Parameters: now, then the batch size.
+pub const SQLITE_DELETE_BATCH: &str = "DELETE FROM sessions WHERE rowid IN (SELECT rowid \
+     FROM sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)";
+
+/// PostgreSQL: one step of a table walk. `$1..$2` = heap blocks, `$3` = now.
+pub const PG_DELETE_BLOCK_RANGE: &str = "DELETE FROM sessions \
+     WHERE ctid >= ('(' || $1 || ',0)')::tid AND ctid < ('(' || $2 || ',0)')::tid \
+     AND expires_at <= $3";
+
+/// Settings for a walk step's transaction. The planner would pick the `expires_at` index
+/// whenever its statistics say few rows expired, and then walk the whole expired part of the
+/// index for every range.
+pub const PG_BLOCK_RANGE_SETTINGS: &str =
+    "SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off";
+
 /// Deletes at most `limit` rows that expired at or before `now`, in one short transaction.
 /// Returns `None` when another sweeper holds the lock (PostgreSQL): the caller skips.
 ///
@@ -125,22 +144,16 @@ pub fn delete_expired_batch(
         // needed: the advisory lock keeps other sweepers out, and a row the app updates
         // meanwhile gets a new ctid, so the re-check skips it and it stays.
         DbConnection::Postgres(pg) => sweeper_transaction(pg, "", |pg| {
-            diesel::sql_query(
-                "DELETE FROM sessions WHERE ctid = ANY(ARRAY(SELECT ctid FROM sessions \
-                 WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))",
-            )
+            diesel::sql_query(PG_DELETE_BATCH)
+                .bind::<Timestamp, _>(now)
+                .bind::<BigInt, _>(limit)
+                .execute(pg)
+        }),
+        DbConnection::Sqlite(sqlite) => diesel::sql_query(SQLITE_DELETE_BATCH)
             .bind::<Timestamp, _>(now)
             .bind::<BigInt, _>(limit)
-            .execute(pg)
-        }),
-        DbConnection::Sqlite(sqlite) => diesel::sql_query(
-            "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions \
-             WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)",
-        )
-        .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(limit)
-        .execute(sqlite)
-        .map(Some),
+            .execute(sqlite)
+            .map(Some),
     }
 }
 
@@ -153,22 +166,13 @@ pub fn delete_expired_in_blocks(
     first: i64,
     end: i64,
 ) -> QueryResult<Option<usize>> {
-    // The planner would pick the `expires_at` index whenever its statistics say few rows
-    // expired, and then walk the whole expired part of the index for every range.
-    sweeper_transaction(
-        pg,
-        "SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off",
-        |pg| {
-            diesel::sql_query(
-                "DELETE FROM sessions WHERE ctid >= ('(' || $1 || ',0)')::tid \
-                 AND ctid < ('(' || $2 || ',0)')::tid AND expires_at <= $3",
-            )
+    sweeper_transaction(pg, PG_BLOCK_RANGE_SETTINGS, |pg| {
+        diesel::sql_query(PG_DELETE_BLOCK_RANGE)
             .bind::<BigInt, _>(first)
             .bind::<BigInt, _>(end)
             .bind::<Timestamp, _>(now)
             .execute(pg)
-        },
-    )
+    })
 }
 
 /// Runs one sweeper batch in its own transaction, if this connection gets the sweeper lock.

@@ -3,7 +3,11 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use diesel::connection::SimpleConnection;
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::sql_types::{BigInt, Text, Timestamp};
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use textdrop::clock::Clock;
@@ -271,6 +275,114 @@ async fn a_block_range_batch_is_skipped_while_another_sweeper_holds_the_lock() {
     assert_eq!(counts(&db), (500, 0));
 }
 
+#[derive(QueryableByName)]
+struct PgPlanLine {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+/// The plan PostgreSQL makes for one of the sweeper's statements, bound as the sweeper binds it.
+fn pg_plan(pg: &mut PgConnection, explain: BoxedSqlQuery<'_, Pg, SqlQuery>) -> String {
+    explain
+        .load::<PgPlanLine>(pg)
+        .expect("explain")
+        .into_iter()
+        .map(|l| l.line)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[actix_web::test]
+async fn postgres_sweeps_use_the_expires_at_index_or_a_tid_range_scan() {
+    let Some(db) = TestDb::new(Backend::Postgres) else {
+        return;
+    };
+    db::run_migrations(&mut db.connect()).expect("migrate");
+    // Statistics say nothing expired: the planner's favourite case for the index.
+    seed_mixed(&db, 40_000, 0);
+    let now = Clock::system().now();
+    let DbConnection::Postgres(pg) = &mut db.connect() else {
+        unreachable!("PostgreSQL only")
+    };
+    let batch = |pg: &mut PgConnection| {
+        pg_plan(
+            pg,
+            diesel::sql_query(format!("EXPLAIN {}", queries::PG_DELETE_BATCH))
+                .into_boxed()
+                .bind::<Timestamp, _>(now)
+                .bind::<BigInt, _>(5_000),
+        )
+    };
+    let range = |pg: &mut PgConnection| {
+        pg_plan(
+            pg,
+            diesel::sql_query(format!("EXPLAIN {}", queries::PG_DELETE_BLOCK_RANGE))
+                .into_boxed()
+                .bind::<BigInt, _>(0)
+                .bind::<BigInt, _>(51)
+                .bind::<Timestamp, _>(now),
+        )
+    };
+
+    let batch_plan = batch(pg);
+    let (bare_range_plan, walk_plan) = pg
+        .transaction(|pg| {
+            let bare = range(pg);
+            pg.batch_execute(queries::PG_BLOCK_RANGE_SETTINGS)?;
+            diesel::QueryResult::Ok((bare, range(pg)))
+        })
+        .expect("explain in a transaction");
+
+    assert!(
+        batch_plan.contains("Index Scan using sessions_expires_at_idx")
+            && batch_plan.contains("Tid Scan"),
+        "{batch_plan}"
+    );
+    assert!(
+        bare_range_plan.contains("sessions_expires_at_idx"),
+        "without the settings the planner takes the index: {bare_range_plan}"
+    );
+    assert!(
+        walk_plan.contains("Tid Range Scan") && !walk_plan.contains("Index"),
+        "{walk_plan}"
+    );
+}
+
+#[derive(QueryableByName)]
+struct SqlitePlanRow {
+    #[diesel(sql_type = Text)]
+    detail: String,
+}
+
+#[actix_web::test]
+async fn sqlite_batches_use_the_expires_at_index() {
+    let Some(db) = TestDb::new(Backend::Sqlite) else {
+        return;
+    };
+    db::run_migrations(&mut db.connect()).expect("migrate");
+    let DbConnection::Sqlite(sqlite) = &mut db.connect() else {
+        unreachable!("SQLite only")
+    };
+
+    let plan: Vec<String> = diesel::sql_query(format!(
+        "EXPLAIN QUERY PLAN {}",
+        queries::SQLITE_DELETE_BATCH
+    ))
+    .bind::<Timestamp, _>(Clock::system().now())
+    .bind::<BigInt, _>(5_000)
+    .load::<SqlitePlanRow>(sqlite)
+    .expect("explain")
+    .into_iter()
+    .map(|row| row.detail)
+    .collect();
+
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("USING") && step.contains("sessions_expires_at_idx")),
+        "{plan:?}"
+    );
+}
+
 #[actix_web::test]
 async fn instances_started_at_once_on_an_empty_database_all_come_up() {
     let Some(db) = TestDb::new(Backend::Postgres) else {
@@ -286,11 +398,9 @@ async fn instances_started_at_once_on_an_empty_database_all_come_up() {
     assert!(db::pending_migrations(&mut conn)
         .expect("pending")
         .is_empty());
-    let runs: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>(
-        "SELECT count(*) FROM __diesel_schema_migrations",
-    )
-    .get_result(&mut conn)
-    .expect("count");
+    let runs: i64 = diesel::dsl::sql::<BigInt>("SELECT count(*) FROM __diesel_schema_migrations")
+        .get_result(&mut conn)
+        .expect("count");
     assert_eq!(runs, 1, "the one migration ran once");
     for app in apps {
         app.stop().await;
