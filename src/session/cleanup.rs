@@ -3,10 +3,12 @@
 //!
 //! The task is the app's own, not a database trigger or a cron job. It deletes in bounded
 //! batches, each its own short transaction, until a batch comes back short or the run's time
-//! budget is spent. On PostgreSQL one sweeper at a time holds a transaction-scoped advisory lock;
-//! an instance that does not get it skips that tick and never waits. Ticks are jittered so
-//! instances do not wake in lockstep. The task logs how many rows went (info only when some did),
-//! logs and carries on when the database fails, and stops when the server shuts down.
+//! budget is spent, resting between batches so requests keep their share of the database. A big
+//! PostgreSQL backlog is walked in block ranges rather than through the index ([`TableWalk`]).
+//! On PostgreSQL one sweeper at a time holds a transaction-scoped advisory lock; an instance
+//! that does not get it skips that tick and never waits. Ticks are jittered so instances do not
+//! wake in lockstep. The task logs how many rows went (info only when some did), logs and
+//! carries on when the database fails, and stops when the server shuts down.
 
 use std::time::{Duration, Instant};
 
