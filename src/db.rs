@@ -299,8 +299,9 @@ pub struct PoolOptions {
     pub checkout_timeout: Duration,
 }
 
-/// Builds the pool without connecting; call [`check_connection`] to find out whether the
-/// database answers. Blocking: call it off the async executor.
+/// Builds the pool without connecting: connections open on first use, so a database that is
+/// down does not stop the pool from being built (startup connects and migrates first, with
+/// retries, in `startup::connect_and_migrate`).
 pub fn build_pool(url: &DatabaseUrl, options: PoolOptions) -> DbPool {
     r2d2::Pool::builder()
         .max_size(options.max_size)
