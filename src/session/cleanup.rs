@@ -112,7 +112,8 @@ impl CleanupReport {
     }
 }
 
-/// How a PostgreSQL run walks a big backlog: heap blocks `0..blocks`, `step` at a time.
+/// How a PostgreSQL run walks a big backlog: heap blocks `0..blocks`, in ranges of `step`
+/// blocks to begin with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableWalk {
     pub blocks: i64,
@@ -136,6 +137,18 @@ impl TableWalk {
             blocks: table.blocks,
             step: step.max(1),
         })
+    }
+
+    /// The length of the range after one of `step` blocks that deleted `deleted` rows: scaled
+    /// so the next deletes about `batch_size` (the estimate behind the first step may be off,
+    /// and expired rows are not spread evenly), at most halving or doubling at once, and never
+    /// longer than the first step, so a dense stretch after a sparse one cannot overfill a batch.
+    pub fn next_step(&self, step: i64, deleted: usize, batch_size: i64) -> i64 {
+        let scaled = match deleted {
+            0 => step * 2,
+            _ => (step as f64 * batch_size as f64 / deleted as f64).floor() as i64,
+        };
+        scaled.clamp((step / 2).max(1), step * 2).min(self.step)
     }
 }
 
@@ -174,7 +187,15 @@ pub fn delete_expired_until(
         }
         if let (1, DbConnection::Postgres(pg)) = (report.batches, &mut *conn) {
             if let Some(walk) = TableWalk::choose(&queries::estimate_table(pg, now)?, &limits) {
-                walk_table(pg, now, walk, should_stop, &mut pace, &mut report)?;
+                walk_table(
+                    pg,
+                    now,
+                    walk,
+                    limits.batch_size,
+                    should_stop,
+                    &mut pace,
+                    &mut report,
+                )?;
                 break;
             }
         }
@@ -190,21 +211,21 @@ fn walk_table(
     pg: &mut diesel::PgConnection,
     now: NaiveDateTime,
     walk: TableWalk,
+    batch_size: i64,
     should_stop: impl Fn() -> bool,
     pace: &mut Pace,
     report: &mut CleanupReport,
 ) -> diesel::QueryResult<()> {
     report.walked = true;
-    let mut first = 0;
+    let (mut first, mut step) = (0, walk.step);
     while first < walk.blocks && !should_stop() {
-        let end = first + walk.step;
-        if report
-            .record(pace.batch(|| queries::delete_expired_in_blocks(pg, now, first, end))?)
-            .is_none()
-        {
+        let end = first + step;
+        let batch = pace.batch(|| queries::delete_expired_in_blocks(pg, now, first, end))?;
+        let Some(deleted) = report.record(batch) else {
             break;
-        }
+        };
         first = end;
+        step = walk.next_step(step, deleted, batch_size);
     }
     Ok(())
 }
@@ -385,6 +406,24 @@ mod tests {
         }
         // 30 ms, a 30 ms rest, 30 ms: sleeps never end early, so this holds on any machine.
         assert!(started.elapsed() >= Duration::from_millis(90));
+    }
+
+    #[test]
+    fn walk_steps_shrink_when_ranges_overfill_and_recover_up_to_the_first() {
+        let walk = TableWalk {
+            blocks: 10_000,
+            step: 65,
+        };
+        // The estimate was off (a table never analyzed): the next range is shorter.
+        assert_eq!(walk.next_step(65, 6_300, 5_000), 51);
+        // Right now: the step stays.
+        assert_eq!(walk.next_step(51, 4_950, 5_000), 51);
+        // A dense stretch: shorter, at most halving, never empty.
+        assert_eq!(walk.next_step(51, 50_000, 5_000), 25);
+        assert_eq!(walk.next_step(1, 50_000, 5_000), 1);
+        // Few or no expired rows: longer again, at most doubling, never past the first step.
+        assert_eq!(walk.next_step(25, 1_000, 5_000), 50);
+        assert_eq!(walk.next_step(50, 0, 5_000), 65);
     }
 
     #[test]
