@@ -217,13 +217,22 @@ struct Blocks {
     blocks: i64,
 }
 
-/// The planner's row estimate from the top line of an `EXPLAIN` (nothing is executed).
-fn planned_rows(
-    explain: BoxedSqlQuery<'_, Pg, SqlQuery>,
+/// The lines of an `EXPLAIN` PostgreSQL prints for `explain` (nothing is executed).
+pub fn explain(
     pg: &mut PgConnection,
-) -> QueryResult<f64> {
-    let plan = explain.load::<PlanLine>(pg)?;
-    let top = plan.first().map(|l| l.line.as_str()).unwrap_or_default();
+    explain: BoxedSqlQuery<'_, Pg, SqlQuery>,
+) -> QueryResult<Vec<String>> {
+    Ok(explain
+        .load::<PlanLine>(pg)?
+        .into_iter()
+        .map(|l| l.line)
+        .collect())
+}
+
+/// The planner's row estimate from the top line of an `EXPLAIN`.
+fn planned_rows(pg: &mut PgConnection, query: BoxedSqlQuery<'_, Pg, SqlQuery>) -> QueryResult<f64> {
+    let plan = explain(pg, query)?;
+    let top = plan.first().map(String::as_str).unwrap_or_default();
     // "Seq Scan on sessions  (cost=0.00..28058.00 rows=990669 width=4)"
     top.split_once(" rows=")
         .and_then(|(_, rest)| rest.split(' ').next())
@@ -239,14 +248,14 @@ fn planned_rows(
 /// reads the table's size in blocks. Cheap: nothing is scanned.
 pub fn estimate_table(pg: &mut PgConnection, now: NaiveDateTime) -> QueryResult<TableEstimate> {
     let rows = planned_rows(
-        diesel::sql_query("EXPLAIN SELECT 1 FROM sessions").into_boxed(),
         pg,
+        diesel::sql_query("EXPLAIN SELECT 1 FROM sessions").into_boxed(),
     )?;
     let expired = planned_rows(
+        pg,
         diesel::sql_query("EXPLAIN SELECT 1 FROM sessions WHERE expires_at <= $1")
             .into_boxed()
             .bind::<Timestamp, _>(now),
-        pg,
     )?;
     let Blocks { blocks } = diesel::sql_query(
         "SELECT pg_relation_size('sessions') / current_setting('block_size')::bigint AS blocks",

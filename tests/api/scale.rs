@@ -149,32 +149,48 @@ fn seed_mixed(db: &TestDb, rows: i64, expired_percent: i64) {
         .expect("analyze");
 }
 
+/// A migrated PostgreSQL test database seeded by [`seed_mixed`]; `None` where PostgreSQL is
+/// not configured (outside CI).
+fn mixed_postgres(rows: i64, expired_percent: i64) -> Option<TestDb> {
+    let db = TestDb::new(Backend::Postgres)?;
+    db::run_migrations(&mut db.connect()).expect("migrate");
+    seed_mixed(&db, rows, expired_percent);
+    Some(db)
+}
+
+/// Limits that let even a small test table be walked.
+fn walkable(batch_size: i64) -> SweepLimits {
+    SweepLimits {
+        batch_size,
+        walk_min_blocks: 1,
+        ..SweepLimits::default()
+    }
+}
+
+fn pg_connect(db: &TestDb) -> PgConnection {
+    match db.connect() {
+        DbConnection::Postgres(pg) => pg,
+        DbConnection::Sqlite(_) => unreachable!("PostgreSQL only"),
+    }
+}
+
 fn live_ids(db: &TestDb) -> Vec<String> {
     use textdrop::schema::sessions::dsl::*;
-    let DbConnection::Postgres(pg) = &mut db.connect() else {
-        unreachable!("PostgreSQL only")
-    };
     sessions
         .select(id)
         .filter(id.like("live-%"))
         .order(id)
-        .load(pg)
+        .load(&mut pg_connect(db))
         .expect("live ids")
 }
 
 #[actix_web::test]
 async fn a_big_backlog_is_walked_in_block_ranges_and_every_live_row_stays() {
-    let Some(db) = TestDb::new(Backend::Postgres) else {
+    let Some(db) = mixed_postgres(40_000, 75) else {
         return;
     };
-    db::run_migrations(&mut db.connect()).expect("migrate");
-    seed_mixed(&db, 40_000, 75);
     let live_before = live_ids(&db);
-    let limits = SweepLimits {
-        batch_size: 1_000,
-        walk_min_blocks: 1,
-        ..SweepLimits::default()
-    };
+    let limits = walkable(1_000);
 
     let report = delete_expired(&mut db.connect(), Clock::system().now(), limits).expect("sweep");
 
@@ -190,17 +206,11 @@ async fn a_big_backlog_is_walked_in_block_ranges_and_every_live_row_stays() {
 
 #[actix_web::test]
 async fn two_sweepers_walking_at_once_delete_each_expired_row_once() {
-    let Some(db) = TestDb::new(Backend::Postgres) else {
+    let Some(db) = mixed_postgres(40_000, 75) else {
         return;
     };
-    db::run_migrations(&mut db.connect()).expect("migrate");
-    seed_mixed(&db, 40_000, 75);
     let live_before = live_ids(&db);
-    let limits = SweepLimits {
-        batch_size: 500,
-        walk_min_blocks: 1,
-        ..SweepLimits::default()
-    };
+    let limits = walkable(500);
     let now = Clock::system().now();
 
     // Whichever finds the lock taken stops; the other goes on to the end of the table.
@@ -229,16 +239,10 @@ async fn two_sweepers_walking_at_once_delete_each_expired_row_once() {
 
 #[actix_web::test]
 async fn a_small_share_of_expired_rows_is_swept_through_the_index() {
-    let Some(db) = TestDb::new(Backend::Postgres) else {
+    let Some(db) = mixed_postgres(40_000, 5) else {
         return;
     };
-    db::run_migrations(&mut db.connect()).expect("migrate");
-    seed_mixed(&db, 40_000, 5);
-    let limits = SweepLimits {
-        batch_size: 500,
-        walk_min_blocks: 1,
-        ..SweepLimits::default()
-    };
+    let limits = walkable(500);
 
     let report = delete_expired(&mut db.connect(), Clock::system().now(), limits).expect("sweep");
 
@@ -250,16 +254,12 @@ async fn a_small_share_of_expired_rows_is_swept_through_the_index() {
 
 #[actix_web::test]
 async fn a_block_range_batch_is_skipped_while_another_sweeper_holds_the_lock() {
-    let Some(db) = TestDb::new(Backend::Postgres) else {
+    let Some(db) = mixed_postgres(1_000, 50) else {
         return;
     };
-    db::run_migrations(&mut db.connect()).expect("migrate");
-    seed_mixed(&db, 1_000, 50);
     let now = Clock::system().now();
     let mut holder = db.connect();
-    let DbConnection::Postgres(sweeper) = &mut db.connect() else {
-        unreachable!("PostgreSQL only")
-    };
+    let sweeper = &mut pg_connect(&db);
 
     let while_held = holder
         .transaction(|holder| {
@@ -275,35 +275,19 @@ async fn a_block_range_batch_is_skipped_while_another_sweeper_holds_the_lock() {
     assert_eq!(counts(&db), (500, 0));
 }
 
-#[derive(QueryableByName)]
-struct PgPlanLine {
-    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
-    line: String,
-}
-
 /// The plan PostgreSQL makes for one of the sweeper's statements, bound as the sweeper binds it.
 fn pg_plan(pg: &mut PgConnection, explain: BoxedSqlQuery<'_, Pg, SqlQuery>) -> String {
-    explain
-        .load::<PgPlanLine>(pg)
-        .expect("explain")
-        .into_iter()
-        .map(|l| l.line)
-        .collect::<Vec<_>>()
-        .join("\n")
+    queries::explain(pg, explain).expect("explain").join("\n")
 }
 
 #[actix_web::test]
 async fn postgres_sweeps_use_the_expires_at_index_or_a_tid_range_scan() {
-    let Some(db) = TestDb::new(Backend::Postgres) else {
+    // Statistics say nothing expired: the planner's favourite case for the index.
+    let Some(db) = mixed_postgres(40_000, 0) else {
         return;
     };
-    db::run_migrations(&mut db.connect()).expect("migrate");
-    // Statistics say nothing expired: the planner's favourite case for the index.
-    seed_mixed(&db, 40_000, 0);
     let now = Clock::system().now();
-    let DbConnection::Postgres(pg) = &mut db.connect() else {
-        unreachable!("PostgreSQL only")
-    };
+    let pg = &mut pg_connect(&db);
     let batch = |pg: &mut PgConnection| {
         pg_plan(
             pg,
