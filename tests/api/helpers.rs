@@ -279,6 +279,10 @@ pub fn cookie_client() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
+        // The server drops a keep-alive connection idle for 5 s (actix-web's default); a
+        // request sent on it at that moment fails. Tests that wait that long (the slowloris
+        // one) must not reuse such a connection.
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
         .build()
         .expect("client")
 }
