@@ -1,14 +1,13 @@
-//! The command line: `serve` (the default), `migrate` and `cleanup`.
+//! The command line: `serve` (the default), `migrate`, `cleanup`, `stats` and `healthcheck`.
+
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::db::{self, Backend};
-use crate::session::cleanup::{self, SweepLimits};
-use crate::startup::{connect_and_migrate, Application};
-use actix_web::web;
-use std::time::Duration;
+use crate::startup::Application;
+use crate::storage::{SessionStorage, SqlStorage};
 
 /// Upload a text file, see it back: anonymous server-side sessions in SQL that clean up after
 /// themselves. Configured through the environment and `.env` (see .env.example).
@@ -33,72 +32,66 @@ pub enum Command {
     Healthcheck,
 }
 
+/// What the maintenance commands say when the storage needs no maintenance.
+const NOTHING_TO_MAINTAIN: &str =
+    "nothing to do: this storage needs no migrations and expires sessions itself";
+
 /// Runs the command `cli` names with `settings`.
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
-    let command = cli.command.unwrap_or(Command::Serve);
-    let sql_only = matches!(
-        command,
-        Command::Migrate | Command::Cleanup | Command::Stats
-    );
-    if sql_only && settings.database_url.backend() == Backend::Redis {
-        println!("nothing to do on Redis: it needs no migrations and expires sessions itself");
-        return Ok(());
-    }
-    match command {
+    match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(settings).await?;
             app.run_until_stopped().await?;
         }
-        Command::Migrate => {
-            connect_and_migrate(&settings).await?;
-            println!(
-                "migrations are up to date on {}",
-                settings.database_url.location()
-            );
-        }
-        Command::Cleanup => {
-            let pool = connect_and_migrate(&settings).await?;
-            // The task's batched path, with no time budget and no rest: run to the end.
-            let limits = SweepLimits {
-                time_budget: Duration::MAX,
-                rest: 0.0,
-                ..settings.sweep_limits()
-            };
-            let report =
-                cleanup::run_cleanup(&pool, &Clock::system(), limits, Default::default()).await?;
-            if report.skipped {
-                println!("another instance is sweeping right now; run again later");
-            }
-            println!(
-                "deleted {} expired session(s) in {} ms ({} batch(es){})",
-                report.deleted,
-                report.elapsed.as_millis(),
-                report.batches,
-                if report.walked { ", table walk" } else { "" }
-            );
-        }
         Command::Healthcheck => {
-            let (host, port) = (settings.host.clone(), settings.port);
+            let (host, port) = (settings.server.host.clone(), settings.server.port);
             actix_web::rt::task::spawn_blocking(move || healthcheck(&host, port)).await??;
         }
+        Command::Migrate => {
+            if maintenance(&settings).await?.is_some() {
+                println!(
+                    "migrations are up to date on {}",
+                    settings.database.url.location()
+                );
+            }
+        }
+        Command::Cleanup => {
+            if let Some(sql) = maintenance(&settings).await? {
+                let report = sql.cleanup_once(settings.cleanup.batch_size).await?;
+                if report.skipped {
+                    println!("another instance is sweeping right now; run again later");
+                }
+                println!(
+                    "deleted {} expired session(s) in {} ms ({} batch(es){})",
+                    report.deleted,
+                    report.elapsed.as_millis(),
+                    report.batches,
+                    if report.walked { ", table walk" } else { "" }
+                );
+            }
+        }
         Command::Stats => {
-            let pool = connect_and_migrate(&settings).await?;
-            let now = Clock::system().now();
-            let counts = web::block(move || -> anyhow::Result<_> {
-                Ok(db::run(&mut *pool.get()?, |conn| {
-                    cleanup::count_sessions(conn, now)
-                })?)
-            })
-            .await??;
-            println!("live sessions:    {}", counts.live);
-            println!("expired sessions: {} (waiting for cleanup)", counts.expired);
-            match counts.oldest_expiry {
-                Some(at) => println!("oldest expiry:    {at} UTC"),
-                None => println!("oldest expiry:    none (no rows)"),
+            if let Some(sql) = maintenance(&settings).await? {
+                let counts = sql.stats().await?;
+                println!("live sessions:    {}", counts.live);
+                println!("expired sessions: {} (waiting for cleanup)", counts.expired);
+                match counts.oldest_expiry {
+                    Some(at) => println!("oldest expiry:    {at} UTC"),
+                    None => println!("oldest expiry:    none (no rows)"),
+                }
             }
         }
     }
     Ok(())
+}
+
+/// The storage's maintenance side, migrated; or `None`, after saying so, when it has none.
+async fn maintenance(settings: &Settings) -> anyhow::Result<Option<SqlStorage>> {
+    let sql = SessionStorage::maintenance(&settings.database, Clock::system()).await?;
+    if sql.is_none() {
+        println!("{NOTHING_TO_MAINTAIN}");
+    }
+    Ok(sql)
 }
 
 /// GETs /readyz from the server these settings describe, with plain std networking (the

@@ -3,7 +3,8 @@
 //! Policy: a visitor's mistake is answered with a 4xx and a page that says in one plain sentence
 //! what went wrong (upload mistakes are shown on the form page itself, see `routes::upload`).
 //! Everything else is the server's problem: its cause is logged here and the visitor gets an
-//! opaque page with no error text, 503 when the database cannot be reached, 500 otherwise.
+//! opaque page with no error text, 503 when the storage cannot be reached, 500 otherwise.
+//! Security headers are added by `middleware::security_headers`, to error pages too.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -15,7 +16,7 @@ use crate::templates;
 pub enum AppError {
     #[error("page not found")]
     NotFound,
-    #[error("database unavailable: {0:#}")]
+    #[error("storage unavailable: {0:#}")]
     Unavailable(anyhow::Error),
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
@@ -49,31 +50,10 @@ impl ResponseError for AppError {
     }
 }
 
-/// Headers every response carries (names lowercase, as `HeaderName::from_static` wants): no
-/// inline script, no framing, no sniffing. The app adds them
-/// with `DefaultHeaders`; error pages carry them too, since some bypass that middleware.
-pub const SECURITY_HEADERS: [(&str, &str); 4] = [
-    (
-        "content-security-policy",
-        "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; \
-         form-action 'self'; frame-ancestors 'none'",
-    ),
-    ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "same-origin"),
-    ("x-frame-options", "DENY"),
-];
-
 /// The error page with `status`, a title and one sentence.
-pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
     let mut context = Context::new();
     context.insert("title", title);
     context.insert("message", message);
-    let mut response = templates::page(status, "error.html", &context);
-    for (name, value) in SECURITY_HEADERS {
-        response.headers_mut().insert(
-            actix_web::http::header::HeaderName::from_static(name),
-            actix_web::http::header::HeaderValue::from_static(value),
-        );
-    }
-    response
+    templates::page(status, "error.html", &context)
 }

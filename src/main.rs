@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use textdrop::cli::{self, Cli};
-use textdrop::config::Settings;
+use textdrop::config::{vars, Settings};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
         }
     }
     env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("info,actix_session=warn"),
+        env_logger::Env::default().default_filter_or(vars::RUST_LOG.default),
     )
     .init();
 

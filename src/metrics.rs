@@ -147,16 +147,6 @@ impl Metrics {
         self.0.live_sessions.set(live);
     }
 
-    /// The skipped-tick count, for tests and `stats`.
-    pub fn skipped_ticks(&self) -> u64 {
-        self.0.cleanup_skipped.get()
-    }
-
-    /// The rows-deleted count.
-    pub fn deleted_rows(&self) -> u64 {
-        self.0.cleanup_deleted.get()
-    }
-
     /// Everything, in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();

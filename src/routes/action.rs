@@ -3,32 +3,27 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
-use chrono::Duration;
 use tera::Context;
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::db::Backend;
-use crate::session::store::expiry_after_this_request;
 use crate::session::TextdropSession;
+use crate::storage::SessionStorage;
 use crate::templates;
 
 /// GET /action
 pub async fn show(
     session: TextdropSession,
     settings: web::Data<Settings>,
+    storage: web::Data<SessionStorage>,
     clock: web::Data<Clock>,
 ) -> HttpResponse {
     let mut context = Context::new();
-    let lifetime = settings.session_lifetime;
+    let lifetime = settings.session.lifetime;
     context.insert("lifetime", &human_duration(lifetime.as_secs()));
     if let Some(file) = session.file() {
-        let ttl = Duration::seconds(lifetime.as_secs() as i64);
-        let now = clock.now();
-        // Redis: actix-session renews the key's TTL on every request, so a lifetime from now.
-        let redis = settings.database_url.backend() == Backend::Redis;
-        let kept_until = expiry_after_this_request(now, ttl)
-            .or_else(|| redis.then(|| now + ttl))
+        let kept_until = storage
+            .kept_until(clock.now(), lifetime)
             .map(|at| at.format("%Y-%m-%d %H:%M UTC").to_string());
         context.insert("kept_until", &kept_until);
         context.insert("line_count", &file.lines.len());

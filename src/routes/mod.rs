@@ -5,10 +5,12 @@ mod assets;
 mod health;
 mod upload;
 
+use actix_web::middleware::from_fn;
 use actix_web::web;
 
-pub use health::Readiness;
-pub use upload::{decode_text, UploadError};
+use crate::middleware::store_failure_page;
+use crate::session::scope::request_scope;
+use crate::startup::Sessions;
 
 /// Routes that never need a session: health probes, metrics and the stylesheet.
 pub fn probes_and_assets(cfg: &mut web::ServiceConfig) {
@@ -18,15 +20,26 @@ pub fn probes_and_assets(cfg: &mut web::ServiceConfig) {
         .route("/static/style.css", web::get().to(assets::stylesheet));
 }
 
-/// The pages, which run inside the session middleware.
-pub fn pages(cfg: &mut web::ServiceConfig) {
-    cfg.service(
+/// The pages, each inside the session middleware that `sessions` builds, the store-failure
+/// page around it and the request scope around both.
+pub fn pages(cfg: &mut web::ServiceConfig, sessions: impl Fn() -> Sessions) {
+    let page = |resource: actix_web::Resource| {
+        resource
+            .wrap(sessions())
+            .wrap(from_fn(store_failure_page))
+            .wrap(from_fn(request_scope))
+    };
+    cfg.service(page(
         web::resource("/")
             .route(web::get().to(upload::form))
             .route(web::post().to(upload::upload)),
-    )
-    .route("/action", web::get().to(action::show))
-    .route("/forget", web::post().to(action::forget));
+    ))
+    .service(page(
+        web::resource("/action").route(web::get().to(action::show)),
+    ))
+    .service(page(
+        web::resource("/forget").route(web::post().to(action::forget)),
+    ));
 }
 
 /// The answer for every path no route matches.

@@ -132,7 +132,7 @@ fn form_page(
     let mut context = Context::new();
     context.insert("notice", &notice);
     context.insert("has_file", &session.file().is_some());
-    context.insert("max_upload", &human_bytes(settings.max_upload_bytes));
+    context.insert("max_upload", &human_bytes(settings.limits.max_upload_bytes));
     context.insert("error", &error);
     templates::page(status, "greeting.html", &context)
 }
@@ -169,7 +169,7 @@ pub async fn upload(
     let file = match file {
         Ok(file) => file,
         Err(err) => {
-            let message = err.message(settings.max_upload_bytes);
+            let message = err.message(settings.limits.max_upload_bytes);
             return Ok(form_page(
                 &session,
                 &settings,

@@ -6,10 +6,8 @@
 
 use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
-use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{BigInt, Text, Timestamp};
+use diesel::sql_types::{BigInt, Timestamp};
 
 use crate::db::DbConnection;
 use crate::schema::sessions;
@@ -194,77 +192,20 @@ fn sweeper_transaction(
     })
 }
 
-/// PostgreSQL's view of the `sessions` table, for choosing how to sweep it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TableEstimate {
-    /// Rows in the table, as the planner estimates them.
-    pub rows: f64,
-    /// Rows expired at the given time, as the planner estimates them.
-    pub expired: f64,
-    /// The table's current size in heap blocks.
-    pub blocks: i64,
+/// Live and expired row counts and the oldest expiry, for `textdrop stats` and the gauge.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionCounts {
+    pub live: i64,
+    pub expired: i64,
+    pub oldest_expiry: Option<NaiveDateTime>,
 }
 
-#[derive(QueryableByName)]
-struct PlanLine {
-    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
-    line: String,
-}
-
-#[derive(QueryableByName)]
-struct Blocks {
-    #[diesel(sql_type = BigInt)]
-    blocks: i64,
-}
-
-/// The lines of an `EXPLAIN` PostgreSQL prints for `explain` (nothing is executed).
-pub fn explain(
-    pg: &mut PgConnection,
-    explain: BoxedSqlQuery<'_, Pg, SqlQuery>,
-) -> QueryResult<Vec<String>> {
-    Ok(explain
-        .load::<PlanLine>(pg)?
-        .into_iter()
-        .map(|l| l.line)
-        .collect())
-}
-
-/// The planner's row estimate from the top line of an `EXPLAIN`.
-fn planned_rows(pg: &mut PgConnection, query: BoxedSqlQuery<'_, Pg, SqlQuery>) -> QueryResult<f64> {
-    let plan = explain(pg, query)?;
-    let top = plan.first().map(String::as_str).unwrap_or_default();
-    // "Seq Scan on sessions  (cost=0.00..28058.00 rows=990669 width=4)"
-    top.split_once(" rows=")
-        .and_then(|(_, rest)| rest.split(' ').next())
-        .and_then(|rows| rows.parse().ok())
-        .ok_or_else(|| {
-            diesel::result::Error::DeserializationError(
-                format!("no row estimate in the plan line {top:?}").into(),
-            )
-        })
-}
-
-/// Asks the planner how many rows `sessions` holds and how many of them expired at `now`, and
-/// reads the table's size in blocks. Cheap: nothing is scanned.
-pub fn estimate_table(pg: &mut PgConnection, now: NaiveDateTime) -> QueryResult<TableEstimate> {
-    let rows = planned_rows(
-        pg,
-        diesel::sql_query("EXPLAIN SELECT 1 FROM sessions").into_boxed(),
-    )?;
-    let expired = planned_rows(
-        pg,
-        diesel::sql_query("EXPLAIN SELECT 1 FROM sessions WHERE expires_at <= $1")
-            .into_boxed()
-            .bind::<Timestamp, _>(now),
-    )?;
-    let Blocks { blocks } = diesel::sql_query(
-        "SELECT pg_relation_size('sessions') / current_setting('block_size')::bigint AS blocks",
-    )
-    .get_result(pg)?;
-    Ok(TableEstimate {
-        rows,
-        expired,
-        blocks,
+/// Counts the rows on either side of `now`.
+pub fn count_sessions(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<SessionCounts> {
+    Ok(SessionCounts {
+        live: count_live(conn, now)?,
+        expired: count_expired(conn, now)?,
+        oldest_expiry: oldest_expiry(conn)?,
     })
 }
 

@@ -40,9 +40,8 @@ fn free_port() -> u16 {
 
 async fn browser() -> Option<Browser> {
     if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
-        let required = std::env::var("TEXTDROP_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
         assert!(
-            !required,
+            !crate::helpers::required("TEXTDROP_REQUIRE_BROWSER"),
             "browser tests must run: install Debian's chromium and chromium-driver"
         );
         crate::helpers::skip_notice!(

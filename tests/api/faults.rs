@@ -1,12 +1,14 @@
 //! Database faults and process crashes: an outage while serving, a database that is late or
 //! absent at startup, kill -9 during writes, and logs that never hold secrets.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::helpers::{cookie_client, spawn_app, Backend, TestDb};
+use crate::helpers::{
+    cookie_client, session_cookie, spawn_app, textdrop, trickled_body, upload_with, Backend,
+    ServerProcess, TestDb, MULTIPART,
+};
 use crate::private_pg::PrivatePostgres;
 
 /// Counts panics anywhere in the process from now on (the previous hook still reports them).
@@ -106,19 +108,10 @@ async fn startup_waits_for_a_database_that_comes_up_late() {
     assert_eq!(starting.await.expect("startup"), StatusCode::OK);
 }
 
-fn textdrop() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_textdrop"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(std::env::temp_dir());
-    command
-}
-
 #[test]
 fn an_absent_database_stops_startup_after_the_retry_budget_naming_the_host() {
     let started = Instant::now();
-    let output = textdrop()
+    let output = textdrop(&["serve"])
         .env(
             "DATABASE_URL",
             "postgres://textdrop:hunter2@127.0.0.1:1/textdrop",
@@ -143,74 +136,13 @@ fn an_absent_database_stops_startup_after_the_retry_budget_naming_the_host() {
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
 
-/// A server process of its own, for tests that kill it or read its logs.
-struct ServerProcess {
-    child: Child,
-    port: u16,
-    /// Where the process's stderr goes (a file, so a chatty log never blocks it on a pipe).
-    log: tempfile::NamedTempFile,
-}
-
-impl ServerProcess {
-    fn start(db: &TestDb, extra: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("port")
-            .port();
-        let log = tempfile::NamedTempFile::new().expect("log file");
-        let mut command = textdrop();
-        command
-            .env("DATABASE_URL", &db.url)
-            .env("PORT", port.to_string())
-            .env("SECRET_KEY", crate::helpers::TEST_SECRET)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log.reopen().expect("log file"));
-        for (k, v) in extra {
-            command.env(k, v);
-        }
-        let child = command.spawn().expect("start textdrop");
-        let server = Self { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the server did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn address(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGTERM, wait, and return everything the process wrote to stderr.
-    fn stop_and_read_log(mut self) -> String {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        std::fs::read_to_string(self.log.path()).expect("read the log")
-    }
-
-    fn terminate(&self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-    }
-
-    fn kill_hard(mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-}
-
-async fn upload_with(client: &reqwest::Client, address: &str, body: String) -> Option<StatusCode> {
-    let part = reqwest::multipart::Part::bytes(body.into_bytes()).file_name("v.txt");
-    let form = reqwest::multipart::Form::new().part("textfile", part);
-    client
-        .post(format!("{address}/"))
-        .multipart(form)
-        .send()
+/// Uploads `body` and returns the status, or `None` once the server is gone.
+async fn upload_status(
+    client: &reqwest::Client,
+    address: &str,
+    body: String,
+) -> Option<StatusCode> {
+    upload_with(client, address, "v.txt", body)
         .await
         .ok()
         .map(|r| r.status())
@@ -221,15 +153,12 @@ fn versioned_file(client: usize, version: usize) -> String {
     format!("client {client} version {version}\n").repeat(500)
 }
 
-async fn kill_9_during_writes_leaves_every_session_whole(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn kill_9_during_writes_leaves_every_session_whole(db: TestDb) {
     let server = ServerProcess::start(&db, &[]);
     let address = server.address();
     let clients: Vec<reqwest::Client> = (0..8).map(|_| cookie_client()).collect();
     for (n, client) in clients.iter().enumerate() {
-        let status = upload_with(client, &address, versioned_file(n, 0)).await;
+        let status = upload_status(client, &address, versioned_file(n, 0)).await;
         assert_eq!(status, Some(StatusCode::SEE_OTHER));
     }
 
@@ -242,7 +171,7 @@ async fn kill_9_during_writes_leaves_every_session_whole(backend: Backend) {
             let address = address.clone();
             actix_web::rt::spawn(async move {
                 for version in 1.. {
-                    if upload_with(&client, &address, versioned_file(n, version))
+                    if upload_status(&client, &address, versioned_file(n, version))
                         .await
                         .is_none()
                     {
@@ -290,39 +219,30 @@ async fn kill_9_during_writes_leaves_every_session_whole(backend: Backend) {
     restarted.kill_hard();
 }
 
-async fn logs_never_hold_cookies_keys_secrets_or_file_contents(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn logs_never_hold_cookies_keys_secrets_or_file_contents(db: TestDb) {
     // A password in the URL (trust auth ignores it) to check it never reaches the log.
-    let db_url = if backend == Backend::Postgres {
-        db.url.replacen("postgres@", "postgres:pa55word-in-url@", 1)
-    } else {
-        db.url.clone()
-    };
-    let db_view = TestDb::existing(db_url);
+    let db_url = db.url.replacen("postgres@", "postgres:pa55word-in-url@", 1);
     let server = ServerProcess::start(
-        &db_view,
-        &[("RUST_LOG", "trace"), ("SESSION_LIFETIME_SECS", "1")],
+        &db,
+        &[
+            ("DATABASE_URL", &db_url),
+            ("RUST_LOG", "trace"),
+            ("SESSION_LIFETIME_SECS", "1"),
+        ],
     );
     let client = cookie_client();
     let secret_line = "TOP-SECRET-FILE-LINE-4711";
-    let response = {
-        let part = reqwest::multipart::Part::bytes(format!("{secret_line}\n").into_bytes())
-            .file_name("s.txt");
-        client
-            .post(format!("{}/", server.address()))
-            .multipart(reqwest::multipart::Form::new().part("textfile", part))
-            .send()
-            .await
-            .expect("upload")
-    };
-    let cookie = crate::helpers::session_set_cookie(&response).expect("cookie");
-    let cookie_value = cookie
-        .split(';')
-        .next()
-        .expect("pair")
-        .trim_start_matches("id=")
+    let response = upload_with(
+        &client,
+        &server.address(),
+        "s.txt",
+        format!("{secret_line}\n"),
+    )
+    .await
+    .expect("upload");
+    let cookie_value = session_cookie(&response)
+        .expect("cookie")
+        .value()
         .to_owned();
     client
         .get(format!("{}/action", server.address()))
@@ -365,26 +285,18 @@ async fn logs_never_hold_cookies_keys_secrets_or_file_contents(backend: Backend)
 
 #[actix_web::test]
 async fn sigterm_lets_an_upload_in_flight_finish_then_exits_0() {
-    use futures_util::StreamExt;
     let db = TestDb::new(Backend::Sqlite).expect("sqlite");
     let mut server = ServerProcess::start(&db, &[("SHUTDOWN_GRACE_SECS", "10")]);
     let client = cookie_client();
-    let head =
-        "--XyZ\r\nContent-Disposition: form-data; name=\"textfile\"; filename=\"s.txt\"\r\n\r\n";
-    let chunks: Vec<Result<String, std::io::Error>> = vec![
-        Ok(head.to_owned()),
-        Ok("slow line one\n".to_owned()),
-        Ok("slow line two\n".to_owned()),
-        Ok("\r\n--XyZ--\r\n".to_owned()),
-    ];
-    let slow_body = futures_util::stream::iter(chunks).then(|chunk| async move {
-        actix_web::rt::time::sleep(Duration::from_millis(400)).await;
-        chunk
-    });
+    let slow_body = trickled_body(
+        "s.txt",
+        &["slow line one\n", "slow line two\n"],
+        Duration::from_millis(400),
+    );
     let upload = client
         .post(format!("{}/", server.address()))
-        .header("content-type", "multipart/form-data; boundary=XyZ")
-        .body(reqwest::Body::wrap_stream(slow_body))
+        .header("content-type", MULTIPART)
+        .body(slow_body)
         .send();
 
     let (response, ()) = futures_util::join!(upload, async {
@@ -400,7 +312,7 @@ async fn sigterm_lets_an_upload_in_flight_finish_then_exits_0() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err());
 }
 
-backend_tests!(
+sql_tests!(
     kill_9_during_writes_leaves_every_session_whole,
     logs_never_hold_cookies_keys_secrets_or_file_contents,
 );

@@ -1,11 +1,15 @@
-//! Test plumbing: a fresh database per test (a SQLite file in a temp dir, or a new PostgreSQL
-//! database made from TEST_DATABASE_URL and dropped afterwards), a clock tests can move forward,
-//! and the real application on port 0 with a cookie-keeping HTTP client.
+//! Test plumbing: a fresh database per test (a SQLite file in a temp dir, a new PostgreSQL
+//! database made from TEST_DATABASE_URL and dropped afterwards, or a Redis database of its own
+//! at TEST_REDIS_URL), the macros that hand each test one, a clock tests can move forward, the
+//! real application on port 0 with a cookie-keeping HTTP client, the binary as a process, and
+//! hand-made multipart bodies.
 
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
+use actix_web::cookie::Cookie;
 use actix_web::dev::ServerHandle;
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -13,9 +17,9 @@ use diesel::{Connection, PgConnection};
 use reqwest::multipart::{Form, Part};
 use textdrop::clock::Clock;
 use textdrop::config::Settings;
-use textdrop::db::{self, DatabaseUrl, DbConnection, DbConnectionManager, DbPool, PoolOptions};
+use textdrop::db::{self, DatabaseUrl, DbConnection, DbConnectionManager, DbPool};
 use textdrop::schema::sessions;
-use textdrop::startup::Application;
+use textdrop::startup::{Application, SESSION_COOKIE};
 
 /// Key material every test app shares, so a restarted app can read the same cookies.
 pub const TEST_SECRET: &str = "test-secret-key-material-that-is-long-enough-0123456789";
@@ -24,7 +28,7 @@ pub const TEST_SECRET: &str = "test-secret-key-material-that-is-long-enough-0123
 pub enum Backend {
     Sqlite,
     Postgres,
-    /// actix-session's RedisSessionStore, at TEST_REDIS_URL.
+    /// Redis at TEST_REDIS_URL, a database of the test's own.
     Redis,
 }
 
@@ -38,27 +42,60 @@ macro_rules! skip_notice {
 }
 pub(crate) use skip_notice;
 
-/// Generates one `#[actix_web::test]` per backend for each listed `async fn(Backend)`.
+/// One `#[actix_web::test]` per backend in `[$($backend)*]` for each listed `async fn(TestDb)`;
+/// the test gets a fresh database of that backend, or is skipped (outside CI) when the backend
+/// is not configured.
 #[macro_export]
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
+macro_rules! tests_on {
+    ($module:ident: $backend:ident; $($name:ident),* $(,)?) => {
+        mod $module {
             $(
                 #[actix_web::test]
                 async fn $name() {
-                    super::$name($crate::helpers::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[actix_web::test]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Postgres).await
+                    if let Some(db) = $crate::helpers::TestDb::new($crate::helpers::Backend::$backend) {
+                        super::$name(db).await
+                    }
                 }
             )*
         }
     };
+}
+
+/// The listed tests on SQLite and PostgreSQL.
+#[macro_export]
+macro_rules! sql_tests {
+    ($($name:ident),* $(,)?) => {
+        $crate::tests_on!(sqlite: Sqlite; $($name),*);
+        $crate::tests_on!(postgres: Postgres; $($name),*);
+    };
+}
+
+/// The listed tests on every backend: SQLite, PostgreSQL and Redis.
+#[macro_export]
+macro_rules! page_tests {
+    ($($name:ident),* $(,)?) => {
+        $crate::sql_tests!($($name),*);
+        $crate::tests_on!(redis: Redis; $($name),*);
+    };
+}
+
+/// Whether a missing service must fail the run (CI sets these) rather than skip.
+pub fn required(variable: &str) -> bool {
+    std::env::var(variable).is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// The value of `variable`, or `None` after printing why the test skips (or failing when
+/// `require` says the service must be there).
+fn service_url(variable: &str, require: &str, what: &str) -> Option<String> {
+    let url = std::env::var(variable).ok().filter(|u| !u.is_empty());
+    if url.is_none() {
+        assert!(
+            !required(require),
+            "{variable} is not set but {require} is: the {what} tests must run"
+        );
+        skip_notice!("skipping a {what} test: {variable} is not set");
+    }
+    url
 }
 
 /// A database of its own for one test, removed when dropped.
@@ -78,15 +115,11 @@ enum DbCleanup {
         admin_url: String,
         name: String,
     },
-}
-
-/// Whether a missing service must fail the run (CI sets these) rather than skip.
-pub fn required(variable: &str) -> bool {
-    std::env::var(variable).is_ok_and(|v| v == "1" || v == "true")
+    Redis(RedisDb),
 }
 
 impl TestDb {
-    /// A fresh database, or `None` (with the reason printed) when PostgreSQL is not configured.
+    /// A fresh database, or `None` (with the reason printed) when the backend is not configured.
     pub fn new(backend: Backend) -> Option<Self> {
         match backend {
             Backend::Sqlite => {
@@ -98,37 +131,19 @@ impl TestDb {
                 })
             }
             Backend::Redis => {
-                let Some(url) = std::env::var("TEST_REDIS_URL")
-                    .ok()
-                    .filter(|u| !u.is_empty())
-                else {
-                    assert!(
-                        !required("TEXTDROP_REQUIRE_REDIS"),
-                        "TEST_REDIS_URL is not set but TEXTDROP_REQUIRE_REDIS is: \
-                         the Redis tests must run"
-                    );
-                    crate::helpers::skip_notice!(
-                        "skipping a Redis test: TEST_REDIS_URL is not set"
-                    );
-                    return None;
-                };
-                Some(Self::existing(url))
+                let base = service_url("TEST_REDIS_URL", "TEXTDROP_REQUIRE_REDIS", "Redis")?;
+                let db = RedisDb::take(&base);
+                Some(Self {
+                    url: db.url.clone(),
+                    cleanup: DbCleanup::Redis(db),
+                })
             }
             Backend::Postgres => {
-                let Some(admin_url) = std::env::var("TEST_DATABASE_URL")
-                    .ok()
-                    .filter(|u| !u.is_empty())
-                else {
-                    assert!(
-                        !required("TEXTDROP_REQUIRE_POSTGRES"),
-                        "TEST_DATABASE_URL is not set but TEXTDROP_REQUIRE_POSTGRES is: \
-                         the PostgreSQL tests must run"
-                    );
-                    crate::helpers::skip_notice!(
-                        "skipping a PostgreSQL test: TEST_DATABASE_URL is not set"
-                    );
-                    return None;
-                };
+                let admin_url = service_url(
+                    "TEST_DATABASE_URL",
+                    "TEXTDROP_REQUIRE_POSTGRES",
+                    "PostgreSQL",
+                )?;
                 let name = format!("textdrop_test_{}", uuid::Uuid::new_v4().simple());
                 let mut admin = PgConnection::establish(&admin_url)
                     .unwrap_or_else(|e| panic!("cannot connect to TEST_DATABASE_URL: {e}"));
@@ -144,7 +159,7 @@ impl TestDb {
         }
     }
 
-    /// An existing database at `url`, left as it is afterwards.
+    /// An existing PostgreSQL database at `url`, left as it is afterwards.
     pub fn existing(url: String) -> Self {
         Self {
             url,
@@ -156,26 +171,20 @@ impl TestDb {
         DatabaseUrl::parse(&self.url).expect("test database URL parses")
     }
 
-    /// One connection outside any pool.
+    /// One SQL connection outside any pool.
     pub fn connect(&self) -> DbConnection {
         DbConnectionManager::new(self.database_url())
             .establish()
             .expect("connect to the test database")
     }
 
-    /// A migrated database and a pool on it, for tests of the store alone.
-    pub fn migrated_pool(&self) -> DbPool {
+    /// The SQL database migrated, and a pool on it (for tests of the store or the sweep alone).
+    pub fn pool(&self) -> DbPool {
         db::run_migrations(&mut self.connect()).expect("migrations run");
-        db::build_pool(
-            &self.database_url(),
-            PoolOptions {
-                max_size: 4,
-                checkout_timeout: Duration::from_secs(5),
-            },
-        )
+        db::build_pool(&self.database_url(), 4)
     }
 
-    /// Every row's expiry, by row id.
+    /// Every row's expiry, by row id (SQL only).
     pub fn expiries(&self) -> Vec<(String, NaiveDateTime)> {
         sessions::table
             .select((sessions::id, sessions::expires_at))
@@ -184,11 +193,35 @@ impl TestDb {
             .expect("read sessions")
     }
 
+    /// Stored sessions: rows on SQL, keys on Redis.
     pub fn row_count(&self) -> usize {
-        self.expiries().len()
+        match &self.cleanup {
+            DbCleanup::Redis(redis) => redis.query::<usize>(&mut redis::cmd("DBSIZE")),
+            _ => self.expiries().len(),
+        }
     }
 
-    /// Every stored state, as text.
+    /// How many seconds from now each stored session expires: rows' expiry on SQL, keys' TTL
+    /// on Redis.
+    pub fn expiries_from_now(&self) -> Vec<i64> {
+        match &self.cleanup {
+            DbCleanup::Redis(redis) => {
+                let keys: Vec<String> = redis.query(redis::cmd("KEYS").arg("*"));
+                keys.iter()
+                    .map(|key| redis.query(redis::cmd("TTL").arg(key)))
+                    .collect()
+            }
+            _ => {
+                let now = Utc::now().naive_utc();
+                self.expiries()
+                    .into_iter()
+                    .map(|(_, at)| (at - now).num_seconds())
+                    .collect()
+            }
+        }
+    }
+
+    /// Every stored state, as text (SQL only).
     pub fn states(&self) -> Vec<String> {
         sessions::table
             .select(sessions::state)
@@ -206,6 +239,48 @@ impl Drop for TestDb {
                         .execute(&mut admin);
             }
         }
+    }
+}
+
+/// Redis databases 1 to 15 of TEST_REDIS_URL's server, handed out one per test and flushed
+/// before and after, so tests can count keys without seeing each other's.
+struct RedisDb {
+    index: u8,
+    url: String,
+}
+
+static FREE_REDIS_DBS: LazyLock<Mutex<Vec<u8>>> = LazyLock::new(|| Mutex::new((1..=15).collect()));
+static REDIS_DB_RETURNED: Condvar = Condvar::new();
+
+impl RedisDb {
+    fn take(base: &str) -> Self {
+        let mut free = FREE_REDIS_DBS.lock().expect("lock");
+        while free.is_empty() {
+            free = REDIS_DB_RETURNED.wait(free).expect("lock");
+        }
+        let index = free.pop().expect("a free database");
+        drop(free);
+        let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+        let db = Self {
+            index,
+            url: format!("{server}/{index}"),
+        };
+        db.query::<()>(&mut redis::cmd("FLUSHDB"));
+        db
+    }
+
+    fn query<T: redis::FromRedisValue>(&self, command: &mut redis::Cmd) -> T {
+        let client = redis::Client::open(self.url.as_str()).expect("Redis URL");
+        let mut conn = client.get_connection().expect("connect to Redis");
+        command.query(&mut conn).expect("Redis command")
+    }
+}
+
+impl Drop for RedisDb {
+    fn drop(&mut self) {
+        self.query::<()>(&mut redis::cmd("FLUSHDB"));
+        FREE_REDIS_DBS.lock().expect("lock").push(self.index);
+        REDIS_DB_RETURNED.notify_one();
     }
 }
 
@@ -243,24 +318,27 @@ impl TestClock {
     }
 }
 
-/// Settings for a test app on `db`: port 0, a fixed secret, cleanup off unless a test turns it on.
+/// The environment a test app runs with: port 0, a fixed secret, cleanup off unless a test
+/// turns it on, then the test's own `vars` on top.
+fn test_environment(db: &TestDb, vars: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("DATABASE_URL".into(), db.url.clone()),
+        ("PORT".into(), "0".into()),
+        ("SECRET_KEY".into(), TEST_SECRET.into()),
+        ("CLEANUP_INTERVAL_SECS".into(), "0".into()),
+    ];
+    env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+/// Settings for a test app on `db` (see [`test_environment`]).
 pub fn test_settings(db: &TestDb, vars: &[(&str, &str)]) -> Settings {
-    let url = db.url.clone();
-    let vars: Vec<(String, String)> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let env = test_environment(db, vars);
     Settings::from_lookup(move |name| {
-        if let Some((_, v)) = vars.iter().find(|(k, _)| k == name) {
-            return Some(v.clone());
-        }
-        match name {
-            "DATABASE_URL" => Some(url.clone()),
-            "PORT" => Some("0".into()),
-            "SECRET_KEY" => Some(TEST_SECRET.into()),
-            "CLEANUP_INTERVAL_SECS" => Some("0".into()),
-            _ => None,
-        }
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     })
     .expect("test settings are valid")
 }
@@ -268,6 +346,7 @@ pub fn test_settings(db: &TestDb, vars: &[(&str, &str)]) -> Settings {
 /// The real application, serving on a loopback port.
 pub struct TestApp {
     pub address: String,
+    pub port: u16,
     pub client: reqwest::Client,
     pub clock: TestClock,
     pub metrics: textdrop::metrics::Metrics,
@@ -282,7 +361,7 @@ pub fn cookie_client() -> reqwest::Client {
         // The server drops a keep-alive connection idle for 5 s (actix-web's default); a
         // request sent on it at that moment fails. Tests that wait that long (the slowloris
         // one) must not reuse such a connection.
-        .pool_idle_timeout(std::time::Duration::from_secs(2))
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .expect("client")
 }
@@ -303,12 +382,13 @@ pub async fn spawn_app_with(
     let app = Application::build_with_clock(settings, clock.clock())
         .await
         .expect("the application starts");
-    let address = format!("http://127.0.0.1:{}", app.port());
+    let port = app.port();
     let handle = app.handle();
     let metrics = app.metrics().clone();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
-        address,
+        address: format!("http://127.0.0.1:{port}"),
+        port,
         client,
         clock,
         metrics,
@@ -331,11 +411,9 @@ impl TestApp {
 
     /// POSTs `data` as the `textfile` part named `file_name`.
     pub async fn upload(&self, file_name: &str, data: impl Into<Vec<u8>>) -> reqwest::Response {
-        let part = Part::bytes(data.into())
-            .file_name(file_name.to_owned())
-            .mime_str("text/plain")
-            .expect("mime");
-        self.post_form(Form::new().part("textfile", part)).await
+        upload_with(&self.client, &self.address, file_name, data)
+            .await
+            .expect("POST")
     }
 
     pub async fn post_form(&self, form: Form) -> reqwest::Response {
@@ -353,27 +431,229 @@ impl TestApp {
     }
 }
 
-/// The `Set-Cookie` header of `response` for the session cookie, if any.
-pub fn session_set_cookie(response: &reqwest::Response) -> Option<String> {
+/// POSTs `data` as the `textfile` part named `file_name` to the server at `address`.
+pub async fn upload_with(
+    client: &reqwest::Client,
+    address: &str,
+    file_name: &str,
+    data: impl Into<Vec<u8>>,
+) -> reqwest::Result<reqwest::Response> {
+    let part = Part::bytes(data.into())
+        .file_name(file_name.to_owned())
+        .mime_str("text/plain")
+        .expect("mime");
+    client
+        .post(format!("{address}/"))
+        .multipart(Form::new().part("textfile", part))
+        .send()
+        .await
+}
+
+/// The session cookie `response` sets, if any, parsed.
+pub fn session_cookie(response: &reqwest::Response) -> Option<Cookie<'static>> {
     response
         .headers()
         .get_all(reqwest::header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("id="))
-        .map(str::to_owned)
+        .filter_map(|v| Cookie::parse(v.to_owned()).ok())
+        .find(|c| c.name() == SESSION_COOKIE)
+}
+
+/// The `name=value` pair of the session cookie `response` sets, for a `Cookie` header.
+pub fn session_cookie_pair(response: &reqwest::Response) -> Option<String> {
+    session_cookie(response).map(|c| format!("{}={}", c.name(), c.value()))
 }
 
 /// Polls `check` every 50 ms until it holds or `timeout` passes.
 pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
+    let deadline = Instant::now() + timeout;
     loop {
         if check() {
             return true;
         }
-        if std::time::Instant::now() > deadline {
+        if Instant::now() > deadline {
             return false;
         }
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The boundary of the hand-made multipart bodies below.
+pub const BOUNDARY: &str = "XyZ";
+/// The `Content-Type` of a hand-made multipart body.
+pub const MULTIPART: &str = "multipart/form-data; boundary=XyZ";
+/// What closes a hand-made multipart body after the file's bytes.
+pub const MULTIPART_TAIL: &str = "\r\n--XyZ--\r\n";
+
+/// The start of a multipart body with one `textfile` part named `file_name`, up to its bytes.
+pub fn multipart_head(file_name: &str) -> String {
+    format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"textfile\"; \
+         filename=\"{file_name}\"\r\n\r\n"
+    )
+}
+
+/// The textdrop binary, with an empty environment but PATH, run from the temp dir (so no
+/// `.env` is found).
+pub fn textdrop(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_textdrop"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(std::env::temp_dir());
+    command
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// `textdrop serve` as a process of its own, for tests that kill it, signal it, measure its
+/// memory or read its logs.
+pub struct ServerProcess {
+    pub child: Child,
+    pub port: u16,
+    /// Where the process's stderr goes (a file, so a chatty log never blocks it on a pipe).
+    log: tempfile::NamedTempFile,
+}
+
+impl ServerProcess {
+    pub fn start(db: &TestDb, extra: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let log = tempfile::NamedTempFile::new().expect("log file");
+        let mut command = textdrop(&["serve"]);
+        command
+            .env("DATABASE_URL", &db.url)
+            .env("PORT", port.to_string())
+            .env("SECRET_KEY", TEST_SECRET)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log.reopen().expect("log file"));
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start textdrop");
+        let server = Self { child, port, log };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the server did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    pub fn address(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        proc_status_kib(self.child.id(), "VmHWM:")
+    }
+
+    /// SIGTERM, without waiting.
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// SIGTERM, wait, and return everything the process wrote to stderr.
+    pub fn stop_and_read_log(mut self) -> String {
+        self.terminate();
+        let _ = self.child.wait();
+        std::fs::read_to_string(self.log.path()).expect("read the log")
+    }
+
+    /// SIGKILL, and wait.
+    pub fn kill_hard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("proc status")
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} of {pid}"))
+}
+
+/// A multipart body with one `textfile` part holding `lines`, sent piece by piece (head, each
+/// line, tail) with `pause` before each piece.
+pub fn trickled_body(file_name: &str, lines: &[&str], pause: Duration) -> reqwest::Body {
+    use futures_util::StreamExt;
+    let pieces: Vec<Result<String, std::io::Error>> = std::iter::once(multipart_head(file_name))
+        .chain(lines.iter().map(|l| l.to_string()))
+        .chain(std::iter::once(MULTIPART_TAIL.to_owned()))
+        .map(Ok)
+        .collect();
+    reqwest::Body::wrap_stream(
+        futures_util::stream::iter(pieces).then(move |piece| async move {
+            actix_web::rt::time::sleep(pause).await;
+            piece
+        }),
+    )
+}
+
+/// Inserts `count` rows named `{prefix}-{n}` whose expiry is `offset_secs` from now, written as
+/// the store writes them, in chunks (SQL only; migrates first).
+pub fn insert_rows(db: &TestDb, prefix: &str, count: usize, offset_secs: i64) {
+    use textdrop::session::queries::NewSession;
+    let now = Utc::now().naive_utc();
+    let ids: Vec<String> = (0..count).map(|n| format!("{prefix}-{n}")).collect();
+    let mut conn = db.connect();
+    db::run_migrations(&mut conn).expect("migrate");
+    for chunk in ids.chunks(5_000) {
+        let rows: Vec<NewSession<'_>> = chunk
+            .iter()
+            .map(|id| NewSession {
+                id,
+                state: "{}",
+                expires_at: now + chrono::Duration::seconds(offset_secs),
+                created_at: now,
+            })
+            .collect();
+        let insert = diesel::insert_into(sessions::table).values(&rows);
+        // Multi-row inserts do not compile through the MultiConnection: use the backend's own.
+        match &mut conn {
+            DbConnection::Postgres(pg) => insert.execute(pg),
+            DbConnection::Sqlite(sqlite) => insert.execute(sqlite),
+        }
+        .expect("insert rows");
+    }
+}
+
+/// (live, expired) rows now (SQL only).
+pub fn live_and_expired(db: &TestDb) -> (i64, i64) {
+    use textdrop::session::queries;
+    let now = Clock::system().now();
+    let mut conn = db.connect();
+    (
+        queries::count_live(&mut conn, now).expect("live"),
+        queries::count_expired(&mut conn, now).expect("expired"),
+    )
+}
+
+/// The value of the sample `name` (with its labels, e.g. `x_total{operation="load"}`) in
+/// Prometheus text, or `None` when it is not there.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }

@@ -11,10 +11,6 @@ pub struct PrivatePostgres {
     pub port: u16,
 }
 
-fn required() -> bool {
-    std::env::var("TEXTDROP_REQUIRE_POSTGRES").is_ok_and(|v| v == "1" || v == "true")
-}
-
 fn run_as_postgres(program: &Path, args: &[&str]) -> Output {
     Command::new("runuser")
         .args(["-u", "postgres", "--"])
@@ -45,7 +41,7 @@ impl PrivatePostgres {
         let bin = pg_bin_dir();
         let Some(bin) = bin.filter(|_| is_root) else {
             assert!(
-                !required(),
+                !crate::helpers::required("TEXTDROP_REQUIRE_POSTGRES"),
                 "a private PostgreSQL is needed: run as root with PostgreSQL installed"
             );
             crate::helpers::skip_notice!(

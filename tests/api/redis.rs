@@ -1,78 +1,24 @@
-//! The Redis backend (`DATABASE_URL=redis://…`): actix-session's own RedisSessionStore behind
-//! the same pages, limits and cookie settings. Redis expires keys itself.
+//! What only Redis does (`DATABASE_URL=redis://…`): it expires keys itself in real time, and
+//! has nothing to migrate or clean up. The pages' suite runs on Redis too (`page_tests!`).
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    cookie_client, session_set_cookie, spawn_app, spawn_app_with, Backend, TestClock, TestDb,
+    cookie_client, session_cookie, session_cookie_pair, spawn_app_with, textdrop, TestClock, TestDb,
 };
 
-#[actix_web::test]
-async fn on_redis_an_upload_is_shown_replaced_and_escaped() {
-    let Some(db) = TestDb::new(Backend::Redis) else {
-        return;
-    };
-    let app = spawn_app(&db, &[("SESSION_LIFETIME_SECS", "600")]).await;
-
-    let first = app.upload("a.txt", "<b>alpha</b>\n").await;
-    assert_eq!(first.status(), StatusCode::SEE_OTHER);
-    let cookie = session_set_cookie(&first).expect("cookie");
-    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=600"] {
-        assert!(cookie.contains(attribute), "{attribute}: {cookie}");
-    }
-    let page = app.get_text("/action").await;
-    assert!(page.contains("&lt;b&gt;alpha&lt;&#x2F;b&gt;"), "{page}");
-    assert!(page.contains("id=\"kept-until\""), "{page}");
-
-    app.upload("b.txt", "beta\n").await;
-    let page = app.get_text("/action").await;
-    assert!(page.contains("beta") && !page.contains("alpha"), "{page}");
-    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
-    app.stop().await;
-}
-
-#[actix_web::test]
-async fn on_redis_mistakes_keep_the_stored_file_and_readers_get_no_cookie() {
-    let Some(db) = TestDb::new(Backend::Redis) else {
-        return;
-    };
-    let app = spawn_app(
-        &db,
-        &[("MAX_UPLOAD_BYTES", "16"), ("SESSION_LIFETIME_SECS", "600")],
-    )
-    .await;
-    let reader = reqwest::Client::new()
-        .get(format!("{}/action", app.address))
-        .send()
-        .await;
-    assert!(session_set_cookie(&reader.expect("GET")).is_none());
-
-    app.upload("keep.txt", "keep\n").await;
-    let too_large = app.upload("big.txt", vec![b'a'; 17]).await;
-    let not_text = app.upload("bin.txt", b"\0\0".to_vec()).await;
-
-    assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(not_text.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(app.get_text("/action").await.contains("keep"));
-    app.stop().await;
-}
-
-#[actix_web::test]
-async fn on_redis_a_session_expires_and_survives_a_restart() {
-    let Some(db) = TestDb::new(Backend::Redis) else {
-        return;
-    };
+async fn a_session_expires_in_real_time_and_survives_a_restart(db: TestDb) {
     let client = cookie_client();
     let vars = [("SESSION_LIFETIME_SECS", "2")];
     let first = spawn_app_with(&db, &vars, TestClock::default(), client.clone()).await;
     let upload = first.upload("a.txt", "short lived\n").await;
-    let cookie = session_set_cookie(&upload).expect("cookie");
-    let pair = cookie.split(';').next().expect("pair").to_owned();
+    let pair = session_cookie_pair(&upload).expect("cookie");
     first.stop().await;
 
     let second = spawn_app_with(&db, &vars, TestClock::default(), client).await;
+    assert_eq!(second.get("/readyz").await.status(), StatusCode::OK);
     let with_old_cookie = || async {
         reqwest::Client::new()
             .get(format!("{}/action", second.address))
@@ -92,19 +38,49 @@ async fn on_redis_a_session_expires_and_survives_a_restart() {
     actix_web::rt::time::sleep(Duration::from_millis(2500)).await;
     let page = with_old_cookie().await;
     assert!(page.contains("You have not yet uploaded a file"), "{page}");
+    assert_eq!(db.row_count(), 0);
     second.stop().await;
 }
 
+async fn redis_keys_are_hashes_never_the_session_key(db: TestDb) {
+    let app = crate::helpers::spawn_app(&db, &[]).await;
+
+    let response = app.upload("a.txt", "a\n").await;
+
+    let cookie = session_cookie(&response).expect("cookie");
+    let client = redis::Client::open(db.url.as_str()).expect("url");
+    let mut conn = client.get_connection().expect("connect");
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).expect("KEYS");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with("textdrop:session:"), "{keys:?}");
+    let hash = keys[0].trim_start_matches("textdrop:session:");
+    assert!(
+        hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+        "{hash}"
+    );
+    // The cookie is encrypted; the key inside it is 64 alphanumerics, never a Redis key.
+    assert!(!keys[0].contains(cookie.value()));
+    app.stop().await;
+}
+
+tests_on!(redis_only: Redis;
+    a_session_expires_in_real_time_and_survives_a_restart,
+    redis_keys_are_hashes_never_the_session_key,
+);
+
 #[test]
 fn maintenance_commands_have_nothing_to_do_on_redis() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_textdrop"))
-        .arg("cleanup")
-        .env_clear()
-        .env("DATABASE_URL", "redis://127.0.0.1:1/0")
-        .current_dir(std::env::temp_dir())
-        .output()
-        .expect("run");
+    for command in ["migrate", "cleanup", "stats"] {
+        let output = textdrop(&[command])
+            .env("DATABASE_URL", "redis://127.0.0.1:1/0")
+            .output()
+            .expect("run");
 
-    assert!(output.status.success(), "{output:?}");
-    assert!(String::from_utf8_lossy(&output.stdout).contains("expires sessions itself"));
+        assert!(output.status.success(), "{command}: {output:?}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains("nothing to do") && stdout.contains("expires sessions itself"),
+            "{command}: {stdout}"
+        );
+    }
 }

@@ -9,8 +9,8 @@ use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 use textdrop::clock::Clock;
-use textdrop::session::cleanup::{delete_expired, delete_expired_until, SweepLimits};
 use textdrop::session::store::session_id;
+use textdrop::session::sweep::{delete_expired, delete_expired_until, SweepLimits};
 use textdrop::session::DieselSessionStore;
 
 use crate::helpers::{Backend, TestClock, TestDb};
@@ -37,7 +37,7 @@ fn batches_of(batch_size: i64) -> SweepLimits {
 }
 
 fn store(db: &TestDb, clock: &TestClock) -> DieselSessionStore {
-    DieselSessionStore::new(db.migrated_pool(), clock.clock())
+    DieselSessionStore::new(db.pool(), clock.clock())
 }
 
 fn expiry_of(db: &TestDb, key: &SessionKey) -> NaiveDateTime {
@@ -53,10 +53,7 @@ fn seconds_between(a: NaiveDateTime, b: NaiveDateTime) -> f64 {
     (b - a).num_milliseconds() as f64 / 1000.0
 }
 
-async fn save_then_load_returns_the_state(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn save_then_load_returns_the_state(db: TestDb) {
     let clock = TestClock::default();
     let store = store(&db, &clock);
 
@@ -67,20 +64,14 @@ async fn save_then_load_returns_the_state(backend: Backend) {
     assert_eq!(key.as_ref().len(), 64);
 }
 
-async fn an_unknown_key_loads_nothing(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn an_unknown_key_loads_nothing(db: TestDb) {
     let store = store(&db, &TestClock::default());
     let key = SessionKey::try_from("x".repeat(64)).expect("key");
 
     assert_eq!(store.load(&key).await.expect("load"), None);
 }
 
-async fn rows_are_keyed_by_the_sha256_of_the_key_never_the_key(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn rows_are_keyed_by_the_sha256_of_the_key_never_the_key(db: TestDb) {
     let store = store(&db, &TestClock::default());
 
     let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
@@ -91,10 +82,7 @@ async fn rows_are_keyed_by_the_sha256_of_the_key_never_the_key(backend: Backend)
     assert!(db.states().iter().all(|s| !s.contains(key.as_ref())));
 }
 
-async fn update_replaces_the_state_and_keeps_the_key(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn update_replaces_the_state_and_keeps_the_key(db: TestDb) {
     let store = store(&db, &TestClock::default());
     let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
 
@@ -111,10 +99,7 @@ async fn update_replaces_the_state_and_keeps_the_key(backend: Backend) {
     assert_eq!(db.row_count(), 1);
 }
 
-async fn expired_rows_are_never_loaded_even_before_cleanup(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn expired_rows_are_never_loaded_even_before_cleanup(db: TestDb) {
     let clock = TestClock::default();
     let store = store(&db, &clock);
     let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
@@ -129,10 +114,7 @@ async fn expired_rows_are_never_loaded_even_before_cleanup(backend: Backend) {
     );
 }
 
-async fn update_after_expiry_issues_a_new_key(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn update_after_expiry_issues_a_new_key(db: TestDb) {
     let clock = TestClock::default();
     let store = store(&db, &clock);
     let old = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
@@ -151,10 +133,7 @@ async fn update_after_expiry_issues_a_new_key(backend: Backend) {
     );
 }
 
-async fn update_of_a_deleted_session_issues_a_new_key(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn update_of_a_deleted_session_issues_a_new_key(db: TestDb) {
     let store = store(&db, &TestClock::default());
     let old = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
     store.delete(&old).await.expect("delete");
@@ -169,10 +148,7 @@ async fn update_of_a_deleted_session_issues_a_new_key(backend: Backend) {
     assert_eq!(db.row_count(), 1);
 }
 
-async fn delete_removes_the_row(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn delete_removes_the_row(db: TestDb) {
     let store = store(&db, &TestClock::default());
     let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
 
@@ -182,10 +158,7 @@ async fn delete_removes_the_row(backend: Backend) {
     assert_eq!(store.load(&key).await.expect("load"), None);
 }
 
-async fn update_ttl_writes_only_once_less_than_80_percent_remains(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn update_ttl_writes_only_once_less_than_80_percent_remains(db: TestDb) {
     let clock = TestClock::default();
     let store = store(&db, &clock);
     let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
@@ -211,10 +184,7 @@ async fn update_ttl_writes_only_once_less_than_80_percent_remains(backend: Backe
 
 /// Without a remembered expiry (another instance loaded the session, or the memory was
 /// cleared), a fresh row is still not rewritten.
-async fn update_ttl_without_a_load_leaves_a_fresh_row_alone(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn update_ttl_without_a_load_leaves_a_fresh_row_alone(db: TestDb) {
     let clock = TestClock::default();
     let store = store(&db, &clock);
     let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
@@ -226,10 +196,7 @@ async fn update_ttl_without_a_load_leaves_a_fresh_row_alone(backend: Backend) {
     assert_eq!(expiry_of(&db, &key), first);
 }
 
-async fn update_ttl_extends_a_live_session_but_never_revives_an_expired_one(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn update_ttl_extends_a_live_session_but_never_revives_an_expired_one(db: TestDb) {
     let clock = TestClock::default();
     let store = store(&db, &clock);
     let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
@@ -245,10 +212,7 @@ async fn update_ttl_extends_a_live_session_but_never_revives_an_expired_one(back
     assert_eq!(store.load(&key).await.expect("load"), None);
 }
 
-async fn cleanup_deletes_exactly_the_expired_rows(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn cleanup_deletes_exactly_the_expired_rows(db: TestDb) {
     let clock = TestClock::default();
     let store = store(&db, &clock);
     let mut short_lived = Vec::new();
@@ -273,7 +237,10 @@ async fn cleanup_deletes_exactly_the_expired_rows(backend: Backend) {
 
     // Batches of 3 make the loop run several times.
     let now = clock.clock().now();
-    let report = delete_expired(&mut db.connect(), now, batches_of(3)).expect("cleanup");
+    let pool = db.pool();
+    let report = delete_expired(&pool, now, batches_of(3))
+        .await
+        .expect("cleanup");
 
     assert_eq!(report.deleted, 7);
     assert_eq!(report.batches, 3, "3 + 3 + 1: the short batch ends the run");
@@ -281,14 +248,13 @@ async fn cleanup_deletes_exactly_the_expired_rows(backend: Backend) {
     for key in &long_lived {
         assert!(store.load(key).await.expect("load").is_some());
     }
-    let again = delete_expired(&mut db.connect(), now, batches_of(3)).expect("cleanup");
+    let again = delete_expired(&pool, now, batches_of(3))
+        .await
+        .expect("cleanup");
     assert_eq!(again.deleted, 0);
 }
 
-async fn a_stopped_cleanup_run_ends_after_the_batch_in_flight(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn a_stopped_cleanup_run_ends_after_the_batch_in_flight(db: TestDb) {
     let clock = TestClock::default();
     let store = store(&db, &clock);
     for _ in 0..7 {
@@ -300,19 +266,15 @@ async fn a_stopped_cleanup_run_ends_after_the_batch_in_flight(backend: Backend) 
     clock.advance(Duration::from_secs(11));
 
     // Shutdown was asked for: the batch in flight completes, no further batch starts.
-    let report = delete_expired_until(
-        &mut db.connect(),
-        clock.clock().now(),
-        batches_of(3),
-        || true,
-    )
-    .expect("cleanup");
+    let report = delete_expired_until(&db.pool(), clock.clock().now(), batches_of(3), || true)
+        .await
+        .expect("cleanup");
 
     assert_eq!((report.deleted, report.batches), (3, 1));
     assert_eq!(db.row_count(), 4, "the rest waits for the next run");
 }
 
-backend_tests!(
+sql_tests!(
     save_then_load_returns_the_state,
     an_unknown_key_loads_nothing,
     rows_are_keyed_by_the_sha256_of_the_key_never_the_key,
@@ -343,7 +305,7 @@ async fn a_non_utc_postgres_time_zone_changes_nothing() {
         .execute(&mut db.connect())
         .expect("set time zone");
         let clock = TestClock::default();
-        let store = DieselSessionStore::new(db.migrated_pool(), clock.clock());
+        let store = DieselSessionStore::new(db.pool(), clock.clock());
 
         let before = Utc::now().naive_utc();
         let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
@@ -356,7 +318,8 @@ async fn a_non_utc_postgres_time_zone_changes_nothing() {
         assert!(store.load(&key).await.expect("load").is_some(), "{zone}");
         clock.advance(Duration::from_secs(101));
         assert_eq!(store.load(&key).await.expect("load"), None, "{zone}");
-        let report = delete_expired(&mut db.connect(), clock.clock().now(), batches_of(100))
+        let report = delete_expired(&db.pool(), clock.clock().now(), batches_of(100))
+            .await
             .expect("cleanup");
         assert_eq!(report.deleted, 1, "{zone}");
     }

@@ -5,10 +5,7 @@ use reqwest::StatusCode;
 
 use crate::helpers::{spawn_app, Backend, TestDb};
 
-async fn an_upload_redirects_to_action_which_shows_its_lines(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn an_upload_redirects_to_action_which_shows_its_lines(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
 
     let response = app
@@ -31,10 +28,7 @@ async fn an_upload_redirects_to_action_which_shows_its_lines(backend: Backend) {
     app.stop().await;
 }
 
-async fn a_second_upload_replaces_the_first(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn a_second_upload_replaces_the_first(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
 
     app.upload("a.txt", "alpha\n").await;
@@ -46,10 +40,7 @@ async fn a_second_upload_replaces_the_first(backend: Backend) {
     app.stop().await;
 }
 
-async fn html_in_the_file_is_shown_escaped(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn html_in_the_file_is_shown_escaped(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
 
     app.upload(
@@ -72,10 +63,7 @@ async fn html_in_the_file_is_shown_escaped(backend: Backend) {
     app.stop().await;
 }
 
-async fn visitors_who_only_read_create_no_row_and_get_no_cookie(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn visitors_who_only_read_create_no_row_and_get_no_cookie(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
 
     for path in ["/", "/action", "/healthz", "/nope", "/static/style.css"] {
@@ -91,10 +79,7 @@ async fn visitors_who_only_read_create_no_row_and_get_no_cookie(backend: Backend
     app.stop().await;
 }
 
-async fn the_form_links_to_action_once_a_file_is_stored(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn the_form_links_to_action_once_a_file_is_stored(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
     let before = app.get_text("/").await;
     assert!(before.contains("name=\"textfile\"") && before.contains("multipart/form-data"));
@@ -107,10 +92,7 @@ async fn the_form_links_to_action_once_a_file_is_stored(backend: Backend) {
 }
 
 /// Each mistake renders the form with its status and sentence, and the stored file survives.
-async fn upload_mistakes_are_answered_on_the_form_and_keep_the_stored_file(backend: Backend) {
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
+async fn upload_mistakes_are_answered_on_the_form_and_keep_the_stored_file(db: TestDb) {
     let app = spawn_app(&db, &[("MAX_UPLOAD_BYTES", "1024")]).await;
     app.upload("keep.txt", "keep me\n").await;
 
@@ -164,7 +146,7 @@ async fn upload_mistakes_are_answered_on_the_form_and_keep_the_stored_file(backe
     app.stop().await;
 }
 
-backend_tests!(
+page_tests!(
     an_upload_redirects_to_action_which_shows_its_lines,
     a_second_upload_replaces_the_first,
     html_in_the_file_is_shown_escaped,

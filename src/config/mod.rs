@@ -1,0 +1,309 @@
+//! Settings, read from the environment once at startup, validated, and grouped by what they
+//! configure (server, database, session, cleanup, limits).
+//!
+//! Each variable is declared once in [`vars`] (name, default, accepted values); parsing goes
+//! through those declarations. Every error names the variable and the form it expects, in one
+//! line. Secrets (the cookie key material, a database password) are never printed, not even by
+//! `Debug`.
+
+pub mod vars;
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::db::DatabaseUrl;
+use vars::{Kind, Var};
+
+/// Everything textdrop can be told through its environment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub session: SessionSettings,
+    pub cleanup: CleanupSettings,
+    pub limits: LimitSettings,
+}
+
+/// Where and how the HTTP server listens.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+/// Which storage holds the sessions, and how to reach it.
+#[derive(Clone, Debug)]
+pub struct DatabaseSettings {
+    pub url: DatabaseUrl,
+    pub pool_size: u32,
+    /// How long startup keeps retrying an unreachable database before giving up.
+    pub connect_timeout: Duration,
+}
+
+/// The session cookie and how long a session lives.
+#[derive(Clone, Debug)]
+pub struct SessionSettings {
+    /// Cookie key material; `None` means a random key for this process only.
+    pub secret_key: Option<SecretKey>,
+    /// How long a session lives after the visitor's last request.
+    pub lifetime: Duration,
+    /// `true`: persistent cookie with Max-Age; `false`: browser-session cookie.
+    pub permanent: bool,
+    pub cookie_secure: bool,
+}
+
+/// The task that deletes expired rows.
+#[derive(Clone, Debug)]
+pub struct CleanupSettings {
+    /// How often expired rows are deleted; `None` disables the task.
+    pub interval: Option<Duration>,
+    /// Rows deleted per statement.
+    pub batch_size: i64,
+}
+
+/// What one visitor may send.
+#[derive(Clone, Debug)]
+pub struct LimitSettings {
+    pub max_upload_bytes: usize,
+}
+
+/// A configuration problem, shown to the operator as one line.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+/// Key material for the session cookie. Its `Debug` never shows the bytes.
+#[derive(Clone)]
+pub struct SecretKey(Vec<u8>);
+
+impl SecretKey {
+    /// The least key material `Key::derive_from` accepts.
+    pub const MIN_LEN: usize = 32;
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey([redacted])")
+    }
+}
+
+impl TryFrom<&str> for SecretKey {
+    type Error = String;
+
+    fn try_from(value: &str) -> Result<Self, String> {
+        if value.len() < Self::MIN_LEN {
+            return Err(format!(
+                "must be at least {} bytes long (it is {}); generate one with `openssl rand -hex 32`",
+                Self::MIN_LEN,
+                value.len()
+            ));
+        }
+        Ok(Self(value.as_bytes().to_vec()))
+    }
+}
+
+/// Reads declared variables through a lookup function; an empty value counts as unset.
+struct Env<F> {
+    lookup: F,
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// The raw value, if set.
+    fn raw(&self, var: &Var) -> Option<String> {
+        (self.lookup)(var.name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The value, or the declared default.
+    fn text(&self, var: &Var) -> String {
+        self.raw(var).unwrap_or_else(|| var.default.to_owned())
+    }
+
+    /// Parses the value (or default) with `parse`, naming the variable in any error.
+    fn parsed<T>(
+        &self,
+        var: &Var,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        parse(&self.text(var)).map_err(|problem| ConfigError {
+            variable: var.name,
+            problem,
+        })
+    }
+
+    /// A whole number within the variable's declared range.
+    fn whole<T: TryFrom<u64>>(&self, var: &Var) -> Result<T, ConfigError> {
+        let Kind::Whole { min, max } = var.kind else {
+            unreachable!("{} is not declared as a whole number", var.name)
+        };
+        self.parsed(var, |raw| {
+            raw.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .and_then(|n| T::try_from(n).ok())
+                .ok_or_else(|| format!("expected a whole number from {min} to {max}, got `{raw}`"))
+        })
+    }
+
+    fn secs(&self, var: &Var) -> Result<Duration, ConfigError> {
+        self.whole(var).map(Duration::from_secs)
+    }
+
+    fn bool(&self, var: &Var) -> Result<bool, ConfigError> {
+        debug_assert_eq!(var.kind, Kind::Bool, "{}", var.name);
+        self.parsed(var, |raw| match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(format!("expected true or false, got `{raw}`")),
+        })
+    }
+}
+
+impl Settings {
+    /// Reads the process environment (after `.env` has been loaded by `main`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    /// An empty value counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        use vars::*;
+        let env = Env { lookup };
+        let secret_key = match env.raw(&SECRET_KEY) {
+            None => None,
+            Some(raw) => Some(env.parsed(&SECRET_KEY, |_| SecretKey::try_from(raw.as_str()))?),
+        };
+        let cleanup_interval: u64 = env.whole(&CLEANUP_INTERVAL_SECS)?;
+        Ok(Self {
+            server: ServerSettings {
+                host: env.text(&HOST),
+                port: env.whole(&PORT)?,
+                shutdown_grace: env.secs(&SHUTDOWN_GRACE_SECS)?,
+            },
+            database: DatabaseSettings {
+                url: env.parsed(&DATABASE_URL, DatabaseUrl::parse)?,
+                pool_size: env.whole(&DATABASE_POOL_SIZE)?,
+                connect_timeout: env.secs(&DATABASE_CONNECT_TIMEOUT_SECS)?,
+            },
+            session: SessionSettings {
+                secret_key,
+                lifetime: env.secs(&SESSION_LIFETIME_SECS)?,
+                permanent: env.bool(&SESSION_PERMANENT)?,
+                cookie_secure: env.bool(&COOKIE_SECURE)?,
+            },
+            cleanup: CleanupSettings {
+                interval: (cleanup_interval > 0).then(|| Duration::from_secs(cleanup_interval)),
+                batch_size: env.whole(&CLEANUP_BATCH_SIZE)?,
+            },
+            limits: LimitSettings {
+                max_upload_bytes: env.whole(&MAX_UPLOAD_BYTES)?,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_environment() {
+        let s = settings(&[]).expect("defaults are valid");
+        assert_eq!(s.database.url.redacted(), "sqlite://textdrop.db");
+        assert_eq!((s.server.host.as_str(), s.server.port), ("127.0.0.1", 8080));
+        assert_eq!(s.session.lifetime, Duration::from_secs(86_400));
+        assert!(s.session.permanent);
+        assert_eq!(s.cleanup.interval, Some(Duration::from_secs(300)));
+        assert_eq!(s.cleanup.batch_size, 5_000);
+        assert_eq!(s.limits.max_upload_bytes, 1_048_576);
+        assert_eq!(s.database.pool_size, 10);
+        assert_eq!(s.database.connect_timeout, Duration::from_secs(30));
+        assert_eq!(s.server.shutdown_grace, Duration::from_secs(10));
+        assert!(!s.session.cookie_secure);
+        assert!(s.session.secret_key.is_none());
+    }
+
+    #[test]
+    fn every_declared_default_is_inside_its_declared_range() {
+        for var in vars::ALL {
+            if let Kind::Whole { min, max } = var.kind {
+                let value: u64 = var.default.parse().expect(var.name);
+                assert!((min..=max).contains(&value), "{}", var.name);
+            }
+            if var.kind == Kind::Bool {
+                assert!(["true", "false"].contains(&var.default), "{}", var.name);
+            }
+        }
+    }
+
+    #[test]
+    fn zero_cleanup_interval_disables_the_task() {
+        let s = settings(&[("CLEANUP_INTERVAL_SECS", "0")]).expect("valid");
+        assert_eq!(s.cleanup.interval, None);
+    }
+
+    #[test]
+    fn each_invalid_value_names_its_variable_and_expected_form() {
+        for (var, value, expected) in [
+            ("PORT", "eighty", "whole number from 0 to 65535"),
+            ("PORT", "65536", "whole number from 0 to 65535"),
+            ("SESSION_LIFETIME_SECS", "0", "whole number from 1"),
+            ("SESSION_LIFETIME_SECS", "-5", "whole number"),
+            ("SESSION_PERMANENT", "maybe", "true or false"),
+            ("COOKIE_SECURE", "2", "true or false"),
+            ("MAX_UPLOAD_BYTES", "1e6", "whole number"),
+            ("DATABASE_POOL_SIZE", "0", "whole number from 1"),
+            ("CLEANUP_BATCH_SIZE", "0", "whole number from 1"),
+            ("SHUTDOWN_GRACE_SECS", "3601", "whole number from 0 to 3600"),
+            (
+                "DATABASE_CONNECT_TIMEOUT_SECS",
+                "a while",
+                "whole number from 0",
+            ),
+            ("CLEANUP_INTERVAL_SECS", "soon", "whole number"),
+            ("DATABASE_URL", "mysql://x", "postgres://"),
+            ("SECRET_KEY", "short", "at least 32 bytes"),
+        ] {
+            let err = settings(&[(var, value)]).expect_err(var);
+            assert_eq!(err.variable, var);
+            assert!(err.to_string().starts_with(var), "{err}");
+            assert!(err.problem.contains(expected), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn secret_key_is_never_shown_by_debug() {
+        let secret = "a-very-long-secret-key-material-0123456789";
+        let s = settings(&[
+            ("SECRET_KEY", secret),
+            ("DATABASE_URL", "postgres://u:hunter2@db/textdrop"),
+        ])
+        .expect("valid");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(
+            s.session.secret_key.expect("set").as_bytes(),
+            secret.as_bytes()
+        );
+    }
+}

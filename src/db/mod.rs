@@ -1,0 +1,255 @@
+//! The SQL side of storage: which database a `DATABASE_URL` names, the r2d2 pool of
+//! connections to it, the one way to run blocking database work ([`with_conn`]), and the
+//! embedded migrations.
+//!
+//! One binary serves PostgreSQL and SQLite through Diesel's `MultiConnection`. The backend is
+//! picked from the URL here rather than by the derived `establish`, because that one replaces
+//! every connection error with "Invalid connection url for multiconnection".
+
+mod migrations;
+mod url;
+
+use std::time::Duration;
+
+use actix_web::web;
+use anyhow::Context as _;
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self, ManageConnection, R2D2Connection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, ConnectionError};
+
+pub use migrations::{pending_migrations, run_migrations, MIGRATIONS};
+pub use url::{Backend, DatabaseUrl};
+
+use crate::config::DatabaseSettings;
+use crate::retry;
+
+/// A connection to whichever SQL database `DATABASE_URL` names.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// The pool every request and the cleanup task draw connections from.
+pub type DbPool = r2d2::Pool<DbConnectionManager>;
+
+/// How long a request waits for a pooled connection before it fails.
+pub const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a piece of database work failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had within the checkout timeout: the database is down,
+    /// unreachable or saturated.
+    #[error("no database connection available: {0}")]
+    Unavailable(#[source] r2d2::PoolError),
+    /// The statement failed (its connection may have failed with it: see
+    /// [`DbError::is_unavailable`]).
+    #[error(transparent)]
+    Query(#[from] DieselError),
+    /// The blocking thread pool dropped the work (the runtime is shutting down).
+    #[error("the database work was cancelled")]
+    Cancelled,
+}
+
+impl DbError {
+    /// Whether the database itself could not be reached (as opposed to a statement failing).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            DbError::Unavailable(_) | DbError::Cancelled => true,
+            DbError::Query(err) => lost_connection(err),
+        }
+    }
+}
+
+/// Whether `err` says the connection is gone. Diesel reports statement errors without a
+/// SQLSTATE it knows (SQLite's "database is locked" among them) as `Unknown`: those leave a
+/// healthy connection, so only closed or unusable connections count.
+fn lost_connection(err: &DieselError) -> bool {
+    matches!(
+        err,
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _
+        )
+    )
+}
+
+/// A connection as the pool keeps it. The pool does not test connections on checkout (that
+/// would cost a round trip per request); a statement that fails because the connection is gone
+/// marks it instead, and the pool drops it rather than handing it out again.
+pub struct PoolSlot {
+    conn: DbConnection,
+    broken: bool,
+}
+
+impl PoolSlot {
+    fn run<T>(
+        &mut self,
+        work: impl FnOnce(&mut DbConnection) -> diesel::QueryResult<T>,
+    ) -> diesel::QueryResult<T> {
+        let result = work(&mut self.conn);
+        if let Err(err) = &result {
+            self.broken |= lost_connection(err);
+        }
+        result
+    }
+}
+
+/// Runs `work` with a pooled connection on the blocking thread pool: the one way textdrop
+/// touches the database while serving (checking out a connection blocks too).
+pub async fn with_conn<T, F>(pool: &DbPool, work: F) -> Result<T, DbError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+{
+    with_conn_within(pool, CHECKOUT_TIMEOUT, work).await
+}
+
+/// [`with_conn`], waiting at most `checkout` for a connection.
+pub async fn with_conn_within<T, F>(
+    pool: &DbPool,
+    checkout: Duration,
+    work: F,
+) -> Result<T, DbError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+{
+    let pool = pool.clone();
+    web::block(move || {
+        let mut slot = pool.get_timeout(checkout).map_err(DbError::Unavailable)?;
+        Ok(slot.run(work)?)
+    })
+    .await
+    .map_err(|_| DbError::Cancelled)?
+}
+
+/// Opens connections for the pool, each configured for its backend.
+#[derive(Debug, Clone)]
+pub struct DbConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl DbConnectionManager {
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+
+    /// Opens one connection outside any pool (migrations, tests). Blocking.
+    pub fn establish(&self) -> Result<DbConnection, r2d2::Error> {
+        match self.url.backend() {
+            Backend::Postgres => PgConnection::establish(self.url.target())
+                .map(DbConnection::Postgres)
+                .map_err(one_line),
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(self.url.target()).map_err(one_line)?;
+                // busy_timeout first: switching the journal mode may itself wait for a lock.
+                // WAL lets readers proceed during a write; NORMAL sync is durable against a
+                // process crash, and loses at most the last commits on a power cut.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(|e| {
+                    r2d2::Error::ConnectionError(ConnectionError::BadConnection(format!(
+                        "could not configure the SQLite database: {e}"
+                    )))
+                })?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            other => Err(r2d2::Error::ConnectionError(
+                ConnectionError::BadConnection(format!("{other} is not a SQL database")),
+            )),
+        }
+    }
+}
+
+/// libpq's messages span several lines; logs and the startup error want one.
+fn one_line(err: ConnectionError) -> r2d2::Error {
+    let err = match err {
+        ConnectionError::BadConnection(message) => {
+            ConnectionError::BadConnection(message.split_whitespace().collect::<Vec<_>>().join(" "))
+        }
+        other => other,
+    };
+    r2d2::Error::ConnectionError(err)
+}
+
+impl ManageConnection for DbConnectionManager {
+    type Connection = PoolSlot;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<PoolSlot, r2d2::Error> {
+        Ok(PoolSlot {
+            conn: self.establish()?,
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, slot: &mut PoolSlot) -> Result<(), r2d2::Error> {
+        slot.conn.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, slot: &mut PoolSlot) -> bool {
+        std::thread::panicking() || slot.broken || slot.conn.is_broken()
+    }
+}
+
+/// Builds the pool without connecting: connections open on first use, so a database that is
+/// down does not stop the pool from being built ([`connect_and_migrate`] connects first).
+pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> DbPool {
+    r2d2::Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(0))
+        .test_on_check_out(false)
+        .connection_timeout(CHECKOUT_TIMEOUT)
+        .build_unchecked(DbConnectionManager::new(url.clone()))
+}
+
+/// Connects to the database, runs pending migrations and returns the pool, all off the async
+/// executor. An unreachable database is retried with backoff for the connect timeout; a
+/// failure says which database and which step, never the password.
+pub async fn connect_and_migrate(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
+    let url = settings.url.clone();
+    let manager = DbConnectionManager::new(url.clone());
+    let what = format!("the database at {}", url.location());
+    let mut conn = retry::with_backoff(&what, settings.connect_timeout, || {
+        let manager = manager.clone();
+        async move {
+            web::block(move || manager.establish())
+                .await
+                .map_err(anyhow::Error::from)?
+                .map_err(anyhow::Error::from)
+        }
+    })
+    .await?;
+    let location = url.location();
+    let applied = web::block(move || run_migrations(&mut conn))
+        .await?
+        .with_context(|| format!("database migrations failed on {location}; nothing was served"))?;
+    for version in &applied {
+        log::info!("applied migration {version}");
+    }
+    Ok(build_pool(&url, settings.pool_size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lost_connection_counts_as_unavailable() {
+        let info = || Box::new(String::from("x")) as Box<_>;
+        let locked = DieselError::DatabaseError(DatabaseErrorKind::Unknown, info());
+        let closed = DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info());
+        let unsent = DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info());
+        assert!(!lost_connection(&locked));
+        assert!(!DbError::Query(locked).is_unavailable());
+        assert!(lost_connection(&closed) && lost_connection(&unsent));
+        assert!(DbError::Query(closed).is_unavailable());
+    }
+}

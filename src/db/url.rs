@@ -1,0 +1,204 @@
+//! `DATABASE_URL`: which storage it names, what the driver is given, and how it may be shown.
+
+use std::fmt;
+
+/// The storages a `DATABASE_URL` can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+    /// Not SQL: sessions in Redis, which expires keys itself.
+    Redis,
+    /// Benchmarks only: the whole state in the cookie, no server-side store.
+    #[cfg(feature = "bench-cookie-store")]
+    Cookie,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Postgres => "postgresql",
+            Backend::Sqlite => "sqlite",
+            Backend::Redis => "redis",
+            #[cfg(feature = "bench-cookie-store")]
+            Backend::Cookie => "cookie (benchmarks only)",
+        })
+    }
+}
+
+/// A validated `DATABASE_URL`. Its `Debug` and `Display` never show a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    backend: Backend,
+    /// What the driver is given: the full URL for PostgreSQL and Redis, the path or `file:` URI
+    /// for SQLite.
+    target: String,
+}
+
+/// The forms `DATABASE_URL` accepts, for error messages.
+const EXPECTED: &str =
+    "expected postgres://, postgresql://, redis://, sqlite://PATH, file:PATH or a plain file path";
+
+impl DatabaseUrl {
+    /// Parses `postgres://…`, `postgresql://…`, `redis://…`, `sqlite://PATH`
+    /// (`sqlite:///abs/path` for an absolute path), `file:PATH` or a plain path. The error says
+    /// what form was expected and never repeats the URL (it may hold a password).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(format!("is empty; {EXPECTED}"));
+        }
+        let backend = match raw.split_once("://").map(|(scheme, _)| scheme) {
+            Some("postgres" | "postgresql") => Backend::Postgres,
+            Some("redis") => Backend::Redis,
+            #[cfg(feature = "bench-cookie-store")]
+            Some("cookie") => Backend::Cookie,
+            Some("sqlite" | "file") | None => Backend::Sqlite,
+            Some(scheme) => {
+                return Err(format!("has the unsupported scheme `{scheme}`; {EXPECTED}"))
+            }
+        };
+        if backend == Backend::Sqlite {
+            check_sqlite_path(raw)?;
+        }
+        Ok(Self {
+            backend,
+            target: raw.to_owned(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// What the driver is given. It may hold a password: never log it.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The URL with any password replaced by `***`, fit for logs and error messages.
+    pub fn redacted(&self) -> String {
+        if self.backend == Backend::Sqlite {
+            return self.target.clone();
+        }
+        let Some((scheme, rest)) = self.target.split_once("://") else {
+            return "***".into();
+        };
+        let (authority, tail) = match rest.find(['/', '?']) {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let authority = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{user}:***@{host}"),
+                None => format!("{userinfo}@{host}"),
+            },
+            None => authority.to_owned(),
+        };
+        // Query parameters may carry `password=`: leave them out.
+        let path = tail.split('?').next().unwrap_or_default();
+        format!("{scheme}://{authority}{path}")
+    }
+
+    /// The host (and port) of a server URL, or the file of a SQLite one.
+    pub fn location(&self) -> String {
+        let redacted = self.redacted();
+        if self.backend == Backend::Sqlite {
+            return redacted;
+        }
+        let rest = redacted.split_once("://").map_or("", |(_, r)| r);
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        if host.is_empty() {
+            "localhost (libpq default)".into()
+        } else {
+            host.to_owned()
+        }
+    }
+}
+
+/// A SQLite name must name a file that pooled connections can share.
+fn check_sqlite_path(raw: &str) -> Result<(), String> {
+    let path = raw
+        .strip_prefix("sqlite://")
+        .or_else(|| raw.strip_prefix("file:"))
+        .unwrap_or(raw);
+    let bare_path = path.split('?').next().unwrap_or_default();
+    if bare_path.is_empty() {
+        return Err(
+            "names no SQLite file; expected sqlite://PATH, e.g. sqlite://textdrop.db".into(),
+        );
+    }
+    if bare_path == ":memory:" || raw.contains("mode=memory") {
+        return Err(
+            "names an in-memory SQLite database, which pooled connections would not \
+                    share; use a file path such as sqlite://textdrop.db"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({:?})", self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls_pick_their_backend_and_hide_the_password() {
+        let url =
+            DatabaseUrl::parse("postgres://app:s3cret@db.internal:5433/textdrop?sslmode=require")
+                .expect("valid");
+        assert_eq!(url.backend(), Backend::Postgres);
+        assert_eq!(
+            url.redacted(),
+            "postgres://app:***@db.internal:5433/textdrop"
+        );
+        assert_eq!(url.location(), "db.internal:5433");
+        assert!(!format!("{url:?} {url}").contains("s3cret"));
+        let url = DatabaseUrl::parse("postgresql://db/x").expect("valid");
+        assert_eq!(url.backend(), Backend::Postgres);
+        let url = DatabaseUrl::parse("redis://:pw@cache:6379/2").expect("valid");
+        assert_eq!(url.backend(), Backend::Redis);
+        assert_eq!(url.redacted(), "redis://:***@cache:6379/2");
+        assert_eq!(url.location(), "cache:6379");
+    }
+
+    #[test]
+    fn sqlite_forms_and_plain_paths_pick_sqlite() {
+        for raw in [
+            "sqlite://textdrop.db",
+            "sqlite:///tmp/t.db",
+            "file:t.db",
+            "data/t.db",
+        ] {
+            let url = DatabaseUrl::parse(raw).expect(raw);
+            assert_eq!(url.backend(), Backend::Sqlite, "{raw}");
+        }
+    }
+
+    #[test]
+    fn unsupported_or_empty_urls_are_rejected_with_every_expected_form() {
+        let err = DatabaseUrl::parse("mysql://root:pw@localhost/db").expect_err("mysql");
+        assert!(err.contains("`mysql`"), "{err}");
+        for form in ["postgres://", "redis://", "sqlite://PATH"] {
+            assert!(err.contains(form), "{form}: {err}");
+        }
+        assert!(!err.contains("pw"));
+        let empty = DatabaseUrl::parse("").expect_err("empty");
+        assert!(empty.contains("redis://"), "{empty}");
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+        assert!(DatabaseUrl::parse("sqlite://:memory:").is_err());
+    }
+}

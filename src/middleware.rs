@@ -1,0 +1,55 @@
+//! The app's own middleware: security headers on every response, and the page a visitor gets
+//! when the session middleware fails.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{DefaultHeaders, Next};
+use actix_web::ResponseError;
+
+use crate::error::AppError;
+use crate::session::scope;
+
+/// Headers every response carries: no inline script, no framing, no sniffing.
+const SECURITY_HEADERS: [(&str, &str); 4] = [
+    (
+        "content-security-policy",
+        "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "same-origin"),
+    ("x-frame-options", "DENY"),
+];
+
+/// The one place security headers are added. Error pages get them too: every failure becomes
+/// a response before it reaches this middleware.
+pub fn security_headers() -> DefaultHeaders {
+    SECURITY_HEADERS
+        .iter()
+        .fold(DefaultHeaders::new(), |headers, &pair| headers.add(pair))
+}
+
+/// actix-session answers a failing store with an error and no page, before or after the
+/// handler. This turns it into a page: 503 "temporarily unavailable" when the store could not
+/// be reached (the store noted it in the request's scope), otherwise an opaque 500. Either way
+/// the cause is logged and the page is a response, so the outer middleware adds its headers.
+///
+/// It wraps a resource, not a scope: routing is done by then, so holding a second handle on the
+/// request is allowed (a scope's router needs the only one).
+pub async fn store_failure_page(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let request = req.request().clone();
+    match next.call(req).await {
+        Ok(response) => Ok(response.map_into_boxed_body()),
+        Err(err) => {
+            let failure = if scope::store_unavailable() {
+                AppError::Unavailable(anyhow::anyhow!("session store unreachable: {err}"))
+            } else {
+                AppError::Internal(anyhow::anyhow!("session middleware failed: {err}"))
+            };
+            Ok(ServiceResponse::new(request, failure.error_response()))
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! One cleanup run: deleting the rows that expired, in bounded batches ([`delete_expired`]).
+//!
+//! Each batch is its own short transaction on a connection checked out for that batch alone,
+//! so a run never keeps a connection from requests, even with a pool of one. A run ends when
+//! a batch comes back short or its time budget is spent, and rests between batches so requests
+//! keep their share of the database. A big PostgreSQL backlog is walked in block ranges rather
+//! than through the index ([`TableWalk`]). On PostgreSQL one sweeper at a time holds a
+//! transaction-scoped advisory lock; an instance that does not get it skips and never waits.
+
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+
+use crate::db::{self, DbConnection, DbError, DbPool};
+use crate::session::planner;
+use crate::session::queries;
+use crate::session::walk::TableWalk;
+
+/// How much one cleanup run may do.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepLimits {
+    /// Rows deleted per statement, so no single transaction holds locks for long.
+    pub batch_size: i64,
+    /// A run stops starting new batches after this long; the rest waits for the next tick.
+    pub time_budget: Duration,
+    /// PostgreSQL: a table at least this many heap blocks long whose expired share is at least
+    /// [`WALK_SHARE`] is swept block range by block range instead of through the index.
+    pub walk_min_blocks: i64,
+    /// Before each batch but the first, rest this many times as long as the previous batch
+    /// took, so a sweep inside a serving instance leaves the database time for requests.
+    /// `textdrop cleanup` does not rest (0).
+    pub rest: f64,
+}
+
+impl SweepLimits {
+    /// The limits of the task inside a serving instance, deleting `batch_size` rows a batch.
+    pub fn serving(batch_size: i64) -> Self {
+        Self {
+            batch_size,
+            time_budget: Duration::from_secs(30),
+            // 8 MiB: below that, walking the index is a matter of milliseconds anyway.
+            walk_min_blocks: 1_024,
+            rest: 1.0,
+        }
+    }
+
+    /// The limits of `textdrop cleanup`: no time budget and no rest, run to the end.
+    pub fn to_the_end(batch_size: i64) -> Self {
+        Self {
+            time_budget: Duration::MAX,
+            rest: 0.0,
+            ..Self::serving(batch_size)
+        }
+    }
+}
+
+impl Default for SweepLimits {
+    fn default() -> Self {
+        Self::serving(5_000)
+    }
+}
+
+/// Runs batches back to back, resting between them as [`SweepLimits::rest`] says.
+struct Pace {
+    rest: f64,
+    previous: Option<Duration>,
+}
+
+impl Pace {
+    fn new(limits: &SweepLimits) -> Self {
+        Self {
+            rest: limits.rest,
+            previous: None,
+        }
+    }
+
+    /// Rests after the previous batch if one ran (holding no connection), then runs and times
+    /// `batch`.
+    async fn batch<T>(&mut self, batch: impl std::future::Future<Output = T>) -> T {
+        if let Some(previous) = self.previous.filter(|_| self.rest > 0.0) {
+            actix_web::rt::time::sleep(previous.mul_f64(self.rest)).await;
+        }
+        let started = Instant::now();
+        let out = batch.await;
+        self.previous = Some(started.elapsed());
+        out
+    }
+}
+
+/// The outcome of one cleanup run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CleanupReport {
+    pub deleted: usize,
+    pub batches: usize,
+    /// The most rows one batch deleted.
+    pub largest_batch: usize,
+    /// The run walked the table in block ranges (a big backlog on PostgreSQL).
+    pub walked: bool,
+    /// Another instance held the sweeper lock, so this run stopped.
+    pub skipped: bool,
+    pub elapsed: Duration,
+}
+
+impl CleanupReport {
+    /// Counts one batch; `None` (the sweeper lock was held elsewhere) marks the run skipped.
+    /// Returns the rows the batch deleted.
+    fn record(&mut self, batch: Option<usize>) -> Option<usize> {
+        match batch {
+            Some(deleted) => {
+                self.deleted += deleted;
+                self.batches += 1;
+                self.largest_batch = self.largest_batch.max(deleted);
+            }
+            None => self.skipped = true,
+        }
+        batch
+    }
+}
+
+/// Deletes rows that expired at or before `now`, batch by batch, within `limits`.
+///
+/// Batches walk the `expires_at` index. When the first batch comes back full on PostgreSQL and
+/// the planner expects a big share of the table expired (the first run after downtime, or
+/// `textdrop cleanup` on a large backlog), the rest of the run walks the table in block ranges
+/// instead, each its own transaction: ordered index batches visit every row twice, in index
+/// order, where one pass in block order is what a single big DELETE would do.
+pub async fn delete_expired(
+    pool: &DbPool,
+    now: NaiveDateTime,
+    limits: SweepLimits,
+) -> Result<CleanupReport, DbError> {
+    delete_expired_until(pool, now, limits, || false).await
+}
+
+/// [`delete_expired`], but the run also ends after the batch in flight once `stop()` says so
+/// (the server is shutting down).
+pub async fn delete_expired_until(
+    pool: &DbPool,
+    now: NaiveDateTime,
+    limits: SweepLimits,
+    stop: impl Fn() -> bool,
+) -> Result<CleanupReport, DbError> {
+    let started = Instant::now();
+    let should_stop = || started.elapsed() >= limits.time_budget || stop();
+    let mut report = CleanupReport::default();
+    let mut pace = Pace::new(&limits);
+    let batch_size = limits.batch_size;
+    loop {
+        let batch = pace
+            .batch(db::with_conn(pool, move |conn| {
+                queries::delete_expired_batch(conn, now, batch_size)
+            }))
+            .await?;
+        let Some(deleted) = report.record(batch) else {
+            break;
+        };
+        if (deleted as i64) < batch_size || should_stop() {
+            break;
+        }
+        if report.batches > 1 {
+            continue;
+        }
+        // After a full first batch: is this a backlog worth walking in block order?
+        let estimate = db::with_conn(pool, move |conn| match conn {
+            DbConnection::Postgres(pg) => planner::estimate_table(pg, now).map(Some),
+            DbConnection::Sqlite(_) => Ok(None),
+        })
+        .await?;
+        if let Some(walk) = estimate.and_then(|table| TableWalk::choose(&table, &limits)) {
+            walk_table(
+                pool,
+                now,
+                walk,
+                batch_size,
+                &should_stop,
+                &mut pace,
+                &mut report,
+            )
+            .await?;
+            break;
+        }
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Deletes the expired rows of blocks `0..walk.blocks`, a step per transaction, until the end,
+/// `should_stop()`, or another sweeper taking the lock. Rows added later sit in new blocks or
+/// in space freed here; either way they expire after `now`.
+async fn walk_table(
+    pool: &DbPool,
+    now: NaiveDateTime,
+    walk: TableWalk,
+    batch_size: i64,
+    should_stop: impl Fn() -> bool,
+    pace: &mut Pace,
+    report: &mut CleanupReport,
+) -> Result<(), DbError> {
+    report.walked = true;
+    let (mut first, mut step) = (0, walk.step);
+    while first < walk.blocks && !should_stop() {
+        let end = first + step;
+        let batch = pace
+            .batch(db::with_conn(pool, move |conn| match conn {
+                DbConnection::Postgres(pg) => {
+                    queries::delete_expired_in_blocks(pg, now, first, end)
+                }
+                DbConnection::Sqlite(_) => Err(diesel::result::Error::QueryBuilderError(
+                    "only PostgreSQL tables are walked".into(),
+                )),
+            }))
+            .await?;
+        let Some(deleted) = report.record(batch) else {
+            break;
+        };
+        first = end;
+        step = walk.next_step(step, deleted, batch_size);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn a_paced_batch_waits_as_long_as_the_previous_one_took() {
+        let limits = SweepLimits {
+            rest: 1.0,
+            ..SweepLimits::default()
+        };
+        let mut pace = Pace::new(&limits);
+        let started = Instant::now();
+        for _ in 0..2 {
+            // An async block: a Sleep's deadline would start counting when it is made.
+            pace.batch(async { actix_web::rt::time::sleep(Duration::from_millis(30)).await })
+                .await;
+        }
+        // 30 ms, a 30 ms rest, 30 ms: sleeps never end early, so this holds on any machine.
+        assert!(started.elapsed() >= Duration::from_millis(90));
+    }
+}

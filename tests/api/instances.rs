@@ -1,0 +1,94 @@
+//! Several instances on one PostgreSQL: a visitor moving between them, one sweep between them,
+//! and startup migrations taking turns.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use textdrop::db;
+
+use crate::helpers::{
+    cookie_client, eventually, insert_rows, live_and_expired, metric_value, spawn_app,
+    spawn_app_with, TestClock, TestDb,
+};
+
+async fn three_instances_share_sessions_and_sweep_without_stepping_on_each_other(db: TestDb) {
+    let vars = [
+        ("CLEANUP_INTERVAL_SECS", "1"),
+        ("CLEANUP_BATCH_SIZE", "500"),
+    ];
+    let client = cookie_client();
+    let mut apps = Vec::new();
+    for _ in 0..3 {
+        apps.push(spawn_app_with(&db, &vars, TestClock::default(), client.clone()).await);
+    }
+    insert_rows(&db, "expired", 20_000, -60);
+    insert_rows(&db, "live", 300, 3_600);
+
+    // Meanwhile a visitor moves between instances: upload on one, read and replace on others.
+    let started = Instant::now();
+    let mut round = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        let body = format!("round {round}\n");
+        let upload = apps[round % 3].upload("r.txt", body.clone()).await;
+        assert_eq!(upload.status(), StatusCode::SEE_OTHER, "round {round}");
+        let page = apps[(round + 1) % 3].get_text("/action").await;
+        assert!(
+            page.contains(&format!("round {round}")),
+            "round {round}: {page}"
+        );
+        round += 1;
+    }
+    let swept = eventually(Duration::from_secs(20), || live_and_expired(&db).1 == 0).await;
+
+    assert!(
+        swept,
+        "every expired row is gone: {:?}",
+        live_and_expired(&db)
+    );
+    assert_eq!(
+        live_and_expired(&db).0,
+        301,
+        "no live row was deleted (300 + the visitor's)"
+    );
+    let deleted: f64 = apps
+        .iter()
+        .map(|a| {
+            metric_value(&a.metrics.render(), "textdrop_cleanup_deleted_rows_total")
+                .expect("the counter")
+        })
+        .sum();
+    assert_eq!(
+        deleted, 20_000.0,
+        "each expired row deleted exactly once across instances"
+    );
+    for app in apps {
+        app.stop().await;
+    }
+}
+
+async fn instances_started_at_once_on_an_empty_database_all_come_up(db: TestDb) {
+    let apps = join_all((0..4).map(|_| spawn_app(&db, &[]))).await;
+
+    for app in &apps {
+        assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    }
+    let mut conn = db.connect();
+    assert!(db::pending_migrations(&mut conn)
+        .expect("pending")
+        .is_empty());
+    let runs: i64 = diesel::dsl::sql::<BigInt>("SELECT count(*) FROM __diesel_schema_migrations")
+        .get_result(&mut conn)
+        .expect("count");
+    assert_eq!(runs, 1, "the one migration ran once");
+    for app in apps {
+        app.stop().await;
+    }
+}
+
+tests_on!(on_postgres: Postgres;
+    three_instances_share_sessions_and_sweep_without_stepping_on_each_other,
+    instances_started_at_once_on_an_empty_database_all_come_up,
+);

@@ -1,0 +1,101 @@
+//! `/metrics` and `textdrop stats`: figures that move with what the app did.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use reqwest::StatusCode;
+use textdrop::session::queries::SWEEPER_LOCK_KEY;
+
+use crate::helpers::{eventually, insert_rows, metric_value, spawn_app, textdrop, TestDb};
+
+async fn metrics_expose_store_and_cleanup_figures(db: TestDb) {
+    insert_rows(&db, "expired", 2, -60);
+    let app = spawn_app(&db, &[("CLEANUP_INTERVAL_SECS", "1")]).await;
+    app.upload("a.txt", "x\n").await;
+    app.get("/action").await;
+    let sampled = eventually(Duration::from_secs(10), || {
+        metric_value(&app.metrics.render(), "textdrop_sessions_live") == Some(1.0)
+    })
+    .await;
+
+    let response = app.get("/metrics").await;
+
+    assert!(sampled, "the sweeper samples the live gauge");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("body");
+    let value = |name: &str| metric_value(&text, name).unwrap_or_else(|| panic!("{name}: {text}"));
+    assert_eq!(value("textdrop_sessions_live"), 1.0);
+    assert_eq!(value("textdrop_cleanup_deleted_rows_total"), 2.0);
+    assert!(value("textdrop_cleanup_runs_total") >= 1.0);
+    assert!(value("textdrop_cleanup_duration_seconds_count") >= 1.0);
+    assert_eq!(value("textdrop_cleanup_skipped_total"), 0.0);
+    assert_eq!(value("textdrop_cleanup_errors_total"), 0.0);
+    let store =
+        |metric: &str, operation: &str| value(&format!("{metric}{{operation=\"{operation}\"}}"));
+    assert_eq!(
+        store("textdrop_store_operation_duration_seconds_count", "save"),
+        1.0
+    );
+    assert_eq!(
+        store("textdrop_store_operation_duration_seconds_count", "load"),
+        1.0
+    );
+    assert_eq!(store("textdrop_store_errors_total", "load"), 0.0);
+    app.stop().await;
+}
+
+async fn a_held_sweeper_lock_is_counted_as_skipped_ticks(db: TestDb) {
+    insert_rows(&db, "expired", 5, -60);
+    let mut holder = diesel::PgConnection::establish(&db.url).expect("connect");
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({SWEEPER_LOCK_KEY})"
+        ))
+        .expect("hold the sweeper lock");
+
+    let app = spawn_app(&db, &[("CLEANUP_INTERVAL_SECS", "1")]).await;
+    let skipped = eventually(Duration::from_secs(5), || {
+        metric_value(&app.metrics.render(), "textdrop_cleanup_skipped_total") >= Some(2.0)
+    })
+    .await;
+    holder.batch_execute("COMMIT").expect("release");
+
+    assert!(skipped, "{}", app.metrics.render());
+    assert_eq!(
+        db.row_count(),
+        5,
+        "nothing was deleted while the lock was held"
+    );
+    app.stop().await;
+}
+
+async fn the_stats_command_counts_live_and_expired_rows(db: TestDb) {
+    let before = (chrono::Utc::now() - chrono::Duration::seconds(60)).format("%Y-%m-%d %H:%M");
+    insert_rows(&db, "expired", 3, -60);
+    insert_rows(&db, "live", 2, 600);
+    let after = (chrono::Utc::now() - chrono::Duration::seconds(60)).format("%Y-%m-%d %H:%M");
+
+    let output = textdrop(&["stats"])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run");
+
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("live sessions:    2\n"), "{stdout}");
+    assert!(stdout.contains("expired sessions: 3 "), "{stdout}");
+    assert!(
+        stdout.contains(&format!("oldest expiry:    {before}"))
+            || stdout.contains(&format!("oldest expiry:    {after}")),
+        "{stdout}"
+    );
+}
+
+sql_tests!(
+    metrics_expose_store_and_cleanup_figures,
+    the_stats_command_counts_live_and_expired_rows,
+);
+
+tests_on!(on_postgres: Postgres; a_held_sweeper_lock_is_counted_as_skipped_ticks);
