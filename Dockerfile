@@ -36,10 +36,10 @@ COPY --from=builder /usr/local/bin/textdrop /usr/local/bin/textdrop
 # The unprivileged textdrop user, by number so any runtime can resolve it.
 USER 10001:10001
 WORKDIR /data
+# Only what differs from textdrop's own defaults (src/config/vars.rs): listen on every
+# interface, keep the SQLite database in the volume.
 ENV HOST=0.0.0.0 \
-    PORT=8080 \
-    DATABASE_URL=sqlite:///data/textdrop.db \
-    RUST_LOG=info,actix_session=warn
+    DATABASE_URL=sqlite:///data/textdrop.db
 VOLUME ["/data"]
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["textdrop", "healthcheck"]

@@ -3,7 +3,8 @@
 #
 # Systems: textdrop on SQLite, on PostgreSQL, on Redis (actix-session's RedisSessionStore), and
 # the web layer's ceiling: the same app with actix-session's CookieSessionStore (state in the
-# cookie, no server store; the bench-only switch TEXTDROP_BENCH_COOKIE_SESSIONS).
+# cookie, no server store: DATABASE_URL=cookie://, which only a binary built with the bench-only
+# cargo feature `bench-cookie-store` accepts; this script builds one).
 # Workloads (wrk -t2 -c32, 15 s a cell after a 3 s warm-up, ROUNDS rounds interleaved):
 #   R  GET /action of one live 2 KB / 40-line session
 #   RM GET /action rotating over 64 live sessions
@@ -26,7 +27,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for tool in wrk psql pgbench redis-cli curl; do
   command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 1; }
 done
-cargo build --release --quiet
+cargo build --release --quiet --features bench-cookie-store
 
 # ---------------------------------------------------------------- fixtures
 printf 'line %02d of the benchmark file: the quick brown fox jumps over\n' $(seq 1 40) > "$WORK/file.txt"
@@ -88,21 +89,19 @@ declare -A URL PORT PID
 URL[sqlite]="sqlite://$WORK/bench.db"
 URL[postgres]="$PG/textdrop_bench"
 URL[redis]="$REDIS"
-URL[cookie]="sqlite://$WORK/cookie.db"
+URL[cookie]="cookie://"
 PORT[sqlite]=18101; PORT[postgres]=18102; PORT[redis]=18103; PORT[cookie]=18104
 SYSTEMS=(sqlite postgres redis cookie)
 
 reset_stores() {
-  rm -f "$WORK"/bench.db* "$WORK"/cookie.db*
+  rm -f "$WORK"/bench.db*
   psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS textdrop_bench WITH (FORCE)" -c "CREATE DATABASE textdrop_bench" >/dev/null 2>&1
   redis-cli -u "$REDIS" FLUSHDB >/dev/null
 }
 start() { # $1 system
-  local sys=$1 cookie_store=false
-  [[ $sys == cookie ]] && cookie_store=true
+  local sys=$1
   DATABASE_URL=${URL[$sys]} PORT=${PORT[$sys]} SECRET_KEY=bench-secret-key-material-0123456789abcdef \
-    CLEANUP_INTERVAL_SECS=0 TEXTDROP_BENCH_COOKIE_SESSIONS=$cookie_store \
-    $BIN serve > "$WORK/$sys.log" 2>&1 &
+    CLEANUP_INTERVAL_SECS=0 $BIN serve > "$WORK/$sys.log" 2>&1 &
   PID[$sys]=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:${PORT[$sys]}/readyz" >/dev/null && return; sleep 0.1; done
   echo "$sys did not start" >&2; cat "$WORK/$sys.log" >&2; exit 1

@@ -119,9 +119,10 @@ run_flow() { # $1 = label, rest = extra --env arguments
   kill -TERM "$target"
   local code=0
   wait "$server" || code=$?
-  grep -q 'shutting down' "$work/server.log" || true
   echo "$label: exit code after SIGTERM: $code"
-  grep -q 'listening on' "$work/server.log"
+  # The log shows it listened, then stopped after the server and its cleanup task had ended.
+  grep -q 'listening on' "$work/server.log" || { cat "$work/server.log"; exit 1; }
+  grep -q 'textdrop stopped' "$work/server.log" || { echo "$label: no clean stop in the log"; cat "$work/server.log"; exit 1; }
   buildah rm "$container" >/dev/null
   rm -rf "$work"
   [[ $code == 0 ]]

@@ -133,3 +133,64 @@ pub const ALL: &[Var] = &[
     SHUTDOWN_GRACE_SECS,
     RUST_LOG,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(name, default)` of each row of the README's configuration table, whose rows look like
+    /// ``| `NAME` | `default` | meaning |`` (or `| (unset) |` for no default).
+    fn readme_rows() -> Vec<(String, String)> {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("## Configuration")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("a Configuration section");
+        table
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                let default = cells.get(2)?;
+                let default = default
+                    .strip_prefix('`')
+                    .and_then(|d| d.strip_suffix('`'))
+                    .unwrap_or(if *default == "(unset)" { "" } else { default });
+                Some((name.to_owned(), default.to_owned()))
+            })
+            .filter(|(name, _)| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .collect()
+    }
+
+    /// `(name, default)` of each variable `.env.example` sets, or leaves commented out as
+    /// `# NAME=` (unset by default).
+    fn env_example_rows() -> Vec<(String, String)> {
+        include_str!("../../.env.example")
+            .lines()
+            .filter_map(|line| {
+                let line = line.strip_prefix("# ").unwrap_or(line);
+                let (name, value) = line.split_once('=')?;
+                name.chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '_')
+                    .then(|| (name.to_owned(), value.to_owned()))
+            })
+            .collect()
+    }
+
+    fn declared() -> Vec<(String, String)> {
+        ALL.iter()
+            .map(|v| (v.name.to_owned(), v.default.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_lists_every_variable_with_its_default() {
+        assert_eq!(readme_rows(), declared());
+    }
+
+    #[test]
+    fn env_example_lists_every_variable_with_its_default() {
+        assert_eq!(env_example_rows(), declared());
+    }
+}

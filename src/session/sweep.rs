@@ -24,7 +24,7 @@ pub struct SweepLimits {
     /// A run stops starting new batches after this long; the rest waits for the next tick.
     pub time_budget: Duration,
     /// PostgreSQL: a table at least this many heap blocks long whose expired share is at least
-    /// [`WALK_SHARE`] is swept block range by block range instead of through the index.
+    /// [`WALK_SHARE`](crate::session::walk::WALK_SHARE) is swept block range by block range instead of through the index.
     pub walk_min_blocks: i64,
     /// Before each batch but the first, rest this many times as long as the previous batch
     /// took, so a sweep inside a serving instance leaves the database time for requests.

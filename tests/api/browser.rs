@@ -1,5 +1,7 @@
 //! The pages in a real browser: headless Chromium driven over WebDriver (chromedriver, started
-//! here on a free loopback port) with fantoccini. Screenshots go to docs/screenshots/.
+//! here on a free loopback port) with fantoccini. Screenshots are taken every run; they replace
+//! the README's in docs/screenshots/ only when TEXTDROP_SCREENSHOTS=1 asks for it
+//! (`TEXTDROP_SCREENSHOTS=1 cargo test --locked browser`), and go to a temp dir otherwise.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`. Without them these tests skip with a reason,
 //! except when TEXTDROP_REQUIRE_BROWSER is set (CI), where they fail.
@@ -87,15 +89,22 @@ async fn browser() -> Option<Browser> {
     })
 }
 
-fn screenshot_path(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+/// Where screenshots go: the README's folder when asked, else a temp dir (tests never write
+/// tracked files on their own).
+fn screenshot_dir() -> PathBuf {
+    let dir = if crate::helpers::required("TEXTDROP_SCREENSHOTS") {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
+    } else {
+        std::env::temp_dir().join("textdrop-screenshots")
+    };
     std::fs::create_dir_all(&dir).expect("screenshot dir");
-    dir.join(format!("{name}.png"))
+    dir
 }
 
 async fn save_screenshot(client: &Client, name: &str) {
     let png = client.screenshot().await.expect("screenshot");
-    std::fs::write(screenshot_path(name), png).expect("write screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+    std::fs::write(screenshot_dir().join(format!("{name}.png")), png).expect("write screenshot");
 }
 
 /// A text file on disk for the file input.
@@ -159,6 +168,13 @@ async fn text_of(client: &Client, css: &str) -> String {
         .expect("text")
 }
 
+/// How the page writes the time a day from now.
+fn a_day_from_now(app: &TestApp) -> String {
+    (app.clock.clock().now() + chrono::Duration::days(1))
+        .format("%Y-%m-%d %H:%M UTC, unless you come back")
+        .to_string()
+}
+
 #[actix_web::test]
 async fn a_visitor_uploads_reads_reloads_loses_the_cookie_and_forgets() {
     let Some(browser) = browser().await else {
@@ -181,6 +197,7 @@ async fn a_visitor_uploads_reads_reloads_loses_the_cookie_and_forgets() {
         .await
         .expect("open /");
     save_screenshot(client, "desktop-upload").await;
+    let before = a_day_from_now(&app);
     upload_through_the_form(client, &app, &path).await;
     let url = client.current_url().await.expect("url");
     assert_eq!(url.path(), "/action");
@@ -188,7 +205,13 @@ async fn a_visitor_uploads_reads_reloads_loses_the_cookie_and_forgets() {
     assert!(shown.contains("Line 1: the quick brown fox"), "{shown}");
     assert!(shown.contains("Line 12:"), "{shown}");
     assert!(text_of(client, "dl.meta").await.contains("notes.txt"));
-    assert!(text_of(client, "#kept-until").await.contains("UTC"));
+    // The default lifetime, a day, from the upload: the minute before or after reading.
+    let kept_until = text_of(client, "#kept-until").await;
+    let after = a_day_from_now(&app);
+    assert!(
+        kept_until.starts_with(&before) || kept_until.starts_with(&after),
+        "{kept_until} is not a day after {before}"
+    );
     save_screenshot(client, "desktop-action").await;
 
     // A phone-sized window: the same pages, no horizontal scroll.

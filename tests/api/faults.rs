@@ -40,6 +40,7 @@ async fn a_database_outage_answers_503_then_recovers_without_a_restart() {
     eprintln!("503 answered {answered_in:?} into the outage");
 
     assert_eq!(during.status(), StatusCode::SERVICE_UNAVAILABLE);
+    crate::hardening::assert_security_headers("503", &during);
     assert!(
         answered_in < Duration::from_secs(8),
         "answered after {answered_in:?}"

@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use diesel::RunQueryDsl;
 use futures_util::future::join_all;
 use reqwest::header::{CONTENT_TYPE, COOKIE};
 use reqwest::StatusCode;
@@ -182,6 +183,20 @@ async fn a_cookie_for_an_unknown_session_is_never_adopted() {
     app.stop().await;
 }
 
+/// The headers every response must carry.
+pub fn assert_security_headers(page: &str, response: &reqwest::Response) {
+    let headers = response.headers();
+    let csp = headers["content-security-policy"].to_str().expect("csp");
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("script-src 'none'"),
+        "{page}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{page}");
+    assert_eq!(headers["x-content-type-options"], "nosniff", "{page}");
+    assert_eq!(headers["referrer-policy"], "same-origin", "{page}");
+    assert_eq!(headers["x-frame-options"], "DENY", "{page}");
+}
+
 #[actix_web::test]
 async fn every_page_carries_the_security_headers_and_action_is_not_cached() {
     let db = TestDb::new(Backend::Sqlite).expect("sqlite");
@@ -197,16 +212,7 @@ async fn every_page_carries_the_security_headers_and_action_is_not_cached() {
         ("413", &too_large),
         ("404", &not_found),
     ] {
-        let headers = response.headers();
-        let csp = headers["content-security-policy"].to_str().expect("csp");
-        assert!(
-            csp.contains("default-src 'self'") && csp.contains("script-src 'none'"),
-            "{page}"
-        );
-        assert!(csp.contains("frame-ancestors 'none'"), "{page}");
-        assert_eq!(headers["x-content-type-options"], "nosniff", "{page}");
-        assert_eq!(headers["referrer-policy"], "same-origin", "{page}");
-        assert_eq!(headers["x-frame-options"], "DENY", "{page}");
+        assert_security_headers(page, response);
     }
     assert_eq!(action.headers()["cache-control"], "no-store");
     assert!(action.text().await.expect("body").contains("stylesheet"));
@@ -413,7 +419,51 @@ async fn a_session_deleted_mid_request_is_not_resurrected(db: TestDb) {
     app.stop().await;
 }
 
+/// The store answers but a statement fails (here: a column renamed under the app's feet): not
+/// the "try again" 503 of an outage but an opaque 500 page, with the same security headers as
+/// every other page, and the cause only in the log.
+async fn a_failing_store_statement_gets_a_500_page_not_a_503(db: TestDb) {
+    let app = spawn_app(&db, &[]).await;
+    app.upload("a.txt", "fine\n").await;
+    diesel::sql_query("ALTER TABLE sessions RENAME COLUMN state TO state_moved")
+        .execute(&mut db.connect())
+        .expect("break the table");
+
+    let response = app.get("/action").await;
+
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_security_headers("500", &response);
+    let page = response.text().await.expect("body");
+    assert!(page.contains("Something went wrong"), "{page}");
+    assert!(!page.contains("state"), "no error text on the page: {page}");
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+/// A row whose state no longer parses counts as an empty session (actix-session's rule), not
+/// an error: the visitor can upload again and the row is replaced.
+async fn a_session_that_no_longer_parses_is_an_empty_one(db: TestDb) {
+    let app = spawn_app(&db, &[]).await;
+    app.upload("a.txt", "fine\n").await;
+    diesel::sql_query("UPDATE sessions SET state = 'not json'")
+        .execute(&mut db.connect())
+        .expect("corrupt the row");
+
+    let page = app.get_text("/action").await;
+    assert!(page.contains("You have not yet uploaded a file"), "{page}");
+    assert_eq!(
+        app.upload("b.txt", "again\n").await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    assert!(app.get_text("/action").await.contains("again"));
+    assert_eq!(db.row_count(), 1);
+    app.stop().await;
+}
+
 sql_tests!(
+    a_failing_store_statement_gets_a_500_page_not_a_503,
+    a_session_that_no_longer_parses_is_an_empty_one,
     a_session_deleted_mid_request_is_not_resurrected,
     many_clients_at_once_each_see_only_their_own_file,
     two_tabs_uploading_at_once_leave_one_whole_file,

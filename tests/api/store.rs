@@ -6,9 +6,11 @@ use std::time::Duration;
 use actix_session::storage::{SessionKey, SessionStore};
 use actix_web::cookie::time::Duration as Ttl;
 use chrono::{NaiveDateTime, Utc};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 use textdrop::clock::Clock;
+use textdrop::db::{with_conn, DbConnection};
 use textdrop::session::store::session_id;
 use textdrop::session::sweep::{delete_expired, delete_expired_until, SweepLimits};
 use textdrop::session::DieselSessionStore;
@@ -275,6 +277,7 @@ async fn a_stopped_cleanup_run_ends_after_the_batch_in_flight(db: TestDb) {
 }
 
 sql_tests!(
+    a_failing_statement_keeps_its_connection_in_the_pool,
     save_then_load_returns_the_state,
     an_unknown_key_loads_nothing,
     rows_are_keyed_by_the_sha256_of_the_key_never_the_key,
@@ -331,3 +334,49 @@ fn the_clock_keeps_microseconds_only() {
     let now = Clock::system().now();
     assert_eq!(now.and_utc().timestamp_subsec_nanos() % 1000, 0);
 }
+
+/// A marker only the connection that made it can see: a temporary table.
+fn mark_connection(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    conn.batch_execute("CREATE TEMPORARY TABLE this_connection (x INTEGER)")
+}
+
+fn sees_marker(conn: &mut DbConnection) -> diesel::QueryResult<bool> {
+    Ok(conn.batch_execute("SELECT x FROM this_connection").is_ok())
+}
+
+/// A statement error (Diesel's `Unknown` kind: a missing table here, "database is locked" on a
+/// busy SQLite) leaves a healthy connection in the pool.
+async fn a_failing_statement_keeps_its_connection_in_the_pool(db: TestDb) {
+    let pool = textdrop::db::build_pool(&db.database_url(), 1);
+    with_conn(&pool, mark_connection).await.expect("mark");
+
+    let failed = with_conn(&pool, |conn| conn.batch_execute("SELECT * FROM nowhere")).await;
+
+    let err = failed.expect_err("the statement fails");
+    assert!(!err.is_unavailable(), "{err}");
+    assert!(
+        with_conn(&pool, sees_marker).await.expect("query"),
+        "the pool kept the same connection"
+    );
+}
+
+/// A connection the server closed is dropped, and the next checkout opens a new one.
+async fn a_lost_connection_is_replaced(db: TestDb) {
+    let pool = textdrop::db::build_pool(&db.database_url(), 1);
+    with_conn(&pool, mark_connection).await.expect("mark");
+
+    let lost = with_conn(&pool, |conn| {
+        conn.batch_execute("SELECT pg_terminate_backend(pg_backend_pid())")
+    })
+    .await;
+
+    assert!(lost.expect_err("the connection is gone").is_unavailable());
+    assert!(
+        !with_conn(&pool, sees_marker)
+            .await
+            .expect("a new connection"),
+        "the lost connection was replaced"
+    );
+}
+
+tests_on!(on_postgres: Postgres; a_lost_connection_is_replaced);
