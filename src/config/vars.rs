@@ -1,6 +1,6 @@
-//! Every environment variable textdrop reads, declared once: its name, its default, the values
-//! it accepts and one line of help. `Settings` parses through these declarations, and a test
-//! checks the README's configuration table and `.env.example` against them.
+//! Every environment variable textdrop reads, declared once: its name, its default and the
+//! values it accepts. `Settings` parses through these declarations, and a test checks the
+//! README's configuration table and `.env.example` against them.
 
 /// What values a variable accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,14 @@ pub struct Var {
     /// of itself (a random key, no listener).
     pub default: &'static str,
     pub kind: Kind,
-    pub help: &'static str,
+}
+
+const fn var(name: &'static str, default: &'static str, kind: Kind) -> Var {
+    Var {
+        name,
+        default,
+        kind,
+    }
 }
 
 const fn whole(min: u64, max: u64) -> Kind {
@@ -31,90 +38,35 @@ const fn whole(min: u64, max: u64) -> Kind {
 /// Ten years, the longest lifetime or interval accepted.
 const TEN_YEARS: u64 = 10 * 365 * 24 * 3600;
 
-pub const DATABASE_URL: Var = Var {
-    name: "DATABASE_URL",
-    default: "sqlite://textdrop.db",
-    kind: Kind::Text,
-    help: "where sessions live: sqlite://PATH, postgres://…, redis://HOST:PORT/DB",
-};
-pub const SECRET_KEY: Var = Var {
-    name: "SECRET_KEY",
-    default: "",
-    kind: Kind::Text,
-    help: "cookie key material, at least 32 bytes; unset: a random key per process",
-};
-pub const HOST: Var = Var {
-    name: "HOST",
-    default: "127.0.0.1",
-    kind: Kind::Text,
-    help: "address to listen on (0.0.0.0 in a container)",
-};
-pub const PORT: Var = Var {
-    name: "PORT",
-    default: "8080",
-    kind: whole(0, 65_535),
-    help: "port to listen on",
-};
-pub const SESSION_LIFETIME_SECS: Var = Var {
-    name: "SESSION_LIFETIME_SECS",
-    default: "86400",
-    kind: whole(1, TEN_YEARS),
-    help: "a session ends this long after the visitor's last request",
-};
-pub const SESSION_PERMANENT: Var = Var {
-    name: "SESSION_PERMANENT",
-    default: "true",
-    kind: Kind::Bool,
-    help: "true: persistent cookie with Max-Age; false: browser-session cookie",
-};
-pub const COOKIE_SECURE: Var = Var {
-    name: "COOKIE_SECURE",
-    default: "false",
-    kind: Kind::Bool,
-    help: "mark the cookie Secure (HTTPS only); turn on behind TLS",
-};
-pub const CLEANUP_INTERVAL_SECS: Var = Var {
-    name: "CLEANUP_INTERVAL_SECS",
-    default: "300",
-    kind: whole(0, TEN_YEARS),
-    help: "how often expired rows are deleted; 0 disables the task",
-};
-pub const CLEANUP_BATCH_SIZE: Var = Var {
-    name: "CLEANUP_BATCH_SIZE",
-    default: "5000",
-    kind: whole(1, 1_000_000),
-    help: "rows deleted per statement, each batch its own short transaction",
-};
-pub const MAX_UPLOAD_BYTES: Var = Var {
-    name: "MAX_UPLOAD_BYTES",
-    default: "1048576",
-    kind: whole(1, 64 * 1024 * 1024),
-    help: "largest accepted upload; larger gets 413",
-};
-pub const DATABASE_POOL_SIZE: Var = Var {
-    name: "DATABASE_POOL_SIZE",
-    default: "10",
-    kind: whole(1, 512),
-    help: "connections in the pool",
-};
-pub const DATABASE_CONNECT_TIMEOUT_SECS: Var = Var {
-    name: "DATABASE_CONNECT_TIMEOUT_SECS",
-    default: "30",
-    kind: whole(0, 3_600),
-    help: "how long startup retries an unreachable database; 0 tries once",
-};
-pub const SHUTDOWN_GRACE_SECS: Var = Var {
-    name: "SHUTDOWN_GRACE_SECS",
-    default: "10",
-    kind: whole(0, 3_600),
-    help: "after SIGTERM, how long requests in flight may take to finish",
-};
-pub const RUST_LOG: Var = Var {
-    name: "RUST_LOG",
-    default: "info,actix_session=warn",
-    kind: Kind::Text,
-    help: "log filter (env_logger syntax)",
-};
+/// Where sessions live: `sqlite://PATH`, `postgres://…`, `redis://HOST:PORT/DB`.
+pub const DATABASE_URL: Var = var("DATABASE_URL", "sqlite://textdrop.db", Kind::Text);
+/// Cookie key material, at least 32 bytes; unset: a random key per process.
+pub const SECRET_KEY: Var = var("SECRET_KEY", "", Kind::Text);
+/// Address to listen on (0.0.0.0 in a container).
+pub const HOST: Var = var("HOST", "127.0.0.1", Kind::Text);
+/// Port to listen on.
+pub const PORT: Var = var("PORT", "8080", whole(0, 65_535));
+/// A session ends this long after the visitor's last request.
+pub const SESSION_LIFETIME_SECS: Var = var("SESSION_LIFETIME_SECS", "86400", whole(1, TEN_YEARS));
+/// `true`: persistent cookie with Max-Age; `false`: browser-session cookie.
+pub const SESSION_PERMANENT: Var = var("SESSION_PERMANENT", "true", Kind::Bool);
+/// Mark the cookie Secure (HTTPS only).
+pub const COOKIE_SECURE: Var = var("COOKIE_SECURE", "false", Kind::Bool);
+/// How often expired rows are deleted; 0 disables the task.
+pub const CLEANUP_INTERVAL_SECS: Var = var("CLEANUP_INTERVAL_SECS", "300", whole(0, TEN_YEARS));
+/// Rows deleted per statement, each batch its own short transaction.
+pub const CLEANUP_BATCH_SIZE: Var = var("CLEANUP_BATCH_SIZE", "5000", whole(1, 1_000_000));
+/// Largest accepted upload; larger gets 413.
+pub const MAX_UPLOAD_BYTES: Var = var("MAX_UPLOAD_BYTES", "1048576", whole(1, 64 << 20));
+/// Connections in the pool.
+pub const DATABASE_POOL_SIZE: Var = var("DATABASE_POOL_SIZE", "10", whole(1, 512));
+/// How long startup retries an unreachable database; 0 tries once.
+pub const DATABASE_CONNECT_TIMEOUT_SECS: Var =
+    var("DATABASE_CONNECT_TIMEOUT_SECS", "30", whole(0, 3_600));
+/// After SIGTERM, how long requests in flight may take to finish.
+pub const SHUTDOWN_GRACE_SECS: Var = var("SHUTDOWN_GRACE_SECS", "10", whole(0, 3_600));
+/// Log filter (env_logger syntax).
+pub const RUST_LOG: Var = var("RUST_LOG", "info,actix_session=warn", Kind::Text);
 
 /// Every variable, in the order the README and `.env.example` list them.
 pub const ALL: &[Var] = &[

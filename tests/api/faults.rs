@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    cookie_client, session_cookie, spawn_app, textdrop, trickled_body, upload_with, Backend,
-    ServerProcess, TestDb, MULTIPART,
+    cookie_client, page_at, session_cookie, spawn_app, textdrop, trickled_body, upload_with,
+    Backend, ServerProcess, TestDb, MULTIPART,
 };
 use crate::private_pg::PrivatePostgres;
 
@@ -190,14 +190,7 @@ async fn kill_9_during_writes_leaves_every_session_whole(db: TestDb) {
 
     let restarted = ServerProcess::start(&db, &[]);
     for (n, client) in clients.iter().enumerate() {
-        let page = client
-            .get(format!("{}/action", restarted.address()))
-            .send()
-            .await
-            .expect("GET")
-            .text()
-            .await
-            .expect("body");
+        let page = page_at(client, &format!("{}/action", restarted.address())).await;
         let versions: std::collections::BTreeSet<&str> = page
             .lines()
             .filter_map(|l| l.split(&format!("client {n} version ")).nth(1))

@@ -13,8 +13,8 @@ use reqwest::StatusCode;
 use textdrop::startup::SESSION_COOKIE;
 
 use crate::helpers::{
-    cookie_client, multipart_head, session_cookie, session_cookie_pair, spawn_app, trickled_body,
-    upload_with, Backend, ServerProcess, TestApp, TestDb, MULTIPART, MULTIPART_TAIL,
+    cookie_client, multipart_head, page_at, session_cookie, session_cookie_pair, spawn_app,
+    trickled_body, upload_with, Backend, ServerProcess, TestApp, TestDb, MULTIPART, MULTIPART_TAIL,
 };
 
 /// POSTs a hand-made body with a given content type.
@@ -307,14 +307,7 @@ async fn a_1_gib_upload_is_refused_with_413_in_bounded_server_memory() {
     eprintln!("1 GiB upload: the server's peak resident memory grew by {grown_kib} KiB");
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(grown_kib < 16 * 1024, "grew by {grown_kib} KiB");
-    let page = client
-        .get(format!("{}/action", server.address()))
-        .send()
-        .await
-        .expect("GET")
-        .text()
-        .await
-        .expect("body");
+    let page = page_at(&client, &format!("{}/action", server.address())).await;
     assert!(page.contains("keep me"));
 }
 

@@ -431,6 +431,28 @@ impl TestApp {
     }
 }
 
+/// The body of the answer to `request`.
+async fn body_of(request: reqwest::RequestBuilder) -> String {
+    let response = request.send().await.expect("the request is answered");
+    response.text().await.expect("body")
+}
+
+/// The body of GET `url` with `client`.
+pub async fn page_at(client: &reqwest::Client, url: &str) -> String {
+    body_of(client.get(url)).await
+}
+
+/// The body of GET `url` sent by a client with no cookie jar, carrying only `cookie` (a
+/// `name=value` pair): a stolen or replayed cookie.
+pub async fn page_with_cookie(url: &str, cookie: &str) -> String {
+    body_of(
+        reqwest::Client::new()
+            .get(url)
+            .header(reqwest::header::COOKIE, cookie),
+    )
+    .await
+}
+
 /// POSTs `data` as the `textfile` part named `file_name` to the server at `address`.
 pub async fn upload_with(
     client: &reqwest::Client,

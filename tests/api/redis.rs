@@ -6,7 +6,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    cookie_client, session_cookie, session_cookie_pair, spawn_app_with, textdrop, TestClock, TestDb,
+    cookie_client, page_with_cookie, session_cookie, session_cookie_pair, spawn_app_with, textdrop,
+    TestClock, TestDb,
 };
 
 async fn a_session_expires_in_real_time_and_survives_a_restart(db: TestDb) {
@@ -19,17 +20,8 @@ async fn a_session_expires_in_real_time_and_survives_a_restart(db: TestDb) {
 
     let second = spawn_app_with(&db, &vars, TestClock::default(), client).await;
     assert_eq!(second.get("/readyz").await.status(), StatusCode::OK);
-    let with_old_cookie = || async {
-        reqwest::Client::new()
-            .get(format!("{}/action", second.address))
-            .header("cookie", pair.as_str())
-            .send()
-            .await
-            .expect("GET")
-            .text()
-            .await
-            .expect("body")
-    };
+    let url = format!("{}/action", second.address);
+    let with_old_cookie = || page_with_cookie(&url, &pair);
     assert!(
         with_old_cookie().await.contains("short lived"),
         "a restart keeps it"

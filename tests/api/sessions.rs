@@ -8,8 +8,8 @@ use reqwest::StatusCode;
 use textdrop::startup::SESSION_COOKIE;
 
 use crate::helpers::{
-    cookie_client, eventually, session_cookie, session_cookie_pair, spawn_app, spawn_app_with,
-    upload_with, Backend, TestApp, TestDb,
+    cookie_client, eventually, page_with_cookie, session_cookie, session_cookie_pair, spawn_app,
+    spawn_app_with, upload_with, Backend, TestApp, TestDb,
 };
 
 async fn a_permanent_session_sets_a_persistent_http_only_cookie(db: TestDb) {
@@ -238,17 +238,8 @@ async fn forget_deletes_the_row_and_the_cookie_and_the_old_cookie_finds_nothing(
         .await
         .contains("Your data was deleted"));
     // A late request carrying the old cookie cannot bring the data back.
-    let late = reqwest::Client::new()
-        .get(format!("{}/action", app.address))
-        .header("cookie", old_cookie)
-        .send()
-        .await
-        .expect("GET");
-    assert!(late
-        .text()
-        .await
-        .expect("body")
-        .contains("You have not yet uploaded a file"));
+    let late = page_with_cookie(&format!("{}/action", app.address), &old_cookie).await;
+    assert!(late.contains("You have not yet uploaded a file"), "{late}");
     assert_eq!(db.row_count(), 0);
     app.stop().await;
 }
