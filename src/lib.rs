@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod retry;

@@ -21,12 +21,21 @@ const SECURITY_HEADERS: [(&str, &str); 4] = [
     ("x-frame-options", "DENY"),
 ];
 
-/// The one place security headers are added. Error pages get them too: every failure becomes
-/// a response before it reaches this middleware.
-pub fn security_headers() -> DefaultHeaders {
-    SECURITY_HEADERS
+/// Behind TLS (COOKIE_SECURE): browsers use only HTTPS for this host for the next two years.
+const HSTS: (&str, &str) = ("strict-transport-security", "max-age=63072000");
+
+/// The one place security headers are added, `Strict-Transport-Security` among them when
+/// `hsts`. Error pages get them too: every failure becomes a response before it reaches this
+/// middleware.
+pub fn security_headers(hsts: bool) -> DefaultHeaders {
+    let headers = SECURITY_HEADERS
         .iter()
-        .fold(DefaultHeaders::new(), |headers, &pair| headers.add(pair))
+        .fold(DefaultHeaders::new(), |headers, &pair| headers.add(pair));
+    if hsts {
+        headers.add(HSTS)
+    } else {
+        headers
+    }
 }
 
 /// actix-session answers a failing store with an error and no page, before or after the

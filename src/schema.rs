@@ -6,5 +6,7 @@ diesel::table! {
         state -> Text,
         expires_at -> Timestamp,
         created_at -> Timestamp,
+        file -> Nullable<Text>,
+        file_bytes -> Int8,
     }
 }

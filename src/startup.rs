@@ -1,6 +1,6 @@
 //! Building and running the server: the storage `DATABASE_URL` names (connected, migrated, its
-//! cleanup task started), the session middleware on its store, and the HTTP server on a bound
-//! listener.
+//! cleanup task started), the limits on what visitors can make it hold, the session middleware
+//! on its store, the HTTP server on a bound listener, and the metrics listener if asked for.
 //!
 //! Tests start the real application through [`Application::build`] on port 0.
 
@@ -15,28 +15,41 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::Logger;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::{SessionSettings, Settings};
+use crate::limits::{StorageCap, UploadRate, UploadSlots};
 use crate::metrics::Metrics;
 use crate::middleware::security_headers;
-use crate::routes;
+use crate::routes::{self, guard::Guard};
 use crate::session::CleanupTask;
 use crate::storage::{AnyStore, SessionStorage};
 use crate::templates;
 
-/// Name of the session cookie.
+/// Name of the session cookie over plain HTTP.
 pub const SESSION_COOKIE: &str = "id";
+/// Name of the session cookie with COOKIE_SECURE: the `__Host-` prefix makes browsers refuse
+/// it unless it is Secure, for this host only, on `/`.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-id";
+
+/// How often the bytes stored are measured for the storage cap.
+const CAP_MEASURE_EVERY: Duration = Duration::from_secs(2);
+/// How often the rate limiter forgets addresses that have not uploaded lately.
+const RATE_FORGET_EVERY: Duration = Duration::from_secs(60);
 
 /// The session middleware textdrop runs its pages in.
 pub type Sessions = SessionMiddleware<crate::session::MeteredStore<AnyStore>>;
 
-/// A built application: storage connected (and migrated), listener bound, cleanup task started.
+/// A built application: storage connected (and migrated), listeners bound, tasks started.
 pub struct Application {
     port: u16,
+    metrics_port: Option<u16>,
     metrics: Metrics,
     server: Server,
+    metrics_server: Option<Server>,
     cleanup: Option<CleanupTask>,
+    upkeep: CancellationToken,
 }
 
 impl Application {
@@ -49,16 +62,23 @@ impl Application {
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         templates::init().context("the embedded templates do not parse")?;
         let metrics = Metrics::new();
-        let storage = SessionStorage::connect(&settings.database, clock.clone()).await?;
+        let storage = SessionStorage::connect(&settings, clock.clone()).await?;
         let cleanup = storage.spawn_cleanup(&settings.cleanup, metrics.clone());
 
         let server = &settings.server;
         let listener = TcpListener::bind((server.host.as_str(), server.port))
             .with_context(|| format!("cannot listen on {}:{}", server.host, server.port))?;
         let port = listener.local_addr()?.port();
+        let (metrics_server, metrics_port) = match &server.metrics_addr {
+            Some(addr) => {
+                let (server, port) = metrics_server(addr, metrics.clone())?;
+                (Some(server), Some(port))
+            }
+            None => (None, None),
+        };
         log::info!(
             "textdrop {} listening on http://{}:{port} (database: {} at {}; session lifetime {} s, \
-             {} cookie; {})",
+             {} cookie; {}; metrics {})",
             env!("CARGO_PKG_VERSION"),
             server.host,
             settings.database.url.backend(),
@@ -66,20 +86,45 @@ impl Application {
             settings.session.lifetime.as_secs(),
             if settings.session.permanent { "persistent" } else { "browser-session" },
             storage.cleanup_note(&settings.cleanup),
+            server.metrics_addr.as_deref().map_or("off".into(), |a| format!("on {a}")),
         );
 
-        let server = run(listener, settings, storage, metrics.clone(), clock)?;
+        let limits = &settings.limits;
+        let cap = StorageCap::new(limits.max_stored_bytes);
+        let guard = Guard {
+            rate: UploadRate::per_minute(limits.uploads_per_minute),
+            slots: UploadSlots::new(limits.max_uploads_in_flight),
+        };
+        let storage = web::Data::new(storage);
+        let upkeep = spawn_upkeep(storage.clone(), cap.clone(), guard.rate.clone());
+        let server = run(
+            listener,
+            settings,
+            storage,
+            cap,
+            guard,
+            metrics.clone(),
+            clock,
+        )?;
         Ok(Self {
             port,
+            metrics_port,
             metrics,
             server,
+            metrics_server,
             cleanup,
+            upkeep,
         })
     }
 
     /// The port the server listens on (useful with port 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the metrics listener, if METRICS_ADDR asked for one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     /// This application's metrics.
@@ -92,15 +137,58 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server stops (SIGTERM, SIGINT or a handle), then stops the cleanup task.
+    /// Serves until the server stops (SIGTERM, SIGINT or a handle), then stops the metrics
+    /// listener and the background tasks.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let metrics = self.metrics_server.map(|server| {
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            handle
+        });
         let result = self.server.await;
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
+        self.upkeep.cancel();
         if let Some(cleanup) = self.cleanup {
             cleanup.stop().await;
         }
         log::info!("textdrop stopped");
         result
     }
+}
+
+/// Measures the bytes stored for the cap every couple of seconds, and lets the rate limiter
+/// forget idle addresses every minute, until the returned token is cancelled.
+fn spawn_upkeep(
+    storage: web::Data<SessionStorage>,
+    cap: StorageCap,
+    rate: UploadRate,
+) -> CancellationToken {
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    actix_web::rt::spawn(async move {
+        let mut since_forget = Duration::ZERO;
+        loop {
+            if cap.limit().is_some() {
+                if let Err(err) = cap.measure(storage.stored_bytes()).await {
+                    log::warn!(
+                        "measuring the bytes stored failed, keeping the last figure: {err:#}"
+                    );
+                }
+            }
+            since_forget += CAP_MEASURE_EVERY;
+            if since_forget >= RATE_FORGET_EVERY {
+                rate.forget_idle();
+                since_forget = Duration::ZERO;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = actix_web::rt::time::sleep(CAP_MEASURE_EVERY) => {}
+            }
+        }
+    });
+    token
 }
 
 /// The cookie key: derived from SECRET_KEY, or random for this process only.
@@ -123,8 +211,13 @@ fn session_middleware(
     settings: &SessionSettings,
 ) -> Sessions {
     let ttl = CookieDuration::seconds(settings.lifetime.as_secs() as i64);
+    let name = if settings.cookie_secure {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    };
     let builder = SessionMiddleware::builder(store, key)
-        .cookie_name(SESSION_COOKIE.to_owned())
+        .cookie_name(name.to_owned())
         .cookie_secure(settings.cookie_secure)
         .cookie_http_only(true)
         .cookie_same_site(SameSite::Lax)
@@ -147,10 +240,30 @@ fn session_middleware(
     builder.build()
 }
 
+/// The metrics listener on `addr`: `/metrics` and nothing else.
+fn metrics_server(addr: &str, metrics: Metrics) -> anyhow::Result<(Server, u16)> {
+    let listener = TcpListener::bind(addr)
+        .with_context(|| format!("METRICS_ADDR: cannot listen on {addr}"))?;
+    let port = listener.local_addr()?.port();
+    let metrics = web::Data::new(metrics);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(metrics.clone())
+            .configure(routes::metrics)
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok((server, port))
+}
+
 fn run(
     listener: TcpListener,
     settings: Settings,
-    storage: SessionStorage,
+    storage: web::Data<SessionStorage>,
+    cap: StorageCap,
+    guard: Guard,
     metrics: Metrics,
     clock: Clock,
 ) -> anyhow::Result<Server> {
@@ -158,17 +271,24 @@ fn run(
     let key = cookie_key(&settings.session);
     let max_upload = settings.limits.max_upload_bytes;
     let grace = settings.server.shutdown_grace.as_secs();
-    let storage = web::Data::new(storage);
+    let hsts = settings.session.cookie_secure;
+    // actix counts connections per worker: split the instance's cap between them.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_worker = settings.server.max_connections.div_ceil(workers);
+    let cap = web::Data::new(cap);
+    let guard = web::Data::new(guard);
     let metrics = web::Data::new(metrics);
     let clock = web::Data::new(clock);
     let settings = web::Data::new(settings);
     let server = HttpServer::new(move || {
         let sessions = || session_middleware(store.clone(), key.clone(), &settings.session);
         App::new()
-            .wrap(security_headers())
+            .wrap(security_headers(hsts))
             .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
             .app_data(settings.clone())
             .app_data(storage.clone())
+            .app_data(cap.clone())
+            .app_data(guard.clone())
             .app_data(metrics.clone())
             .app_data(clock.clone())
             .app_data(
@@ -180,9 +300,12 @@ fn run(
             .configure(|cfg| routes::pages(cfg, sessions))
             .default_service(web::to(routes::not_found))
     })
+    .workers(workers)
+    .max_connections(per_worker)
     .shutdown_timeout(grace)
     // Explicit limits against slow or broken clients: headers must arrive within 5 s, and a
     // closing connection gets 1 s. (actix-http caps headers: 431 past 128 KiB, 400 past 96.)
+    // The body of an upload has UPLOAD_TIMEOUT_SECS (routes::guard).
     .client_request_timeout(Duration::from_secs(5))
     .client_disconnect_timeout(Duration::from_secs(1))
     .listen(listener)?

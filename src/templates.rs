@@ -37,24 +37,37 @@ fn tera() -> &'static Tera {
     TERA.get_or_init(|| parse().expect("embedded templates parse (checked by init and tests)"))
 }
 
-/// Renders `name` as an HTML response with `status`. A render failure is a bug: it is logged
-/// with its cause and answered with an opaque 500.
-pub fn page(status: StatusCode, name: &str, context: &Context) -> HttpResponse {
+/// Renders `name` to HTML. A render failure is a bug: it is logged with its cause and `None`
+/// returned. Blocking work for a big context: callers with one render off the executor.
+pub fn render(name: &str, context: &Context) -> Option<String> {
     match tera().render(name, context) {
-        Ok(body) => HttpResponse::build(status)
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .content_type(mime_html())
-            .body(body),
+        Ok(body) => Some(body),
         Err(err) => {
             let cause = std::error::Error::source(&err)
                 .map(ToString::to_string)
                 .unwrap_or_default();
             log::error!("rendering {name} failed: {err}: {cause}");
-            HttpResponse::InternalServerError()
-                .content_type("text/plain; charset=utf-8")
-                .body("Internal server error")
+            None
         }
     }
+}
+
+/// `body` (from [`render`]) as an HTML response with `status`; `None` is an opaque 500.
+pub fn html(status: StatusCode, body: Option<String>) -> HttpResponse {
+    match body {
+        Some(body) => HttpResponse::build(status)
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .content_type(mime_html())
+            .body(body),
+        None => HttpResponse::InternalServerError()
+            .content_type("text/plain; charset=utf-8")
+            .body("Internal server error"),
+    }
+}
+
+/// Renders `name` as an HTML response with `status` (see [`render`] and [`html`]).
+pub fn page(status: StatusCode, name: &str, context: &Context) -> HttpResponse {
+    html(status, render(name, context))
 }
 
 fn mime_html() -> &'static str {

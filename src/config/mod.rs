@@ -12,6 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::db::DatabaseUrl;
+use crate::limits::TrustedProxies;
 use vars::{Kind, Var};
 
 /// Everything textdrop can be told through its environment.
@@ -31,6 +32,10 @@ pub struct ServerSettings {
     pub port: u16,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Open connections accepted at once.
+    pub max_connections: usize,
+    /// Where `/metrics` is served; `None`: nowhere.
+    pub metrics_addr: Option<String>,
 }
 
 /// Which storage holds the sessions, and how to reach it.
@@ -49,6 +54,8 @@ pub struct SessionSettings {
     pub secret_key: Option<SecretKey>,
     /// How long a session lives after the visitor's last request.
     pub lifetime: Duration,
+    /// How long after its upload a file is deleted at the latest; `None`: no bound.
+    pub max_lifetime: Option<Duration>,
     /// `true`: persistent cookie with Max-Age; `false`: browser-session cookie.
     pub permanent: bool,
     pub cookie_secure: bool,
@@ -63,10 +70,18 @@ pub struct CleanupSettings {
     pub batch_size: i64,
 }
 
-/// What one visitor may send.
+/// What anonymous visitors may make the server hold.
 #[derive(Clone, Debug)]
 pub struct LimitSettings {
     pub max_upload_bytes: usize,
+    /// Uploads per client address and minute; 0: unlimited.
+    pub uploads_per_minute: u32,
+    pub trusted_proxies: TrustedProxies,
+    /// Bytes all files may take together; `None`: unlimited.
+    pub max_stored_bytes: Option<u64>,
+    /// The whole upload body must arrive within this long.
+    pub upload_timeout: Duration,
+    pub max_uploads_in_flight: usize,
 }
 
 /// A configuration problem, shown to the operator as one line.
@@ -158,6 +173,12 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         self.whole(var).map(Duration::from_secs)
     }
 
+    /// A whole number where 0 means "none".
+    fn optional<T: TryFrom<u64>>(&self, var: &Var) -> Result<Option<T>, ConfigError> {
+        let value: u64 = self.whole(var)?;
+        Ok((value > 0).then(|| T::try_from(value).ok()).flatten())
+    }
+
     fn bool(&self, var: &Var) -> Result<bool, ConfigError> {
         debug_assert_eq!(var.kind, Kind::Bool, "{}", var.name);
         self.parsed(var, |raw| match raw.trim().to_ascii_lowercase().as_str() {
@@ -183,12 +204,17 @@ impl Settings {
             None => None,
             Some(raw) => Some(env.parsed(&SECRET_KEY, |_| SecretKey::try_from(raw.as_str()))?),
         };
-        let cleanup_interval: u64 = env.whole(&CLEANUP_INTERVAL_SECS)?;
+        let metrics_addr = env.raw(&METRICS_ADDR).map(|raw| raw.trim().to_owned());
+        if let Some(addr) = &metrics_addr {
+            env.parsed(&METRICS_ADDR, |_| parse_listen_address(addr))?;
+        }
         Ok(Self {
             server: ServerSettings {
                 host: env.text(&HOST),
                 port: env.whole(&PORT)?,
                 shutdown_grace: env.secs(&SHUTDOWN_GRACE_SECS)?,
+                max_connections: env.whole(&MAX_CONNECTIONS)?,
+                metrics_addr,
             },
             database: DatabaseSettings {
                 url: env.parsed(&DATABASE_URL, DatabaseUrl::parse)?,
@@ -198,17 +224,37 @@ impl Settings {
             session: SessionSettings {
                 secret_key,
                 lifetime: env.secs(&SESSION_LIFETIME_SECS)?,
+                max_lifetime: env
+                    .optional(&SESSION_MAX_LIFETIME_SECS)?
+                    .map(Duration::from_secs),
                 permanent: env.bool(&SESSION_PERMANENT)?,
                 cookie_secure: env.bool(&COOKIE_SECURE)?,
             },
             cleanup: CleanupSettings {
-                interval: (cleanup_interval > 0).then(|| Duration::from_secs(cleanup_interval)),
+                interval: env
+                    .optional(&CLEANUP_INTERVAL_SECS)?
+                    .map(Duration::from_secs),
                 batch_size: env.whole(&CLEANUP_BATCH_SIZE)?,
             },
             limits: LimitSettings {
                 max_upload_bytes: env.whole(&MAX_UPLOAD_BYTES)?,
+                uploads_per_minute: env.whole(&UPLOADS_PER_MINUTE)?,
+                trusted_proxies: env.parsed(&TRUSTED_PROXIES, TrustedProxies::parse)?,
+                max_stored_bytes: env.optional(&MAX_STORED_BYTES)?,
+                upload_timeout: env.secs(&UPLOAD_TIMEOUT_SECS)?,
+                max_uploads_in_flight: env.whole(&MAX_UPLOADS_IN_FLIGHT)?,
             },
         })
+    }
+}
+
+/// A `host:port` to listen on, checked without resolving it.
+fn parse_listen_address(raw: &str) -> Result<(), String> {
+    match raw.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(format!(
+            "expected host:port such as 127.0.0.1:9464, got `{raw}`"
+        )),
     }
 }
 

@@ -48,6 +48,10 @@ pub const HOST: Var = var("HOST", "127.0.0.1", Kind::Text);
 pub const PORT: Var = var("PORT", "8080", whole(0, 65_535));
 /// A session ends this long after the visitor's last request.
 pub const SESSION_LIFETIME_SECS: Var = var("SESSION_LIFETIME_SECS", "86400", whole(1, TEN_YEARS));
+/// A stored file is deleted at most this long after its upload, however often it is visited;
+/// 0: no bound.
+pub const SESSION_MAX_LIFETIME_SECS: Var =
+    var("SESSION_MAX_LIFETIME_SECS", "604800", whole(0, TEN_YEARS));
 /// `true`: persistent cookie with Max-Age; `false`: browser-session cookie.
 pub const SESSION_PERMANENT: Var = var("SESSION_PERMANENT", "true", Kind::Bool);
 /// Mark the cookie Secure (HTTPS only).
@@ -58,6 +62,18 @@ pub const CLEANUP_INTERVAL_SECS: Var = var("CLEANUP_INTERVAL_SECS", "300", whole
 pub const CLEANUP_BATCH_SIZE: Var = var("CLEANUP_BATCH_SIZE", "5000", whole(1, 1_000_000));
 /// Largest accepted upload; larger gets 413.
 pub const MAX_UPLOAD_BYTES: Var = var("MAX_UPLOAD_BYTES", "1048576", whole(1, 64 << 20));
+/// Uploads per client address and minute; 0: unlimited.
+pub const UPLOADS_PER_MINUTE: Var = var("UPLOADS_PER_MINUTE", "30", whole(0, 1_000_000));
+/// Proxies whose X-Forwarded-For/Forwarded headers name the client (CIDRs, comma-separated).
+pub const TRUSTED_PROXIES: Var = var("TRUSTED_PROXIES", "", Kind::Text);
+/// Bytes all sessions' files may take together; 0: unlimited.
+pub const MAX_STORED_BYTES: Var = var("MAX_STORED_BYTES", "1073741824", whole(0, 1 << 50));
+/// The whole upload body must arrive within this many seconds, else 408.
+pub const UPLOAD_TIMEOUT_SECS: Var = var("UPLOAD_TIMEOUT_SECS", "30", whole(1, 3_600));
+/// Uploads read at once; one more is answered 503.
+pub const MAX_UPLOADS_IN_FLIGHT: Var = var("MAX_UPLOADS_IN_FLIGHT", "16", whole(1, 4_096));
+/// Open connections the instance accepts; more wait in the listen queue.
+pub const MAX_CONNECTIONS: Var = var("MAX_CONNECTIONS", "1024", whole(1, 1_000_000));
 /// Connections in the pool.
 pub const DATABASE_POOL_SIZE: Var = var("DATABASE_POOL_SIZE", "10", whole(1, 512));
 /// How long startup retries an unreachable database; 0 tries once.
@@ -65,6 +81,8 @@ pub const DATABASE_CONNECT_TIMEOUT_SECS: Var =
     var("DATABASE_CONNECT_TIMEOUT_SECS", "30", whole(0, 3_600));
 /// After SIGTERM, how long requests in flight may take to finish.
 pub const SHUTDOWN_GRACE_SECS: Var = var("SHUTDOWN_GRACE_SECS", "10", whole(0, 3_600));
+/// Where `/metrics` is served (host:port); unset: nowhere. Never the public port.
+pub const METRICS_ADDR: Var = var("METRICS_ADDR", "", Kind::Text);
 /// Log filter (env_logger syntax).
 pub const RUST_LOG: Var = var("RUST_LOG", "info,actix_session=warn", Kind::Text);
 
@@ -75,14 +93,22 @@ pub const ALL: &[Var] = &[
     HOST,
     PORT,
     SESSION_LIFETIME_SECS,
+    SESSION_MAX_LIFETIME_SECS,
     SESSION_PERMANENT,
     COOKIE_SECURE,
     CLEANUP_INTERVAL_SECS,
     CLEANUP_BATCH_SIZE,
     MAX_UPLOAD_BYTES,
+    UPLOADS_PER_MINUTE,
+    TRUSTED_PROXIES,
+    MAX_STORED_BYTES,
+    UPLOAD_TIMEOUT_SECS,
+    MAX_UPLOADS_IN_FLIGHT,
+    MAX_CONNECTIONS,
     DATABASE_POOL_SIZE,
     DATABASE_CONNECT_TIMEOUT_SECS,
     SHUTDOWN_GRACE_SECS,
+    METRICS_ADDR,
     RUST_LOG,
 ];
 

@@ -1,35 +1,58 @@
-//! GET /action shows the stored file back as escaped text, with when it will be deleted;
-//! POST /forget deletes it at once.
+//! GET /action shows the stored file back as escaped text, a page at a time, with when it will
+//! be deleted; POST /forget deletes it at once.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
 use tera::Context;
 
-use crate::clock::Clock;
 use crate::config::Settings;
+use crate::error::AppError;
+use crate::routes::paging;
+use crate::session::scope;
 use crate::session::TextdropSession;
 use crate::storage::SessionStorage;
 use crate::templates;
+
+/// The query /action understands: `?page=N`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ActionQuery {
+    #[serde(default)]
+    page: Option<String>,
+}
 
 /// GET /action
 pub async fn show(
     session: TextdropSession,
     settings: web::Data<Settings>,
     storage: web::Data<SessionStorage>,
-    clock: web::Data<Clock>,
-) -> HttpResponse {
+    query: web::Query<ActionQuery>,
+) -> Result<HttpResponse, AppError> {
     let mut context = Context::new();
     let lifetime = settings.session.lifetime;
     context.insert("lifetime", &human_duration(lifetime.as_secs()));
-    if let Some(file) = session.file() {
-        let kept_until = storage
-            .kept_until(clock.now(), lifetime)
-            .map(|at| at.format("%Y-%m-%d %H:%M UTC").to_string());
-        context.insert("kept_until", &kept_until);
-        context.insert("line_count", &file.lines.len());
-        context.insert("file", &file);
+    let (Some(info), Some(text)) = (session.file(), scope::take_loaded_file()) else {
+        return Ok(templates::page(StatusCode::OK, "action.html", &context));
+    };
+    let number = match query.page.as_deref() {
+        None => 1,
+        Some(raw) => raw.parse::<usize>().map_err(|_| AppError::NotFound)?,
+    };
+    if let Some((kept_until, deadline)) = storage.kept_until(lifetime) {
+        let shown = |at: chrono::NaiveDateTime| at.format("%Y-%m-%d %H:%M UTC").to_string();
+        context.insert("kept_until", &shown(kept_until));
+        context.insert("deadline", &deadline.map(shown));
     }
-    templates::page(StatusCode::OK, "action.html", &context)
+    context.insert("file", &info);
+    // Splitting and escaping a big file is CPU work: off the async executor.
+    let body = web::block(move || {
+        let page = paging::page(&text, number)?;
+        context.insert("page", &page);
+        Some(templates::render("action.html", &context))
+    })
+    .await
+    .map_err(|err| AppError::Internal(err.into()))?;
+    let body = body.ok_or(AppError::NotFound)?;
+    Ok(templates::html(StatusCode::OK, body))
 }
 
 /// POST /forget: the row and the cookie go now; the form page confirms.

@@ -2,32 +2,39 @@
 
 mod action;
 mod assets;
+pub mod guard;
 mod health;
+mod paging;
 mod upload;
 
 use actix_web::middleware::from_fn;
 use actix_web::web;
 
 use crate::middleware::store_failure_page;
-use crate::session::scope::request_scope;
+use crate::session::scope::{request_scope, request_scope_with_file};
 use crate::startup::Sessions;
 
-/// Routes that never need a session: health probes, metrics and the stylesheet.
+/// Routes that never need a session: health probes and the stylesheet.
 pub fn probes_and_assets(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
         .route("/static/style.css", web::get().to(assets::stylesheet));
 }
 
+/// `/metrics`, for the metrics listener only (METRICS_ADDR), never the public port.
+pub fn metrics(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(health::metrics));
+}
+
 /// The pages, each inside the session middleware that `sessions` builds, the store-failure
-/// page around it and the request scope around both.
+/// page around it and the request scope around both; the forms' POSTs pass the guard first.
 pub fn pages(cfg: &mut web::ServiceConfig, sessions: impl Fn() -> Sessions) {
     let page = |resource: actix_web::Resource| {
         resource
             .wrap(sessions())
             .wrap(from_fn(store_failure_page))
             .wrap(from_fn(request_scope))
+            .wrap(from_fn(guard::post_guard))
     };
     cfg.service(page(
         web::resource("/")
@@ -35,11 +42,16 @@ pub fn pages(cfg: &mut web::ServiceConfig, sessions: impl Fn() -> Sessions) {
             .route(web::post().to(upload::upload)),
     ))
     .service(page(
-        web::resource("/action").route(web::get().to(action::show)),
-    ))
-    .service(page(
         web::resource("/forget").route(web::post().to(action::forget)),
-    ));
+    ))
+    // The one page that shows the file: its session is loaded with it.
+    .service(
+        web::resource("/action")
+            .route(web::get().to(action::show))
+            .wrap(sessions())
+            .wrap(from_fn(store_failure_page))
+            .wrap(from_fn(request_scope_with_file)),
+    );
 }
 
 /// The answer for every path no route matches.

@@ -1,21 +1,24 @@
 //! GET / shows the upload form; POST / stores the uploaded text file in the session.
 //!
 //! A successful upload answers 303 See Other to /action (Post/Redirect/Get). Every upload
-//! mistake renders the form again with a 4xx and one sentence saying what went wrong, and leaves
-//! the file already in the session untouched.
+//! mistake or refusal renders the form again with a 4xx (or 503) and one sentence saying what
+//! went wrong, and leaves the file already in the session untouched. What every POST passes
+//! before its body is read (origin, rate, slots, deadline) is in `guard`.
 
 use actix_multipart::form::bytes::Bytes;
 use actix_multipart::form::MultipartForm;
 use actix_multipart::MultipartError;
 use actix_web::error::PayloadError;
-use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpResponse};
+use actix_web::http::{header, ConnectionType, StatusCode};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use tera::Context;
 
-use crate::config::Settings;
+use crate::config::{LimitSettings, Settings};
 use crate::error::AppError;
+use crate::limits::StorageCap;
+use crate::routes::guard::BodyDeadline;
 use crate::routes::human_bytes;
-use crate::session::{StoredFile, TextdropSession};
+use crate::session::{FileInfo, TextdropSession};
 use crate::templates;
 
 /// Longest file name kept in the session; longer names are cut.
@@ -38,6 +41,18 @@ pub enum UploadError {
     SeveralFiles,
     NotMultipart,
     Malformed,
+    /// The body did not arrive within UPLOAD_TIMEOUT_SECS.
+    TimedOut,
+    /// Storing it would pass MAX_STORED_BYTES.
+    StorageFull,
+    /// UPLOADS_PER_MINUTE reached; the client may retry after this many seconds.
+    TooMany {
+        retry_after: u64,
+    },
+    /// MAX_UPLOADS_IN_FLIGHT uploads are being read already.
+    Busy,
+    /// Sent from another site (Sec-Fetch-Site or Origin say so).
+    CrossSite,
 }
 
 impl UploadError {
@@ -45,15 +60,20 @@ impl UploadError {
         match self {
             UploadError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UploadError::NotText => StatusCode::UNPROCESSABLE_ENTITY,
+            UploadError::TimedOut => StatusCode::REQUEST_TIMEOUT,
+            UploadError::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
+            UploadError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
+            UploadError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            UploadError::CrossSite => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         }
     }
 
-    pub fn message(self, limit: usize) -> String {
+    pub fn message(self, limits: &LimitSettings) -> String {
         match self {
             UploadError::TooLarge => format!(
                 "The file is too large: textdrop accepts files up to {}.",
-                human_bytes(limit)
+                human_bytes(limits.max_upload_bytes)
             ),
             UploadError::NotText => "The file must be UTF-8 text; this one is not.".into(),
             UploadError::NoFile => "Choose a text file to upload first.".into(),
@@ -64,6 +84,26 @@ impl UploadError {
             }
             UploadError::Malformed => {
                 "The upload arrived incomplete or malformed; please try again.".into()
+            }
+            UploadError::TimedOut => format!(
+                "The upload took longer than {} seconds to arrive; please try again.",
+                limits.upload_timeout.as_secs()
+            ),
+            UploadError::StorageFull => {
+                "textdrop is full right now: no room for new files. Please try again later.".into()
+            }
+            UploadError::TooMany { retry_after } => format!(
+                "Too many uploads from your address: you can upload again in {retry_after} \
+                 second{}.",
+                if retry_after == 1 { "" } else { "s" }
+            ),
+            UploadError::Busy => {
+                "textdrop is receiving too many uploads right now. Please try again in a moment."
+                    .into()
+            }
+            UploadError::CrossSite => {
+                "This form must be sent from textdrop's own page; open the page and try again."
+                    .into()
             }
         }
     }
@@ -94,17 +134,57 @@ impl UploadError {
 }
 
 /// Decodes an uploaded file as a text editor would: a UTF-8 byte-order mark is dropped, lines
-/// end at `\n` or `\r\n`, a final line ending adds no empty line. NUL bytes mean binary.
-pub fn decode_text(bytes: &[u8]) -> Result<Vec<String>, UploadError> {
+/// end at `\n` or `\r\n`. NUL bytes mean binary. Returns the text and its line count.
+pub fn decode_text(bytes: &[u8]) -> Result<(String, usize), UploadError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if bytes.contains(&0) {
         return Err(UploadError::NotText);
     }
     let text = std::str::from_utf8(bytes).map_err(|_| UploadError::NotText)?;
-    Ok(text.lines().map(str::to_owned).collect())
+    Ok((text.to_owned(), text.lines().count()))
 }
 
-fn stored_file(form: UploadForm) -> Result<StoredFile, UploadError> {
+/// A file name fit to show: control and format characters (Unicode Cc and Cf, bidirectional
+/// overrides among them) removed, at most [`MAX_NAME_CHARS`] characters.
+pub fn clean_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_control() && !is_format_char(*c))
+        .take(MAX_NAME_CHARS)
+        .collect()
+}
+
+/// Unicode's Cf (format) characters: soft hyphen, bidirectional marks, embeddings, overrides
+/// and isolates, zero-width characters, invisible operators, the BOM, tags and the like
+/// (Unicode 15.1, DerivedGeneralCategory.txt).
+fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{AD}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61C}'
+            | '\u{6DD}'
+            | '\u{70F}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// The file to store: its description and text, decoded off the async executor.
+async fn received_file(form: UploadForm) -> Result<(FileInfo, String), UploadError> {
     let part = form.textfile.ok_or(UploadError::NoFile)?;
     let Some(name) = part.file_name else {
         return Err(UploadError::NotAFile);
@@ -113,28 +193,46 @@ fn stored_file(form: UploadForm) -> Result<StoredFile, UploadError> {
     if name.is_empty() && part.data.is_empty() {
         return Err(UploadError::NoFile);
     }
-    let lines = decode_text(&part.data)?;
-    Ok(StoredFile {
-        name: name.chars().take(MAX_NAME_CHARS).collect(),
-        size: part.data.len() as u64,
+    let size = part.data.len() as u64;
+    let data = part.data;
+    let (text, lines) = web::block(move || decode_text(&data))
+        .await
+        .map_err(|_| UploadError::Malformed)??;
+    let info = FileInfo {
+        name: clean_name(&name),
+        size,
         lines,
-    })
+    };
+    Ok((info, text))
 }
 
 /// The form page, with an optional error sentence, answered with `status`.
-fn form_page(
-    session: &TextdropSession,
-    settings: &Settings,
+pub(crate) fn form_page(
     status: StatusCode,
-    error: Option<String>,
+    limits: &LimitSettings,
+    has_file: bool,
+    error: Option<UploadError>,
     notice: Option<&str>,
 ) -> HttpResponse {
     let mut context = Context::new();
     context.insert("notice", &notice);
-    context.insert("has_file", &session.file().is_some());
-    context.insert("max_upload", &human_bytes(settings.limits.max_upload_bytes));
-    context.insert("error", &error);
-    templates::page(status, "greeting.html", &context)
+    context.insert("has_file", &has_file);
+    context.insert("max_upload", &human_bytes(limits.max_upload_bytes));
+    context.insert("error", &error.map(|e| e.message(limits)));
+    let mut response = templates::page(status, "greeting.html", &context);
+    match error {
+        Some(UploadError::TooMany { retry_after }) => {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after.into());
+        }
+        // The rest of a body that stalled is not worth waiting for.
+        Some(UploadError::TimedOut) => response
+            .head_mut()
+            .set_connection_type(ConnectionType::Close),
+        _ => {}
+    }
+    response
 }
 
 /// The query GET / understands: `?forgotten=1` after "Forget my data now".
@@ -154,33 +252,42 @@ pub async fn form(
         .forgotten
         .is_some()
         .then_some("Your data was deleted from the server.");
-    form_page(&session, &settings, StatusCode::OK, None, notice)
+    let has_file = session.file().is_some();
+    form_page(StatusCode::OK, &settings.limits, has_file, None, notice)
 }
 
 /// POST /
 pub async fn upload(
+    req: HttpRequest,
     session: TextdropSession,
     settings: web::Data<Settings>,
+    cap: web::Data<StorageCap>,
     form: Result<MultipartForm<UploadForm>, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
-    let file = form
-        .map_err(|err| UploadError::from_extractor(&err))
-        .and_then(|form| stored_file(form.into_inner()));
-    let file = match file {
+    let received = match form {
+        Ok(form) => received_file(form.into_inner()).await,
+        Err(_) if BodyDeadline::passed(&req.extensions()) => Err(UploadError::TimedOut),
+        Err(err) => Err(UploadError::from_extractor(&err)),
+    };
+    let refuse = |err: UploadError| {
+        let has_file = session.file().is_some();
+        Ok(form_page(
+            err.status(),
+            &settings.limits,
+            has_file,
+            Some(err),
+            None,
+        ))
+    };
+    let (info, text) = match received {
         Ok(file) => file,
-        Err(err) => {
-            let message = err.message(settings.limits.max_upload_bytes);
-            return Ok(form_page(
-                &session,
-                &settings,
-                err.status(),
-                Some(message),
-                None,
-            ));
-        }
+        Err(err) => return refuse(err),
+    };
+    let Some(reservation) = cap.try_reserve(text.len() as u64) else {
+        return refuse(UploadError::StorageFull);
     };
     session
-        .set_file(&file)
+        .store_file(&info, text, reservation)
         .map_err(|err| AppError::Internal(err.into()))?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/action"))
@@ -192,13 +299,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn text_is_split_like_an_editor_would() {
-        assert_eq!(
-            decode_text(b"\xEF\xBB\xBFone\r\ntwo\n\nfour\n").expect("text"),
-            ["one", "two", "", "four"]
-        );
-        assert_eq!(decode_text(b"no newline").expect("text"), ["no newline"]);
-        assert!(decode_text(b"").expect("empty is text").is_empty());
+    fn text_is_decoded_like_an_editor_would() {
+        let (text, lines) = decode_text(b"\xEF\xBB\xBFone\r\ntwo\n\nfour\n").expect("text");
+        assert_eq!((text.as_str(), lines), ("one\r\ntwo\n\nfour\n", 4));
+        assert_eq!(decode_text(b"no newline").expect("text").1, 1);
+        assert_eq!(decode_text(b"").expect("empty is text").1, 0);
     }
 
     #[test]
@@ -208,7 +313,21 @@ mod tests {
     }
 
     #[test]
-    fn each_mistake_has_a_4xx_status() {
+    fn names_lose_control_and_bidirectional_characters() {
+        assert_eq!(clean_name("invoice\u{202E}txt.exe"), "invoicetxt.exe");
+        assert_eq!(
+            clean_name("a\u{0}b\u{1b}[31mc\u{200B}d\u{2066}e\u{FEFF}"),
+            "ab[31mcde"
+        );
+        assert_eq!(clean_name("Ünïcødé name.txt"), "Ünïcødé name.txt");
+        assert_eq!(clean_name(&"x".repeat(300)).chars().count(), MAX_NAME_CHARS);
+    }
+
+    #[test]
+    fn each_refusal_has_its_status_and_a_sentence() {
+        let limits = crate::config::Settings::from_lookup(|_| None)
+            .expect("defaults")
+            .limits;
         for err in [
             UploadError::TooLarge,
             UploadError::NotText,
@@ -217,14 +336,18 @@ mod tests {
             UploadError::SeveralFiles,
             UploadError::NotMultipart,
             UploadError::Malformed,
+            UploadError::TimedOut,
+            UploadError::TooMany { retry_after: 2 },
+            UploadError::CrossSite,
         ] {
             assert!(err.status().is_client_error(), "{err:?}");
-            assert!(err.message(1024).ends_with('.'), "{err:?}");
+            assert!(err.message(&limits).ends_with('.'), "{err:?}");
         }
-        assert_eq!(
-            UploadError::TooLarge.status(),
-            StatusCode::PAYLOAD_TOO_LARGE
-        );
-        assert!(UploadError::TooLarge.message(1_048_576).contains("1 MiB"));
+        assert_eq!(UploadError::Busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(UploadError::StorageFull.status().as_u16(), 507);
+        assert!(UploadError::TooLarge.message(&limits).contains("1 MiB"));
+        assert!(UploadError::TooMany { retry_after: 7 }
+            .message(&limits)
+            .contains("in 7 seconds"));
     }
 }

@@ -4,9 +4,11 @@
 //! that runs it ([`cleanup`]), and typed access for handlers ([`typed`]).
 
 pub mod cleanup;
+pub mod lifetime;
 pub mod metered;
 pub mod planner;
 pub mod queries;
+pub mod redis_store;
 pub mod scope;
 pub mod store;
 pub mod sweep;
@@ -16,4 +18,4 @@ pub mod walk;
 pub use cleanup::CleanupTask;
 pub use metered::MeteredStore;
 pub use store::DieselSessionStore;
-pub use typed::{StoredFile, TextdropSession};
+pub use typed::{FileInfo, TextdropSession};

@@ -20,60 +20,116 @@ pub struct NewSession<'a> {
     pub state: &'a str,
     pub expires_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
+    pub file: Option<&'a str>,
+    pub file_bytes: i64,
 }
 
-/// What `load` needs of a live row.
-#[derive(Debug, Queryable, Selectable)]
-#[diesel(table_name = sessions)]
+/// What `load` needs of a live row: the file only when the page shows it.
+#[derive(Debug)]
 pub struct LiveSession {
     pub state: String,
     pub expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub file: Option<String>,
 }
 
-/// The row `id` if it has not expired at `now`.
+/// The row `id` if it has not expired at `now` and was created after `created_after` (the
+/// absolute lifetime), with its file when `with_file`.
 pub fn find_live(
     conn: &mut DbConnection,
     id: &str,
     now: NaiveDateTime,
+    created_after: NaiveDateTime,
+    with_file: bool,
 ) -> QueryResult<Option<LiveSession>> {
-    sessions::table
+    let live = sessions::table
         .filter(sessions::id.eq(id))
         .filter(sessions::expires_at.gt(now))
-        .select(LiveSession::as_select())
-        .first(conn)
-        .optional()
+        .filter(sessions::created_at.gt(created_after));
+    if with_file {
+        let row = live
+            .select((
+                sessions::state,
+                sessions::expires_at,
+                sessions::created_at,
+                sessions::file,
+            ))
+            .first::<(String, NaiveDateTime, NaiveDateTime, Option<String>)>(conn)
+            .optional()?;
+        Ok(
+            row.map(|(state, expires_at, created_at, file)| LiveSession {
+                state,
+                expires_at,
+                created_at,
+                file,
+            }),
+        )
+    } else {
+        let row = live
+            .select((sessions::state, sessions::expires_at, sessions::created_at))
+            .first::<(String, NaiveDateTime, NaiveDateTime)>(conn)
+            .optional()?;
+        Ok(row.map(|(state, expires_at, created_at)| LiveSession {
+            state,
+            expires_at,
+            created_at,
+            file: None,
+        }))
+    }
 }
 
-/// Inserts a new row; fails on a duplicate id.
-pub fn insert(conn: &mut DbConnection, row: &NewSession<'_>) -> QueryResult<usize> {
-    diesel::insert_into(sessions::table)
-        .values(row)
-        .execute(conn)
+/// Inserts a new row (fails on a duplicate id), and deletes the row `replaces` in the same
+/// transaction when given: a key rotation either happens whole or not at all.
+pub fn insert(
+    conn: &mut DbConnection,
+    row: &NewSession<'_>,
+    replaces: Option<&str>,
+) -> QueryResult<usize> {
+    conn.transaction(|conn| {
+        let inserted = diesel::insert_into(sessions::table)
+            .values(row)
+            .execute(conn)?;
+        if let Some(old) = replaces {
+            delete(conn, old)?;
+        }
+        Ok(inserted)
+    })
 }
 
-/// Replaces the state of a live row and moves its expiry. Returns 0 when the row has expired or
-/// is gone: an expired session is never brought back.
+/// Replaces the state of a live row (and its file, when `file` is given) and moves its expiry.
+/// Returns 0 when the row has expired or is gone: an expired session is never brought back.
 pub fn update_state(
     conn: &mut DbConnection,
     id: &str,
     state: &str,
+    file: Option<&str>,
     expires_at: NaiveDateTime,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    diesel::update(
-        sessions::table
-            .filter(sessions::id.eq(id))
-            .filter(sessions::expires_at.gt(now)),
-    )
-    .set((
-        sessions::state.eq(state),
-        sessions::expires_at.eq(expires_at),
-    ))
-    .execute(conn)
+    let live = sessions::table
+        .filter(sessions::id.eq(id))
+        .filter(sessions::expires_at.gt(now));
+    match file {
+        Some(file) => diesel::update(live)
+            .set((
+                sessions::state.eq(state),
+                sessions::expires_at.eq(expires_at),
+                sessions::file.eq(file),
+                sessions::file_bytes.eq(file.len() as i64),
+            ))
+            .execute(conn),
+        None => diesel::update(live)
+            .set((
+                sessions::state.eq(state),
+                sessions::expires_at.eq(expires_at),
+            ))
+            .execute(conn),
+    }
 }
 
 /// Moves the expiry of a live row to `expires_at`, but only if it would otherwise expire
-/// before `due`: a fresh row is left alone, so a read never rewrites it. Returns the rows moved.
+/// before `due` and the move is forward: a fresh row, or one already at its absolute bound, is
+/// left alone, so a read never rewrites it. Returns the rows moved.
 pub fn extend_if_due(
     conn: &mut DbConnection,
     id: &str,
@@ -85,10 +141,36 @@ pub fn extend_if_due(
         sessions::table
             .filter(sessions::id.eq(id))
             .filter(sessions::expires_at.gt(now))
-            .filter(sessions::expires_at.lt(due)),
+            .filter(sessions::expires_at.lt(due))
+            .filter(sessions::expires_at.lt(expires_at)),
     )
     .set(sessions::expires_at.eq(expires_at))
     .execute(conn)
+}
+
+#[derive(QueryableByName)]
+struct Total {
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
+
+/// The bytes of all live rows' files, for the storage cap (a sum over the table: the cap's
+/// task calls it every few seconds, never per upload).
+pub fn stored_bytes(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<i64> {
+    const SUM: &str = "CAST(COALESCE(SUM(file_bytes), 0) AS BIGINT) AS total FROM sessions";
+    let Total { total } = match conn {
+        DbConnection::Postgres(pg) => {
+            diesel::sql_query(format!("SELECT {SUM} WHERE expires_at > $1"))
+                .bind::<Timestamp, _>(now)
+                .get_result(pg)?
+        }
+        DbConnection::Sqlite(sqlite) => {
+            diesel::sql_query(format!("SELECT {SUM} WHERE expires_at > ?"))
+                .bind::<Timestamp, _>(now)
+                .get_result(sqlite)?
+        }
+    };
+    Ok(total)
 }
 
 /// Deletes the row `id`, live or not.

@@ -1,22 +1,49 @@
-//! What one request's session store calls and its handler share: the expiry `load` saw, and
-//! whether a store call failed because the storage could not be reached.
+//! What one request's session store calls and its handler share, without the session state:
+//! the row `load` found (its expiry and creation time, and the file when the page asked for
+//! it), the file an upload hands to `save`, and whether a store call failed because the
+//! storage could not be reached.
 //!
-//! actix-session keeps the store and the handler apart, but it calls `load` and then
-//! `update_ttl`/`update` inside the one request future; a task-local scope around that future
-//! ([`request_scope`], a middleware) is all the memory needed. Outside a scope (a store used
-//! on its own, as in tests) nothing is remembered, and the store falls back to asking the
-//! database.
+//! actix-session keeps the store and the handler apart, but it calls `load`, the handler, then
+//! `save`/`update`/`update_ttl` inside the one request future; a task-local scope around that
+//! future ([`request_scope`], a middleware) is all the memory needed. Outside a scope (a store
+//! used on its own, as in tests) nothing is remembered and the store asks the database instead.
+//!
+//! The file travels here rather than through the session map because actix-session's map holds
+//! JSON texts: a file inserted there is escaped (up to 6 bytes per byte) and copied several
+//! times. Here it stays the one `String` the upload decoded.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use chrono::NaiveDateTime;
 
+use crate::limits::Reservation;
+
+/// What `load` found of a live session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loaded {
+    pub expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}
+
+/// A file on its way from the upload handler to the store, with the room reserved for it
+/// under the storage cap.
+#[derive(Debug)]
+pub struct PendingFile {
+    pub text: String,
+    pub reservation: Reservation,
+}
+
 #[derive(Default)]
 struct RequestScope {
-    loaded_expiry: Cell<Option<NaiveDateTime>>,
+    wants_file: bool,
+    loaded: Cell<Option<Loaded>>,
+    loaded_file: RefCell<Option<String>>,
+    pending_file: RefCell<Option<PendingFile>>,
+    rotating: Cell<bool>,
+    replaced_key: RefCell<Option<String>>,
     store_unavailable: Cell<bool>,
 }
 
@@ -25,7 +52,7 @@ tokio::task_local! {
 }
 
 /// Middleware: runs the rest of the request (the session middleware and the handler) inside a
-/// fresh scope.
+/// fresh scope. The store does not load the file.
 pub async fn request_scope(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -33,15 +60,83 @@ pub async fn request_scope(
     SCOPE.scope(RequestScope::default(), next.call(req)).await
 }
 
-/// Remembers the expiry of the row `load` found for this request.
-pub fn remember_loaded_expiry(expires_at: NaiveDateTime) {
-    let _ = SCOPE.try_with(|scope| scope.loaded_expiry.set(Some(expires_at)));
+/// Middleware: [`request_scope`] for a page that shows the file: `load` fetches it in the same
+/// query as the session and leaves it for [`take_loaded_file`].
+pub async fn request_scope_with_file(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let scope = RequestScope {
+        wants_file: true,
+        ..Default::default()
+    };
+    SCOPE.scope(scope, next.call(req)).await
 }
 
-/// The expiry `load` found for this request, if a row was loaded in this scope.
-pub fn loaded_expiry() -> Option<NaiveDateTime> {
+/// Whether this request's page shows the file, so `load` should fetch it.
+pub fn wants_file() -> bool {
+    SCOPE.try_with(|scope| scope.wants_file).unwrap_or(false)
+}
+
+/// Remembers what `load` found for this request, and the file if it fetched it.
+pub fn remember_loaded(loaded: Loaded, file: Option<String>) {
+    let _ = SCOPE.try_with(|scope| {
+        scope.loaded.set(Some(loaded));
+        *scope.loaded_file.borrow_mut() = file;
+    });
+}
+
+/// What `load` found for this request, if a live session was loaded in this scope.
+pub fn loaded() -> Option<Loaded> {
+    SCOPE.try_with(|scope| scope.loaded.get()).ok().flatten()
+}
+
+/// The file `load` fetched for this request (pages that asked for it).
+pub fn take_loaded_file() -> Option<String> {
     SCOPE
-        .try_with(|scope| scope.loaded_expiry.get())
+        .try_with(|scope| scope.loaded_file.borrow_mut().take())
+        .ok()
+        .flatten()
+}
+
+/// Hands an uploaded file to the store's `save`/`update` at the end of this request. Outside a
+/// scope the file is dropped (and its reservation released).
+pub fn put_pending_file(file: PendingFile) {
+    let _ = SCOPE.try_with(|scope| *scope.pending_file.borrow_mut() = Some(file));
+}
+
+/// The file this request's handler uploaded, for the store to write.
+pub fn take_pending_file() -> Option<PendingFile> {
+    SCOPE
+        .try_with(|scope| scope.pending_file.borrow_mut().take())
+        .ok()
+        .flatten()
+}
+
+/// Marks this request's session renewal as a key rotation: actix-session will call `delete`
+/// on the old key and then `save`. The store defers the delete ([`defer_delete`]) and does
+/// both in one transaction in `save`, so a crash between them loses nothing.
+pub fn begin_rotation() {
+    let _ = SCOPE.try_with(|scope| scope.rotating.set(true));
+}
+
+/// In a rotation, keeps `key` (the old session's storage key) for `save` to delete, and
+/// returns true; outside one returns false and the caller deletes at once.
+pub fn defer_delete(key: &str) -> bool {
+    SCOPE
+        .try_with(|scope| {
+            if scope.rotating.get() {
+                *scope.replaced_key.borrow_mut() = Some(key.to_owned());
+            }
+            scope.rotating.get()
+        })
+        .unwrap_or(false)
+}
+
+/// The old session's storage key a rotation's `save` must delete along with its write.
+pub fn take_replaced_key() -> Option<String> {
+    SCOPE
+        .try_with(|scope| scope.replaced_key.borrow_mut().take())
         .ok()
         .flatten()
 }

@@ -4,16 +4,20 @@
 //! - `save` inserts a new row under a fresh key from `generate_session_key()`;
 //! - `update` of a row that expired or vanished saves a new session and returns its new key, so
 //!   an unknown key is never adopted and a deleted session is never brought back;
-//! - `load` never returns a row whose expiry has passed, whether or not cleanup ran.
+//! - `load` never returns a row whose expiry or absolute bound has passed, whether or not
+//!   cleanup ran.
 //!
 //! Only the SHA-256 of a session key is stored; the key itself lives in the visitor's encrypted
 //! cookie. Every Diesel call, the pool checkout included, runs through [`db::with_conn`].
 //!
-//! Sliding lifetime without a write per read: the middleware calls `update_ttl` after every
-//! request that did not change the session. `load` leaves the expiry it saw in the request's
-//! scope ([`scope`]), and `update_ttl` writes a new one only once less than [`EXTEND_BELOW`] of
-//! the lifetime remains. Without a loaded expiry (no scope), the UPDATE's own condition makes the
-//! same decision, so a fresh row is never rewritten either way.
+//! A key rotation (an upload renews the session) writes the new row and deletes the old one in
+//! one transaction: actix-session's `delete`, then `save`, become one step (see [`scope`]).
+//!
+//! The uploaded file is not in the session map: the upload hands it over in the request's scope
+//! and it goes to its own `file` column as the text it is ([`scope`]); `load` fetches it only
+//! for the page that shows it. Lifetimes follow [`lifetime`]: `load` leaves what it found in the
+//! scope, and `update_ttl` writes only when a read must move the expiry. Without a scope (a
+//! store used on its own) the UPDATE's own conditions make the same decision.
 
 use std::collections::HashMap;
 
@@ -21,42 +25,24 @@ use actix_session::storage::{
     generate_session_key, LoadError, SaveError, SessionKey, SessionStore, UpdateError,
 };
 use actix_web::cookie::time::Duration as CookieDuration;
-use chrono::{Duration, NaiveDateTime};
+use chrono::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::db::{self, DbConnection, DbPool};
+use crate::limits::Reservation;
+use crate::session::lifetime::{self, MaxLifetime, EXTEND_BELOW};
 use crate::session::queries::{self, NewSession};
-use crate::session::scope;
+use crate::session::scope::{self, Loaded, PendingFile};
 
 type SessionState = HashMap<String, String>;
-
-/// `update_ttl` writes a new expiry only when less than this share of the lifetime remains.
-pub const EXTEND_BELOW: f64 = 0.8;
-
-/// Whether a row expiring at `expires_at` has enough lifetime left at `now` that a read need
-/// not write a new expiry (at least [`EXTEND_BELOW`] of `ttl`).
-pub fn fresh_enough(expires_at: NaiveDateTime, now: NaiveDateTime, ttl: Duration) -> bool {
-    (expires_at - now).num_milliseconds() as f64 >= EXTEND_BELOW * ttl.num_milliseconds() as f64
-}
-
-/// When the row loaded in this request will expire once the request is done: the expiry
-/// `load` found, or a full lifetime from now when this request's `update_ttl` moves it.
-/// `None` when no row was loaded in this request's scope.
-pub fn expiry_after_this_request(now: NaiveDateTime, ttl: Duration) -> Option<NaiveDateTime> {
-    let loaded = scope::loaded_expiry()?;
-    Some(if fresh_enough(loaded, now, ttl) {
-        loaded
-    } else {
-        now + ttl
-    })
-}
 
 /// A session store on the `sessions` table of PostgreSQL or SQLite. Cheap to clone.
 #[derive(Clone)]
 pub struct DieselSessionStore {
     pool: DbPool,
     clock: Clock,
+    max: MaxLifetime,
 }
 
 /// The row id under which a session key's state is stored: hex SHA-256 of the key.
@@ -64,13 +50,13 @@ pub fn session_id(key: &SessionKey) -> String {
     hex::encode(Sha256::digest(key.as_ref().as_bytes()))
 }
 
-fn chrono_ttl(ttl: &CookieDuration) -> Duration {
+pub(crate) fn chrono_ttl(ttl: &CookieDuration) -> Duration {
     Duration::seconds(ttl.whole_seconds().max(0))
 }
 
 impl DieselSessionStore {
-    pub fn new(pool: DbPool, clock: Clock) -> Self {
-        Self { pool, clock }
+    pub fn new(pool: DbPool, clock: Clock, max: MaxLifetime) -> Self {
+        Self { pool, clock, max }
     }
 
     async fn run<T, F>(&self, work: F) -> anyhow::Result<T>
@@ -85,20 +71,49 @@ impl DieselSessionStore {
         let key = generate_session_key();
         let id = session_id(&key);
         let now = self.clock.now();
-        let expires_at = now + chrono_ttl(ttl);
+        let expires_at = self.max.cap(now + chrono_ttl(ttl), now);
+        let (file, reservation) = split(scope::take_pending_file());
+        let replaces = scope::take_replaced_key();
         self.run(move |conn| {
-            queries::insert(
-                conn,
-                &NewSession {
-                    id: &id,
-                    state: &state,
-                    expires_at,
-                    created_at: now,
-                },
-            )
+            let row = NewSession {
+                id: &id,
+                state: &state,
+                expires_at,
+                created_at: now,
+                file: file.as_deref(),
+                file_bytes: file.as_ref().map_or(0, |f| f.len() as i64),
+            };
+            queries::insert(conn, &row, replaces.as_deref())
         })
         .await?;
+        if let Some(reservation) = reservation {
+            reservation.stored();
+        }
         Ok(key)
+    }
+
+    /// What this request's `load` found, or (outside a scope) the row as it is now.
+    async fn loaded(&self, id: &str) -> anyhow::Result<Option<Loaded>> {
+        if let Some(loaded) = scope::loaded() {
+            return Ok(Some(loaded));
+        }
+        let (id, now) = (id.to_owned(), self.clock.now());
+        let after = self.max.created_after(now);
+        let row = self
+            .run(move |conn| queries::find_live(conn, &id, now, after, false))
+            .await?;
+        Ok(row.map(|row| Loaded {
+            expires_at: row.expires_at,
+            created_at: row.created_at,
+        }))
+    }
+}
+
+/// A pending upload's text and its reservation, apart.
+fn split(pending: Option<PendingFile>) -> (Option<String>, Option<Reservation>) {
+    match pending {
+        Some(PendingFile { text, reservation }) => (Some(text), Some(reservation)),
+        None => (None, None),
     }
 }
 
@@ -106,14 +121,20 @@ impl SessionStore for DieselSessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
         let id = session_id(session_key);
         let now = self.clock.now();
+        let after = self.max.created_after(now);
+        let with_file = scope::wants_file();
         let row = self
-            .run(move |conn| queries::find_live(conn, &id, now))
+            .run(move |conn| queries::find_live(conn, &id, now, after, with_file))
             .await
             .map_err(LoadError::Other)?;
         let Some(row) = row else {
             return Ok(None);
         };
-        scope::remember_loaded_expiry(row.expires_at);
+        let loaded = Loaded {
+            expires_at: row.expires_at,
+            created_at: row.created_at,
+        };
+        scope::remember_loaded(loaded, row.file);
         serde_json::from_str(&row.state)
             .map(Some)
             .map_err(|e| LoadError::Deserialization(e.into()))
@@ -138,19 +159,31 @@ impl SessionStore for DieselSessionStore {
         let state = serde_json::to_string(&session_state)
             .map_err(|e| UpdateError::Serialization(e.into()))?;
         let id = session_id(&session_key);
-        let now = self.clock.now();
-        let expires_at = now + chrono_ttl(ttl);
-        let new_state = state.clone();
-        let updated = self
-            .run(move |conn| queries::update_state(conn, &id, &new_state, expires_at, now))
-            .await
-            .map_err(UpdateError::Other)?;
-        if updated == 0 {
+        let Some(loaded) = self.loaded(&id).await.map_err(UpdateError::Other)? else {
             // Expired or deleted meanwhile: start a new session rather than revive the old key.
             return self
                 .insert_new(state, ttl)
                 .await
                 .map_err(UpdateError::Other);
+        };
+        let now = self.clock.now();
+        let expires_at = self.max.cap(now + chrono_ttl(ttl), loaded.created_at);
+        let (file, reservation) = split(scope::take_pending_file());
+        let new_state = state.clone();
+        let updated = self
+            .run(move |conn| {
+                queries::update_state(conn, &id, &new_state, file.as_deref(), expires_at, now)
+            })
+            .await
+            .map_err(UpdateError::Other)?;
+        if updated == 0 {
+            return self
+                .insert_new(state, ttl)
+                .await
+                .map_err(UpdateError::Other);
+        }
+        if let Some(reservation) = reservation {
+            reservation.stored();
         }
         Ok(session_key)
     }
@@ -163,20 +196,26 @@ impl SessionStore for DieselSessionStore {
         let id = session_id(session_key);
         let now = self.clock.now();
         let ttl = chrono_ttl(ttl);
-        if scope::loaded_expiry().is_some_and(|expires_at| fresh_enough(expires_at, now, ttl)) {
+        let Some(loaded) = self.loaded(&id).await? else {
             return Ok(());
-        }
-        // Not known fresh (no scope, or little lifetime left): the UPDATE itself checks, so a
-        // fresh row is still not rewritten.
+        };
+        let Some(expires_at) = lifetime::extension(loaded, now, ttl, self.max) else {
+            return Ok(());
+        };
+        // The UPDATE checks again, so requests of one session that overlap never rewrite a
+        // row one of them already moved.
         let due =
             now + Duration::milliseconds((EXTEND_BELOW * ttl.num_milliseconds() as f64) as i64);
-        self.run(move |conn| queries::extend_if_due(conn, &id, now + ttl, now, due))
+        self.run(move |conn| queries::extend_if_due(conn, &id, expires_at, now, due))
             .await?;
         Ok(())
     }
 
     async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
         let id = session_id(session_key);
+        if scope::defer_delete(&id) {
+            return Ok(()); // a key rotation: `save` deletes it with its insert
+        }
         self.run(move |conn| queries::delete(conn, &id)).await?;
         Ok(())
     }

@@ -1,4 +1,8 @@
 //! Typed access to what textdrop keeps in a session, so handlers never spell keys.
+//!
+//! The session map holds only the file's description ([`FileInfo`]); the file itself goes to
+//! the store through the request's scope ([`scope`]) and comes back only to the page that shows
+//! it. An upload renews the session: a new key every time, the old one deleted.
 
 use actix_session::{Session, SessionExt, SessionInsertError};
 use actix_web::dev::Payload;
@@ -6,60 +10,55 @@ use actix_web::{FromRequest, HttpRequest};
 use serde::{Deserialize, Serialize};
 use std::future::{ready, Ready};
 
-/// The uploaded file as the session stores it.
+use crate::limits::Reservation;
+use crate::session::scope::{self, PendingFile};
+
+/// What the session map says about the uploaded file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredFile {
+pub struct FileInfo {
     pub name: String,
     /// Size of the upload in bytes, as received.
     pub size: u64,
-    pub lines: Vec<String>,
+    /// Lines of the decoded text.
+    pub lines: usize,
 }
 
 /// A visitor's session, seen through textdrop's own keys.
 pub struct TextdropSession(Session);
 
 impl TextdropSession {
-    /// The lines of the uploaded file live under this key.
-    pub const FILE_CONTENTS: &'static str = "file_contents";
-    const FILE_NAME: &'static str = "file_name";
-    const FILE_SIZE: &'static str = "file_size";
+    /// The file's description lives under this key.
+    pub const FILE: &'static str = "file";
 
-    /// The stored file, if any. State that no longer parses counts as no file.
-    pub fn file(&self) -> Option<StoredFile> {
-        let lines = match self.0.get::<Vec<String>>(Self::FILE_CONTENTS) {
-            Ok(lines) => lines?,
+    /// The stored file's description, if any. State that no longer parses counts as no file.
+    pub fn file(&self) -> Option<FileInfo> {
+        match self.0.get::<FileInfo>(Self::FILE) {
+            Ok(info) => info,
             Err(err) => {
                 log::warn!("ignoring unreadable session state: {err}");
-                return None;
+                None
             }
-        };
-        Some(StoredFile {
-            name: self
-                .0
-                .get(Self::FILE_NAME)
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-            size: self
-                .0
-                .get(Self::FILE_SIZE)
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-            lines,
-        })
+        }
     }
 
-    /// Stores `file`, replacing any previous one. The session is written once, after the handler.
-    pub fn set_file(&self, file: &StoredFile) -> Result<(), SessionInsertError> {
-        // Separate inserts, not `Session::update`: in actix-session 0.11 `update` never marks
-        // the session as changed, so nothing would be saved.
-        self.0.insert(Self::FILE_CONTENTS, &file.lines)?;
-        self.0.insert(Self::FILE_NAME, &file.name)?;
-        self.0.insert(Self::FILE_SIZE, file.size)
+    /// Stores an uploaded file, replacing any previous one, under a new session key: the
+    /// session is renewed (after the handler the store writes the new session and deletes the
+    /// old one, in one transaction), so a key someone else planted or saw never shows this
+    /// upload.
+    pub fn store_file(
+        &self,
+        info: &FileInfo,
+        text: String,
+        reservation: Reservation,
+    ) -> Result<(), SessionInsertError> {
+        self.0.insert(Self::FILE, info)?;
+        scope::put_pending_file(PendingFile { text, reservation });
+        scope::begin_rotation();
+        self.0.renew();
+        Ok(())
     }
 
-    /// Forgets everything: the row is deleted and the cookie removed after the response.
+    /// Forgets everything: the session is deleted and the cookie removed after the response.
     pub fn purge(&self) {
         self.0.purge();
     }

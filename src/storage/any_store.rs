@@ -3,12 +3,11 @@
 
 use std::collections::HashMap;
 
-use actix_session::storage::{
-    LoadError, RedisSessionStore, SaveError, SessionKey, SessionStore, UpdateError,
-};
+use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration as CookieDuration;
 
 use crate::db::DbError;
+use crate::session::redis_store::RedisStore;
 use crate::session::scope;
 use crate::session::DieselSessionStore;
 
@@ -35,7 +34,7 @@ type SessionState = HashMap<String, String>;
 #[derive(Clone)]
 pub enum AnyStore {
     Sql(DieselSessionStore),
-    Redis(RedisSessionStore),
+    Redis(RedisStore<redis::aio::ConnectionManager>),
     #[cfg(feature = "bench-cookie-store")]
     Cookie(std::sync::Arc<actix_session::storage::CookieSessionStore>),
 }

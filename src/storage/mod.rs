@@ -4,28 +4,28 @@
 //! so that handlers and the command line never ask which backend is in use.
 //!
 //! SQL (PostgreSQL or SQLite) is textdrop's own [`DieselSessionStore`] over a migrated
-//! database, with the cleanup task. Redis is actix-session's maintained `RedisSessionStore`;
-//! Redis expires keys itself. With the `bench-cookie-store` feature, `cookie://` keeps the
-//! whole state in the cookie (the benchmarks' ceiling for the web layer alone).
+//! database, with the cleanup task. Redis is textdrop's [`RedisStore`], the same semantics on a
+//! hash per session; Redis expires keys itself. With the `bench-cookie-store` feature,
+//! `cookie://` keeps the whole state in the cookie (the benchmarks' ceiling for the web layer
+//! alone).
 
 mod any_store;
 
 use std::time::Duration;
 
-use actix_session::storage::RedisSessionStore;
 use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
-use redis::aio::ConnectionManager;
-use sha2::{Digest, Sha256};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::clock::Clock;
-use crate::config::{CleanupSettings, DatabaseSettings};
+use crate::config::{CleanupSettings, DatabaseSettings, Settings};
 use crate::db::{self, Backend, DbError, DbPool};
 
 use crate::metrics::Metrics;
 use crate::retry;
+use crate::session::lifetime::{self, MaxLifetime};
 use crate::session::queries::{self, SessionCounts};
-use crate::session::store::expiry_after_this_request;
+use crate::session::redis_store::{self, RedisStore};
 use crate::session::sweep::{self, CleanupReport, SweepLimits};
 use crate::session::{CleanupTask, DieselSessionStore, MeteredStore};
 pub use any_store::AnyStore;
@@ -34,7 +34,13 @@ pub use any_store::AnyStore;
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The storage `DATABASE_URL` names, connected (and, for SQL, migrated).
-pub enum SessionStorage {
+pub struct SessionStorage {
+    backend: Connected,
+    clock: Clock,
+    max: MaxLifetime,
+}
+
+enum Connected {
     Sql(SqlStorage),
     Redis(RedisStorage),
     #[cfg(feature = "bench-cookie-store")]
@@ -48,28 +54,35 @@ pub struct SqlStorage {
     clock: Clock,
 }
 
-/// Redis, through actix-session's `RedisSessionStore`, plus a connection of our own for
-/// readiness.
+/// Redis, through one multiplexed connection that reconnects by itself.
 pub struct RedisStorage {
-    store: RedisSessionStore,
     connection: ConnectionManager,
 }
 
+/// How long a Redis command or connection attempt may take before the request gets its 503.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl SessionStorage {
-    /// Connects to the storage `settings` names, retrying an unreachable one with backoff for
+    /// Connects to the storage `settings` name, retrying an unreachable one with backoff for
     /// the connect timeout; a SQL database is migrated first.
-    pub async fn connect(settings: &DatabaseSettings, clock: Clock) -> anyhow::Result<Self> {
-        match settings.url.backend() {
+    pub async fn connect(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
+        let database = &settings.database;
+        let backend = match database.url.backend() {
             Backend::Postgres | Backend::Sqlite => {
-                Ok(Self::Sql(SqlStorage::connect(settings, clock).await?))
+                Connected::Sql(SqlStorage::connect(database, clock.clone()).await?)
             }
-            Backend::Redis => Ok(Self::Redis(RedisStorage::connect(settings).await?)),
+            Backend::Redis => Connected::Redis(RedisStorage::connect(database).await?),
             #[cfg(feature = "bench-cookie-store")]
             Backend::Cookie => {
                 log::warn!("cookie:// keeps session state in the cookie (benchmarks only)");
-                Ok(Self::Cookie)
+                Connected::Cookie
             }
-        }
+        };
+        Ok(Self {
+            backend,
+            clock,
+            max: MaxLifetime::new(settings.session.max_lifetime),
+        })
     }
 
     /// The storage's maintenance side (migrations, cleanup, counts), connected and migrated,
@@ -88,13 +101,16 @@ impl SessionStorage {
 
     /// The store for the session middleware, with metrics.
     pub fn store(&self, metrics: Metrics) -> MeteredStore<AnyStore> {
-        let store = match self {
-            Self::Sql(sql) => {
-                AnyStore::Sql(DieselSessionStore::new(sql.pool.clone(), sql.clock.clone()))
+        let (clock, max) = (self.clock.clone(), self.max);
+        let store = match &self.backend {
+            Connected::Sql(sql) => {
+                AnyStore::Sql(DieselSessionStore::new(sql.pool.clone(), clock, max))
             }
-            Self::Redis(redis) => AnyStore::Redis(redis.store.clone()),
+            Connected::Redis(redis) => {
+                AnyStore::Redis(RedisStore::new(redis.connection.clone(), clock, max))
+            }
             #[cfg(feature = "bench-cookie-store")]
-            Self::Cookie => AnyStore::Cookie(Default::default()),
+            Connected::Cookie => AnyStore::Cookie(Default::default()),
         };
         MeteredStore::new(store, metrics)
     }
@@ -105,7 +121,7 @@ impl SessionStorage {
         settings: &CleanupSettings,
         metrics: Metrics,
     ) -> Option<CleanupTask> {
-        let Self::Sql(sql) = self else {
+        let Connected::Sql(sql) = &self.backend else {
             return None;
         };
         let period = settings.interval?;
@@ -120,47 +136,58 @@ impl SessionStorage {
 
     /// How expired sessions go, for the startup log line.
     pub fn cleanup_note(&self, settings: &CleanupSettings) -> String {
-        match (self, settings.interval) {
-            (Self::Sql(_), Some(period)) => format!("cleanup every {} s", period.as_secs()),
-            (Self::Sql(_), None) => "cleanup disabled".into(),
-            (Self::Redis(_), _) => "no cleanup needed, Redis expires keys".into(),
+        match (&self.backend, settings.interval) {
+            (Connected::Sql(_), Some(period)) => format!("cleanup every {} s", period.as_secs()),
+            (Connected::Sql(_), None) => "cleanup disabled".into(),
+            (Connected::Redis(_), _) => "no cleanup needed, Redis expires keys".into(),
             #[cfg(feature = "bench-cookie-store")]
-            (Self::Cookie, _) => "no server-side state".into(),
+            (Connected::Cookie, _) => "no server-side state".into(),
         }
     }
 
     /// Whether the storage answers a trivial request within a couple of seconds.
     pub async fn check_ready(&self) -> anyhow::Result<()> {
-        match self {
-            Self::Sql(sql) => {
+        match &self.backend {
+            Connected::Sql(sql) => {
                 db::with_conn_within(&sql.pool, READY_TIMEOUT, |conn| {
                     conn.batch_execute("SELECT 1")
                 })
                 .await?;
             }
-            Self::Redis(redis) => {
+            Connected::Redis(redis) => {
                 let mut connection = redis.connection.clone();
                 let command = redis::cmd("PING");
                 let ping = command.query_async::<String>(&mut connection);
                 actix_web::rt::time::timeout(READY_TIMEOUT, ping).await??;
             }
             #[cfg(feature = "bench-cookie-store")]
-            Self::Cookie => {}
+            Connected::Cookie => {}
         }
         Ok(())
     }
 
-    /// When the session loaded for this request will be deleted if the visitor does not come
-    /// back, as of the end of this request. Call it from a handler.
-    pub fn kept_until(&self, now: NaiveDateTime, lifetime: Duration) -> Option<NaiveDateTime> {
-        let ttl = chrono::Duration::from_std(lifetime).ok()?;
-        match self {
-            Self::Sql(_) => expiry_after_this_request(now, ttl),
-            // Every request of a live session renews the key's TTL.
-            Self::Redis(_) => Some(now + ttl),
+    /// The bytes the storage holds for the storage cap: the live files' bytes on SQL, Redis's
+    /// `used_memory` on Redis.
+    pub async fn stored_bytes(&self) -> anyhow::Result<u64> {
+        let bytes = match &self.backend {
+            Connected::Sql(sql) => {
+                let now = self.clock.now();
+                let total =
+                    db::with_conn(&sql.pool, move |conn| queries::stored_bytes(conn, now)).await?;
+                u64::try_from(total).unwrap_or(0)
+            }
+            Connected::Redis(redis) => redis_store::used_memory(&redis.connection).await?,
             #[cfg(feature = "bench-cookie-store")]
-            Self::Cookie => None,
-        }
+            Connected::Cookie => 0,
+        };
+        Ok(bytes)
+    }
+
+    /// For a handler: when the session loaded for this request will be deleted if the visitor
+    /// does not come back (as of the end of this request), and at the latest.
+    pub fn kept_until(&self, lifetime: Duration) -> Option<(NaiveDateTime, Option<NaiveDateTime>)> {
+        let ttl = chrono::Duration::from_std(lifetime).ok()?;
+        lifetime::this_requests_expiry(self.clock.now(), ttl, self.max)
     }
 }
 
@@ -187,25 +214,18 @@ impl RedisStorage {
     async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
         let url = settings.url.target().to_owned();
         let what = format!("Redis at {}", settings.url.location());
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(REDIS_TIMEOUT)
+            .set_response_timeout(REDIS_TIMEOUT)
+            .set_number_of_retries(1);
         retry::with_backoff(&what, settings.connect_timeout, || {
-            let url = url.clone();
+            let client = redis::Client::open(url.as_str());
+            let config = config.clone();
             async move {
-                let connection = ConnectionManager::new(redis::Client::open(url.as_str())?).await?;
-                let store = RedisSessionStore::builder(url)
-                    .cache_keygen(redis_key)
-                    .build()
-                    .await?;
-                Ok(Self { store, connection })
+                let connection = ConnectionManager::new_with_config(client?, config).await?;
+                Ok(Self { connection })
             }
         })
         .await
     }
-}
-
-/// The Redis key of a session: a hash of the session key, never the key itself.
-fn redis_key(session_key: &str) -> String {
-    format!(
-        "textdrop:session:{}",
-        hex::encode(Sha256::digest(session_key.as_bytes()))
-    )
 }

@@ -312,7 +312,7 @@ async fn a_1_gib_upload_is_refused_with_413_in_bounded_server_memory() {
 }
 
 async fn many_clients_at_once_each_see_only_their_own_file(db: TestDb) {
-    let app = spawn_app(&db, &[]).await;
+    let app = spawn_app(&db, &[("MAX_UPLOADS_IN_FLIGHT", "200")]).await;
     let clients = 200;
 
     let outcomes = join_all((0..clients).map(|n| {
@@ -357,7 +357,8 @@ async fn many_clients_at_once_each_see_only_their_own_file(db: TestDb) {
 async fn two_tabs_uploading_at_once_leave_one_whole_file(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
     app.upload("start.txt", "start\n").await;
-    let file = |letter: &str| format!("{letter}\n").repeat(2000);
+    // 400 lines: one page of /action.
+    let file = |letter: &str| format!("{letter}\n").repeat(400);
 
     let (a, b) = futures_util::join!(
         app.upload("a.txt", file("A")),
@@ -370,10 +371,13 @@ async fn two_tabs_uploading_at_once_leave_one_whole_file(db: TestDb) {
     let a_lines = page.matches(">A<").count();
     let b_lines = page.matches(">B<").count();
     assert!(
-        (a_lines, b_lines) == (2000, 0) || (a_lines, b_lines) == (0, 2000),
+        (a_lines, b_lines) == (400, 0) || (a_lines, b_lines) == (0, 400),
         "a mix: {a_lines} A lines and {b_lines} B lines"
     );
-    assert_eq!(db.row_count(), 1);
+    // Each upload rotates the key: both rotated away from the start session (now gone), and
+    // the tab whose cookie lost holds a session nobody can reach, which expires.
+    let rows = db.row_count();
+    assert!(rows == 1 || rows == 2, "{rows} sessions");
     app.stop().await;
 }
 

@@ -19,7 +19,7 @@ use textdrop::clock::Clock;
 use textdrop::config::Settings;
 use textdrop::db::{self, DatabaseUrl, DbConnection, DbConnectionManager, DbPool};
 use textdrop::schema::sessions;
-use textdrop::startup::{Application, SESSION_COOKIE};
+use textdrop::startup::{Application, SECURE_SESSION_COOKIE, SESSION_COOKIE};
 
 /// Key material every test app shares, so a restarted app can read the same cookies.
 pub const TEST_SECRET: &str = "test-secret-key-material-that-is-long-enough-0123456789";
@@ -318,14 +318,16 @@ impl TestClock {
     }
 }
 
-/// The environment a test app runs with: port 0, a fixed secret, cleanup off unless a test
-/// turns it on, then the test's own `vars` on top.
+/// The environment a test app runs with: port 0, a fixed secret, cleanup off and no upload
+/// rate limit (every test client is 127.0.0.1) unless a test turns them on, then the test's own
+/// `vars` on top.
 fn test_environment(db: &TestDb, vars: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![
         ("DATABASE_URL".into(), db.url.clone()),
         ("PORT".into(), "0".into()),
         ("SECRET_KEY".into(), TEST_SECRET.into()),
         ("CLEANUP_INTERVAL_SECS".into(), "0".into()),
+        ("UPLOADS_PER_MINUTE".into(), "0".into()),
     ];
     env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     env
@@ -347,6 +349,8 @@ pub fn test_settings(db: &TestDb, vars: &[(&str, &str)]) -> Settings {
 pub struct TestApp {
     pub address: String,
     pub port: u16,
+    /// The metrics listener's port, when the test set METRICS_ADDR.
+    pub metrics_port: Option<u16>,
     pub client: reqwest::Client,
     pub clock: TestClock,
     pub metrics: textdrop::metrics::Metrics,
@@ -383,12 +387,14 @@ pub async fn spawn_app_with(
         .await
         .expect("the application starts");
     let port = app.port();
+    let metrics_port = app.metrics_port();
     let handle = app.handle();
     let metrics = app.metrics().clone();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
+        metrics_port,
         client,
         clock,
         metrics,
@@ -479,7 +485,7 @@ pub fn session_cookie(response: &reqwest::Response) -> Option<Cookie<'static>> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .filter_map(|v| Cookie::parse(v.to_owned()).ok())
-        .find(|c| c.name() == SESSION_COOKIE)
+        .find(|c| c.name() == SESSION_COOKIE || c.name() == SECURE_SESSION_COOKIE)
 }
 
 /// The `name=value` pair of the session cookie `response` sets, for a `Cookie` header.
@@ -555,6 +561,7 @@ impl ServerProcess {
             .env("PORT", port.to_string())
             .env("SECRET_KEY", TEST_SECRET)
             .env("RUST_LOG", "warn")
+            .env("UPLOADS_PER_MINUTE", "0")
             .stdout(Stdio::null())
             .stderr(log.reopen().expect("log file"));
         for (k, v) in extra {
@@ -649,6 +656,8 @@ pub fn insert_rows(db: &TestDb, prefix: &str, count: usize, offset_secs: i64) {
                 state: "{}",
                 expires_at: now + chrono::Duration::seconds(offset_secs),
                 created_at: now,
+                file: None,
+                file_bytes: 0,
             })
             .collect();
         let insert = diesel::insert_into(sessions::table).values(&rows);

@@ -9,9 +9,16 @@ use textdrop::session::queries::SWEEPER_LOCK_KEY;
 
 use crate::helpers::{eventually, insert_rows, metric_value, spawn_app, textdrop, TestDb};
 
-async fn metrics_expose_store_and_cleanup_figures(db: TestDb) {
+async fn metrics_expose_store_and_cleanup_figures_on_their_own_port_only(db: TestDb) {
     insert_rows(&db, "expired", 2, -60);
-    let app = spawn_app(&db, &[("CLEANUP_INTERVAL_SECS", "1")]).await;
+    let app = spawn_app(
+        &db,
+        &[
+            ("CLEANUP_INTERVAL_SECS", "1"),
+            ("METRICS_ADDR", "127.0.0.1:0"),
+        ],
+    )
+    .await;
     app.upload("a.txt", "x\n").await;
     app.get("/action").await;
     let sampled = eventually(Duration::from_secs(10), || {
@@ -19,8 +26,17 @@ async fn metrics_expose_store_and_cleanup_figures(db: TestDb) {
     })
     .await;
 
-    let response = app.get("/metrics").await;
+    let public = app.get("/metrics").await;
+    let port = app.metrics_port.expect("a metrics listener");
+    let response = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("GET /metrics");
 
+    assert_eq!(
+        public.status(),
+        StatusCode::NOT_FOUND,
+        "not on the public port"
+    );
     assert!(sampled, "the sweeper samples the live gauge");
     assert_eq!(response.status(), StatusCode::OK);
     let text = response.text().await.expect("body");
@@ -94,7 +110,7 @@ async fn the_stats_command_counts_live_and_expired_rows(db: TestDb) {
 }
 
 sql_tests!(
-    metrics_expose_store_and_cleanup_figures,
+    metrics_expose_store_and_cleanup_figures_on_their_own_port_only,
     the_stats_command_counts_live_and_expired_rows,
 );
 

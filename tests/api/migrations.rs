@@ -118,6 +118,8 @@ async fn the_migrate_and_cleanup_commands_do_their_job_and_exit(db: TestDb) {
                 state: "{}",
                 expires_at: now + chrono::Duration::seconds(offset),
                 created_at: now,
+                file: None,
+                file_bytes: 0,
             })
             .execute(&mut db.connect())
             .expect("insert");

@@ -129,7 +129,7 @@ async fn the_cleanup_task_deletes_expired_rows_and_keeps_live_ones(db: TestDb) {
     let swept = eventually(Duration::from_secs(5), || db.row_count() == 1).await;
 
     assert!(swept, "the expired row is deleted within a few ticks");
-    assert!(db.states()[0].contains("fresh"), "the live row is kept");
+    assert!(db.states()[0].contains("b.txt"), "the live row is kept");
     app.stop().await;
 }
 

@@ -11,6 +11,7 @@ use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 use textdrop::clock::Clock;
 use textdrop::db::{with_conn, DbConnection};
+use textdrop::session::lifetime::MaxLifetime;
 use textdrop::session::store::session_id;
 use textdrop::session::sweep::{delete_expired, delete_expired_until, SweepLimits};
 use textdrop::session::DieselSessionStore;
@@ -39,7 +40,7 @@ fn batches_of(batch_size: i64) -> SweepLimits {
 }
 
 fn store(db: &TestDb, clock: &TestClock) -> DieselSessionStore {
-    DieselSessionStore::new(db.pool(), clock.clock())
+    DieselSessionStore::new(db.pool(), clock.clock(), MaxLifetime::default())
 }
 
 fn expiry_of(db: &TestDb, key: &SessionKey) -> NaiveDateTime {
@@ -304,7 +305,7 @@ async fn a_non_utc_postgres_time_zone_changes_nothing(db: TestDb) {
         .execute(&mut db.connect())
         .expect("set time zone");
         let clock = TestClock::default();
-        let store = DieselSessionStore::new(db.pool(), clock.clock());
+        let store = DieselSessionStore::new(db.pool(), clock.clock(), MaxLifetime::default());
 
         let before = Utc::now().naive_utc();
         let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
