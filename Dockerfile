@@ -37,10 +37,12 @@ COPY --from=builder /usr/local/bin/textdrop /usr/local/bin/textdrop
 USER 10001:10001
 WORKDIR /data
 # Only what differs from textdrop's own defaults (src/config/vars.rs): listen on every
-# interface, keep the SQLite database in the volume.
+# interface, keep the SQLite database in the volume, serve /metrics on its own port (publish
+# 9464 only to the monitoring network; the public port 8080 never serves it).
 ENV HOST=0.0.0.0 \
-    DATABASE_URL=sqlite:///data/textdrop.db
+    DATABASE_URL=sqlite:///data/textdrop.db \
+    METRICS_ADDR=0.0.0.0:9464
 VOLUME ["/data"]
-EXPOSE 8080
+EXPOSE 8080 9464
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["textdrop", "healthcheck"]
 CMD ["textdrop", "serve"]

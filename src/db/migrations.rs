@@ -1,6 +1,10 @@
 //! The migrations in `migrations/`, embedded in the binary and run at startup.
 
+use std::time::{Duration, Instant};
+
 use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use super::DbConnection;
@@ -10,15 +14,33 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Key of the PostgreSQL advisory lock held while migrations run, so that several instances
 /// starting at once on one database take turns instead of racing.
-const MIGRATION_LOCK_KEY: i64 = 0x7465_7874_6472_6f70; // "textdrop"
+pub const MIGRATION_LOCK_KEY: i64 = 0x7465_7874_6472_6f70; // "textdrop"
 
-/// Runs the embedded migrations that have not run yet and returns their versions.
-/// On PostgreSQL the run holds an advisory lock, so instances started together take turns.
-/// Blocking: call it off the async executor.
+/// How long [`run_migrations`] waits for the migration lock.
+const DEFAULT_LOCK_PATIENCE: Duration = Duration::from_secs(30);
+
+diesel::define_sql_function! {
+    /// PostgreSQL: take a session-scoped advisory lock if free, without waiting.
+    fn pg_try_advisory_lock(key: BigInt) -> Bool;
+}
+
+/// Runs the embedded migrations that have not run yet and returns their versions, waiting up
+/// to 30 s for the migration lock. Blocking.
 pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
+    run_migrations_within(conn, DEFAULT_LOCK_PATIENCE)
+}
+
+/// Runs the embedded migrations that have not run yet and returns their versions. On
+/// PostgreSQL the run holds an advisory lock, so instances started together take turns; if
+/// another session holds it for longer than `patience`, this gives up and says so. A SQLite
+/// database made before incremental auto-vacuum is converted once. Blocking.
+pub fn run_migrations_within(
+    conn: &mut DbConnection,
+    patience: Duration,
+) -> anyhow::Result<Vec<String>> {
     let applied = match conn {
         DbConnection::Postgres(pg) => {
-            pg.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
+            take_migration_lock(pg, patience)?;
             let result = pg.run_pending_migrations(MIGRATIONS).map(versions);
             let unlock =
                 pg.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"));
@@ -26,12 +48,58 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
             unlock?;
             applied
         }
-        DbConnection::Sqlite(sqlite) => sqlite
-            .run_pending_migrations(MIGRATIONS)
-            .map(versions)
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        DbConnection::Sqlite(sqlite) => {
+            let applied = sqlite
+                .run_pending_migrations(MIGRATIONS)
+                .map(versions)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            convert_to_incremental_vacuum(sqlite)?;
+            applied
+        }
     };
     Ok(applied)
+}
+
+/// Takes the migration lock, trying every quarter second until `patience` is spent.
+fn take_migration_lock(pg: &mut PgConnection, patience: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut said = false;
+    loop {
+        if diesel::select(pg_try_advisory_lock(MIGRATION_LOCK_KEY)).get_result::<bool>(pg)? {
+            return Ok(());
+        }
+        if started.elapsed() >= patience {
+            anyhow::bail!(
+                "the migration lock (PostgreSQL advisory lock {MIGRATION_LOCK_KEY}) is held by \
+                 another database session; gave up after {} s. Another instance may be \
+                 migrating, or a stuck session holds it (see pg_locks)",
+                started.elapsed().as_secs()
+            );
+        }
+        if !said {
+            log::warn!("waiting for the migration lock, held by another database session");
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(250).min(patience));
+    }
+}
+
+#[derive(QueryableByName)]
+struct AutoVacuum {
+    #[diesel(sql_type = Integer)]
+    auto_vacuum: i32,
+}
+
+/// SQLite: a database made before textdrop used incremental auto-vacuum keeps freed pages
+/// forever; one VACUUM switches it (`PRAGMA auto_vacuum` alone applies to new databases only).
+fn convert_to_incremental_vacuum(sqlite: &mut SqliteConnection) -> anyhow::Result<()> {
+    const INCREMENTAL: i32 = 2;
+    let AutoVacuum { auto_vacuum } = diesel::sql_query("PRAGMA auto_vacuum").get_result(sqlite)?;
+    if auto_vacuum != INCREMENTAL {
+        log::info!("switching the SQLite database to incremental auto-vacuum (one VACUUM)");
+        sqlite.batch_execute("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
+    }
+    Ok(())
 }
 
 fn versions(applied: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {

@@ -59,6 +59,14 @@ impl DatabaseUrl {
             }
         };
         if backend == Backend::Sqlite {
+            if !raw.contains(':') && (raw.contains('=') || raw.contains(char::is_whitespace)) {
+                // A libpq keyword string ("host=db user=app password=…") is not a path: never
+                // create a file of that name, and never repeat it (it may hold a password).
+                return Err(format!(
+                    "is neither a URL nor a file path (it has `=` or spaces, like a libpq \
+                     keyword string); {EXPECTED}"
+                ));
+            }
             check_sqlite_path(raw)?;
         }
         Ok(Self {
@@ -199,6 +207,16 @@ mod tests {
         let empty = DatabaseUrl::parse("").expect_err("empty");
         assert!(empty.contains("redis://"), "{empty}");
         assert!(DatabaseUrl::parse("sqlite://").is_err());
+        let keywords = DatabaseUrl::parse("host=db user=app password=hunter2").expect_err("kw");
+        assert!(
+            keywords.contains("neither a URL nor a file path"),
+            "{keywords}"
+        );
+        assert!(
+            !keywords.contains("hunter2") && !keywords.contains("host=db"),
+            "{keywords}"
+        );
+        assert!(DatabaseUrl::parse("my data/t.db").is_err());
         assert!(DatabaseUrl::parse("sqlite://:memory:").is_err());
     }
 }

@@ -29,12 +29,17 @@ fn jittered(period: Duration) -> Duration {
     period + period.mul_f64(fastrand::f64() / 10.0)
 }
 
+/// After this many ticks in a row skipped for a held sweeper lock, the task warns: one
+/// instance sweeping while the others skip is normal, a lock held for minutes is not.
+const SKIPS_BEFORE_WARNING: u32 = 3;
+
 /// What one tick works with.
 struct Sweeper {
     pool: DbPool,
     clock: Clock,
     limits: SweepLimits,
     metrics: Metrics,
+    skipped_in_a_row: std::cell::Cell<u32>,
 }
 
 impl Sweeper {
@@ -45,10 +50,21 @@ impl Sweeper {
         match run.await {
             Ok(report) if report.skipped && report.batches == 0 => {
                 self.metrics.cleanup_skipped();
-                log::debug!("cleanup: another instance is sweeping; skipped this tick");
+                let skipped = self.skipped_in_a_row.get() + 1;
+                self.skipped_in_a_row.set(skipped);
+                if skipped == SKIPS_BEFORE_WARNING {
+                    log::warn!(
+                        "cleanup: skipped {skipped} ticks in a row because another session holds \
+                         the sweeper lock; if no other instance is sweeping, look for a stuck \
+                         session in pg_locks"
+                    );
+                } else {
+                    log::debug!("cleanup: another instance is sweeping; skipped this tick");
+                }
                 return;
             }
             Ok(report) => {
+                self.skipped_in_a_row.set(0);
                 self.metrics.observe_cleanup(report.deleted, report.elapsed);
                 if report.deleted > 0 {
                     log::info!(
@@ -93,6 +109,7 @@ impl CleanupTask {
             clock,
             limits,
             metrics,
+            skipped_in_a_row: Default::default(),
         };
         let handle = actix_web::rt::spawn(async move {
             // The first run comes soon after startup, at a random moment within a tenth of a

@@ -237,6 +237,29 @@ pub fn delete_expired_batch(
     }
 }
 
+#[derive(QueryableByName)]
+struct FreePages {
+    #[diesel(sql_type = BigInt)]
+    freelist_count: i64,
+}
+
+/// SQLite: returns up to `pages` free pages to the file system (incremental auto-vacuum, one
+/// short write) and says how many free pages are left.
+pub fn sqlite_reclaim(conn: &mut DbConnection, pages: i64) -> QueryResult<i64> {
+    conn.batch_execute(&format!("PRAGMA incremental_vacuum({pages})"))?;
+    let DbConnection::Sqlite(sqlite) = conn else {
+        return Ok(0);
+    };
+    let FreePages { freelist_count } =
+        diesel::sql_query("PRAGMA freelist_count").get_result(sqlite)?;
+    Ok(freelist_count)
+}
+
+/// SQLite: writes the write-ahead log back into the database and truncates it to nothing.
+pub fn sqlite_truncate_wal(conn: &mut DbConnection) -> QueryResult<()> {
+    conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
+}
+
 /// PostgreSQL: deletes the rows that expired at or before `now` among those stored in heap
 /// blocks `first..end`, in one short transaction (a TID range scan: one sequential pass over
 /// those blocks, no index). Returns `None` when another sweeper holds the lock.

@@ -30,6 +30,10 @@ pub struct SweepLimits {
     /// took, so a sweep inside a serving instance leaves the database time for requests.
     /// `textdrop cleanup` does not rest (0).
     pub rest: f64,
+    /// SQLite: batches are sized by the time they take rather than by rows (the database has
+    /// one write lock, and a row may hold a megabyte), and the space they free is given back
+    /// to the file system afterwards.
+    pub sqlite: bool,
 }
 
 impl SweepLimits {
@@ -41,7 +45,13 @@ impl SweepLimits {
             // 8 MiB: below that, walking the index is a matter of milliseconds anyway.
             walk_min_blocks: 1_024,
             rest: 1.0,
+            sqlite: false,
         }
+    }
+
+    /// These limits for a SQLite database.
+    pub fn on_sqlite(self, sqlite: bool) -> Self {
+        Self { sqlite, ..self }
     }
 
     /// The limits of `textdrop cleanup`: no time budget and no rest, run to the end.
@@ -87,6 +97,49 @@ impl Pace {
     }
 }
 
+/// SQLite: a batch should hold the write lock about this long at most; the rows per batch
+/// halve after a slower one and double (up to the batch size) after a much faster one.
+const SQLITE_BATCH_TIME: Duration = Duration::from_millis(50);
+/// SQLite: the first batch of a run deletes at most this many rows.
+const SQLITE_FIRST_BATCH: i64 = 32;
+/// SQLite: pages given back to the file system per step (4 MiB of 4 KiB pages).
+const SQLITE_RECLAIM_PAGES: i64 = 1_024;
+
+/// How many rows the next batch deletes.
+#[derive(Debug, Clone, Copy)]
+struct BatchSize {
+    rows: i64,
+    most: i64,
+    timed: bool,
+}
+
+impl BatchSize {
+    fn new(limits: &SweepLimits) -> Self {
+        let rows = if limits.sqlite {
+            limits.batch_size.min(SQLITE_FIRST_BATCH)
+        } else {
+            limits.batch_size
+        };
+        Self {
+            rows,
+            most: limits.batch_size,
+            timed: limits.sqlite,
+        }
+    }
+
+    /// Resizes after a batch that took `took`.
+    fn after(&mut self, took: Option<Duration>) {
+        let Some(took) = took.filter(|_| self.timed) else {
+            return;
+        };
+        if took > SQLITE_BATCH_TIME {
+            self.rows = (self.rows / 2).max(1);
+        } else if took < SQLITE_BATCH_TIME / 4 {
+            self.rows = (self.rows * 2).min(self.most);
+        }
+    }
+}
+
 /// The outcome of one cleanup run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CleanupReport {
@@ -94,6 +147,8 @@ pub struct CleanupReport {
     pub batches: usize,
     /// The most rows one batch deleted.
     pub largest_batch: usize,
+    /// The longest one batch took.
+    pub longest_batch: Duration,
     /// The run walked the table in block ranges (a big backlog on PostgreSQL).
     pub walked: bool,
     /// Another instance held the sweeper lock, so this run stopped.
@@ -145,16 +200,20 @@ pub async fn delete_expired_until(
     let mut report = CleanupReport::default();
     let mut pace = Pace::new(&limits);
     let batch_size = limits.batch_size;
+    let mut size = BatchSize::new(&limits);
     loop {
+        let rows = size.rows;
         let batch = pace
             .batch(db::with_conn(pool, move |conn| {
-                queries::delete_expired_batch(conn, now, batch_size)
+                queries::delete_expired_batch(conn, now, rows)
             }))
             .await?;
+        report.longest_batch = report.longest_batch.max(pace.previous.unwrap_or_default());
+        size.after(pace.previous);
         let Some(deleted) = report.record(batch) else {
             break;
         };
-        if (deleted as i64) < batch_size || should_stop() {
+        if (deleted as i64) < rows || should_stop() {
             break;
         }
         if report.batches > 1 {
@@ -180,8 +239,32 @@ pub async fn delete_expired_until(
             break;
         }
     }
+    if limits.sqlite && report.deleted > 0 {
+        reclaim_sqlite_space(pool, &mut pace, &should_stop).await?;
+    }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// SQLite: gives the pages the run freed back to the file system, a few megabytes per write
+/// lock, then truncates the write-ahead log (the database is in incremental auto-vacuum mode,
+/// see `db`).
+async fn reclaim_sqlite_space(
+    pool: &DbPool,
+    pace: &mut Pace,
+    should_stop: impl Fn() -> bool,
+) -> Result<(), DbError> {
+    loop {
+        let left = pace
+            .batch(db::with_conn(pool, |conn| {
+                queries::sqlite_reclaim(conn, SQLITE_RECLAIM_PAGES)
+            }))
+            .await?;
+        if left == 0 || should_stop() {
+            break;
+        }
+    }
+    db::with_conn(pool, queries::sqlite_truncate_wal).await
 }
 
 /// Deletes the expired rows of blocks `0..walk.blocks`, a step per transaction, until the end,

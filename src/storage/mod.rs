@@ -52,6 +52,7 @@ enum Connected {
 pub struct SqlStorage {
     pool: DbPool,
     clock: Clock,
+    sqlite: bool,
 }
 
 /// Redis, through one multiplexed connection that reconnects by itself.
@@ -129,7 +130,7 @@ impl SessionStorage {
             sql.pool.clone(),
             sql.clock.clone(),
             period,
-            SweepLimits::serving(settings.batch_size),
+            SweepLimits::serving(settings.batch_size).on_sqlite(sql.sqlite),
             metrics,
         ))
     }
@@ -194,12 +195,17 @@ impl SessionStorage {
 impl SqlStorage {
     async fn connect(settings: &DatabaseSettings, clock: Clock) -> anyhow::Result<Self> {
         let pool = db::connect_and_migrate(settings).await?;
-        Ok(Self { pool, clock })
+        let sqlite = settings.url.backend() == Backend::Sqlite;
+        Ok(Self {
+            pool,
+            clock,
+            sqlite,
+        })
     }
 
     /// Deletes every expired row once, to the end (`textdrop cleanup`).
     pub async fn cleanup_once(&self, batch_size: i64) -> Result<CleanupReport, DbError> {
-        let limits = SweepLimits::to_the_end(batch_size);
+        let limits = SweepLimits::to_the_end(batch_size).on_sqlite(self.sqlite);
         sweep::delete_expired(&self.pool, self.clock.now(), limits).await
     }
 
