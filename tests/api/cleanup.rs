@@ -305,9 +305,70 @@ async fn a_sweep_in_progress_leaves_a_pool_of_one_to_requests(db: TestDb) {
     app.stop().await;
 }
 
+/// The bytes the SQLite database takes on disk: the file and its write-ahead log.
+fn sqlite_on_disk(db: &TestDb) -> u64 {
+    let path = db.url.trim_start_matches("sqlite://");
+    [path.to_owned(), format!("{path}-wal")]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// SQLite: files of a megabyte each expire; the sweep deletes them in batches that each hold
+/// the write lock briefly, then gives the space back: the database file and its WAL shrink to
+/// about the live data.
+async fn sqlite_gives_the_space_of_deleted_files_back(db: TestDb) {
+    let pool = db.pool();
+    let now = Clock::system().now();
+    let file = "x".repeat(1 << 20);
+    let mut conn = db.connect();
+    for n in 0..96 {
+        let id = format!("expired-{n}");
+        diesel::insert_into(textdrop::schema::sessions::table)
+            .values(&queries::NewSession {
+                id: &id,
+                state: "{}",
+                expires_at: now - chrono::Duration::seconds(60),
+                created_at: now - chrono::Duration::seconds(120),
+                file: Some(&file),
+                file_bytes: file.len() as i64,
+            })
+            .execute(&mut conn)
+            .expect("insert");
+    }
+    conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("checkpoint");
+    let before = sqlite_on_disk(&db);
+
+    let report = delete_expired(&pool, now, SweepLimits::default().on_sqlite(true))
+        .await
+        .expect("sweep");
+
+    let after = sqlite_on_disk(&db);
+    eprintln!(
+        "SQLite: {} MiB on disk before, {} KiB after; {} batches, the longest {:?}",
+        before >> 20,
+        after >> 10,
+        report.batches,
+        report.longest_batch
+    );
+    assert_eq!(report.deleted, 96);
+    assert!(before > 96 << 20, "{before}");
+    assert!(after < 4 << 20, "{after} bytes left");
+    assert!(
+        report.longest_batch < Duration::from_millis(100),
+        "{:?}",
+        report.longest_batch
+    );
+}
+
 sql_tests!(a_sweep_in_progress_leaves_a_pool_of_one_to_requests);
 
-tests_on!(on_sqlite: Sqlite; sqlite_batches_use_the_expires_at_index);
+tests_on!(on_sqlite: Sqlite;
+    sqlite_batches_use_the_expires_at_index,
+    sqlite_gives_the_space_of_deleted_files_back,
+);
 
 tests_on!(on_postgres: Postgres;
     a_sweeper_skips_its_run_while_another_holds_the_lock,

@@ -100,6 +100,7 @@ fn service_url(variable: &str, require: &str, what: &str) -> Option<String> {
 
 /// A database of its own for one test, removed when dropped.
 pub struct TestDb {
+    pub backend: Backend,
     pub url: String,
     cleanup: DbCleanup,
 }
@@ -126,6 +127,7 @@ impl TestDb {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("textdrop.db").display());
                 Some(Self {
+                    backend,
                     url,
                     cleanup: DbCleanup::Sqlite(dir),
                 })
@@ -134,6 +136,7 @@ impl TestDb {
                 let base = service_url("TEST_REDIS_URL", "TEXTDROP_REQUIRE_REDIS", "Redis")?;
                 let db = RedisDb::take(&base);
                 Some(Self {
+                    backend,
                     url: db.url.clone(),
                     cleanup: DbCleanup::Redis(db),
                 })
@@ -152,6 +155,7 @@ impl TestDb {
                     .expect("create test database");
                 let url = with_database(&admin_url, &name);
                 Some(Self {
+                    backend,
                     url,
                     cleanup: DbCleanup::Postgres { admin_url, name },
                 })
@@ -162,6 +166,7 @@ impl TestDb {
     /// An existing PostgreSQL database at `url`, left as it is afterwards.
     pub fn existing(url: String) -> Self {
         Self {
+            backend: Backend::Postgres,
             url,
             cleanup: DbCleanup::Nothing,
         }
@@ -195,9 +200,34 @@ impl TestDb {
 
     /// Stored sessions: rows on SQL, keys on Redis.
     pub fn row_count(&self) -> usize {
-        match &self.cleanup {
-            DbCleanup::Redis(redis) => redis.query::<usize>(&mut redis::cmd("DBSIZE")),
+        match self.backend {
+            Backend::Redis => self.redis(&mut redis::cmd("DBSIZE")),
             _ => self.expiries().len(),
+        }
+    }
+
+    /// Runs a command on this Redis database.
+    pub fn redis<T: redis::FromRedisValue>(&self, command: &mut redis::Cmd) -> T {
+        redis_query(&self.url, command)
+    }
+
+    /// What each stored session takes at rest: (the file's bytes, the state's bytes), as the
+    /// storage itself reports them.
+    pub fn stored_sizes(&self) -> Vec<(u64, u64)> {
+        match self.backend {
+            Backend::Redis => {
+                let keys: Vec<String> = self.redis(redis::cmd("KEYS").arg("*"));
+                keys.iter()
+                    .map(|key| {
+                        let len = |field: &str| -> u64 {
+                            self.redis(redis::cmd("HSTRLEN").arg(key).arg(field))
+                        };
+                        (len("file"), len("state"))
+                    })
+                    .collect()
+            }
+            Backend::Postgres => sizes(&mut self.connect(), "octet_length"),
+            Backend::Sqlite => sizes(&mut self.connect(), "length(CAST"),
         }
     }
 
@@ -270,9 +300,7 @@ impl RedisDb {
     }
 
     fn query<T: redis::FromRedisValue>(&self, command: &mut redis::Cmd) -> T {
-        let client = redis::Client::open(self.url.as_str()).expect("Redis URL");
-        let mut conn = client.get_connection().expect("connect to Redis");
-        command.query(&mut conn).expect("Redis command")
+        redis_query(&self.url, command)
     }
 }
 
@@ -282,6 +310,40 @@ impl Drop for RedisDb {
         FREE_REDIS_DBS.lock().expect("lock").push(self.index);
         REDIS_DB_RETURNED.notify_one();
     }
+}
+
+/// Runs `command` on the Redis database at `url`.
+fn redis_query<T: redis::FromRedisValue>(url: &str, command: &mut redis::Cmd) -> T {
+    let client = redis::Client::open(url).expect("Redis URL");
+    let mut conn = client.get_connection().expect("connect to Redis");
+    command.query(&mut conn).expect("Redis command")
+}
+
+#[derive(QueryableByName)]
+struct Sizes {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    file: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    state: i64,
+}
+
+/// The bytes of each row's file and state: `octet_length(x)` on PostgreSQL,
+/// `length(CAST(x AS BLOB))` on SQLite (`length` of text counts characters there).
+fn sizes(conn: &mut DbConnection, function: &str) -> Vec<(u64, u64)> {
+    let of = |column: &str| match function {
+        "octet_length" => format!("CAST(COALESCE(octet_length({column}), 0) AS BIGINT)"),
+        _ => format!("COALESCE(length(CAST({column} AS BLOB)), 0)"),
+    };
+    diesel::sql_query(format!(
+        "SELECT {} AS file, {} AS state FROM sessions",
+        of("file"),
+        of("state")
+    ))
+    .load::<Sizes>(conn)
+    .expect("sizes")
+    .into_iter()
+    .map(|s| (s.file as u64, s.state as u64))
+    .collect()
 }
 
 /// `url` with its database name replaced by `name`.
@@ -687,4 +749,46 @@ pub fn metric_value(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A `redis-server` of the test's own on a free port, stopped on drop: for tests whose figures
+/// (memory, keys) must not mix with other tests'.
+pub struct PrivateRedis {
+    child: Child,
+    pub url: String,
+}
+
+impl PrivateRedis {
+    pub fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let url = format!("redis://127.0.0.1:{port}/0");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, url }
+    }
+
+    /// A [`TestDb`] on this server's database 0.
+    pub fn db(&self) -> TestDb {
+        TestDb {
+            backend: Backend::Redis,
+            url: self.url.clone(),
+            cleanup: DbCleanup::Nothing,
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -7,7 +7,9 @@ use diesel::Connection;
 use reqwest::StatusCode;
 use textdrop::session::queries::SWEEPER_LOCK_KEY;
 
-use crate::helpers::{eventually, insert_rows, metric_value, spawn_app, textdrop, TestDb};
+use crate::helpers::{
+    eventually, insert_rows, metric_value, spawn_app, textdrop, ServerProcess, TestDb,
+};
 
 async fn metrics_expose_store_and_cleanup_figures_on_their_own_port_only(db: TestDb) {
     insert_rows(&db, "expired", 2, -60);
@@ -61,7 +63,45 @@ async fn metrics_expose_store_and_cleanup_figures_on_their_own_port_only(db: Tes
     app.stop().await;
 }
 
-async fn a_held_sweeper_lock_is_counted_as_skipped_ticks(db: TestDb) {
+async fn a_held_sweeper_lock_is_counted_as_skipped_ticks_and_warned_about(db: TestDb) {
+    insert_rows(&db, "expired", 5, -60);
+    let mut holder = diesel::PgConnection::establish(&db.url).expect("connect");
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({SWEEPER_LOCK_KEY})"
+        ))
+        .expect("hold the sweeper lock");
+
+    let server = ServerProcess::start(
+        &db,
+        &[
+            ("CLEANUP_INTERVAL_SECS", "1"),
+            ("METRICS_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    actix_web::rt::time::sleep(Duration::from_millis(3_600)).await;
+    holder.batch_execute("COMMIT").expect("release");
+    let log = server.stop_and_read_log();
+
+    assert!(
+        log.contains(
+            "cleanup: skipped 3 ticks in a row because another session holds the sweeper lock"
+        ),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("skipped 3 ticks in a row").count(),
+        1,
+        "warned once: {log}"
+    );
+    assert_eq!(
+        db.row_count(),
+        5,
+        "nothing was deleted while the lock was held"
+    );
+}
+
+async fn skipped_ticks_are_counted_in_the_metrics(db: TestDb) {
     insert_rows(&db, "expired", 5, -60);
     let mut holder = diesel::PgConnection::establish(&db.url).expect("connect");
     holder
@@ -78,11 +118,6 @@ async fn a_held_sweeper_lock_is_counted_as_skipped_ticks(db: TestDb) {
     holder.batch_execute("COMMIT").expect("release");
 
     assert!(skipped, "{}", app.metrics.render());
-    assert_eq!(
-        db.row_count(),
-        5,
-        "nothing was deleted while the lock was held"
-    );
     app.stop().await;
 }
 
@@ -114,4 +149,7 @@ sql_tests!(
     the_stats_command_counts_live_and_expired_rows,
 );
 
-tests_on!(on_postgres: Postgres; a_held_sweeper_lock_is_counted_as_skipped_ticks);
+tests_on!(on_postgres: Postgres;
+    a_held_sweeper_lock_is_counted_as_skipped_ticks_and_warned_about,
+    skipped_ticks_are_counted_in_the_metrics,
+);

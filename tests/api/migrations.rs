@@ -148,3 +148,70 @@ fn an_invalid_setting_stops_the_binary_with_one_line_naming_it() {
         "{stderr}"
     );
 }
+
+/// A libpq keyword string is not taken as a SQLite path: startup stops naming DATABASE_URL,
+/// never repeats the value (it holds a password), and creates no file.
+#[test]
+fn a_database_url_that_is_not_a_url_stops_startup_without_echoing_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let value = "host=db user=app password=s3cret-pw";
+
+    let output = textdrop(&["serve"])
+        .env("DATABASE_URL", value)
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("DATABASE_URL: is neither a URL nor a file path"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("s3cret-pw") && !stderr.contains("host=db"),
+        "{stderr}"
+    );
+    let files: Vec<_> = std::fs::read_dir(dir.path()).expect("list").collect();
+    assert!(files.is_empty(), "{files:?}");
+}
+
+/// Someone holds the migration lock: startup waits DATABASE_CONNECT_TIMEOUT_SECS for it, then
+/// stops saying so, instead of hanging.
+async fn a_held_migration_lock_stops_startup_after_the_connect_timeout(db: TestDb) {
+    use diesel::connection::SimpleConnection;
+    let mut holder = diesel::PgConnection::establish(&db.url).expect("connect");
+    holder
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock({})",
+            textdrop::db::MIGRATION_LOCK_KEY
+        ))
+        .expect("hold the migration lock");
+
+    let started = std::time::Instant::now();
+    let output = textdrop(&["serve"])
+        .env("DATABASE_URL", &db.url)
+        .env("DATABASE_CONNECT_TIMEOUT_SECS", "2")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run");
+    let took = started.elapsed();
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("waiting for the migration lock"),
+        "{stderr}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("the migration lock") && last.contains("is held by another database session"),
+        "{last}"
+    );
+    assert!(
+        took >= std::time::Duration::from_secs(2) && took < std::time::Duration::from_secs(10),
+        "{took:?}"
+    );
+}
+
+tests_on!(on_postgres: Postgres; a_held_migration_lock_stops_startup_after_the_connect_timeout);

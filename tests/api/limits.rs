@@ -1,0 +1,395 @@
+//! Every bound on what an anonymous client can make the server hold, each gone past: uploads
+//! per address, bytes stored, uploads at once, time for a body, open connections, memory.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+
+use crate::helpers::{
+    cookie_client, multipart_head, page_at, spawn_app, upload_with, PrivateRedis, ServerProcess,
+    TestApp, TestDb, MULTIPART,
+};
+
+/// The form page answered for a refused upload: its status, and the sentence in it.
+async fn refusal(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    (status, response.text().await.expect("body"))
+}
+
+async fn uploads_past_the_rate_get_429_with_retry_after(db: TestDb) {
+    let app = spawn_app(&db, &[("UPLOADS_PER_MINUTE", "2")]).await;
+    assert_eq!(
+        app.upload("a.txt", "first\n").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        app.upload("b.txt", "second\n").await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    let third = app.upload("c.txt", "third\n").await;
+
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = third.headers()["retry-after"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("whole seconds");
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    let page = third.text().await.expect("body");
+    assert!(
+        page.contains(&format!("you can upload again in {retry_after} seconds")),
+        "{page}"
+    );
+    assert!(page.contains("<form"), "the form is shown again");
+    // Nothing else suffered: the stored file is the second, and reading is not limited.
+    let action = app.get_text("/action").await;
+    assert!(
+        action.contains("second") && !action.contains("third"),
+        "{action}"
+    );
+    app.stop().await;
+}
+
+/// X-Forwarded-For names the client only when it comes from a proxy in TRUSTED_PROXIES.
+async fn forwarded_addresses_count_only_from_trusted_proxies(db: TestDb) {
+    let upload_as = |app: &TestApp, client: &'static str| {
+        let request = cookie_client()
+            .post(format!("{}/", app.address))
+            .header("x-forwarded-for", client)
+            .header("content-type", MULTIPART)
+            .body(format!("{}x\r\n--XyZ--\r\n", multipart_head("x.txt")));
+        async move { request.send().await.expect("POST").status() }
+    };
+    let untrusting = spawn_app(&db, &[("UPLOADS_PER_MINUTE", "1")]).await;
+    assert_eq!(
+        upload_as(&untrusting, "198.51.100.1").await,
+        StatusCode::SEE_OTHER
+    );
+    // A different claimed address does not help: the peer (127.0.0.1) is the client.
+    assert_eq!(
+        upload_as(&untrusting, "198.51.100.2").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    untrusting.stop().await;
+
+    let behind_proxy = spawn_app(
+        &db,
+        &[
+            ("UPLOADS_PER_MINUTE", "1"),
+            ("TRUSTED_PROXIES", "127.0.0.0/8"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        upload_as(&behind_proxy, "198.51.100.1").await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        upload_as(&behind_proxy, "198.51.100.2").await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        upload_as(&behind_proxy, "198.51.100.1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    behind_proxy.stop().await;
+}
+
+/// A file of `mib` MiB of text.
+fn mib_of_text(mib: usize) -> Vec<u8> {
+    "0123456789abcdef0123456789abcde\n"
+        .repeat(mib << 15)
+        .into_bytes()
+}
+
+/// Uploads one MiB files with fresh clients until one is refused; returns the clients whose
+/// upload was stored and the refusal.
+async fn fill(app: &TestApp) -> (Vec<reqwest::Client>, (StatusCode, String)) {
+    let mut stored = Vec::new();
+    loop {
+        let client = cookie_client();
+        let response = upload_with(&client, &app.address, "m.txt", mib_of_text(1))
+            .await
+            .expect("POST");
+        if response.status() != StatusCode::SEE_OTHER {
+            return (stored, refusal(response).await);
+        }
+        stored.push(client);
+        assert!(stored.len() < 20, "the cap never refused");
+    }
+}
+
+async fn the_storage_cap_refuses_with_507_and_frees_space_on_forget(db: TestDb, cap: u64) {
+    let cap = cap.to_string();
+    let app = spawn_app(&db, &[("MAX_STORED_BYTES", &cap)]).await;
+
+    let (stored, (status, page)) = fill(&app).await;
+
+    assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE);
+    assert!(page.contains("textdrop is full"), "{page}");
+    assert!(!stored.is_empty(), "some files fit");
+    // Readers are unaffected, and so is forgetting.
+    let first = page_at(&stored[0], &format!("{}/action", app.address)).await;
+    assert!(first.contains("0123456789abcdef"), "{first}");
+    for client in &stored {
+        let forget = client.post(format!("{}/forget", app.address)).send().await;
+        assert_eq!(forget.expect("forget").status(), StatusCode::SEE_OTHER);
+    }
+    // The freed space is seen at the next measurement, within a few seconds.
+    let started = Instant::now();
+    let again = loop {
+        let response = upload_with(&cookie_client(), &app.address, "n.txt", mib_of_text(1))
+            .await
+            .expect("POST");
+        if response.status() == StatusCode::SEE_OTHER || started.elapsed() > Duration::from_secs(8)
+        {
+            break response.status();
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(250)).await;
+    };
+    eprintln!(
+        "cap: space freed by forget usable again after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(again, StatusCode::SEE_OTHER);
+    app.stop().await;
+}
+
+async fn the_storage_cap_holds_on_sql(db: TestDb) {
+    // Room for two files of 1 MiB and a half.
+    the_storage_cap_refuses_with_507_and_frees_space_on_forget(db, (5 << 20) / 2).await;
+}
+
+/// On Redis the cap counts Redis's own `used_memory`; a private server keeps other tests'
+/// keys out of the figure.
+#[actix_web::test]
+async fn the_storage_cap_holds_on_redis() {
+    let redis = PrivateRedis::start();
+    let db = redis.db();
+    let baseline: String = db.redis(::redis::cmd("INFO").arg("memory"));
+    let used: u64 = baseline
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory");
+    the_storage_cap_refuses_with_507_and_frees_space_on_forget(db, used + (5 << 20) / 2).await;
+}
+
+/// Sends the head of an upload and a little of its body, then nothing: a stalled client.
+fn stall_an_upload(port: u16) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let head = multipart_head("slow.txt");
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {MULTIPART}\r\nContent-Length: 100000\r\n\r\n{head}a few bytes"
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    stream
+}
+
+async fn a_stalled_body_gets_408_and_loses_its_connection_and_its_slot(db: TestDb) {
+    let app = spawn_app(
+        &db,
+        &[("UPLOAD_TIMEOUT_SECS", "2"), ("MAX_UPLOADS_IN_FLIGHT", "1")],
+    )
+    .await;
+    app.upload("keep.txt", "keep me\n").await;
+    let port = app.port;
+    let started = Instant::now();
+    let stalled = actix_web::rt::task::spawn_blocking(move || {
+        let mut stream = stall_an_upload(port);
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .expect("timeout");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer); // ends when the server closes
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+
+    // While it stalls, it holds the only upload slot: another upload is told to come back.
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let (busy, page) = refusal(
+        upload_with(&cookie_client(), &app.address, "b.txt", "b\n")
+            .await
+            .expect("POST"),
+    )
+    .await;
+    assert_eq!(busy, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.contains("too many uploads right now"), "{page}");
+
+    let answer = stalled.await.expect("the stalled client");
+    let held = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:.80}");
+    assert!(answer.contains("took longer than 2 seconds"), "{answer}");
+    assert!(
+        held >= Duration::from_secs(2) && held < Duration::from_secs(6),
+        "the connection was closed after {held:?}"
+    );
+    // The slot is free again, and the stored file is untouched.
+    assert_eq!(
+        app.upload("c.txt", "c\n").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    app.stop().await;
+}
+
+/// A body that keeps trickling is cut at the same deadline: the limit is on the whole body.
+async fn a_trickling_body_is_cut_at_the_deadline(db: TestDb) {
+    let app = spawn_app(&db, &[("UPLOAD_TIMEOUT_SECS", "2")]).await;
+    let port = app.port;
+    let started = Instant::now();
+    let answer = actix_web::rt::task::spawn_blocking(move || {
+        let mut stream = stall_an_upload(port);
+        stream
+            .set_read_timeout(Some(Duration::from_millis(400)))
+            .expect("timeout");
+        let mut answer = Vec::new();
+        for _ in 0..40 {
+            if stream.write_all(b"x").is_err() {
+                break;
+            }
+            let mut buffer = [0; 512];
+            match stream.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+                Err(_) => {}
+            }
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .expect("the trickling client");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:.80}");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    app.stop().await;
+}
+
+/// MAX_CONNECTIONS: past it, a new connection waits in the listen queue until one closes.
+async fn connections_past_the_cap_wait_until_one_closes(db: TestDb) {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cap = workers.to_string(); // one a worker
+    let app = spawn_app(&db, &[("MAX_CONNECTIONS", &cap)]).await;
+    let port = app.port;
+    let held: Vec<TcpStream> = (0..workers * 2)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+
+    let waiting = actix_web::rt::spawn(async move {
+        let started = Instant::now();
+        let status = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .map(|r| r.status());
+        (status, started.elapsed())
+    });
+    actix_web::rt::time::sleep(Duration::from_millis(1_500)).await;
+    let answered_while_full = waiting.is_finished();
+    drop(held);
+    let (status, took) = waiting.await.expect("the waiting client");
+
+    assert!(
+        !answered_while_full,
+        "a connection past the cap was served at once"
+    );
+    assert_eq!(
+        status.expect("served once a connection closed"),
+        StatusCode::OK
+    );
+    assert!(took >= Duration::from_millis(1_500), "{took:?}");
+    app.stop().await;
+}
+
+/// The server's peak resident memory while `load` runs, and its growth.
+async fn peak_growth_kib<F: std::future::Future>(
+    server: &ServerProcess,
+    load: F,
+) -> (u64, F::Output) {
+    let before = server.peak_rss_kib();
+    let out = load.await;
+    (server.peak_rss_kib().saturating_sub(before), out)
+}
+
+/// 32 readers of a 1 MiB file of newlines (a million lines) at once, then 16 uploaders of it:
+/// the server process grows by at most 128 MiB each time, and /healthz answers within a second
+/// meanwhile.
+async fn big_files_read_and_uploaded_at_once_stay_in_bounded_memory(db: TestDb) {
+    let server = ServerProcess::start(&db, &[("MAX_UPLOADS_IN_FLIGHT", "16")]);
+    let address = server.address();
+    let newlines = vec![b'\n'; 1 << 20];
+    let owner = cookie_client();
+    let stored = upload_with(&owner, &address, "lines.txt", newlines.clone()).await;
+    assert_eq!(stored.expect("upload").status(), StatusCode::SEE_OTHER);
+
+    let action = format!("{address}/action");
+    let reads = join_all((0..32).map(|_| page_at(&owner, &action)));
+    let health = async {
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        let status = reqwest::get(format!("{address}/healthz"))
+            .await
+            .map(|r| r.status());
+        (status, started.elapsed())
+    };
+    let (read_growth, (pages, (health_status, health_took))) =
+        peak_growth_kib(&server, futures_util::future::join(reads, health)).await;
+    eprintln!(
+        "32 reads of a 1 MiB newline file: peak RSS +{} MiB; /healthz in {health_took:?}",
+        read_growth / 1024
+    );
+    assert!(
+        pages
+            .iter()
+            .all(|p| p.contains("Lines 1 to 500 of 1048576, page 1 of 2098")),
+        "{:.300}",
+        pages[0]
+    );
+    assert_eq!(health_status.expect("healthz"), StatusCode::OK);
+    assert!(health_took < Duration::from_secs(1), "{health_took:?}");
+    assert!(read_growth < 128 * 1024, "+{read_growth} KiB");
+
+    // A fresh process for the uploads: its high-water mark starts from idle again.
+    drop(server);
+    let server = ServerProcess::start(&db, &[("MAX_UPLOADS_IN_FLIGHT", "16")]);
+    let address = server.address();
+    let uploads = join_all((0..16).map(|_| {
+        let (address, body) = (address.clone(), newlines.clone());
+        async move {
+            upload_with(&cookie_client(), &address, "u.txt", body)
+                .await
+                .map(|r| r.status())
+        }
+    }));
+    let (upload_growth, statuses) = peak_growth_kib(&server, uploads).await;
+    eprintln!(
+        "16 uploads of it at once: peak RSS +{} MiB",
+        upload_growth / 1024
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.as_ref().is_ok_and(|s| *s == StatusCode::SEE_OTHER)),
+        "{statuses:?}"
+    );
+    assert!(upload_growth < 128 * 1024, "+{upload_growth} KiB");
+}
+
+page_tests!(
+    uploads_past_the_rate_get_429_with_retry_after,
+    forwarded_addresses_count_only_from_trusted_proxies,
+    a_stalled_body_gets_408_and_loses_its_connection_and_its_slot,
+    big_files_read_and_uploaded_at_once_stay_in_bounded_memory,
+);
+
+tests_on!(on_sqlite: Sqlite;
+    the_storage_cap_holds_on_sql,
+    a_trickling_body_is_cut_at_the_deadline,
+    connections_past_the_cap_wait_until_one_closes,
+);
+tests_on!(on_postgres: Postgres; the_storage_cap_holds_on_sql);

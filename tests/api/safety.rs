@@ -1,0 +1,341 @@
+//! What an anonymous visitor cannot do to another, or to the data: plant or replay a session
+//! key, post from another site, keep a file forever, make it take more room than its size, or
+//! disguise a file name.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::helpers::{
+    cookie_client, multipart_head, page_with_cookie, session_cookie, session_cookie_pair,
+    spawn_app, upload_with, TestApp, TestDb, MULTIPART, MULTIPART_TAIL,
+};
+
+async fn every_upload_rotates_the_key_and_old_keys_show_nothing(db: TestDb) {
+    let app = spawn_app(&db, &[]).await;
+    let action = format!("{}/action", app.address);
+    let first = session_cookie_pair(&app.upload("a.txt", "first\n").await).expect("cookie");
+
+    let second = session_cookie_pair(&app.upload("b.txt", "second\n").await).expect("cookie");
+
+    assert_ne!(first, second, "a new key for the new upload");
+    let with_old = page_with_cookie(&action, &first).await;
+    assert!(
+        with_old.contains("You have not yet uploaded a file"),
+        "{with_old}"
+    );
+    assert!(page_with_cookie(&action, &second).await.contains("second"));
+    assert_eq!(
+        db.row_count(),
+        1,
+        "the old session is gone, not left behind"
+    );
+
+    // Forget leaves no usable key either.
+    app.client
+        .post(format!("{}/forget", app.address))
+        .send()
+        .await
+        .expect("forget");
+    let after_forget = page_with_cookie(&action, &second).await;
+    assert!(after_forget.contains("You have not yet uploaded a file"));
+    assert_eq!(db.row_count(), 0);
+    app.stop().await;
+}
+
+/// Session fixation: an attacker plants its own key in the victim's browser; the victim's
+/// upload gets a new key, so the planted one shows neither the attacker's file nor the
+/// victim's.
+async fn a_planted_key_never_shows_the_victims_upload(db: TestDb) {
+    let app = spawn_app(&db, &[]).await;
+    let attacker = cookie_client();
+    let planted = session_cookie_pair(
+        &upload_with(&attacker, &app.address, "bait.txt", "bait\n")
+            .await
+            .expect("upload"),
+    )
+    .expect("cookie");
+
+    let victim = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let part = reqwest::multipart::Part::bytes(b"victim's secret\n".to_vec()).file_name("v.txt");
+    let response = victim
+        .post(format!("{}/", app.address))
+        .header("cookie", &planted)
+        .multipart(reqwest::multipart::Form::new().part("textfile", part))
+        .send()
+        .await
+        .expect("upload");
+
+    let issued = session_cookie_pair(&response).expect("a new cookie");
+    assert_ne!(issued, planted);
+    let action = format!("{}/action", app.address);
+    let seen = page_with_cookie(&action, &planted).await;
+    assert!(
+        !seen.contains("victim's secret") && !seen.contains("bait"),
+        "{seen}"
+    );
+    assert!(page_with_cookie(&action, &issued)
+        .await
+        .contains("victim&#x27;s secret"));
+    app.stop().await;
+}
+
+/// POSTs a small upload with extra headers; returns the status and the body.
+async fn post_with(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> (StatusCode, String) {
+    let mut request = app
+        .client
+        .post(format!("{}{path}", app.address))
+        .header("content-type", MULTIPART)
+        .body(format!(
+            "{}cross\n{MULTIPART_TAIL}",
+            multipart_head("x.txt")
+        ));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("POST");
+    (response.status(), response.text().await.expect("body"))
+}
+
+async fn posts_from_other_sites_get_403_and_same_origin_ones_pass(db: TestDb) {
+    let app = spawn_app(&db, &[]).await;
+    app.upload("keep.txt", "keep me\n").await;
+    let own = format!("http://127.0.0.1:{}", app.port);
+
+    for (case, headers) in [
+        ("cross-site fetch", vec![("sec-fetch-site", "cross-site")]),
+        ("same-site fetch", vec![("sec-fetch-site", "same-site")]),
+        ("another origin", vec![("origin", "https://evil.example")]),
+        ("another port", vec![("origin", "http://127.0.0.1:1")]),
+        ("opaque origin", vec![("origin", "null")]),
+    ] {
+        for path in ["/", "/forget"] {
+            let (status, page) = post_with(&app, path, &headers).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{case} on {path}");
+            assert!(
+                page.contains("must be sent from textdrop"),
+                "{case}: {page}"
+            );
+        }
+    }
+    assert!(
+        app.get_text("/action").await.contains("keep me"),
+        "nothing changed"
+    );
+
+    for (case, headers) in [
+        (
+            "same-origin fetch",
+            vec![("sec-fetch-site", "same-origin"), ("origin", own.as_str())],
+        ),
+        (
+            "typed into the address bar",
+            vec![("sec-fetch-site", "none")],
+        ),
+        ("no headers (curl)", vec![]),
+    ] {
+        let (status, _) = post_with(&app, "/", &headers).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{case}");
+    }
+    let (status, _) = post_with(&app, "/forget", &[("origin", own.as_str())]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "forget from the page itself");
+    app.stop().await;
+}
+
+/// SQL: a file visited every day is still deleted at most SESSION_MAX_LIFETIME_SECS after its
+/// upload, and the page says when.
+async fn a_visited_session_still_ends_at_its_absolute_bound(db: TestDb) {
+    let app = spawn_app(
+        &db,
+        &[
+            ("SESSION_LIFETIME_SECS", "200"),
+            ("SESSION_MAX_LIFETIME_SECS", "300"),
+        ],
+    )
+    .await;
+    app.upload("a.txt", "bounded\n").await;
+    let deadline = (app.clock.clock().now() + chrono::Duration::seconds(300))
+        .format("%Y-%m-%d %H:%M UTC")
+        .to_string();
+
+    for _ in 0..2 {
+        app.clock.advance(Duration::from_secs(100));
+        let page = app.get_text("/action").await;
+        assert!(page.contains("bounded"), "{page}");
+        assert!(
+            page.contains(&format!("deleted on {deadline} at the latest")),
+            "{page}"
+        );
+    }
+    // 250 s: a visit would give 200 s more, but the bound is 300 s after the upload.
+    app.clock.advance(Duration::from_secs(50));
+    let page = app.get_text("/action").await;
+    assert!(
+        page.contains(&format!("id=\"kept-until\">{deadline}")),
+        "{page}"
+    );
+    app.clock.advance(Duration::from_secs(51));
+    assert!(app
+        .get_text("/action")
+        .await
+        .contains("You have not yet uploaded a file"));
+    // The stored expiry never passed the bound either, so cleanup deletes it then.
+    let (_, expires_at) = db.expiries().pop().expect("the row");
+    let bound =
+        chrono::NaiveDateTime::parse_from_str(&deadline, "%Y-%m-%d %H:%M UTC").expect("time");
+    assert!(
+        expires_at < bound + chrono::Duration::minutes(1),
+        "{expires_at} vs {bound}"
+    );
+    app.stop().await;
+}
+
+/// Redis: the key's TTL never reaches past the bound, however often it is read.
+async fn on_redis_the_ttl_is_capped_by_the_absolute_bound(db: TestDb) {
+    let app = spawn_app(
+        &db,
+        &[
+            ("SESSION_LIFETIME_SECS", "3"),
+            ("SESSION_MAX_LIFETIME_SECS", "4"),
+        ],
+    )
+    .await;
+    app.upload("a.txt", "bounded\n").await;
+    for _ in 0..3 {
+        actix_web::rt::time::sleep(Duration::from_millis(1_200)).await;
+        let page = app.get_text("/action").await;
+        assert!(
+            page.contains("bounded"),
+            "read and extended while young: {page}"
+        );
+    }
+    actix_web::rt::time::sleep(Duration::from_millis(1_000)).await;
+    assert!(app
+        .get_text("/action")
+        .await
+        .contains("You have not yet uploaded a file"));
+    assert_eq!(db.row_count(), 0, "Redis expired the key itself");
+    app.stop().await;
+}
+
+/// Worst cases of escaping: whatever the content, a file is stored in its own size plus a
+/// small state.
+async fn files_are_stored_compactly_whatever_they_hold(db: TestDb) {
+    let app = spawn_app(&db, &[]).await;
+    let mib = 1 << 20;
+    let mut normal: Vec<u8> =
+        "The quick brown fox jumps over the lazy dog; \"quoted\", tab\there.\n"
+            .repeat(mib / 32)
+            .into_bytes();
+    normal.truncate(mib);
+    let control: Vec<u8> = (0..mib).map(|i| [1u8, 2, 0x1b, b'\n'][i % 4]).collect();
+    for (case, data, at_most) in [
+        ("newlines", vec![b'\n'; mib], 2.5),
+        ("quotes", vec![b'"'; mib], 2.5),
+        ("backslashes", vec![b'\\'; mib], 2.5),
+        ("control characters", control, 2.5),
+        ("ordinary text", normal, 1.2),
+    ] {
+        let client = cookie_client();
+        let response = upload_with(&client, &app.address, "f.txt", data.clone()).await;
+        assert_eq!(
+            response.expect("upload").status(),
+            StatusCode::SEE_OTHER,
+            "{case}"
+        );
+        let sizes = db.stored_sizes();
+        let (file, state) = *sizes.iter().max().expect("a stored session");
+        let ratio = (file + state) as f64 / data.len() as f64;
+        eprintln!(
+            "{case}: {} bytes stored for {} ({ratio:.3}x)",
+            file + state,
+            data.len()
+        );
+        assert!(ratio <= at_most, "{case}: {ratio:.3}x");
+        client
+            .post(format!("{}/forget", app.address))
+            .send()
+            .await
+            .expect("forget");
+    }
+    app.stop().await;
+}
+
+async fn control_and_bidirectional_characters_are_removed_from_names(db: TestDb) {
+    let app = spawn_app(&db, &[]).await;
+
+    app.upload("invoice\u{202E}txt.exe", "x\n").await;
+
+    let page = app.get_text("/action").await;
+    assert!(page.contains("<dd>invoicetxt.exe</dd>"), "{page}");
+    assert!(!page.contains('\u{202E}'));
+    app.stop().await;
+}
+
+async fn a_secure_cookie_is_host_prefixed_and_pages_send_hsts(db: TestDb) {
+    let secure = spawn_app(&db, &[("COOKIE_SECURE", "true")]).await;
+    let response = secure.upload("a.txt", "a\n").await;
+    let cookie = session_cookie(&response).expect("cookie");
+    assert_eq!(cookie.name(), "__Host-id");
+    assert_eq!(cookie.secure(), Some(true));
+    assert_eq!(cookie.path(), Some("/"));
+    assert_eq!(cookie.domain(), None);
+    let hsts = secure.get("/").await;
+    assert_eq!(
+        hsts.headers()["strict-transport-security"],
+        "max-age=63072000"
+    );
+    secure.stop().await;
+
+    let plain = spawn_app(&db, &[]).await;
+    let cookie = session_cookie(&plain.upload("a.txt", "a\n").await).expect("cookie");
+    assert_eq!(cookie.name(), "id");
+    assert!(plain
+        .get("/")
+        .await
+        .headers()
+        .get("strict-transport-security")
+        .is_none());
+    plain.stop().await;
+}
+
+/// A million-line file is shown a page at a time, with links between pages.
+async fn a_big_file_is_shown_in_pages(db: TestDb) {
+    let app = spawn_app(&db, &[]).await;
+    let text: String = (1..=1_200).map(|n| format!("line {n}\n")).collect();
+    app.upload("lines.txt", text).await;
+
+    let first = app.get_text("/action").await;
+    let last = app.get_text("/action?page=3").await;
+
+    assert!(
+        first.contains("Lines 1 to 500 of 1200, page 1 of 3."),
+        "{first}"
+    );
+    assert!(first.contains(">line 500<") && !first.contains(">line 501<"));
+    assert!(first.contains("href=\"/action?page=2\"") && !first.contains("rel=\"prev\""));
+    assert!(last.contains(">line 1200<") && last.contains("href=\"/action?page=2\""));
+    assert!(!last.contains("rel=\"next\""));
+    for bad in ["4", "0", "two"] {
+        let response = app.get(&format!("/action?page={bad}")).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "page {bad}");
+    }
+    app.stop().await;
+}
+
+page_tests!(
+    every_upload_rotates_the_key_and_old_keys_show_nothing,
+    a_planted_key_never_shows_the_victims_upload,
+    posts_from_other_sites_get_403_and_same_origin_ones_pass,
+    files_are_stored_compactly_whatever_they_hold,
+    control_and_bidirectional_characters_are_removed_from_names,
+    a_secure_cookie_is_host_prefixed_and_pages_send_hsts,
+    a_big_file_is_shown_in_pages,
+);
+
+tests_on!(sqlite_clock: Sqlite; a_visited_session_still_ends_at_its_absolute_bound);
+tests_on!(postgres_clock: Postgres; a_visited_session_still_ends_at_its_absolute_bound);
+tests_on!(redis_time: Redis; on_redis_the_ttl_is_capped_by_the_absolute_bound);
