@@ -83,7 +83,10 @@ run_flow() { # $1 = label, rest = extra --env arguments
   log "run on $label (port $port)"
   local started
   started=$(now)
-  buildah run --isolation chroot --env "PORT=$port" "$@" "$container" -- textdrop serve > "$work/server.log" 2>&1 &
+  # The image serves /metrics on 0.0.0.0:9464; here a free port of its own, on the host network.
+  local mport
+  mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  buildah run --isolation chroot --env "PORT=$port" --env "METRICS_ADDR=127.0.0.1:$mport" "$@" "$container" -- textdrop serve > "$work/server.log" 2>&1 &
   local server=$!
   local ready=no
   for _ in $(seq 1 300); do
@@ -104,6 +107,9 @@ run_flow() { # $1 = label, rest = extra --env arguments
   grep -q 'hello from the container' <<<"$page"
   grep -q '&lt;b&gt;escaped&lt;&#x2F;b&gt;' <<<"$page"
   echo "$label: upload flow OK (303, lines shown escaped)"
+  [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/metrics") == 404 ]]
+  curl -sf "http://127.0.0.1:$mport/metrics" | grep -q '^textdrop_store_operation_duration_seconds_count{operation="save"} 1$'
+  echo "$label: /metrics only on the metrics port (public port 404)"
   buildah run --isolation chroot --env "PORT=$port" "$@" "$container" -- textdrop healthcheck
   echo "$label: healthcheck inside the image exits 0"
   buildah run --isolation chroot "$container" -- id -u | grep -qx 10001

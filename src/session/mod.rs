@@ -1,5 +1,6 @@
-//! Server-side sessions: the Diesel-backed store ([`store`]) and its SQL ([`queries`]), the
-//! metrics decorator every store is wrapped in ([`metered`]), the request-scoped memory the
+//! Server-side sessions: the store's semantics ([`store`]) over SQL rows ([`sql_records`], their
+//! SQL in [`queries`]) or Redis hashes ([`redis_records`]), the metrics decorator every store is
+//! wrapped in ([`metered`]), the request-scoped memory the
 //! store and the pages share ([`scope`]), one cleanup run ([`sweep`]) and the interval task
 //! that runs it ([`cleanup`]), and typed access for handlers ([`typed`]).
 
@@ -8,8 +9,9 @@ pub mod lifetime;
 pub mod metered;
 pub mod planner;
 pub mod queries;
-pub mod redis_store;
+pub mod redis_records;
 pub mod scope;
+pub mod sql_records;
 pub mod store;
 pub mod sweep;
 pub mod typed;
@@ -17,5 +19,6 @@ pub mod walk;
 
 pub use cleanup::CleanupTask;
 pub use metered::MeteredStore;
-pub use store::DieselSessionStore;
+pub use redis_records::RedisStore;
+pub use sql_records::DieselSessionStore;
 pub use typed::{FileInfo, TextdropSession};

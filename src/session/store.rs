@@ -1,141 +1,185 @@
-//! `DieselSessionStore`: actix-session's `SessionStore` on the `sessions` table.
+//! `TextdropStore`: actix-session's `SessionStore`, the same semantics on every storage. What
+//! differs between SQL and Redis is only how a session's record is read and written
+//! ([`Records`]: `sql_records.rs`, `redis_records.rs`).
 //!
 //! It follows actix-session's `RedisSessionStore` semantics:
-//! - `save` inserts a new row under a fresh key from `generate_session_key()`;
-//! - `update` of a row that expired or vanished saves a new session and returns its new key, so
-//!   an unknown key is never adopted and a deleted session is never brought back;
-//! - `load` never returns a row whose expiry or absolute bound has passed, whether or not
+//! - `save` writes a new record under a fresh key from `generate_session_key()`;
+//! - `update` of a record that expired or vanished saves a new session and returns its new key,
+//!   so an unknown key is never adopted and a deleted session is never brought back;
+//! - `load` never returns a record whose expiry or absolute bound has passed, whether or not
 //!   cleanup ran.
 //!
 //! Only the SHA-256 of a session key is stored; the key itself lives in the visitor's encrypted
-//! cookie. Every Diesel call, the pool checkout included, runs through [`db::with_conn`].
-//!
-//! A key rotation (an upload renews the session) writes the new row and deletes the old one in
-//! one transaction: actix-session's `delete`, then `save`, become one step (see [`scope`]).
+//! cookie. A key rotation (an upload renews the session) writes the new record and deletes the
+//! old one in one step: actix-session's `delete`, then `save`, meet in the request's [`scope`].
 //!
 //! The uploaded file is not in the session map: the upload hands it over in the request's scope
-//! and it goes to its own `file` column as the text it is ([`scope`]); `load` fetches it only
-//! for the page that shows it. Lifetimes follow [`lifetime`]: `load` leaves what it found in the
-//! scope, and `update_ttl` writes only when a read must move the expiry. Without a scope (a
-//! store used on its own) the UPDATE's own conditions make the same decision.
+//! and it is stored as the text it is; `load` fetches it only for the page that shows it.
+//! Lifetimes follow [`lifetime`]: `load` leaves what it found in the scope, and `update_ttl`
+//! writes only when a read must move the expiry. Without a scope (a store used on its own) the
+//! record is read again instead, and the write's own conditions make the same decision.
 
 use std::collections::HashMap;
+use std::future::Future;
 
 use actix_session::storage::{
     generate_session_key, LoadError, SaveError, SessionKey, SessionStore, UpdateError,
 };
 use actix_web::cookie::time::Duration as CookieDuration;
-use chrono::Duration;
+use chrono::{Duration, NaiveDateTime};
 use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
-use crate::db::{self, DbConnection, DbPool};
-use crate::limits::Reservation;
 use crate::session::lifetime::{self, MaxLifetime, EXTEND_BELOW};
-use crate::session::queries::{self, NewSession};
 use crate::session::scope::{self, Loaded, PendingFile};
 
 type SessionState = HashMap<String, String>;
 
-/// A session store on the `sessions` table of PostgreSQL or SQLite. Cheap to clone.
-#[derive(Clone)]
-pub struct DieselSessionStore {
-    pool: DbPool,
-    clock: Clock,
-    max: MaxLifetime,
+/// A live session's record as a storage returns it.
+#[derive(Debug)]
+pub struct Record {
+    pub state: String,
+    pub loaded: Loaded,
+    /// The file, when it was asked for and there is one.
+    pub file: Option<String>,
 }
 
-/// The row id under which a session key's state is stored: hex SHA-256 of the key.
+/// A new record.
+#[derive(Debug)]
+pub struct NewRecord {
+    pub state: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub file: Option<String>,
+}
+
+/// How one storage reads and writes session records, addressed by [`session_id`]. Times are the
+/// app's clock; `now` is passed in.
+pub trait Records: Clone {
+    /// The live record `id` at `now`, created after `created_after`, with its file if asked.
+    fn fetch(
+        &self,
+        id: &str,
+        now: NaiveDateTime,
+        created_after: NaiveDateTime,
+        with_file: bool,
+    ) -> impl Future<Output = anyhow::Result<Option<Record>>>;
+
+    /// Writes `record` under `id`, and deletes the record `replaces` in the same step.
+    fn insert(
+        &self,
+        id: &str,
+        record: NewRecord,
+        replaces: Option<String>,
+        now: NaiveDateTime,
+    ) -> impl Future<Output = anyhow::Result<()>>;
+
+    /// Replaces the state (and the file, when given) of the live record `id` and sets its
+    /// expiry; `false` when there is no live record.
+    fn replace(
+        &self,
+        id: &str,
+        state: String,
+        file: Option<String>,
+        expires_at: NaiveDateTime,
+        now: NaiveDateTime,
+    ) -> impl Future<Output = anyhow::Result<bool>>;
+
+    /// Moves the expiry of the live record `id` to `expires_at`, unless it already expires at
+    /// or after `due` (another request moved it) or at or after `expires_at`.
+    fn extend(
+        &self,
+        id: &str,
+        expires_at: NaiveDateTime,
+        now: NaiveDateTime,
+        due: NaiveDateTime,
+    ) -> impl Future<Output = anyhow::Result<()>>;
+
+    /// Deletes the record `id`, live or not.
+    fn remove(&self, id: &str) -> impl Future<Output = anyhow::Result<()>>;
+}
+
+/// The id under which a session key's record is stored: hex SHA-256 of the key.
 pub fn session_id(key: &SessionKey) -> String {
     hex::encode(Sha256::digest(key.as_ref().as_bytes()))
 }
 
-pub(crate) fn chrono_ttl(ttl: &CookieDuration) -> Duration {
+fn chrono_ttl(ttl: &CookieDuration) -> Duration {
     Duration::seconds(ttl.whole_seconds().max(0))
 }
 
-impl DieselSessionStore {
-    pub fn new(pool: DbPool, clock: Clock, max: MaxLifetime) -> Self {
-        Self { pool, clock, max }
-    }
+/// A session store over `R`. Cheap to clone when `R` is.
+#[derive(Clone)]
+pub struct TextdropStore<R> {
+    records: R,
+    clock: Clock,
+    max: MaxLifetime,
+}
 
-    async fn run<T, F>(&self, work: F) -> anyhow::Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
-    {
-        Ok(db::with_conn(&self.pool, work).await?)
+impl<R: Records> TextdropStore<R> {
+    pub fn with_records(records: R, clock: Clock, max: MaxLifetime) -> Self {
+        Self {
+            records,
+            clock,
+            max,
+        }
     }
 
     async fn insert_new(&self, state: String, ttl: &CookieDuration) -> anyhow::Result<SessionKey> {
         let key = generate_session_key();
-        let id = session_id(&key);
         let now = self.clock.now();
-        let expires_at = self.max.cap(now + chrono_ttl(ttl), now);
-        let (file, reservation) = split(scope::take_pending_file());
+        let (file, reservation) = match scope::take_pending_file() {
+            Some(PendingFile { text, reservation }) => (Some(text), Some(reservation)),
+            None => (None, None),
+        };
+        let record = NewRecord {
+            state,
+            created_at: now,
+            expires_at: self.max.cap(now + chrono_ttl(ttl), now),
+            file,
+        };
         let replaces = scope::take_replaced_key();
-        self.run(move |conn| {
-            let row = NewSession {
-                id: &id,
-                state: &state,
-                expires_at,
-                created_at: now,
-                file: file.as_deref(),
-                file_bytes: file.as_ref().map_or(0, |f| f.len() as i64),
-            };
-            queries::insert(conn, &row, replaces.as_deref())
-        })
-        .await?;
+        self.records
+            .insert(&session_id(&key), record, replaces, now)
+            .await?;
         if let Some(reservation) = reservation {
             reservation.stored();
         }
         Ok(key)
     }
 
-    /// What this request's `load` found, or (outside a scope) the row as it is now.
+    /// What this request's `load` found, or (outside a scope) the record as it is now.
     async fn loaded(&self, id: &str) -> anyhow::Result<Option<Loaded>> {
         if let Some(loaded) = scope::loaded() {
             return Ok(Some(loaded));
         }
-        let (id, now) = (id.to_owned(), self.clock.now());
-        let after = self.max.created_after(now);
-        let row = self
-            .run(move |conn| queries::find_live(conn, &id, now, after, false))
-            .await?;
-        Ok(row.map(|row| Loaded {
-            expires_at: row.expires_at,
-            created_at: row.created_at,
-        }))
-    }
-}
-
-/// A pending upload's text and its reservation, apart.
-fn split(pending: Option<PendingFile>) -> (Option<String>, Option<Reservation>) {
-    match pending {
-        Some(PendingFile { text, reservation }) => (Some(text), Some(reservation)),
-        None => (None, None),
-    }
-}
-
-impl SessionStore for DieselSessionStore {
-    async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
-        let id = session_id(session_key);
         let now = self.clock.now();
-        let after = self.max.created_after(now);
-        let with_file = scope::wants_file();
-        let row = self
-            .run(move |conn| queries::find_live(conn, &id, now, after, with_file))
+        let record = self
+            .records
+            .fetch(id, now, self.max.created_after(now), false)
+            .await?;
+        Ok(record.map(|record| record.loaded))
+    }
+}
+
+impl<R: Records> SessionStore for TextdropStore<R> {
+    async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
+        let now = self.clock.now();
+        let record = self
+            .records
+            .fetch(
+                &session_id(session_key),
+                now,
+                self.max.created_after(now),
+                scope::wants_file(),
+            )
             .await
             .map_err(LoadError::Other)?;
-        let Some(row) = row else {
+        let Some(record) = record else {
             return Ok(None);
         };
-        let loaded = Loaded {
-            expires_at: row.expires_at,
-            created_at: row.created_at,
-        };
-        scope::remember_loaded(loaded, row.file);
-        serde_json::from_str(&row.state)
+        scope::remember_loaded(record.loaded, record.file);
+        serde_json::from_str(&record.state)
             .map(Some)
             .map_err(|e| LoadError::Deserialization(e.into()))
     }
@@ -159,7 +203,8 @@ impl SessionStore for DieselSessionStore {
         let state = serde_json::to_string(&session_state)
             .map_err(|e| UpdateError::Serialization(e.into()))?;
         let id = session_id(&session_key);
-        let Some(loaded) = self.loaded(&id).await.map_err(UpdateError::Other)? else {
+        let loaded = self.loaded(&id).await.map_err(UpdateError::Other)?;
+        let Some(loaded) = loaded else {
             // Expired or deleted meanwhile: start a new session rather than revive the old key.
             return self
                 .insert_new(state, ttl)
@@ -168,22 +213,24 @@ impl SessionStore for DieselSessionStore {
         };
         let now = self.clock.now();
         let expires_at = self.max.cap(now + chrono_ttl(ttl), loaded.created_at);
-        let (file, reservation) = split(scope::take_pending_file());
-        let new_state = state.clone();
-        let updated = self
-            .run(move |conn| {
-                queries::update_state(conn, &id, &new_state, file.as_deref(), expires_at, now)
-            })
+        let pending = scope::take_pending_file();
+        let file = pending.as_ref().map(|p| p.text.clone());
+        let replaced = self
+            .records
+            .replace(&id, state.clone(), file, expires_at, now)
             .await
             .map_err(UpdateError::Other)?;
-        if updated == 0 {
+        if !replaced {
+            if let Some(pending) = pending {
+                scope::put_pending_file(pending);
+            }
             return self
                 .insert_new(state, ttl)
                 .await
                 .map_err(UpdateError::Other);
         }
-        if let Some(reservation) = reservation {
-            reservation.stored();
+        if let Some(pending) = pending {
+            pending.reservation.stored();
         }
         Ok(session_key)
     }
@@ -202,21 +249,18 @@ impl SessionStore for DieselSessionStore {
         let Some(expires_at) = lifetime::extension(loaded, now, ttl, self.max) else {
             return Ok(());
         };
-        // The UPDATE checks again, so requests of one session that overlap never rewrite a
-        // row one of them already moved.
+        // The write checks again, so requests of one session that overlap never rewrite a
+        // record one of them already moved.
         let due =
             now + Duration::milliseconds((EXTEND_BELOW * ttl.num_milliseconds() as f64) as i64);
-        self.run(move |conn| queries::extend_if_due(conn, &id, expires_at, now, due))
-            .await?;
-        Ok(())
+        self.records.extend(&id, expires_at, now, due).await
     }
 
     async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
         let id = session_id(session_key);
         if scope::defer_delete(&id) {
-            return Ok(()); // a key rotation: `save` deletes it with its insert
+            return Ok(()); // a key rotation: `save` deletes it with its write
         }
-        self.run(move |conn| queries::delete(conn, &id)).await?;
-        Ok(())
+        self.records.remove(&id).await
     }
 }

@@ -7,9 +7,9 @@ use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, Upd
 use actix_web::cookie::time::Duration as CookieDuration;
 
 use crate::db::DbError;
-use crate::session::redis_store::RedisStore;
 use crate::session::scope;
 use crate::session::DieselSessionStore;
+use crate::session::RedisStore;
 
 /// Whether a store error means the storage could not be reached (as opposed to bad state).
 fn unreachable(err: &anyhow::Error) -> bool {

@@ -25,8 +25,9 @@ use crate::metrics::Metrics;
 use crate::retry;
 use crate::session::lifetime::{self, MaxLifetime};
 use crate::session::queries::{self, SessionCounts};
-use crate::session::redis_store::{self, RedisStore};
+use crate::session::redis_records;
 use crate::session::sweep::{self, CleanupReport, SweepLimits};
+use crate::session::RedisStore;
 use crate::session::{CleanupTask, DieselSessionStore, MeteredStore};
 pub use any_store::AnyStore;
 
@@ -177,7 +178,7 @@ impl SessionStorage {
                     db::with_conn(&sql.pool, move |conn| queries::stored_bytes(conn, now)).await?;
                 u64::try_from(total).unwrap_or(0)
             }
-            Connected::Redis(redis) => redis_store::used_memory(&redis.connection).await?,
+            Connected::Redis(redis) => redis_records::used_memory(&redis.connection).await?,
             #[cfg(feature = "bench-cookie-store")]
             Connected::Cookie => 0,
         };

@@ -258,7 +258,25 @@ async fn a_visitor_uploads_reads_reloads_loses_the_cookie_and_forgets() {
         .await
         .contains("You have not yet uploaded a file"));
 
-    // Upload again, then "Forget my data now": the row goes and the page says so.
+    // A long file is shown a page at a time: follow "Next page" and come back.
+    let long: String = (1..=1_200).map(|n| format!("row {n:04}\n")).collect();
+    let long = text_file(files.path(), "long.txt", &long);
+    upload_through_the_form(client, &app, &long).await;
+    assert!(text_of(client, "nav.pages").await.contains("page 1 of 3"));
+    click_and_wait(client, "nav.pages a[rel=next]", "a[rel=prev]").await;
+    let second = text_of(client, "pre.file").await;
+    assert!(
+        second.starts_with("row 0501") && second.contains("row 1000"),
+        "{second:.40}"
+    );
+    assert!(!second.contains("row 1001"));
+    assert_eq!(
+        client.current_url().await.expect("url").query(),
+        Some("page=2")
+    );
+
+    // Upload again, then "Forget my data now": the row goes and the page says so (each upload
+    // rotated the key and replaced the row it came from).
     upload_through_the_form(client, &app, &path).await;
     assert_eq!(db.row_count(), 2, "the new upload and the abandoned row");
     click_and_wait(client, "form.forget button", ".notice").await;

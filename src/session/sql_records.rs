@@ -1,0 +1,118 @@
+//! Session records as rows of the `sessions` table (PostgreSQL or SQLite), through
+//! [`db::with_conn`]: every Diesel call, the pool checkout included, off the async executor.
+
+use chrono::NaiveDateTime;
+
+use crate::clock::Clock;
+use crate::db::{self, DbConnection, DbPool};
+use crate::session::lifetime::MaxLifetime;
+use crate::session::queries::{self, NewSession};
+use crate::session::scope::Loaded;
+use crate::session::store::{NewRecord, Record, Records, TextdropStore};
+
+/// The `sessions` table behind a pool.
+#[derive(Clone)]
+pub struct SqlRecords {
+    pool: DbPool,
+}
+
+/// actix-session's `SessionStore` on the `sessions` table.
+pub type DieselSessionStore = TextdropStore<SqlRecords>;
+
+impl DieselSessionStore {
+    pub fn new(pool: DbPool, clock: Clock, max: MaxLifetime) -> Self {
+        Self::with_records(SqlRecords { pool }, clock, max)
+    }
+}
+
+impl SqlRecords {
+    async fn run<T, F>(&self, work: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+    {
+        Ok(db::with_conn(&self.pool, work).await?)
+    }
+}
+
+impl Records for SqlRecords {
+    async fn fetch(
+        &self,
+        id: &str,
+        now: NaiveDateTime,
+        created_after: NaiveDateTime,
+        with_file: bool,
+    ) -> anyhow::Result<Option<Record>> {
+        let id = id.to_owned();
+        let row = self
+            .run(move |conn| queries::find_live(conn, &id, now, created_after, with_file))
+            .await?;
+        Ok(row.map(|row| Record {
+            state: row.state,
+            loaded: Loaded {
+                expires_at: row.expires_at,
+                created_at: row.created_at,
+            },
+            file: row.file,
+        }))
+    }
+
+    async fn insert(
+        &self,
+        id: &str,
+        record: NewRecord,
+        replaces: Option<String>,
+        _now: NaiveDateTime,
+    ) -> anyhow::Result<()> {
+        let id = id.to_owned();
+        self.run(move |conn| {
+            let row = NewSession {
+                id: &id,
+                state: &record.state,
+                expires_at: record.expires_at,
+                created_at: record.created_at,
+                file: record.file.as_deref(),
+                file_bytes: record.file.as_ref().map_or(0, |f| f.len() as i64),
+            };
+            queries::insert(conn, &row, replaces.as_deref())
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn replace(
+        &self,
+        id: &str,
+        state: String,
+        file: Option<String>,
+        expires_at: NaiveDateTime,
+        now: NaiveDateTime,
+    ) -> anyhow::Result<bool> {
+        let id = id.to_owned();
+        let updated = self
+            .run(move |conn| {
+                queries::update_state(conn, &id, &state, file.as_deref(), expires_at, now)
+            })
+            .await?;
+        Ok(updated > 0)
+    }
+
+    async fn extend(
+        &self,
+        id: &str,
+        expires_at: NaiveDateTime,
+        now: NaiveDateTime,
+        due: NaiveDateTime,
+    ) -> anyhow::Result<()> {
+        let id = id.to_owned();
+        self.run(move |conn| queries::extend_if_due(conn, &id, expires_at, now, due))
+            .await?;
+        Ok(())
+    }
+
+    async fn remove(&self, id: &str) -> anyhow::Result<()> {
+        let id = id.to_owned();
+        self.run(move |conn| queries::delete(conn, &id)).await?;
+        Ok(())
+    }
+}
