@@ -17,3 +17,4 @@ pub mod session;
 pub mod startup;
 pub mod storage;
 pub mod templates;
+pub mod upkeep;

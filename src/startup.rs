@@ -7,6 +7,16 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
+use crate::clock::Clock;
+use crate::config::{SessionSettings, Settings};
+use crate::limits::{StorageCap, UploadRate, UploadSlots};
+use crate::metrics::Metrics;
+use crate::middleware::security_headers;
+use crate::routes::{self, guard::Guard};
+use crate::session::CleanupTask;
+use crate::storage::{AnyStore, SessionStorage};
+use crate::templates;
+use crate::upkeep::spawn_upkeep;
 use actix_multipart::form::MultipartFormConfig;
 use actix_session::config::{BrowserSession, PersistentSession, TtlExtensionPolicy};
 use actix_session::SessionMiddleware;
@@ -17,26 +27,11 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Clock;
-use crate::config::{SessionSettings, Settings};
-use crate::limits::{StorageCap, UploadRate, UploadSlots};
-use crate::metrics::Metrics;
-use crate::middleware::security_headers;
-use crate::routes::{self, guard::Guard};
-use crate::session::CleanupTask;
-use crate::storage::{AnyStore, SessionStorage};
-use crate::templates;
-
 /// Name of the session cookie over plain HTTP.
 pub const SESSION_COOKIE: &str = "id";
 /// Name of the session cookie with COOKIE_SECURE: the `__Host-` prefix makes browsers refuse
 /// it unless it is Secure, for this host only, on `/`.
 pub const SECURE_SESSION_COOKIE: &str = "__Host-id";
-
-/// How often the bytes stored are measured for the storage cap.
-const CAP_MEASURE_EVERY: Duration = Duration::from_secs(2);
-/// How often the rate limiter forgets addresses that have not uploaded lately.
-const RATE_FORGET_EVERY: Duration = Duration::from_secs(60);
 
 /// The session middleware textdrop runs its pages in.
 pub type Sessions = SessionMiddleware<crate::session::MeteredStore<AnyStore>>;
@@ -156,39 +151,6 @@ impl Application {
         log::info!("textdrop stopped");
         result
     }
-}
-
-/// Measures the bytes stored for the cap every couple of seconds, and lets the rate limiter
-/// forget idle addresses every minute, until the returned token is cancelled.
-fn spawn_upkeep(
-    storage: web::Data<SessionStorage>,
-    cap: StorageCap,
-    rate: UploadRate,
-) -> CancellationToken {
-    let token = CancellationToken::new();
-    let stop = token.clone();
-    actix_web::rt::spawn(async move {
-        let mut since_forget = Duration::ZERO;
-        loop {
-            if cap.limit().is_some() {
-                if let Err(err) = cap.measure(storage.stored_bytes()).await {
-                    log::warn!(
-                        "measuring the bytes stored failed, keeping the last figure: {err:#}"
-                    );
-                }
-            }
-            since_forget += CAP_MEASURE_EVERY;
-            if since_forget >= RATE_FORGET_EVERY {
-                rate.forget_idle();
-                since_forget = Duration::ZERO;
-            }
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = actix_web::rt::time::sleep(CAP_MEASURE_EVERY) => {}
-            }
-        }
-    });
-    token
 }
 
 /// The cookie key: derived from SECRET_KEY, or random for this process only.

@@ -92,7 +92,7 @@ mod tests {
     use super::*;
     use actix_web::test::TestRequest;
 
-    fn from(peer: &str, headers: &[(&str, &str)], trusted: &str) -> IpAddr {
+    fn from(peer: &str, headers: &[(&str, &str)], trusted: &str) -> String {
         let mut req =
             TestRequest::default().peer_addr(format!("{peer}:4000").parse().expect("addr"));
         for (name, value) in headers {
@@ -103,43 +103,29 @@ mod tests {
             &TrustedProxies::parse(trusted).expect("cidrs"),
         )
         .expect("an address")
+        .to_string()
     }
 
     #[test]
     fn headers_count_only_from_a_trusted_proxy() {
         let spoofed = [("x-forwarded-for", "203.0.113.9")];
-        assert_eq!(
-            from("198.51.100.1", &spoofed, ""),
-            "198.51.100.1".parse::<IpAddr>().expect("ip")
-        );
-        assert_eq!(
-            from("10.0.0.2", &spoofed, "10.0.0.0/8"),
-            "203.0.113.9".parse::<IpAddr>().expect("ip")
-        );
+        assert_eq!(from("198.51.100.1", &spoofed, ""), "198.51.100.1");
+        assert_eq!(from("10.0.0.2", &spoofed, "10.0.0.0/8"), "203.0.113.9");
     }
 
     #[test]
     fn the_rightmost_untrusted_hop_is_the_client() {
         // The client claims 1.2.3.4; the proxy appended what it saw, 203.0.113.9.
         let headers = [("x-forwarded-for", "1.2.3.4, 203.0.113.9, 10.0.0.3")];
-        assert_eq!(
-            from("10.0.0.2", &headers, "10.0.0.0/8"),
-            "203.0.113.9".parse::<IpAddr>().expect("ip")
-        );
+        assert_eq!(from("10.0.0.2", &headers, "10.0.0.0/8"), "203.0.113.9");
     }
 
     #[test]
     fn forwarded_is_read_when_x_forwarded_for_is_absent() {
         let headers = [("forwarded", "for=\"[2001:db8::7]:4711\";proto=https")];
-        assert_eq!(
-            from("10.0.0.2", &headers, "10.0.0.2"),
-            "2001:db8::7".parse::<IpAddr>().expect("ip")
-        );
+        assert_eq!(from("10.0.0.2", &headers, "10.0.0.2"), "2001:db8::7");
         let headers = [("forwarded", "for=192.0.2.60;proto=http;by=203.0.113.43")];
-        assert_eq!(
-            from("10.0.0.2", &headers, "10.0.0.2"),
-            "192.0.2.60".parse::<IpAddr>().expect("ip")
-        );
+        assert_eq!(from("10.0.0.2", &headers, "10.0.0.2"), "192.0.2.60");
     }
 
     #[test]

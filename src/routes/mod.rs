@@ -5,6 +5,7 @@ mod assets;
 pub mod guard;
 mod health;
 mod paging;
+mod refusal;
 mod upload;
 
 use actix_web::middleware::from_fn;

@@ -7,8 +7,6 @@
 
 use actix_multipart::form::bytes::Bytes;
 use actix_multipart::form::MultipartForm;
-use actix_multipart::MultipartError;
-use actix_web::error::PayloadError;
 use actix_web::http::{header, ConnectionType, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use tera::Context;
@@ -18,6 +16,7 @@ use crate::error::AppError;
 use crate::limits::StorageCap;
 use crate::routes::guard::BodyDeadline;
 use crate::routes::human_bytes;
+pub use crate::routes::refusal::UploadError;
 use crate::session::{FileInfo, TextdropSession};
 use crate::templates;
 
@@ -29,108 +28,6 @@ const MAX_NAME_CHARS: usize = 255;
 #[multipart(duplicate_field = "deny")]
 pub struct UploadForm {
     textfile: Option<Bytes>,
-}
-
-/// What can be wrong with an upload, each with its status and sentence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UploadError {
-    TooLarge,
-    NotText,
-    NoFile,
-    NotAFile,
-    SeveralFiles,
-    NotMultipart,
-    Malformed,
-    /// The body did not arrive within UPLOAD_TIMEOUT_SECS.
-    TimedOut,
-    /// Storing it would pass MAX_STORED_BYTES.
-    StorageFull,
-    /// UPLOADS_PER_MINUTE reached; the client may retry after this many seconds.
-    TooMany {
-        retry_after: u64,
-    },
-    /// MAX_UPLOADS_IN_FLIGHT uploads are being read already.
-    Busy,
-    /// Sent from another site (Sec-Fetch-Site or Origin say so).
-    CrossSite,
-}
-
-impl UploadError {
-    pub fn status(self) -> StatusCode {
-        match self {
-            UploadError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            UploadError::NotText => StatusCode::UNPROCESSABLE_ENTITY,
-            UploadError::TimedOut => StatusCode::REQUEST_TIMEOUT,
-            UploadError::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
-            UploadError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
-            UploadError::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            UploadError::CrossSite => StatusCode::FORBIDDEN,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-
-    pub fn message(self, limits: &LimitSettings) -> String {
-        match self {
-            UploadError::TooLarge => format!(
-                "The file is too large: textdrop accepts files up to {}.",
-                human_bytes(limits.max_upload_bytes)
-            ),
-            UploadError::NotText => "The file must be UTF-8 text; this one is not.".into(),
-            UploadError::NoFile => "Choose a text file to upload first.".into(),
-            UploadError::NotAFile => "The textfile field must be a file, not plain text.".into(),
-            UploadError::SeveralFiles => "Upload one file at a time.".into(),
-            UploadError::NotMultipart => {
-                "The upload must be sent as a multipart/form-data form.".into()
-            }
-            UploadError::Malformed => {
-                "The upload arrived incomplete or malformed; please try again.".into()
-            }
-            UploadError::TimedOut => format!(
-                "The upload took longer than {} seconds to arrive; please try again.",
-                limits.upload_timeout.as_secs()
-            ),
-            UploadError::StorageFull => {
-                "textdrop is full right now: no room for new files. Please try again later.".into()
-            }
-            UploadError::TooMany { retry_after } => format!(
-                "Too many uploads from your address: you can upload again in {retry_after} \
-                 second{}.",
-                if retry_after == 1 { "" } else { "s" }
-            ),
-            UploadError::Busy => {
-                "textdrop is receiving too many uploads right now. Please try again in a moment."
-                    .into()
-            }
-            UploadError::CrossSite => {
-                "This form must be sent from textdrop's own page; open the page and try again."
-                    .into()
-            }
-        }
-    }
-
-    /// Classifies why actix-multipart could not read the form.
-    fn from_extractor(err: &actix_web::Error) -> Self {
-        match err.as_error::<MultipartError>() {
-            Some(err) => Self::from_multipart(err),
-            None if err.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE => {
-                UploadError::TooLarge
-            }
-            None => UploadError::Malformed,
-        }
-    }
-
-    fn from_multipart(err: &MultipartError) -> Self {
-        match err {
-            MultipartError::Payload(PayloadError::Overflow) => UploadError::TooLarge,
-            MultipartError::ContentTypeMissing
-            | MultipartError::ContentTypeParse
-            | MultipartError::ContentTypeIncompatible => UploadError::NotMultipart,
-            MultipartError::DuplicateField(_) => UploadError::SeveralFiles,
-            MultipartError::MissingField(_) => UploadError::NoFile,
-            MultipartError::Field { source, .. } => Self::from_extractor(source),
-            _ => UploadError::Malformed,
-        }
-    }
 }
 
 /// Decodes an uploaded file as a text editor would: a UTF-8 byte-order mark is dropped, lines
@@ -153,34 +50,20 @@ pub fn clean_name(name: &str) -> String {
         .collect()
 }
 
-/// Unicode's Cf (format) characters: soft hyphen, bidirectional marks, embeddings, overrides
-/// and isolates, zero-width characters, invisible operators, the BOM, tags and the like
-/// (Unicode 15.1, DerivedGeneralCategory.txt).
+/// Unicode's Cf (format) characters, as inclusive ranges of code points: soft hyphen,
+/// bidirectional marks, embeddings, overrides and isolates, zero-width characters, invisible
+/// operators, the BOM, tags and the like (Unicode 15.1, DerivedGeneralCategory.txt).
+const FORMAT_CHARS: [u32; 42] = [
+    0xAD, 0xAD, 0x600, 0x605, 0x61C, 0x61C, 0x6DD, 0x6DD, 0x70F, 0x70F, 0x890, 0x891, 0x8E2, 0x8E2,
+    0x180E, 0x180E, 0x200B, 0x200F, 0x202A, 0x202E, 0x2060, 0x2064, 0x2066, 0x206F, 0xFEFF, 0xFEFF,
+    0xFFF9, 0xFFFB, 0x110BD, 0x110BD, 0x110CD, 0x110CD, 0x13430, 0x1343F, 0x1BCA0, 0x1BCA3,
+    0x1D173, 0x1D17A, 0xE0001, 0xE0001, 0xE0020, 0xE007F,
+];
+
 fn is_format_char(c: char) -> bool {
-    matches!(
-        c,
-        '\u{AD}'
-            | '\u{600}'..='\u{605}'
-            | '\u{61C}'
-            | '\u{6DD}'
-            | '\u{70F}'
-            | '\u{890}'..='\u{891}'
-            | '\u{8E2}'
-            | '\u{180E}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{206F}'
-            | '\u{FEFF}'
-            | '\u{FFF9}'..='\u{FFFB}'
-            | '\u{110BD}'
-            | '\u{110CD}'
-            | '\u{13430}'..='\u{1343F}'
-            | '\u{1BCA0}'..='\u{1BCA3}'
-            | '\u{1D173}'..='\u{1D17A}'
-            | '\u{E0001}'
-            | '\u{E0020}'..='\u{E007F}'
-    )
+    FORMAT_CHARS
+        .chunks(2)
+        .any(|range| (range[0]..=range[1]).contains(&u32::from(c)))
 }
 
 /// The file to store: its description and text, decoded off the async executor.
@@ -321,33 +204,5 @@ mod tests {
         );
         assert_eq!(clean_name("Ünïcødé name.txt"), "Ünïcødé name.txt");
         assert_eq!(clean_name(&"x".repeat(300)).chars().count(), MAX_NAME_CHARS);
-    }
-
-    #[test]
-    fn each_refusal_has_its_status_and_a_sentence() {
-        let limits = crate::config::Settings::from_lookup(|_| None)
-            .expect("defaults")
-            .limits;
-        for err in [
-            UploadError::TooLarge,
-            UploadError::NotText,
-            UploadError::NoFile,
-            UploadError::NotAFile,
-            UploadError::SeveralFiles,
-            UploadError::NotMultipart,
-            UploadError::Malformed,
-            UploadError::TimedOut,
-            UploadError::TooMany { retry_after: 2 },
-            UploadError::CrossSite,
-        ] {
-            assert!(err.status().is_client_error(), "{err:?}");
-            assert!(err.message(&limits).ends_with('.'), "{err:?}");
-        }
-        assert_eq!(UploadError::Busy.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(UploadError::StorageFull.status().as_u16(), 507);
-        assert!(UploadError::TooLarge.message(&limits).contains("1 MiB"));
-        assert!(UploadError::TooMany { retry_after: 7 }
-            .message(&limits)
-            .contains("in 7 seconds"));
     }
 }

@@ -7,6 +7,7 @@
 pub mod cleanup;
 pub mod lifetime;
 pub mod metered;
+pub mod pace;
 pub mod planner;
 pub mod queries;
 pub mod redis_records;
@@ -14,6 +15,7 @@ pub mod scope;
 pub mod sql_records;
 pub mod store;
 pub mod sweep;
+pub mod sweep_queries;
 pub mod typed;
 pub mod walk;
 

@@ -1,16 +1,17 @@
-//! Every SQL statement on the `sessions` table, as small synchronous Diesel functions.
+//! The store's and the counts' SQL statements on the `sessions` table, as small synchronous
+//! Diesel functions (the sweeper's are in `sweep_queries`).
 //!
 //! "Now" is always a parameter: times are written and compared with the application's UTC clock,
 //! never the database's `now()`, so a PostgreSQL server in another time zone behaves the same and
 //! tests control time. These functions block; callers run them off the async executor.
 
 use chrono::NaiveDateTime;
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Timestamp};
 
 use crate::db::DbConnection;
 use crate::schema::sessions;
+use crate::session::store::{Extension, Replacement};
 
 /// A new row, as `save` writes it.
 #[derive(Debug, Insertable)]
@@ -96,55 +97,44 @@ pub fn insert(
     })
 }
 
-/// Replaces the state of a live row (and its file, when `file` is given) and moves its expiry.
-/// Returns 0 when the row has expired or is gone: an expired session is never brought back.
-pub fn update_state(
-    conn: &mut DbConnection,
-    id: &str,
-    state: &str,
-    file: Option<&str>,
-    expires_at: NaiveDateTime,
-    now: NaiveDateTime,
-) -> QueryResult<usize> {
+/// Replaces the state of a live row (and its file, when given) and moves its expiry. Returns 0
+/// when the row has expired or is gone: an expired session is never brought back.
+pub fn update_state(conn: &mut DbConnection, id: &str, with: &Replacement) -> QueryResult<usize> {
     let live = sessions::table
         .filter(sessions::id.eq(id))
-        .filter(sessions::expires_at.gt(now));
-    match file {
+        .filter(sessions::expires_at.gt(with.now));
+    let state = (
+        sessions::state.eq(&with.state),
+        sessions::expires_at.eq(with.expires_at),
+    );
+    match &with.file {
         Some(file) => diesel::update(live)
             .set((
-                sessions::state.eq(state),
-                sessions::expires_at.eq(expires_at),
+                state,
                 sessions::file.eq(file),
                 sessions::file_bytes.eq(file.len() as i64),
             ))
             .execute(conn),
-        None => diesel::update(live)
-            .set((
-                sessions::state.eq(state),
-                sessions::expires_at.eq(expires_at),
-            ))
-            .execute(conn),
+        None => diesel::update(live).set(state).execute(conn),
     }
 }
 
-/// Moves the expiry of a live row to `expires_at`, but only if it would otherwise expire
-/// before `due` and the move is forward: a fresh row, or one already at its absolute bound, is
-/// left alone, so a read never rewrites it. Returns the rows moved.
+/// Moves the expiry of a live row as `extension` says: only if it would otherwise expire
+/// before `due` and the move is forward, so a fresh row, or one already at its absolute bound,
+/// is left alone and a read never rewrites it. Returns the rows moved.
 pub fn extend_if_due(
     conn: &mut DbConnection,
     id: &str,
-    expires_at: NaiveDateTime,
-    now: NaiveDateTime,
-    due: NaiveDateTime,
+    extension: &Extension,
 ) -> QueryResult<usize> {
     diesel::update(
         sessions::table
             .filter(sessions::id.eq(id))
-            .filter(sessions::expires_at.gt(now))
-            .filter(sessions::expires_at.lt(due))
-            .filter(sessions::expires_at.lt(expires_at)),
+            .filter(sessions::expires_at.gt(extension.now))
+            .filter(sessions::expires_at.lt(extension.due))
+            .filter(sessions::expires_at.lt(extension.expires_at)),
     )
-    .set(sessions::expires_at.eq(expires_at))
+    .set(sessions::expires_at.eq(extension.expires_at))
     .execute(conn)
 }
 
@@ -176,125 +166,6 @@ pub fn stored_bytes(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<
 /// Deletes the row `id`, live or not.
 pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::id.eq(id))).execute(conn)
-}
-
-/// Key of the transaction-scoped advisory lock that lets one sweeper at a time delete on a
-/// shared PostgreSQL database.
-pub const SWEEPER_LOCK_KEY: i64 = 0x7464_7377_6565_7072; // "tdsweepr"
-
-diesel::define_sql_function! {
-    /// PostgreSQL: take a transaction-scoped advisory lock if free, without waiting.
-    fn pg_try_advisory_xact_lock(key: BigInt) -> Bool;
-}
-
-/// PostgreSQL: one index batch. `$1` = now, `$2` = the batch size.
-pub const PG_DELETE_BATCH: &str = "DELETE FROM sessions WHERE ctid = ANY(ARRAY(SELECT ctid \
-     FROM sessions WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))";
-
-/// SQLite: one index batch. Parameters: now, then the batch size.
-pub const SQLITE_DELETE_BATCH: &str = "DELETE FROM sessions WHERE rowid IN (SELECT rowid \
-     FROM sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)";
-
-/// PostgreSQL: one step of a table walk. `$1..$2` = heap blocks, `$3` = now.
-pub const PG_DELETE_BLOCK_RANGE: &str = "DELETE FROM sessions \
-     WHERE ctid >= ('(' || $1 || ',0)')::tid AND ctid < ('(' || $2 || ',0)')::tid \
-     AND expires_at <= $3";
-
-/// Settings for a walk step's transaction. The planner would pick the `expires_at` index
-/// whenever its statistics say few rows expired, and then walk the whole expired part of the
-/// index for every range.
-pub const PG_BLOCK_RANGE_SETTINGS: &str =
-    "SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off";
-
-/// Deletes at most `limit` rows that expired at or before `now`, in one short transaction.
-/// Returns `None` when another sweeper holds the lock (PostgreSQL): the caller skips.
-///
-/// Neither backend has `DELETE … LIMIT`, so the batch is chosen by a subquery that walks the
-/// `expires_at` index: on the ctid on PostgreSQL, under a transaction-scoped advisory lock so
-/// several instances never sweep at once; on the rowid on SQLite, where the database allows one
-/// writer anyway. Raw SQL, since the placeholders differ.
-pub fn delete_expired_batch(
-    conn: &mut DbConnection,
-    now: NaiveDateTime,
-    limit: i64,
-) -> QueryResult<Option<usize>> {
-    match conn {
-        // `= ANY(ARRAY(…))` of ctids makes a TID scan: with `id IN (…)` the planner may pick a
-        // hash join over a sequential scan of the whole table, once per batch. No row lock is
-        // needed: the advisory lock keeps other sweepers out, and a row the app updates
-        // meanwhile gets a new ctid, so the re-check skips it and it stays.
-        DbConnection::Postgres(pg) => sweeper_transaction(pg, "", |pg| {
-            diesel::sql_query(PG_DELETE_BATCH)
-                .bind::<Timestamp, _>(now)
-                .bind::<BigInt, _>(limit)
-                .execute(pg)
-        }),
-        DbConnection::Sqlite(sqlite) => diesel::sql_query(SQLITE_DELETE_BATCH)
-            .bind::<Timestamp, _>(now)
-            .bind::<BigInt, _>(limit)
-            .execute(sqlite)
-            .map(Some),
-    }
-}
-
-#[derive(QueryableByName)]
-struct FreePages {
-    #[diesel(sql_type = BigInt)]
-    freelist_count: i64,
-}
-
-/// SQLite: returns up to `pages` free pages to the file system (incremental auto-vacuum, one
-/// short write) and says how many free pages are left.
-pub fn sqlite_reclaim(conn: &mut DbConnection, pages: i64) -> QueryResult<i64> {
-    conn.batch_execute(&format!("PRAGMA incremental_vacuum({pages})"))?;
-    let DbConnection::Sqlite(sqlite) = conn else {
-        return Ok(0);
-    };
-    let FreePages { freelist_count } =
-        diesel::sql_query("PRAGMA freelist_count").get_result(sqlite)?;
-    Ok(freelist_count)
-}
-
-/// SQLite: writes the write-ahead log back into the database and truncates it to nothing.
-pub fn sqlite_truncate_wal(conn: &mut DbConnection) -> QueryResult<()> {
-    conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
-}
-
-/// PostgreSQL: deletes the rows that expired at or before `now` among those stored in heap
-/// blocks `first..end`, in one short transaction (a TID range scan: one sequential pass over
-/// those blocks, no index). Returns `None` when another sweeper holds the lock.
-pub fn delete_expired_in_blocks(
-    pg: &mut PgConnection,
-    now: NaiveDateTime,
-    first: i64,
-    end: i64,
-) -> QueryResult<Option<usize>> {
-    sweeper_transaction(pg, PG_BLOCK_RANGE_SETTINGS, |pg| {
-        diesel::sql_query(PG_DELETE_BLOCK_RANGE)
-            .bind::<BigInt, _>(first)
-            .bind::<BigInt, _>(end)
-            .bind::<Timestamp, _>(now)
-            .execute(pg)
-    })
-}
-
-/// Runs one sweeper batch in its own transaction, if this connection gets the sweeper lock.
-fn sweeper_transaction(
-    pg: &mut PgConnection,
-    settings: &str,
-    batch: impl FnOnce(&mut PgConnection) -> QueryResult<usize>,
-) -> QueryResult<Option<usize>> {
-    pg.transaction(|pg| {
-        let locked: bool =
-            diesel::select(pg_try_advisory_xact_lock(SWEEPER_LOCK_KEY)).get_result(pg)?;
-        if !locked {
-            return Ok(None);
-        }
-        // Losing this commit in a crash only means deleting the rows again next run, so it
-        // need not wait for the WAL flush.
-        pg.batch_execute(&format!("SET LOCAL synchronous_commit = off; {settings}"))?;
-        batch(pg).map(Some)
-    })
 }
 
 /// Live and expired row counts and the oldest expiry, for `textdrop stats` and the gauge.

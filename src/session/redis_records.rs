@@ -17,7 +17,9 @@ use redis::aio::ConnectionLike;
 use crate::clock::Clock;
 use crate::session::lifetime::MaxLifetime;
 use crate::session::scope::Loaded;
-use crate::session::store::{NewRecord, Record, Records, TextdropStore};
+use crate::session::store::{
+    Extension, Fetch, NewRecord, Record, Records, Replacement, TextdropStore,
+};
 
 /// The Redis key of the session whose id (the SHA-256 of its key) is `id`.
 pub fn redis_key(id: &str) -> String {
@@ -60,17 +62,11 @@ fn ttl_ms(now: NaiveDateTime, until: NaiveDateTime) -> i64 {
 }
 
 impl<C: ConnectionLike + Clone> Records for RedisRecords<C> {
-    async fn fetch(
-        &self,
-        id: &str,
-        now: NaiveDateTime,
-        created_after: NaiveDateTime,
-        with_file: bool,
-    ) -> anyhow::Result<Option<Record>> {
+    async fn fetch(&self, id: &str, fetch: Fetch) -> anyhow::Result<Option<Record>> {
         let key = redis_key(id);
         let mut fields = redis::cmd("HMGET");
         fields.arg(&key).arg("state").arg("created");
-        if with_file {
+        if fetch.with_file {
             fields.arg("file");
         }
         let (mut values, pttl): (Vec<Option<String>>, i64) = redis::pipe()
@@ -79,7 +75,8 @@ impl<C: ConnectionLike + Clone> Records for RedisRecords<C> {
             .arg(&key)
             .query_async(&mut self.conn.clone())
             .await?;
-        let file = if with_file {
+        // HMGET answers in the order asked: state, created, then file if asked for.
+        let file = if fetch.with_file {
             values.pop().flatten()
         } else {
             None
@@ -92,10 +89,10 @@ impl<C: ConnectionLike + Clone> Records for RedisRecords<C> {
         let (Some(state), Some(created_at)) = (values.pop().flatten(), created) else {
             return Ok(None);
         };
-        if pttl <= 0 || created_at <= created_after {
+        if pttl <= 0 || created_at <= fetch.created_after {
             return Ok(None);
         }
-        let expires_at = now + chrono::Duration::milliseconds(pttl);
+        let expires_at = fetch.now + chrono::Duration::milliseconds(pttl);
         Ok(Some(Record {
             state,
             loaded: Loaded {
@@ -106,13 +103,7 @@ impl<C: ConnectionLike + Clone> Records for RedisRecords<C> {
         }))
     }
 
-    async fn insert(
-        &self,
-        id: &str,
-        record: NewRecord,
-        replaces: Option<String>,
-        now: NaiveDateTime,
-    ) -> anyhow::Result<()> {
+    async fn insert(&self, id: &str, record: NewRecord) -> anyhow::Result<()> {
         let key = redis_key(id);
         let mut hset = redis::cmd("HSET");
         hset.arg(&key)
@@ -130,30 +121,23 @@ impl<C: ConnectionLike + Clone> Records for RedisRecords<C> {
             .ignore()
             .cmd("PEXPIRE")
             .arg(&key)
-            .arg(ttl_ms(now, record.expires_at))
+            .arg(ttl_ms(record.created_at, record.expires_at))
             .ignore();
-        if let Some(old) = replaces {
-            write.cmd("DEL").arg(redis_key(&old)).ignore();
+        if let Some(old) = &record.replaces {
+            write.cmd("DEL").arg(redis_key(old)).ignore();
         }
         write.query_async::<()>(&mut self.conn.clone()).await?;
         Ok(())
     }
 
-    async fn replace(
-        &self,
-        id: &str,
-        state: String,
-        file: Option<String>,
-        expires_at: NaiveDateTime,
-        now: NaiveDateTime,
-    ) -> anyhow::Result<bool> {
+    async fn replace(&self, id: &str, with: Replacement) -> anyhow::Result<bool> {
         let script = redis::Script::new(REPLACE_IF_EXISTS);
         let mut invocation = script.key(redis_key(id));
         invocation
-            .arg(ttl_ms(now, expires_at))
+            .arg(ttl_ms(with.now, with.expires_at))
             .arg("state")
-            .arg(state);
-        if let Some(file) = &file {
+            .arg(with.state);
+        if let Some(file) = &with.file {
             invocation
                 .arg("file")
                 .arg(file)
@@ -164,17 +148,11 @@ impl<C: ConnectionLike + Clone> Records for RedisRecords<C> {
         Ok(written == 1)
     }
 
-    async fn extend(
-        &self,
-        id: &str,
-        expires_at: NaiveDateTime,
-        now: NaiveDateTime,
-        _due: NaiveDateTime,
-    ) -> anyhow::Result<()> {
+    async fn extend(&self, id: &str, extension: Extension) -> anyhow::Result<()> {
         // PEXPIRE GT: only ever later, so overlapping reads never shorten one another's move.
         redis::cmd("PEXPIRE")
             .arg(redis_key(id))
-            .arg(ttl_ms(now, expires_at))
+            .arg(ttl_ms(extension.now, extension.expires_at))
             .arg("GT")
             .query_async::<()>(&mut self.conn.clone())
             .await?;

@@ -73,14 +73,19 @@ pub async fn request_scope_with_file(
     SCOPE.scope(scope, next.call(req)).await
 }
 
+/// Runs `f` on this request's scope; `None` outside one.
+fn with<T>(f: impl FnOnce(&RequestScope) -> T) -> Option<T> {
+    SCOPE.try_with(f).ok()
+}
+
 /// Whether this request's page shows the file, so `load` should fetch it.
 pub fn wants_file() -> bool {
-    SCOPE.try_with(|scope| scope.wants_file).unwrap_or(false)
+    with(|scope| scope.wants_file).unwrap_or(false)
 }
 
 /// Remembers what `load` found for this request, and the file if it fetched it.
 pub fn remember_loaded(loaded: Loaded, file: Option<String>) {
-    let _ = SCOPE.try_with(|scope| {
+    with(|scope| {
         scope.loaded.set(Some(loaded));
         *scope.loaded_file.borrow_mut() = file;
     });
@@ -88,67 +93,55 @@ pub fn remember_loaded(loaded: Loaded, file: Option<String>) {
 
 /// What `load` found for this request, if a live session was loaded in this scope.
 pub fn loaded() -> Option<Loaded> {
-    SCOPE.try_with(|scope| scope.loaded.get()).ok().flatten()
+    with(|scope| scope.loaded.get()).flatten()
 }
 
 /// The file `load` fetched for this request (pages that asked for it).
 pub fn take_loaded_file() -> Option<String> {
-    SCOPE
-        .try_with(|scope| scope.loaded_file.borrow_mut().take())
-        .ok()
-        .flatten()
+    with(|scope| scope.loaded_file.take()).flatten()
 }
 
 /// Hands an uploaded file to the store's `save`/`update` at the end of this request. Outside a
 /// scope the file is dropped (and its reservation released).
 pub fn put_pending_file(file: PendingFile) {
-    let _ = SCOPE.try_with(|scope| *scope.pending_file.borrow_mut() = Some(file));
+    with(|scope| scope.pending_file.replace(Some(file)));
 }
 
 /// The file this request's handler uploaded, for the store to write.
 pub fn take_pending_file() -> Option<PendingFile> {
-    SCOPE
-        .try_with(|scope| scope.pending_file.borrow_mut().take())
-        .ok()
-        .flatten()
+    with(|scope| scope.pending_file.take()).flatten()
 }
 
 /// Marks this request's session renewal as a key rotation: actix-session will call `delete`
 /// on the old key and then `save`. The store defers the delete ([`defer_delete`]) and does
 /// both in one transaction in `save`, so a crash between them loses nothing.
 pub fn begin_rotation() {
-    let _ = SCOPE.try_with(|scope| scope.rotating.set(true));
+    with(|scope| scope.rotating.set(true));
 }
 
-/// In a rotation, keeps `key` (the old session's storage key) for `save` to delete, and
-/// returns true; outside one returns false and the caller deletes at once.
-pub fn defer_delete(key: &str) -> bool {
-    SCOPE
-        .try_with(|scope| {
-            if scope.rotating.get() {
-                *scope.replaced_key.borrow_mut() = Some(key.to_owned());
-            }
-            scope.rotating.get()
-        })
-        .unwrap_or(false)
+/// In a rotation, keeps `id` (the old session's id) for `save` to delete, and returns true;
+/// outside one returns false and the caller deletes at once.
+pub fn defer_delete(id: &str) -> bool {
+    with(|scope| {
+        if scope.rotating.get() {
+            scope.replaced_key.replace(Some(id.to_owned()));
+        }
+        scope.rotating.get()
+    })
+    .unwrap_or(false)
 }
 
-/// The old session's storage key a rotation's `save` must delete along with its write.
+/// The old session's id a rotation's `save` must delete along with its write.
 pub fn take_replaced_key() -> Option<String> {
-    SCOPE
-        .try_with(|scope| scope.replaced_key.borrow_mut().take())
-        .ok()
-        .flatten()
+    with(|scope| scope.replaced_key.take()).flatten()
 }
 
 /// Records that a store call of this request failed because the storage was unreachable.
 pub fn mark_store_unavailable() {
-    let _ = SCOPE.try_with(|scope| scope.store_unavailable.set(true));
+    with(|scope| scope.store_unavailable.set(true));
 }
 
 /// Whether a store call of this request failed because the storage was unreachable.
 pub fn store_unavailable() -> bool {
-    SCOPE
-        .try_with(|scope| scope.store_unavailable.get())
-        .unwrap_or(false)
+    with(|scope| scope.store_unavailable.get()).unwrap_or(false)
 }

@@ -1,14 +1,14 @@
 //! Session records as rows of the `sessions` table (PostgreSQL or SQLite), through
 //! [`db::with_conn`]: every Diesel call, the pool checkout included, off the async executor.
 
-use chrono::NaiveDateTime;
-
 use crate::clock::Clock;
 use crate::db::{self, DbConnection, DbPool};
 use crate::session::lifetime::MaxLifetime;
 use crate::session::queries::{self, NewSession};
 use crate::session::scope::Loaded;
-use crate::session::store::{NewRecord, Record, Records, TextdropStore};
+use crate::session::store::{
+    Extension, Fetch, NewRecord, Record, Records, Replacement, TextdropStore,
+};
 
 /// The `sessions` table behind a pool.
 #[derive(Clone)]
@@ -36,16 +36,12 @@ impl SqlRecords {
 }
 
 impl Records for SqlRecords {
-    async fn fetch(
-        &self,
-        id: &str,
-        now: NaiveDateTime,
-        created_after: NaiveDateTime,
-        with_file: bool,
-    ) -> anyhow::Result<Option<Record>> {
+    async fn fetch(&self, id: &str, fetch: Fetch) -> anyhow::Result<Option<Record>> {
         let id = id.to_owned();
         let row = self
-            .run(move |conn| queries::find_live(conn, &id, now, created_after, with_file))
+            .run(move |conn| {
+                queries::find_live(conn, &id, fetch.now, fetch.created_after, fetch.with_file)
+            })
             .await?;
         Ok(row.map(|row| Record {
             state: row.state,
@@ -57,13 +53,7 @@ impl Records for SqlRecords {
         }))
     }
 
-    async fn insert(
-        &self,
-        id: &str,
-        record: NewRecord,
-        replaces: Option<String>,
-        _now: NaiveDateTime,
-    ) -> anyhow::Result<()> {
+    async fn insert(&self, id: &str, record: NewRecord) -> anyhow::Result<()> {
         let id = id.to_owned();
         self.run(move |conn| {
             let row = NewSession {
@@ -74,38 +64,23 @@ impl Records for SqlRecords {
                 file: record.file.as_deref(),
                 file_bytes: record.file.as_ref().map_or(0, |f| f.len() as i64),
             };
-            queries::insert(conn, &row, replaces.as_deref())
+            queries::insert(conn, &row, record.replaces.as_deref())
         })
         .await?;
         Ok(())
     }
 
-    async fn replace(
-        &self,
-        id: &str,
-        state: String,
-        file: Option<String>,
-        expires_at: NaiveDateTime,
-        now: NaiveDateTime,
-    ) -> anyhow::Result<bool> {
+    async fn replace(&self, id: &str, with: Replacement) -> anyhow::Result<bool> {
         let id = id.to_owned();
         let updated = self
-            .run(move |conn| {
-                queries::update_state(conn, &id, &state, file.as_deref(), expires_at, now)
-            })
+            .run(move |conn| queries::update_state(conn, &id, &with))
             .await?;
         Ok(updated > 0)
     }
 
-    async fn extend(
-        &self,
-        id: &str,
-        expires_at: NaiveDateTime,
-        now: NaiveDateTime,
-        due: NaiveDateTime,
-    ) -> anyhow::Result<()> {
+    async fn extend(&self, id: &str, extension: Extension) -> anyhow::Result<()> {
         let id = id.to_owned();
-        self.run(move |conn| queries::extend_if_due(conn, &id, expires_at, now, due))
+        self.run(move |conn| queries::extend_if_due(conn, &id, &extension))
             .await?;
         Ok(())
     }

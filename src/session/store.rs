@@ -44,56 +44,59 @@ pub struct Record {
     pub file: Option<String>,
 }
 
-/// A new record.
+/// A new record; its creation time is also "now" for the write.
 #[derive(Debug)]
 pub struct NewRecord {
     pub state: String,
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
     pub file: Option<String>,
+    /// A key rotation: the id of the record this one replaces, deleted in the same step.
+    pub replaces: Option<String>,
+}
+
+/// Which record a fetch wants: live at `now`, created after `created_after`, with its file or
+/// not.
+#[derive(Debug, Clone, Copy)]
+pub struct Fetch {
+    pub now: NaiveDateTime,
+    pub created_after: NaiveDateTime,
+    pub with_file: bool,
+}
+
+/// A new state (and file, when given) for a live record, and its new expiry.
+#[derive(Debug)]
+pub struct Replacement {
+    pub state: String,
+    pub file: Option<String>,
+    pub expires_at: NaiveDateTime,
+    pub now: NaiveDateTime,
+}
+
+/// A later expiry for a live record, written only if it still expires before `due` (no other
+/// request moved it) and before `expires_at`.
+#[derive(Debug, Clone, Copy)]
+pub struct Extension {
+    pub expires_at: NaiveDateTime,
+    pub now: NaiveDateTime,
+    pub due: NaiveDateTime,
 }
 
 /// How one storage reads and writes session records, addressed by [`session_id`]. Times are the
-/// app's clock; `now` is passed in.
+/// app's clock.
 pub trait Records: Clone {
-    /// The live record `id` at `now`, created after `created_after`, with its file if asked.
-    fn fetch(
-        &self,
-        id: &str,
-        now: NaiveDateTime,
-        created_after: NaiveDateTime,
-        with_file: bool,
-    ) -> impl Future<Output = anyhow::Result<Option<Record>>>;
+    /// The live record `id` that `fetch` describes.
+    fn fetch(&self, id: &str, fetch: Fetch)
+        -> impl Future<Output = anyhow::Result<Option<Record>>>;
 
-    /// Writes `record` under `id`, and deletes the record `replaces` in the same step.
-    fn insert(
-        &self,
-        id: &str,
-        record: NewRecord,
-        replaces: Option<String>,
-        now: NaiveDateTime,
-    ) -> impl Future<Output = anyhow::Result<()>>;
+    /// Writes `record` under `id`, and deletes the record it replaces in the same step.
+    fn insert(&self, id: &str, record: NewRecord) -> impl Future<Output = anyhow::Result<()>>;
 
-    /// Replaces the state (and the file, when given) of the live record `id` and sets its
-    /// expiry; `false` when there is no live record.
-    fn replace(
-        &self,
-        id: &str,
-        state: String,
-        file: Option<String>,
-        expires_at: NaiveDateTime,
-        now: NaiveDateTime,
-    ) -> impl Future<Output = anyhow::Result<bool>>;
+    /// Replaces the live record `id`'s state; `false` when there is no live record.
+    fn replace(&self, id: &str, with: Replacement) -> impl Future<Output = anyhow::Result<bool>>;
 
-    /// Moves the expiry of the live record `id` to `expires_at`, unless it already expires at
-    /// or after `due` (another request moved it) or at or after `expires_at`.
-    fn extend(
-        &self,
-        id: &str,
-        expires_at: NaiveDateTime,
-        now: NaiveDateTime,
-        due: NaiveDateTime,
-    ) -> impl Future<Output = anyhow::Result<()>>;
+    /// Moves the live record `id`'s expiry as `extension` says.
+    fn extend(&self, id: &str, extension: Extension) -> impl Future<Output = anyhow::Result<()>>;
 
     /// Deletes the record `id`, live or not.
     fn remove(&self, id: &str) -> impl Future<Output = anyhow::Result<()>>;
@@ -137,15 +140,23 @@ impl<R: Records> TextdropStore<R> {
             created_at: now,
             expires_at: self.max.cap(now + chrono_ttl(ttl), now),
             file,
+            replaces: scope::take_replaced_key(),
         };
-        let replaces = scope::take_replaced_key();
-        self.records
-            .insert(&session_id(&key), record, replaces, now)
-            .await?;
+        self.records.insert(&session_id(&key), record).await?;
         if let Some(reservation) = reservation {
             reservation.stored();
         }
         Ok(key)
+    }
+
+    /// Which live record to fetch now, with its file or not.
+    fn fetch_now(&self, with_file: bool) -> Fetch {
+        let now = self.clock.now();
+        Fetch {
+            now,
+            created_after: self.max.created_after(now),
+            with_file,
+        }
     }
 
     /// What this request's `load` found, or (outside a scope) the record as it is now.
@@ -153,26 +164,17 @@ impl<R: Records> TextdropStore<R> {
         if let Some(loaded) = scope::loaded() {
             return Ok(Some(loaded));
         }
-        let now = self.clock.now();
-        let record = self
-            .records
-            .fetch(id, now, self.max.created_after(now), false)
-            .await?;
+        let record = self.records.fetch(id, self.fetch_now(false)).await?;
         Ok(record.map(|record| record.loaded))
     }
 }
 
 impl<R: Records> SessionStore for TextdropStore<R> {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
-        let now = self.clock.now();
+        let fetch = self.fetch_now(scope::wants_file());
         let record = self
             .records
-            .fetch(
-                &session_id(session_key),
-                now,
-                self.max.created_after(now),
-                scope::wants_file(),
-            )
+            .fetch(&session_id(session_key), fetch)
             .await
             .map_err(LoadError::Other)?;
         let Some(record) = record else {
@@ -214,10 +216,15 @@ impl<R: Records> SessionStore for TextdropStore<R> {
         let now = self.clock.now();
         let expires_at = self.max.cap(now + chrono_ttl(ttl), loaded.created_at);
         let pending = scope::take_pending_file();
-        let file = pending.as_ref().map(|p| p.text.clone());
+        let replacement = Replacement {
+            state: state.clone(),
+            file: pending.as_ref().map(|p| p.text.clone()),
+            expires_at,
+            now,
+        };
         let replaced = self
             .records
-            .replace(&id, state.clone(), file, expires_at, now)
+            .replace(&id, replacement)
             .await
             .map_err(UpdateError::Other)?;
         if !replaced {
@@ -253,7 +260,12 @@ impl<R: Records> SessionStore for TextdropStore<R> {
         // record one of them already moved.
         let due =
             now + Duration::milliseconds((EXTEND_BELOW * ttl.num_milliseconds() as f64) as i64);
-        self.records.extend(&id, expires_at, now, due).await
+        let extension = Extension {
+            expires_at,
+            now,
+            due,
+        };
+        self.records.extend(&id, extension).await
     }
 
     async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {

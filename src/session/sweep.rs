@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDateTime;
 
 use crate::db::{self, DbConnection, DbError, DbPool};
+use crate::session::pace::{BatchSize, Pace, SQLITE_RECLAIM_PAGES};
 use crate::session::planner;
-use crate::session::queries;
+use crate::session::sweep_queries;
 use crate::session::walk::TableWalk;
 
 /// How much one cleanup run may do.
@@ -67,76 +68,6 @@ impl SweepLimits {
 impl Default for SweepLimits {
     fn default() -> Self {
         Self::serving(5_000)
-    }
-}
-
-/// Runs batches back to back, resting between them as [`SweepLimits::rest`] says.
-struct Pace {
-    rest: f64,
-    previous: Option<Duration>,
-}
-
-impl Pace {
-    fn new(limits: &SweepLimits) -> Self {
-        Self {
-            rest: limits.rest,
-            previous: None,
-        }
-    }
-
-    /// Rests after the previous batch if one ran (holding no connection), then runs and times
-    /// `batch`.
-    async fn batch<T>(&mut self, batch: impl std::future::Future<Output = T>) -> T {
-        if let Some(previous) = self.previous.filter(|_| self.rest > 0.0) {
-            actix_web::rt::time::sleep(previous.mul_f64(self.rest)).await;
-        }
-        let started = Instant::now();
-        let out = batch.await;
-        self.previous = Some(started.elapsed());
-        out
-    }
-}
-
-/// SQLite: a batch should hold the write lock about this long at most; the rows per batch
-/// halve after a slower one and double (up to the batch size) after a much faster one.
-const SQLITE_BATCH_TIME: Duration = Duration::from_millis(50);
-/// SQLite: the first batch of a run deletes at most this many rows.
-const SQLITE_FIRST_BATCH: i64 = 32;
-/// SQLite: pages given back to the file system per step (4 MiB of 4 KiB pages).
-const SQLITE_RECLAIM_PAGES: i64 = 1_024;
-
-/// How many rows the next batch deletes.
-#[derive(Debug, Clone, Copy)]
-struct BatchSize {
-    rows: i64,
-    most: i64,
-    timed: bool,
-}
-
-impl BatchSize {
-    fn new(limits: &SweepLimits) -> Self {
-        let rows = if limits.sqlite {
-            limits.batch_size.min(SQLITE_FIRST_BATCH)
-        } else {
-            limits.batch_size
-        };
-        Self {
-            rows,
-            most: limits.batch_size,
-            timed: limits.sqlite,
-        }
-    }
-
-    /// Resizes after a batch that took `took`.
-    fn after(&mut self, took: Option<Duration>) {
-        let Some(took) = took.filter(|_| self.timed) else {
-            return;
-        };
-        if took > SQLITE_BATCH_TIME {
-            self.rows = (self.rows / 2).max(1);
-        } else if took < SQLITE_BATCH_TIME / 4 {
-            self.rows = (self.rows * 2).min(self.most);
-        }
     }
 }
 
@@ -205,7 +136,7 @@ pub async fn delete_expired_until(
         let rows = size.rows;
         let batch = pace
             .batch(db::with_conn(pool, move |conn| {
-                queries::delete_expired_batch(conn, now, rows)
+                sweep_queries::delete_expired_batch(conn, now, rows)
             }))
             .await?;
         report.longest_batch = report.longest_batch.max(pace.previous.unwrap_or_default());
@@ -257,14 +188,14 @@ async fn reclaim_sqlite_space(
     loop {
         let left = pace
             .batch(db::with_conn(pool, |conn| {
-                queries::sqlite_reclaim(conn, SQLITE_RECLAIM_PAGES)
+                sweep_queries::sqlite_reclaim(conn, SQLITE_RECLAIM_PAGES)
             }))
             .await?;
         if left == 0 || should_stop() {
             break;
         }
     }
-    db::with_conn(pool, queries::sqlite_truncate_wal).await
+    db::with_conn(pool, sweep_queries::sqlite_truncate_wal).await
 }
 
 /// Deletes the expired rows of blocks `0..walk.blocks`, a step per transaction, until the end,
@@ -286,7 +217,7 @@ async fn walk_table(
         let batch = pace
             .batch(db::with_conn(pool, move |conn| match conn {
                 DbConnection::Postgres(pg) => {
-                    queries::delete_expired_in_blocks(pg, now, first, end)
+                    sweep_queries::delete_expired_in_blocks(pg, now, first, end)
                 }
                 DbConnection::Sqlite(_) => Err(diesel::result::Error::QueryBuilderError(
                     "only PostgreSQL tables are walked".into(),
@@ -300,26 +231,4 @@ async fn walk_table(
         step = walk.next_step(step, deleted, batch_size);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[actix_web::test]
-    async fn a_paced_batch_waits_as_long_as_the_previous_one_took() {
-        let limits = SweepLimits {
-            rest: 1.0,
-            ..SweepLimits::default()
-        };
-        let mut pace = Pace::new(&limits);
-        let started = Instant::now();
-        for _ in 0..2 {
-            // An async block: a Sleep's deadline would start counting when it is made.
-            pace.batch(async { actix_web::rt::time::sleep(Duration::from_millis(30)).await })
-                .await;
-        }
-        // 30 ms, a 30 ms rest, 30 ms: sleeps never end early, so this holds on any machine.
-        assert!(started.elapsed() >= Duration::from_millis(90));
-    }
 }

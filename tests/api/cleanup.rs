@@ -12,8 +12,9 @@ use reqwest::StatusCode;
 use textdrop::clock::Clock;
 use textdrop::db::{self, DbConnection};
 use textdrop::session::planner;
-use textdrop::session::queries::{self, SWEEPER_LOCK_KEY};
+use textdrop::session::queries;
 use textdrop::session::sweep::{delete_expired, SweepLimits};
+use textdrop::session::sweep_queries::{self, SWEEPER_LOCK_KEY};
 
 use crate::helpers::{eventually, insert_rows, live_and_expired, metric_value, spawn_app, TestDb};
 use crate::private_pg::PrivatePostgres;
@@ -155,10 +156,10 @@ async fn a_block_range_batch_is_skipped_while_another_sweeper_holds_the_lock(db:
         .transaction(|holder| {
             diesel::sql_query(format!("SELECT pg_advisory_xact_lock({SWEEPER_LOCK_KEY})"))
                 .execute(holder)?;
-            queries::delete_expired_in_blocks(sweeper, now, 0, 1_000)
+            sweep_queries::delete_expired_in_blocks(sweeper, now, 0, 1_000)
         })
         .expect("batch while held");
-    let after = queries::delete_expired_in_blocks(sweeper, now, 0, 1_000).expect("batch");
+    let after = sweep_queries::delete_expired_in_blocks(sweeper, now, 0, 1_000).expect("batch");
 
     assert_eq!(while_held, None);
     assert_eq!(after, Some(500));
@@ -181,7 +182,7 @@ async fn postgres_sweeps_use_the_expires_at_index_or_a_tid_range_scan(db: TestDb
             pg,
             diesel::sql_query(format!(
                 "EXPLAIN (FORMAT JSON) {}",
-                queries::PG_DELETE_BATCH
+                sweep_queries::PG_DELETE_BATCH
             ))
             .into_boxed()
             .bind::<Timestamp, _>(now)
@@ -193,7 +194,7 @@ async fn postgres_sweeps_use_the_expires_at_index_or_a_tid_range_scan(db: TestDb
             pg,
             diesel::sql_query(format!(
                 "EXPLAIN (FORMAT JSON) {}",
-                queries::PG_DELETE_BLOCK_RANGE
+                sweep_queries::PG_DELETE_BLOCK_RANGE
             ))
             .into_boxed()
             .bind::<BigInt, _>(0)
@@ -206,7 +207,7 @@ async fn postgres_sweeps_use_the_expires_at_index_or_a_tid_range_scan(db: TestDb
     let (bare_range_plan, walk_plan) = pg
         .transaction(|pg| {
             let bare = range(pg);
-            pg.batch_execute(queries::PG_BLOCK_RANGE_SETTINGS)?;
+            pg.batch_execute(sweep_queries::PG_BLOCK_RANGE_SETTINGS)?;
             diesel::QueryResult::Ok((bare, range(pg)))
         })
         .expect("explain in a transaction");
@@ -243,7 +244,7 @@ async fn sqlite_batches_use_the_expires_at_index(db: TestDb) {
 
     let plan: Vec<String> = diesel::sql_query(format!(
         "EXPLAIN QUERY PLAN {}",
-        queries::SQLITE_DELETE_BATCH
+        sweep_queries::SQLITE_DELETE_BATCH
     ))
     .bind::<Timestamp, _>(Clock::system().now())
     .bind::<BigInt, _>(5_000)

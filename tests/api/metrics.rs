@@ -5,7 +5,7 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use reqwest::StatusCode;
-use textdrop::session::queries::SWEEPER_LOCK_KEY;
+use textdrop::session::sweep_queries::SWEEPER_LOCK_KEY;
 
 use crate::helpers::{
     eventually, insert_rows, metric_value, spawn_app, textdrop, ServerProcess, TestDb,

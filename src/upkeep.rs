@@ -1,0 +1,48 @@
+//! What the limits need done now and then while the server runs: measuring the bytes stored
+//! for the storage cap, and letting the upload rate limiter forget idle addresses.
+
+use std::time::Duration;
+
+use actix_web::web;
+use tokio_util::sync::CancellationToken;
+
+use crate::limits::{StorageCap, UploadRate};
+use crate::storage::SessionStorage;
+
+/// How often the bytes stored are measured for the storage cap.
+const CAP_MEASURE_EVERY: Duration = Duration::from_secs(2);
+/// How often the rate limiter forgets addresses that have not uploaded lately.
+const RATE_FORGET_EVERY: Duration = Duration::from_secs(60);
+
+/// Measures the bytes stored for the cap every couple of seconds, and lets the rate limiter
+/// forget idle addresses every minute, until the returned token is cancelled.
+pub fn spawn_upkeep(
+    storage: web::Data<SessionStorage>,
+    cap: StorageCap,
+    rate: UploadRate,
+) -> CancellationToken {
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    actix_web::rt::spawn(async move {
+        let mut since_forget = Duration::ZERO;
+        loop {
+            if cap.limit().is_some() {
+                if let Err(err) = cap.measure(storage.stored_bytes()).await {
+                    log::warn!(
+                        "measuring the bytes stored failed, keeping the last figure: {err:#}"
+                    );
+                }
+            }
+            since_forget += CAP_MEASURE_EVERY;
+            if since_forget >= RATE_FORGET_EVERY {
+                rate.forget_idle();
+                since_forget = Duration::ZERO;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = actix_web::rt::time::sleep(CAP_MEASURE_EVERY) => {}
+            }
+        }
+    });
+    token
+}
