@@ -153,3 +153,37 @@ tests_on!(on_postgres: Postgres;
     a_held_sweeper_lock_is_counted_as_skipped_ticks_and_warned_about,
     skipped_ticks_are_counted_in_the_metrics,
 );
+
+/// Every backend: `/metrics` answers on METRICS_ADDR only; the public port says 404.
+async fn metrics_are_served_on_metrics_addr_only(db: TestDb) {
+    let app = spawn_app(&db, &[("METRICS_ADDR", "127.0.0.1:0")]).await;
+    app.upload("a.txt", "a\n").await;
+
+    let public = app.get("/metrics").await;
+    let port = app.metrics_port.expect("a metrics listener");
+    let private = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("GET /metrics");
+
+    assert_eq!(public.status(), StatusCode::NOT_FOUND);
+    assert_eq!(private.status(), StatusCode::OK);
+    let text = private.text().await.expect("body");
+    let saves = metric_value(
+        &text,
+        "textdrop_store_operation_duration_seconds_count{operation=\"save\"}",
+    );
+    assert_eq!(saves, Some(1.0), "{text}");
+    app.stop().await;
+
+    let without = spawn_app(&db, &[]).await;
+    assert_eq!(without.metrics_port, None, "unset: no metrics listener");
+    assert_eq!(
+        without.get("/metrics").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    without.stop().await;
+}
+
+tests_on!(all_sqlite: Sqlite; metrics_are_served_on_metrics_addr_only);
+tests_on!(all_postgres: Postgres; metrics_are_served_on_metrics_addr_only);
+tests_on!(all_redis: Redis; metrics_are_served_on_metrics_addr_only);
