@@ -9,6 +9,8 @@ pub enum Backend {
     Sqlite,
     /// Not SQL: sessions in Redis, which expires keys itself.
     Redis,
+    /// Sessions in a Redis Cluster (`redis+cluster://` with the seed nodes).
+    RedisCluster,
     /// Benchmarks only: the whole state in the cookie, no server-side store.
     #[cfg(feature = "bench-cookie-store")]
     Cookie,
@@ -20,6 +22,7 @@ impl fmt::Display for Backend {
             Backend::Postgres => "postgresql",
             Backend::Sqlite => "sqlite",
             Backend::Redis => "redis",
+            Backend::RedisCluster => "redis cluster",
             #[cfg(feature = "bench-cookie-store")]
             Backend::Cookie => "cookie (benchmarks only)",
         })
@@ -37,7 +40,8 @@ pub struct DatabaseUrl {
 
 /// The forms `DATABASE_URL` accepts, for error messages.
 const EXPECTED: &str =
-    "expected postgres://, postgresql://, redis://, sqlite://PATH, file:PATH or a plain file path";
+    "expected postgres://, postgresql://, redis://, redis+cluster://HOST:PORT,…, \
+     sqlite://PATH, file:PATH or a plain file path";
 
 impl DatabaseUrl {
     /// Parses `postgres://…`, `postgresql://…`, `redis://…`, `sqlite://PATH`
@@ -51,6 +55,7 @@ impl DatabaseUrl {
         let backend = match raw.split_once("://").map(|(scheme, _)| scheme) {
             Some("postgres" | "postgresql") => Backend::Postgres,
             Some("redis") => Backend::Redis,
+            Some("redis+cluster") => Backend::RedisCluster,
             #[cfg(feature = "bench-cookie-store")]
             Some("cookie") => Backend::Cookie,
             Some("sqlite" | "file") | None => Backend::Sqlite,
@@ -77,6 +82,26 @@ impl DatabaseUrl {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// `redis+cluster://[user:password@]host:port,host:port,…`: one `redis://` URL per seed
+    /// node, the credentials repeated for each. May hold a password: never log them.
+    pub fn cluster_nodes(&self) -> Vec<String> {
+        let rest = self
+            .target
+            .strip_prefix("redis+cluster://")
+            .unwrap_or_default();
+        let rest = rest.split(['/', '?']).next().unwrap_or_default();
+        let (userinfo, hosts) = match rest.rsplit_once('@') {
+            Some((userinfo, hosts)) => (format!("{userinfo}@"), hosts),
+            None => (String::new(), rest),
+        };
+        hosts
+            .split(',')
+            .map(str::trim)
+            .filter(|host| !host.is_empty())
+            .map(|host| format!("redis://{userinfo}{host}"))
+            .collect()
     }
 
     /// What the driver is given. It may hold a password: never log it.
@@ -177,6 +202,14 @@ mod tests {
         assert!(!format!("{url:?} {url}").contains("s3cret"));
         let url = DatabaseUrl::parse("postgresql://db/x").expect("valid");
         assert_eq!(url.backend(), Backend::Postgres);
+        let url = DatabaseUrl::parse("redis+cluster://:pw@r1:7001,r2:7002").expect("valid");
+        assert_eq!(url.backend(), Backend::RedisCluster);
+        assert_eq!(url.location(), "r1:7001,r2:7002");
+        assert_eq!(
+            url.cluster_nodes(),
+            ["redis://:pw@r1:7001", "redis://:pw@r2:7002"]
+        );
+        assert!(!url.redacted().contains("pw"));
         let url = DatabaseUrl::parse("redis://:pw@cache:6379/2").expect("valid");
         assert_eq!(url.backend(), Backend::Redis);
         assert_eq!(url.redacted(), "redis://:***@cache:6379/2");

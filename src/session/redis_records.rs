@@ -37,14 +37,37 @@ return 1";
 #[derive(Clone)]
 pub struct RedisRecords<C> {
     conn: C,
+    /// A cluster: two sessions' hashes may live on different nodes, so a key rotation writes
+    /// the new hash, then deletes the old (a crash between leaves the old one to expire).
+    cluster: bool,
 }
 
 /// actix-session's `SessionStore` on Redis.
 pub type RedisStore<C> = TextdropStore<RedisRecords<C>>;
 
 impl<C: ConnectionLike + Clone> RedisStore<C> {
+    /// A store on one Redis server.
     pub fn new(conn: C, clock: Clock, max: MaxLifetime) -> Self {
-        Self::with_records(RedisRecords { conn }, clock, max)
+        Self::with_records(
+            RedisRecords {
+                conn,
+                cluster: false,
+            },
+            clock,
+            max,
+        )
+    }
+
+    /// A store on a Redis Cluster.
+    pub fn on_cluster(conn: C, clock: Clock, max: MaxLifetime) -> Self {
+        Self::with_records(
+            RedisRecords {
+                conn,
+                cluster: true,
+            },
+            clock,
+            max,
+        )
     }
 }
 
@@ -114,6 +137,7 @@ impl<C: ConnectionLike + Clone> Records for RedisRecords<C> {
         if let Some(file) = &record.file {
             hset.arg("file").arg(file).arg("bytes").arg(file.len());
         }
+        // One MULTI: the new hash, its TTL and (one server) the old hash's deletion.
         let mut write = redis::pipe();
         write
             .atomic()
@@ -123,10 +147,17 @@ impl<C: ConnectionLike + Clone> Records for RedisRecords<C> {
             .arg(&key)
             .arg(ttl_ms(record.created_at, record.expires_at))
             .ignore();
-        if let Some(old) = &record.replaces {
-            write.cmd("DEL").arg(redis_key(old)).ignore();
+        let old = record.replaces.as_deref().map(redis_key);
+        if let (Some(old), false) = (&old, self.cluster) {
+            write.cmd("DEL").arg(old).ignore();
         }
         write.query_async::<()>(&mut self.conn.clone()).await?;
+        if let (Some(old), true) = (old, self.cluster) {
+            redis::cmd("DEL")
+                .arg(old)
+                .query_async::<()>(&mut self.conn.clone())
+                .await?;
+        }
         Ok(())
     }
 
@@ -175,8 +206,63 @@ pub async fn used_memory<C: ConnectionLike + Clone>(conn: &C) -> redis::RedisRes
         .arg("memory")
         .query_async(&mut conn.clone())
         .await?;
+    used_memory_in(&info)
+        .ok_or_else(|| (redis::ErrorKind::TypeError, "no used_memory in INFO memory").into())
+}
+
+/// `used_memory` summed over the cluster's masters: the cap counts what every master holds.
+pub async fn cluster_used_memory(
+    conn: &redis::cluster_async::ClusterConnection,
+) -> redis::RedisResult<u64> {
+    use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+    let mut info = redis::cmd("INFO");
+    info.arg("memory");
+    let all_masters = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+    let answers = conn.clone().route_command(&info, all_masters).await?;
+    let mut texts = Vec::new();
+    collect_texts(&answers, &mut texts);
+    let sizes: Vec<u64> = texts.iter().filter_map(|t| used_memory_in(t)).collect();
+    if sizes.is_empty() {
+        return Err((
+            redis::ErrorKind::TypeError,
+            "no used_memory from the masters",
+        )
+            .into());
+    }
+    Ok(sizes.iter().sum())
+}
+
+fn used_memory_in(info: &str) -> Option<u64> {
     info.lines()
         .find_map(|line| line.strip_prefix("used_memory:"))
         .and_then(|value| value.trim().parse().ok())
-        .ok_or_else(|| (redis::ErrorKind::TypeError, "no used_memory in INFO memory").into())
+}
+
+/// Every text in a reply, however nested (a cluster answers one per node).
+fn collect_texts(value: &redis::Value, out: &mut Vec<String>) {
+    match value {
+        redis::Value::BulkString(bytes) => out.push(String::from_utf8_lossy(bytes).into_owned()),
+        redis::Value::VerbatimString { text, .. } => out.push(text.clone()),
+        redis::Value::SimpleString(text) => out.push(text.clone()),
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            items.iter().for_each(|item| collect_texts(item, out))
+        }
+        redis::Value::Map(pairs) => pairs.iter().for_each(|(_, item)| collect_texts(item, out)),
+        _ => {}
+    }
+}
+
+/// Whether every node of the cluster says `cluster_state:ok` (a node that does not answer, or
+/// slots still moving, make it not ready).
+pub async fn cluster_is_ok(
+    conn: &redis::cluster_async::ClusterConnection,
+) -> redis::RedisResult<bool> {
+    use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+    let mut info = redis::cmd("CLUSTER");
+    info.arg("INFO");
+    let every_node = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
+    let answers = conn.clone().route_command(&info, every_node).await?;
+    let mut texts = Vec::new();
+    collect_texts(&answers, &mut texts);
+    Ok(!texts.is_empty() && texts.iter().all(|t| t.contains("cluster_state:ok")))
 }

@@ -35,6 +35,7 @@ type SessionState = HashMap<String, String>;
 pub enum AnyStore {
     Sql(DieselSessionStore),
     Redis(RedisStore<redis::aio::ConnectionManager>),
+    RedisCluster(RedisStore<redis::cluster_async::ClusterConnection>),
     #[cfg(feature = "bench-cookie-store")]
     Cookie(std::sync::Arc<actix_session::storage::CookieSessionStore>),
 }
@@ -45,6 +46,7 @@ macro_rules! delegate {
         match $self {
             AnyStore::Sql($store) => $call,
             AnyStore::Redis($store) => $call,
+            AnyStore::RedisCluster($store) => $call,
             #[cfg(feature = "bench-cookie-store")]
             AnyStore::Cookie($store) => $call,
         }

@@ -16,6 +16,8 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 
 use crate::clock::Clock;
 use crate::config::{CleanupSettings, DatabaseSettings, Settings};
@@ -44,6 +46,7 @@ pub struct SessionStorage {
 enum Connected {
     Sql(SqlStorage),
     Redis(RedisStorage),
+    RedisCluster(ClusterStorage),
     #[cfg(feature = "bench-cookie-store")]
     Cookie,
 }
@@ -64,6 +67,20 @@ pub struct RedisStorage {
 /// How long a Redis command or connection attempt may take before the request gets its 503.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A Redis Cluster, through the `redis` crate's cluster connection (it follows MOVED and ASK
+/// and refreshes its slot map itself).
+pub struct ClusterStorage {
+    connection: ClusterConnection,
+}
+
+/// Cluster waits, bounded so a request gets its 503 within about 5 s while slots move during
+/// a failover (the crate's defaults retry 16 times, waiting up to 655 s): 2 retries, 100 ms to
+/// 1 s apart, each command given 1.5 s and each connection attempt 1 s.
+const CLUSTER_RETRIES: u32 = 2;
+const CLUSTER_RETRY_WAIT_MS: (u64, u64) = (100, 1_000);
+const CLUSTER_RESPONSE_TIMEOUT: Duration = Duration::from_millis(1_500);
+const CLUSTER_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
 impl SessionStorage {
     /// Connects to the storage `settings` name, retrying an unreachable one with backoff for
     /// the connect timeout; a SQL database is migrated first.
@@ -74,6 +91,9 @@ impl SessionStorage {
                 Connected::Sql(SqlStorage::connect(database, clock.clone()).await?)
             }
             Backend::Redis => Connected::Redis(RedisStorage::connect(database).await?),
+            Backend::RedisCluster => {
+                Connected::RedisCluster(ClusterStorage::connect(database).await?)
+            }
             #[cfg(feature = "bench-cookie-store")]
             Backend::Cookie => {
                 log::warn!("cookie:// keeps session state in the cookie (benchmarks only)");
@@ -111,6 +131,11 @@ impl SessionStorage {
             Connected::Redis(redis) => {
                 AnyStore::Redis(RedisStore::new(redis.connection.clone(), clock, max))
             }
+            Connected::RedisCluster(cluster) => AnyStore::RedisCluster(RedisStore::on_cluster(
+                cluster.connection.clone(),
+                clock,
+                max,
+            )),
             #[cfg(feature = "bench-cookie-store")]
             Connected::Cookie => AnyStore::Cookie(Default::default()),
         };
@@ -141,7 +166,9 @@ impl SessionStorage {
         match (&self.backend, settings.interval) {
             (Connected::Sql(_), Some(period)) => format!("cleanup every {} s", period.as_secs()),
             (Connected::Sql(_), None) => "cleanup disabled".into(),
-            (Connected::Redis(_), _) => "no cleanup needed, Redis expires keys".into(),
+            (Connected::Redis(_) | Connected::RedisCluster(_), _) => {
+                "no cleanup needed, Redis expires keys".into()
+            }
             #[cfg(feature = "bench-cookie-store")]
             (Connected::Cookie, _) => "no server-side state".into(),
         }
@@ -162,6 +189,12 @@ impl SessionStorage {
                 let ping = command.query_async::<String>(&mut connection);
                 actix_web::rt::time::timeout(READY_TIMEOUT, ping).await??;
             }
+            Connected::RedisCluster(cluster) => {
+                let ok = redis_records::cluster_is_ok(&cluster.connection);
+                if !actix_web::rt::time::timeout(READY_TIMEOUT, ok).await?? {
+                    anyhow::bail!("the cluster's state is not ok");
+                }
+            }
             #[cfg(feature = "bench-cookie-store")]
             Connected::Cookie => {}
         }
@@ -179,6 +212,9 @@ impl SessionStorage {
                 u64::try_from(total).unwrap_or(0)
             }
             Connected::Redis(redis) => redis_records::used_memory(&redis.connection).await?,
+            Connected::RedisCluster(cluster) => {
+                redis_records::cluster_used_memory(&cluster.connection).await?
+            }
             #[cfg(feature = "bench-cookie-store")]
             Connected::Cookie => 0,
         };
@@ -232,6 +268,27 @@ impl RedisStorage {
                 let connection = ConnectionManager::new_with_config(client?, config).await?;
                 Ok(Self { connection })
             }
+        })
+        .await
+    }
+}
+
+impl ClusterStorage {
+    async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        let nodes = settings.url.cluster_nodes();
+        anyhow::ensure!(!nodes.is_empty(), "DATABASE_URL names no cluster node");
+        let what = format!("the Redis Cluster at {}", settings.url.location());
+        let (min_wait, max_wait) = CLUSTER_RETRY_WAIT_MS;
+        let client = ClusterClient::builder(nodes)
+            .retries(CLUSTER_RETRIES)
+            .min_retry_wait(min_wait)
+            .max_retry_wait(max_wait)
+            .response_timeout(CLUSTER_RESPONSE_TIMEOUT)
+            .connection_timeout(CLUSTER_CONNECT_TIMEOUT)
+            .build()?;
+        retry::with_backoff(&what, settings.connect_timeout, || async {
+            let connection = client.get_async_connection().await?;
+            Ok(Self { connection })
         })
         .await
     }

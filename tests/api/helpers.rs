@@ -19,7 +19,10 @@ use textdrop::clock::Clock;
 use textdrop::config::Settings;
 use textdrop::db::{self, DatabaseUrl, DbConnection, DbConnectionManager, DbPool};
 use textdrop::schema::sessions;
+use textdrop::session::lifetime::MaxLifetime;
+use textdrop::session::{DieselSessionStore, RedisStore};
 use textdrop::startup::{Application, SECURE_SESSION_COOKIE, SESSION_COOKIE};
+use textdrop::storage::AnyStore;
 
 /// Key material every test app shares, so a restarted app can read the same cookies.
 pub const TEST_SECRET: &str = "test-secret-key-material-that-is-long-enough-0123456789";
@@ -30,6 +33,8 @@ pub enum Backend {
     Postgres,
     /// Redis at TEST_REDIS_URL, a database of the test's own.
     Redis,
+    /// The Redis Cluster at TEST_REDIS_CLUSTER_URL, flushed and held by one test at a time.
+    RedisCluster,
 }
 
 /// Prints why a test skips straight to stderr: the test harness captures `eprintln!` of
@@ -70,12 +75,13 @@ macro_rules! sql_tests {
     };
 }
 
-/// The listed tests on every backend: SQLite, PostgreSQL and Redis.
+/// The listed tests on every backend: SQLite, PostgreSQL, Redis and Redis Cluster.
 #[macro_export]
 macro_rules! page_tests {
     ($($name:ident),* $(,)?) => {
         $crate::sql_tests!($($name),*);
         $crate::tests_on!(redis: Redis; $($name),*);
+        $crate::tests_on!(redis_cluster: RedisCluster; $($name),*);
     };
 }
 
@@ -116,7 +122,14 @@ enum DbCleanup {
         admin_url: String,
         name: String,
     },
-    Redis(RedisDb),
+    Redis(
+        #[expect(
+            dead_code,
+            reason = "held so the database is flushed and freed on drop"
+        )]
+        RedisDb,
+    ),
+    Cluster(#[expect(dead_code, reason = "held: one test on the cluster at a time")] ClusterHold),
 }
 
 impl TestDb {
@@ -141,6 +154,19 @@ impl TestDb {
                     cleanup: DbCleanup::Redis(db),
                 })
             }
+            Backend::RedisCluster => {
+                let url = service_url(
+                    "TEST_REDIS_CLUSTER_URL",
+                    "TEXTDROP_REQUIRE_REDIS_CLUSTER",
+                    "Redis Cluster",
+                )?;
+                let hold = ClusterHold::take(&url);
+                Some(Self {
+                    backend,
+                    url,
+                    cleanup: DbCleanup::Cluster(hold),
+                })
+            }
             Backend::Postgres => {
                 let admin_url = service_url(
                     "TEST_DATABASE_URL",
@@ -160,6 +186,15 @@ impl TestDb {
                     cleanup: DbCleanup::Postgres { admin_url, name },
                 })
             }
+        }
+    }
+
+    /// An existing database of `backend` at `url`, left as it is afterwards.
+    pub fn existing_of(backend: Backend, url: String) -> Self {
+        Self {
+            backend,
+            url,
+            cleanup: DbCleanup::Nothing,
         }
     }
 
@@ -201,22 +236,78 @@ impl TestDb {
     /// Stored sessions: rows on SQL, keys on Redis.
     pub fn row_count(&self) -> usize {
         match self.backend {
-            Backend::Redis => self.redis(&mut redis::cmd("DBSIZE")),
+            Backend::Redis | Backend::RedisCluster => self.redis_keys().len(),
             _ => self.expiries().len(),
         }
     }
 
-    /// Runs a command on this Redis database.
+    /// Runs a command that names a key on this Redis database or cluster.
     pub fn redis<T: redis::FromRedisValue>(&self, command: &mut redis::Cmd) -> T {
-        redis_query(&self.url, command)
+        match self.backend {
+            Backend::RedisCluster => cluster_query(&self.url, command),
+            _ => redis_query(&self.url, command),
+        }
+    }
+
+    /// The session store on this database, as the app builds it (no absolute lifetime).
+    pub async fn store(&self, clock: Clock) -> AnyStore {
+        let max = MaxLifetime::default();
+        match self.backend {
+            Backend::Sqlite | Backend::Postgres => {
+                AnyStore::Sql(DieselSessionStore::new(self.pool(), clock, max))
+            }
+            Backend::Redis => {
+                let client = redis::Client::open(self.url.as_str()).expect("Redis URL");
+                let conn = redis::aio::ConnectionManager::new(client)
+                    .await
+                    .expect("connect to Redis");
+                AnyStore::Redis(RedisStore::new(conn, clock, max))
+            }
+            Backend::RedisCluster => {
+                let conn = redis::cluster::ClusterClient::new(cluster_nodes(&self.url))
+                    .expect("cluster URL")
+                    .get_async_connection()
+                    .await
+                    .expect("connect to the Redis Cluster");
+                AnyStore::RedisCluster(RedisStore::on_cluster(conn, clock, max))
+            }
+        }
+    }
+
+    /// `INFO memory` of every master of the cluster.
+    pub fn redis_masters_info_memory(&self) -> Vec<String> {
+        on_every_master(&self.url, redis::cmd("INFO").arg("memory"))
+            .iter()
+            .map(|info| redis::from_redis_value::<String>(info).expect("INFO text"))
+            .collect()
+    }
+
+    /// The ids (hashes of the keys) of the stored sessions.
+    pub fn stored_ids(&self) -> Vec<String> {
+        match self.backend {
+            Backend::Redis | Backend::RedisCluster => self
+                .redis_keys()
+                .into_iter()
+                .map(|key| key.trim_start_matches("textdrop:session:").to_owned())
+                .collect(),
+            _ => self.expiries().into_iter().map(|(id, _)| id).collect(),
+        }
+    }
+
+    /// Every key of this Redis database, or of every master of the cluster.
+    pub fn redis_keys(&self) -> Vec<String> {
+        match self.backend {
+            Backend::RedisCluster => cluster_keys(&self.url),
+            _ => self.redis(redis::cmd("KEYS").arg("*")),
+        }
     }
 
     /// What each stored session takes at rest: (the file's bytes, the state's bytes), as the
     /// storage itself reports them.
     pub fn stored_sizes(&self) -> Vec<(u64, u64)> {
         match self.backend {
-            Backend::Redis => {
-                let keys: Vec<String> = self.redis(redis::cmd("KEYS").arg("*"));
+            Backend::Redis | Backend::RedisCluster => {
+                let keys = self.redis_keys();
                 keys.iter()
                     .map(|key| {
                         let len = |field: &str| -> u64 {
@@ -234,11 +325,11 @@ impl TestDb {
     /// How many seconds from now each stored session expires: rows' expiry on SQL, keys' TTL
     /// on Redis.
     pub fn expiries_from_now(&self) -> Vec<i64> {
-        match &self.cleanup {
-            DbCleanup::Redis(redis) => {
-                let keys: Vec<String> = redis.query(redis::cmd("KEYS").arg("*"));
+        match self.backend {
+            Backend::Redis | Backend::RedisCluster => {
+                let keys = self.redis_keys();
                 keys.iter()
-                    .map(|key| redis.query(redis::cmd("TTL").arg(key)))
+                    .map(|key| self.redis(redis::cmd("TTL").arg(key)))
                     .collect()
             }
             _ => {
@@ -317,6 +408,73 @@ fn redis_query<T: redis::FromRedisValue>(url: &str, command: &mut redis::Cmd) ->
     let client = redis::Client::open(url).expect("Redis URL");
     let mut conn = client.get_connection().expect("connect to Redis");
     command.query(&mut conn).expect("Redis command")
+}
+
+/// The nodes of a `redis+cluster://` URL as `redis://` URLs.
+fn cluster_nodes(url: &str) -> Vec<String> {
+    DatabaseUrl::parse(url)
+        .expect("a cluster URL")
+        .cluster_nodes()
+}
+
+fn cluster_connection(url: &str) -> redis::cluster::ClusterConnection {
+    redis::cluster::ClusterClient::new(cluster_nodes(url))
+        .and_then(|client| client.get_connection())
+        .expect("connect to the Redis Cluster")
+}
+
+/// Runs `command` (which names a key) on the cluster at `url`.
+fn cluster_query<T: redis::FromRedisValue>(url: &str, command: &mut redis::Cmd) -> T {
+    command
+        .query(&mut cluster_connection(url))
+        .expect("Redis Cluster command")
+}
+
+/// Runs a keyless `command` on every master of the cluster; their answers.
+fn on_every_master(url: &str, command: &redis::Cmd) -> Vec<redis::Value> {
+    use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+    let all = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+    match cluster_connection(url)
+        .route_command(command, all)
+        .expect("a command on every master")
+    {
+        redis::Value::Map(pairs) => pairs.into_iter().map(|(_, v)| v).collect(),
+        redis::Value::Array(values) => values,
+        other => vec![other],
+    }
+}
+
+/// Every key on every master of the cluster.
+fn cluster_keys(url: &str) -> Vec<String> {
+    on_every_master(url, redis::cmd("KEYS").arg("*"))
+        .iter()
+        .flat_map(|keys| redis::from_redis_value::<Vec<String>>(keys).expect("keys"))
+        .collect()
+}
+
+/// The cluster at TEST_REDIS_CLUSTER_URL for one test at a time, flushed before and after.
+pub struct ClusterHold {
+    url: String,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+static CLUSTER_TURN: Mutex<()> = Mutex::new(());
+
+impl ClusterHold {
+    fn take(url: &str) -> Self {
+        let turn = CLUSTER_TURN.lock().unwrap_or_else(|e| e.into_inner());
+        on_every_master(url, &redis::cmd("FLUSHALL"));
+        Self {
+            url: url.to_owned(),
+            _turn: turn,
+        }
+    }
+}
+
+impl Drop for ClusterHold {
+    fn drop(&mut self) {
+        on_every_master(&self.url, &redis::cmd("FLUSHALL"));
+    }
 }
 
 #[derive(QueryableByName)]

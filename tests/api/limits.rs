@@ -179,6 +179,22 @@ async fn the_storage_cap_holds_on_redis() {
     the_storage_cap_refuses_with_507_and_frees_space_on_forget(db, used + (5 << 20) / 2).await;
 }
 
+/// On a cluster the cap counts `used_memory` summed over the masters (one test holds the
+/// cluster at a time, so the figure is this test's own). The headroom is larger than on one
+/// server: writes also grow each master's replication backlog, by up to 1 MiB.
+async fn the_storage_cap_holds_on_a_redis_cluster(db: TestDb) {
+    let used: u64 = db
+        .redis_masters_info_memory()
+        .iter()
+        .filter_map(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("used_memory:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        })
+        .sum();
+    the_storage_cap_refuses_with_507_and_frees_space_on_forget(db, used + (8 << 20)).await;
+}
+
 /// Sends the head of an upload and a little of its body, then nothing: a stalled client.
 fn stall_an_upload(port: u16) -> TcpStream {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -393,3 +409,4 @@ tests_on!(on_sqlite: Sqlite;
     connections_past_the_cap_wait_until_one_closes,
 );
 tests_on!(on_postgres: Postgres; the_storage_cap_holds_on_sql);
+tests_on!(on_cluster: RedisCluster; the_storage_cap_holds_on_a_redis_cluster);

@@ -5,6 +5,7 @@
 mod helpers;
 mod browser;
 mod cleanup;
+mod cluster;
 mod faults;
 mod hardening;
 mod instances;

@@ -187,3 +187,4 @@ async fn metrics_are_served_on_metrics_addr_only(db: TestDb) {
 tests_on!(all_sqlite: Sqlite; metrics_are_served_on_metrics_addr_only);
 tests_on!(all_postgres: Postgres; metrics_are_served_on_metrics_addr_only);
 tests_on!(all_redis: Redis; metrics_are_served_on_metrics_addr_only);
+tests_on!(all_cluster: RedisCluster; metrics_are_served_on_metrics_addr_only);

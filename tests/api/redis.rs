@@ -1,4 +1,4 @@
-//! What only Redis does (`DATABASE_URL=redis://…`): it expires keys itself in real time, and
+//! What only Redis does (`DATABASE_URL=redis://…` or `redis+cluster://…`): it expires keys itself in real time, and
 //! has nothing to migrate or clean up. The pages' suite runs on Redis too (`page_tests!`).
 
 use std::time::Duration;
@@ -40,9 +40,7 @@ async fn redis_keys_are_hashes_never_the_session_key(db: TestDb) {
     let response = app.upload("a.txt", "a\n").await;
 
     let cookie = session_cookie(&response).expect("cookie");
-    let client = redis::Client::open(db.url.as_str()).expect("url");
-    let mut conn = client.get_connection().expect("connect");
-    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).expect("KEYS");
+    let keys = db.redis_keys();
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(keys[0].starts_with("textdrop:session:"), "{keys:?}");
     let hash = keys[0].trim_start_matches("textdrop:session:");
@@ -56,6 +54,10 @@ async fn redis_keys_are_hashes_never_the_session_key(db: TestDb) {
 }
 
 tests_on!(redis_only: Redis;
+    a_session_expires_in_real_time_and_survives_a_restart,
+    redis_keys_are_hashes_never_the_session_key,
+);
+tests_on!(cluster_only: RedisCluster;
     a_session_expires_in_real_time_and_survives_a_restart,
     redis_keys_are_hashes_never_the_session_key,
 );

@@ -1,4 +1,5 @@
-//! The store's behaviour, one suite run against SQLite and PostgreSQL.
+//! The store's behaviour: what holds on every storage (SQLite, PostgreSQL, Redis, Redis
+//! Cluster), then what SQL rows show (expiries, cleanup, connections).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use textdrop::session::lifetime::MaxLifetime;
 use textdrop::session::store::session_id;
 use textdrop::session::sweep::{delete_expired, delete_expired_until, SweepLimits};
 use textdrop::session::DieselSessionStore;
+use textdrop::storage::AnyStore;
 
 use crate::helpers::{TestClock, TestDb};
 
@@ -43,6 +45,11 @@ fn store(db: &TestDb, clock: &TestClock) -> DieselSessionStore {
     DieselSessionStore::new(db.pool(), clock.clock(), MaxLifetime::default())
 }
 
+/// The store the app would build on `db`, whatever its backend.
+async fn any_store(db: &TestDb) -> AnyStore {
+    db.store(TestClock::default().clock()).await
+}
+
 fn expiry_of(db: &TestDb, key: &SessionKey) -> NaiveDateTime {
     let id = session_id(key);
     db.expiries()
@@ -57,8 +64,7 @@ fn seconds_between(a: NaiveDateTime, b: NaiveDateTime) -> f64 {
 }
 
 async fn save_then_load_returns_the_state(db: TestDb) {
-    let clock = TestClock::default();
-    let store = store(&db, &clock);
+    let store = any_store(&db).await;
 
     let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
     let loaded = store.load(&key).await.expect("load");
@@ -68,25 +74,24 @@ async fn save_then_load_returns_the_state(db: TestDb) {
 }
 
 async fn an_unknown_key_loads_nothing(db: TestDb) {
-    let store = store(&db, &TestClock::default());
+    let store = any_store(&db).await;
     let key = SessionKey::try_from("x".repeat(64)).expect("key");
 
     assert_eq!(store.load(&key).await.expect("load"), None);
 }
 
 async fn rows_are_keyed_by_the_sha256_of_the_key_never_the_key(db: TestDb) {
-    let store = store(&db, &TestClock::default());
+    let store = any_store(&db).await;
 
     let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
 
-    let ids: Vec<String> = db.expiries().into_iter().map(|(id, _)| id).collect();
     let expected = hex::encode(Sha256::digest(key.as_ref().as_bytes()));
-    assert_eq!(ids, vec![expected]);
-    assert!(db.states().iter().all(|s| !s.contains(key.as_ref())));
+    assert_eq!(db.stored_ids(), vec![expected]);
+    assert!(!db.stored_ids()[0].contains(key.as_ref()));
 }
 
 async fn update_replaces_the_state_and_keeps_the_key(db: TestDb) {
-    let store = store(&db, &TestClock::default());
+    let store = any_store(&db).await;
     let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
 
     let same = store
@@ -137,7 +142,7 @@ async fn update_after_expiry_issues_a_new_key(db: TestDb) {
 }
 
 async fn update_of_a_deleted_session_issues_a_new_key(db: TestDb) {
-    let store = store(&db, &TestClock::default());
+    let store = any_store(&db).await;
     let old = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
     store.delete(&old).await.expect("delete");
 
@@ -152,7 +157,7 @@ async fn update_of_a_deleted_session_issues_a_new_key(db: TestDb) {
 }
 
 async fn delete_removes_the_row(db: TestDb) {
-    let store = store(&db, &TestClock::default());
+    let store = any_store(&db).await;
     let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
 
     store.delete(&key).await.expect("delete");
@@ -277,16 +282,30 @@ async fn a_stopped_cleanup_run_ends_after_the_batch_in_flight(db: TestDb) {
     assert_eq!(db.row_count(), 4, "the rest waits for the next run");
 }
 
-sql_tests!(
-    a_failing_statement_keeps_its_connection_in_the_pool,
+page_tests!(
     save_then_load_returns_the_state,
     an_unknown_key_loads_nothing,
     rows_are_keyed_by_the_sha256_of_the_key_never_the_key,
     update_replaces_the_state_and_keeps_the_key,
-    expired_rows_are_never_loaded_even_before_cleanup,
-    update_after_expiry_issues_a_new_key,
     update_of_a_deleted_session_issues_a_new_key,
     delete_removes_the_row,
+);
+
+// These move the app's clock or read rows.
+tests_on!(sqlite_rows: Sqlite;
+    a_failing_statement_keeps_its_connection_in_the_pool,
+    expired_rows_are_never_loaded_even_before_cleanup,
+    update_after_expiry_issues_a_new_key,
+    update_ttl_writes_only_once_less_than_80_percent_remains,
+    update_ttl_without_a_load_leaves_a_fresh_row_alone,
+    update_ttl_extends_a_live_session_but_never_revives_an_expired_one,
+    cleanup_deletes_exactly_the_expired_rows,
+    a_stopped_cleanup_run_ends_after_the_batch_in_flight,
+);
+tests_on!(postgres_rows: Postgres;
+    a_failing_statement_keeps_its_connection_in_the_pool,
+    expired_rows_are_never_loaded_even_before_cleanup,
+    update_after_expiry_issues_a_new_key,
     update_ttl_writes_only_once_less_than_80_percent_remains,
     update_ttl_without_a_load_leaves_a_fresh_row_alone,
     update_ttl_extends_a_live_session_but_never_revives_an_expired_one,

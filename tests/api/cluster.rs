@@ -1,0 +1,354 @@
+//! A Redis Cluster of the test's own (6 nodes by `scripts/redis-cluster.sh`), for what the
+//! shared one cannot show: sessions spread over every master, and a master killed with SIGKILL
+//! under a load of reads and uploads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::helpers::{
+    cookie_client, page_at, required, spawn_app, upload_with, Backend, TestApp, TestDb,
+};
+
+/// The cluster's first port is this plus one (its buses sit 10000 above, below 32768).
+const BASE: u16 = 7100;
+
+/// A 6-node cluster on BASE+1..BASE+6, stopped on drop.
+struct PrivateCluster {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/redis-cluster.sh")
+}
+
+impl PrivateCluster {
+    fn start() -> Option<Self> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                !required("TEXTDROP_REQUIRE_REDIS_CLUSTER"),
+                "redis-server is needed for the cluster tests"
+            );
+            crate::helpers::skip_notice!("skipping a Redis Cluster test: no redis-server");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("textdrop-cluster-")
+            .tempdir()
+            .expect("dir");
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("start")
+            .arg(dir.path())
+            .arg(BASE.to_string())
+            .output()
+            .expect("run the cluster script");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Some(Self { dir, url })
+    }
+
+    fn db(&self) -> TestDb {
+        TestDb::existing_of(Backend::RedisCluster, self.url.clone())
+    }
+
+    /// The pid of the node on `port`.
+    fn pid(&self, port: u16) -> u32 {
+        std::fs::read_to_string(self.dir.path().join(format!("redis-{port}.pid")))
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid")
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// `redis-cli -p port ARGS…`, its output.
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Which master port serves each slot range, as a node sees it now.
+fn slot_owners(any_port: u16) -> Vec<(u16, u16, u16)> {
+    // CLUSTER SHARDS is 7.0+; CLUSTER NODES lists "… master - … … connected 0-5460".
+    cli(any_port, &["cluster", "nodes"])
+        .lines()
+        .filter(|line| line.contains("master") && !line.contains("fail"))
+        .flat_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port: u16 = fields[1]
+                .split(['@', ':'])
+                .nth(1)
+                .and_then(|p| p.parse().ok())
+                .expect("port");
+            fields[8..]
+                .iter()
+                .filter_map(|range| {
+                    let (from, to) = range.split_once('-').unwrap_or((range, range));
+                    Some((from.parse().ok()?, to.parse().ok()?, port))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn master_of(slot: u16, owners: &[(u16, u16, u16)]) -> u16 {
+    owners
+        .iter()
+        .find(|(from, to, _)| (*from..=*to).contains(&slot))
+        .map(|(_, _, port)| *port)
+        .expect("a master for the slot")
+}
+
+/// One client per session, with the master its session's key lives on.
+struct Visitor {
+    client: reqwest::Client,
+    text: String,
+    master: u16,
+}
+
+/// `count` visitors, each with a file "visitor N" uploaded, and the master of its key.
+async fn visitors(app: &TestApp, db: &TestDb, count: usize) -> Vec<Visitor> {
+    let mut visitors = Vec::new();
+    for n in 0..count {
+        let client = cookie_client();
+        let text = format!("visitor {n}\n");
+        let response = upload_with(&client, &app.address, "v.txt", text.clone()).await;
+        assert_eq!(response.expect("upload").status(), StatusCode::SEE_OTHER);
+        visitors.push((client, text));
+    }
+    let owners = slot_owners(BASE + 1);
+    let mut master_of_text = HashMap::new();
+    for key in db.redis_keys() {
+        let file: String = db.redis(redis::cmd("HGET").arg(&key).arg("file"));
+        let slot: u16 = db.redis(redis::cmd("CLUSTER").arg("KEYSLOT").arg(&key));
+        master_of_text.insert(file, master_of(slot, &owners));
+    }
+    visitors
+        .into_iter()
+        .map(|(client, text)| {
+            let master = master_of_text[&text];
+            Visitor {
+                client,
+                text,
+                master,
+            }
+        })
+        .collect()
+}
+
+async fn sessions_spread_over_all_three_masters(cluster: &PrivateCluster) {
+    let db = cluster.db();
+    let app = spawn_app(&db, &[("MAX_UPLOADS_IN_FLIGHT", "64")]).await;
+
+    let visitors = visitors(&app, &db, 300).await;
+
+    let mut per_master: BTreeMap<u16, usize> = BTreeMap::new();
+    for visitor in &visitors {
+        *per_master.entry(visitor.master).or_default() += 1;
+    }
+    eprintln!("300 sessions per master: {per_master:?}");
+    assert_eq!(per_master.len(), 3, "{per_master:?}");
+    assert!(per_master.values().all(|&n| n >= 60), "{per_master:?}");
+    for visitor in visitors.iter().step_by(7) {
+        let page = page_at(&visitor.client, &format!("{}/action", app.address)).await;
+        assert!(page.contains(visitor.text.trim()), "{page}");
+    }
+    app.stop().await;
+}
+
+/// One request of the load: when it was sent (since the kill), how long it took, its answer.
+struct Outcome {
+    sent: f64,
+    took: Duration,
+    status: Option<StatusCode>,
+    on_killed: bool,
+    /// A visitor that also uploads: its key rotates, so its master may change; its answers are
+    /// checked but not counted by master.
+    uploader: bool,
+}
+
+async fn a_killed_master_gives_503_until_its_replica_takes_over(cluster: &PrivateCluster) {
+    let db = cluster.db();
+    let app = spawn_app(&db, &[("MAX_UPLOADS_IN_FLIGHT", "64")]).await;
+    let visitors = visitors(&app, &db, 60).await;
+    // Everything was written more than a second before the kill.
+    actix_web::rt::time::sleep(Duration::from_millis(1_200)).await;
+    let killed = visitors[1].master;
+    assert!(visitors.iter().any(|v| v.master != killed));
+
+    let start = Instant::now();
+    let load = futures_util::future::join_all(visitors.iter().enumerate().map(|(n, visitor)| {
+        let address = app.address.clone();
+        async move {
+            let mut outcomes = Vec::new();
+            let mut round = 0;
+            let uploader = n % 10 == 0;
+            while start.elapsed() < Duration::from_secs(16) {
+                let sent = Instant::now();
+                // Mostly reads; every tenth request of every tenth visitor an upload.
+                let upload = uploader && round % 10 == 9;
+                let status = if upload {
+                    upload_with(&visitor.client, &address, "v.txt", visitor.text.clone())
+                        .await
+                        .ok()
+                        .map(|r| r.status())
+                } else {
+                    let response = visitor.client.get(format!("{address}/action")).send().await;
+                    match response {
+                        Ok(r) => {
+                            let status = r.status();
+                            let page = r.text().await.unwrap_or_default();
+                            // A 200 must show this visitor's own file, never an empty session.
+                            (status != StatusCode::OK || page.contains(visitor.text.trim()))
+                                .then_some(status)
+                        }
+                        Err(_) => None,
+                    }
+                };
+                outcomes.push(Outcome {
+                    sent: sent.duration_since(start).as_secs_f64() - 1.0,
+                    took: sent.elapsed(),
+                    status,
+                    on_killed: visitor.master == killed,
+                    uploader,
+                });
+                round += 1;
+                actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+            }
+            outcomes
+        }
+    }));
+    let kill = async {
+        actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+        let pid = cluster.pid(killed);
+        let status = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        assert!(status.expect("kill").success());
+    };
+    let (outcomes, ()) = futures_util::join!(load, kill);
+    let outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
+
+    // Nothing hangs or fails as a server error; every answer is a success or the 503 page.
+    let slowest = outcomes.iter().map(|o| o.took).max().unwrap_or_default();
+    assert!(
+        slowest < Duration::from_secs(6),
+        "a request took {slowest:?}"
+    );
+    for outcome in &outcomes {
+        let status = outcome
+            .status
+            .expect("an answer, with the visitor's own file when 200");
+        assert!(
+            matches!(
+                status,
+                StatusCode::OK | StatusCode::SEE_OTHER | StatusCode::SERVICE_UNAVAILABLE
+            ),
+            "{status} at {:.2} s",
+            outcome.sent
+        );
+    }
+    // Reads of sessions on the other masters are served throughout.
+    let others_failed = outcomes
+        .iter()
+        .filter(|o| !o.on_killed && !o.uploader && o.status != Some(StatusCode::OK))
+        .count();
+    // Reads of the killed master's sessions: 503 after the kill, then served again.
+    let killed_reads: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.on_killed && !o.uploader)
+        .collect();
+    let first_503 = killed_reads
+        .iter()
+        .filter(|o| o.status == Some(StatusCode::SERVICE_UNAVAILABLE))
+        .map(|o| o.sent)
+        .fold(f64::INFINITY, f64::min);
+    let last_503 = killed_reads
+        .iter()
+        .filter(|o| o.status == Some(StatusCode::SERVICE_UNAVAILABLE))
+        .map(|o| o.sent + o.took.as_secs_f64())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let served_after = killed_reads
+        .iter()
+        .filter(|o| o.sent > last_503 && o.status == Some(StatusCode::OK))
+        .count();
+    eprintln!(
+        "master on port {killed} killed: first 503 {first_503:.2} s after the kill, last 503 \
+         answered {last_503:.2} s after, {served_after} reads served after that; other masters' \
+         reads failed {others_failed} times; slowest request {slowest:?}; {} requests",
+        outcomes.len()
+    );
+    assert!(
+        first_503.is_finite(),
+        "the killed master's sessions got 503 while it was down"
+    );
+    assert!(
+        served_after > 0,
+        "they were served again without restarting textdrop"
+    );
+    assert_eq!(
+        others_failed, 0,
+        "other masters' sessions were served throughout"
+    );
+
+    // Afterwards every session written more than a second before the kill is still there.
+    let mut lost = 0;
+    for visitor in &visitors {
+        let page = page_at(&visitor.client, &format!("{}/action", app.address)).await;
+        if !page.contains(visitor.text.trim()) {
+            lost += 1;
+        }
+    }
+    eprintln!("sessions lost: {lost} of {}", visitors.len());
+    assert_eq!(lost, 0);
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+/// Both scenarios on one private cluster, in order (the kill must come last).
+#[actix_web::test]
+async fn a_private_cluster_spreads_sessions_and_survives_a_master_kill() {
+    let Some(cluster) = PrivateCluster::start() else {
+        return;
+    };
+    sessions_spread_over_all_three_masters(&cluster).await;
+    on_every_master_flush(&cluster);
+    a_killed_master_gives_503_until_its_replica_takes_over(&cluster).await;
+}
+
+fn on_every_master_flush(cluster: &PrivateCluster) {
+    for port in BASE + 1..=BASE + 6 {
+        if cli(port, &["role"]).starts_with("master") {
+            cli(port, &["flushall"]);
+        }
+    }
+    let _ = cluster;
+}
