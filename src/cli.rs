@@ -87,7 +87,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
 
 /// The storage's maintenance side, migrated; or `None`, after saying so, when it has none.
 async fn maintenance(settings: &Settings) -> anyhow::Result<Option<SqlStorage>> {
-    let sql = SessionStorage::maintenance(&settings.database, Clock::system()).await?;
+    let sql = SessionStorage::maintenance(settings, Clock::system()).await?;
     if sql.is_none() {
         println!("{NOTHING_TO_MAINTAIN}");
     }

@@ -10,3 +10,13 @@ diesel::table! {
         file_bytes -> Int8,
     }
 }
+
+diesel::table! {
+    sweeper_lease (name) {
+        name -> Text,
+        holder -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(sessions, sweeper_lease,);

@@ -62,11 +62,35 @@ pub struct SessionSettings {
     pub cookie_secure: bool,
 }
 
+/// How a PostgreSQL-compatible database elects its sweeper and serialises migrations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CleanupMode {
+    /// `postgres` on a vanilla PostgreSQL (from `version()` and its extensions), else
+    /// `portable`.
+    Auto,
+    /// Advisory locks, ctid batches and the table walk.
+    Postgres,
+    /// A lease row, primary-key batches, no ctid, xmin or advisory locks.
+    Portable,
+}
+
+impl CleanupMode {
+    fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "postgres" => Ok(Self::Postgres),
+            "portable" => Ok(Self::Portable),
+            _ => Err(format!("expected auto, postgres or portable, got `{raw}`")),
+        }
+    }
+}
+
 /// The task that deletes expired rows.
 #[derive(Clone, Debug)]
 pub struct CleanupSettings {
     /// How often expired rows are deleted; `None` disables the task.
     pub interval: Option<Duration>,
+    pub mode: CleanupMode,
     /// Rows deleted per statement.
     pub batch_size: i64,
 }
@@ -172,6 +196,7 @@ impl Settings {
                 interval: env
                     .optional(&CLEANUP_INTERVAL_SECS)?
                     .map(Duration::from_secs),
+                mode: env.parsed(&CLEANUP_MODE, CleanupMode::parse)?,
                 batch_size: env.whole(&CLEANUP_BATCH_SIZE)?,
             },
             limits: LimitSettings {
@@ -265,6 +290,7 @@ mod tests {
                 "whole number from 0",
             ),
             ("CLEANUP_INTERVAL_SECS", "soon", "whole number"),
+            ("CLEANUP_MODE", "cockroach", "auto, postgres or portable"),
             ("DATABASE_URL", "mysql://x", "postgres://"),
             ("SECRET_KEY", "short", "at least 32 bytes"),
         ] {

@@ -58,6 +58,9 @@ pub const SESSION_PERMANENT: Var = var("SESSION_PERMANENT", "true", Kind::Bool);
 pub const COOKIE_SECURE: Var = var("COOKIE_SECURE", "false", Kind::Bool);
 /// How often expired rows are deleted; 0 disables the task.
 pub const CLEANUP_INTERVAL_SECS: Var = var("CLEANUP_INTERVAL_SECS", "300", whole(0, TEN_YEARS));
+/// `auto`, `postgres` or `portable`: how the sweeper (and startup migrations) elect one
+/// instance on a PostgreSQL-compatible database.
+pub const CLEANUP_MODE: Var = var("CLEANUP_MODE", "auto", Kind::Text);
 /// Rows deleted per statement, each batch its own short transaction.
 pub const CLEANUP_BATCH_SIZE: Var = var("CLEANUP_BATCH_SIZE", "5000", whole(1, 1_000_000));
 /// Largest accepted upload; larger gets 413.
@@ -97,6 +100,7 @@ pub const ALL: &[Var] = &[
     SESSION_PERMANENT,
     COOKIE_SECURE,
     CLEANUP_INTERVAL_SECS,
+    CLEANUP_MODE,
     CLEANUP_BATCH_SIZE,
     MAX_UPLOAD_BYTES,
     UPLOADS_PER_MINUTE,

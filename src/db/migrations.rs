@@ -8,6 +8,8 @@ use diesel::sql_types::{BigInt, Integer};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use super::DbConnection;
+use crate::config::CleanupMode;
+use crate::session::lease;
 
 /// The migrations in `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -27,19 +29,36 @@ diesel::define_sql_function! {
 /// Runs the embedded migrations that have not run yet and returns their versions, waiting up
 /// to 30 s for the migration lock. Blocking.
 pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
-    run_migrations_within(conn, DEFAULT_LOCK_PATIENCE)
+    run_migrations_within(conn, DEFAULT_LOCK_PATIENCE, None)
 }
 
+/// How long portable mode holds the migration lease: a crashed instance's lease frees itself
+/// after this long.
+const MIGRATION_LEASE: Duration = Duration::from_secs(120);
+
 /// Runs the embedded migrations that have not run yet and returns their versions. On
-/// PostgreSQL the run holds an advisory lock, so instances started together take turns; if
-/// another session holds it for longer than `patience`, this gives up and says so. A SQLite
-/// database made before incremental auto-vacuum is converted once. Blocking.
+/// PostgreSQL the run holds an advisory lock (in portable mode, the `migrations` lease row as
+/// `portable`'s holder), so
+/// instances started together take turns; if another session holds it for longer than
+/// `patience`, this gives up and says so. A SQLite database made before incremental
+/// auto-vacuum is converted once. Blocking.
 pub fn run_migrations_within(
     conn: &mut DbConnection,
     patience: Duration,
+    portable: Option<lease::Holder>,
 ) -> anyhow::Result<Vec<String>> {
-    let applied = match conn {
-        DbConnection::Postgres(pg) => {
+    let applied = match (conn, portable) {
+        (DbConnection::Postgres(pg), Some(holder)) => {
+            lease::ensure_table(pg)?;
+            lease::take_within(pg, lease::MIGRATIONS, holder, MIGRATION_LEASE, patience)?;
+            let result = pg.run_pending_migrations(MIGRATIONS).map(versions);
+            let now = chrono::Utc::now().naive_utc();
+            let released = lease::release(pg, lease::MIGRATIONS, holder, now);
+            let applied = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+            released?;
+            applied
+        }
+        (DbConnection::Postgres(pg), None) => {
             take_migration_lock(pg, patience)?;
             let result = pg.run_pending_migrations(MIGRATIONS).map(versions);
             let unlock =
@@ -48,7 +67,7 @@ pub fn run_migrations_within(
             unlock?;
             applied
         }
-        DbConnection::Sqlite(sqlite) => {
+        (DbConnection::Sqlite(sqlite), _) => {
             let applied = sqlite
                 .run_pending_migrations(MIGRATIONS)
                 .map(versions)
@@ -100,6 +119,35 @@ fn convert_to_incremental_vacuum(sqlite: &mut SqliteConnection) -> anyhow::Resul
         sqlite.batch_execute("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
     }
     Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Engine {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    version: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    citus: bool,
+}
+
+/// Whether `mode` means portable mode on this database: never on SQLite; on PostgreSQL as set,
+/// or (`auto`) when `version()` and the installed extensions say it is not a vanilla
+/// PostgreSQL.
+pub fn portable_mode(conn: &mut DbConnection, mode: CleanupMode) -> QueryResult<bool> {
+    let DbConnection::Postgres(pg) = conn else {
+        return Ok(false);
+    };
+    match mode {
+        CleanupMode::Postgres => Ok(false),
+        CleanupMode::Portable => Ok(true),
+        CleanupMode::Auto => {
+            let engine: Engine = diesel::sql_query(
+                "SELECT version() AS version, \
+                 EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus",
+            )
+            .get_result(pg)?;
+            Ok(!lease::is_vanilla_postgres(&engine.version, engine.citus))
+        }
+    }
 }
 
 fn versions(applied: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {

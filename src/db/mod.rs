@@ -21,12 +21,14 @@ use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, ConnectionError};
 
 pub use migrations::{
-    pending_migrations, run_migrations, run_migrations_within, MIGRATIONS, MIGRATION_LOCK_KEY,
+    pending_migrations, portable_mode, run_migrations, run_migrations_within, MIGRATIONS,
+    MIGRATION_LOCK_KEY,
 };
 pub use url::{Backend, DatabaseUrl};
 
-use crate::config::DatabaseSettings;
+use crate::config::{CleanupMode, DatabaseSettings};
 use crate::retry;
+use crate::session::lease::Holder;
 
 /// A connection to whichever SQL database `DATABASE_URL` names.
 #[derive(diesel::MultiConnection)]
@@ -219,7 +221,13 @@ pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> DbPool {
 /// Connects to the database, runs pending migrations and returns the pool, all off the async
 /// executor. An unreachable database is retried with backoff for the connect timeout; a
 /// failure says which database and which step, never the password.
-pub async fn connect_and_migrate(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
+///
+/// Returns the pool and, in portable mode (see `session::lease`), the lease holder this
+/// instance is.
+pub async fn connect_and_migrate(
+    settings: &DatabaseSettings,
+    mode: CleanupMode,
+) -> anyhow::Result<(DbPool, Option<Holder>)> {
     let url = settings.url.clone();
     let manager = DbConnectionManager::new(url.clone());
     let what = format!("the database at {}", url.location());
@@ -235,13 +243,24 @@ pub async fn connect_and_migrate(settings: &DatabaseSettings) -> anyhow::Result<
     .await?;
     let location = url.location();
     let patience = settings.connect_timeout;
-    let applied = web::block(move || run_migrations_within(&mut conn, patience))
-        .await?
-        .with_context(|| format!("database migrations failed on {location}; nothing was served"))?;
+    let (applied, portable) = web::block(move || -> anyhow::Result<_> {
+        let portable = portable_mode(&mut conn, mode)?.then(Holder::new);
+        Ok((
+            run_migrations_within(&mut conn, patience, portable)?,
+            portable,
+        ))
+    })
+    .await?
+    .with_context(|| format!("database migrations failed on {location}; nothing was served"))?;
     for version in &applied {
         log::info!("applied migration {version}");
     }
-    Ok(build_pool(&url, settings.pool_size))
+    if portable.is_some() {
+        log::info!(
+            "portable mode: a lease row elects the sweeper; no ctid, xmin or advisory locks"
+        );
+    }
+    Ok((build_pool(&url, settings.pool_size), portable))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! that runs it ([`cleanup`]), and typed access for handlers ([`typed`]).
 
 pub mod cleanup;
+pub mod lease;
 pub mod lifetime;
 pub mod metered;
 pub mod pace;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDateTime;
 
 use crate::db::{self, DbConnection, DbError, DbPool};
+use crate::session::lease::Holder;
 use crate::session::pace::{BatchSize, Pace, SQLITE_RECLAIM_PAGES};
 use crate::session::planner;
 use crate::session::sweep_queries;
@@ -35,6 +36,10 @@ pub struct SweepLimits {
     /// one write lock, and a row may hold a megabyte), and the space they free is given back
     /// to the file system afterwards.
     pub sqlite: bool,
+    /// Portable mode (PostgreSQL-compatible engines): each batch takes the sweeper lease, as
+    /// this holder and for this long, instead of an advisory lock, deletes by primary key, and
+    /// there is no table walk.
+    pub lease: Option<(Holder, Duration)>,
 }
 
 impl SweepLimits {
@@ -47,6 +52,15 @@ impl SweepLimits {
             walk_min_blocks: 1_024,
             rest: 1.0,
             sqlite: false,
+            lease: None,
+        }
+    }
+
+    /// These limits in portable mode, each batch taking the lease as `holder` for `lease`.
+    pub fn portable(self, holder: Holder, lease: Duration) -> Self {
+        Self {
+            lease: Some((holder, lease)),
+            ..self
         }
     }
 
@@ -132,11 +146,15 @@ pub async fn delete_expired_until(
     let mut pace = Pace::new(&limits);
     let batch_size = limits.batch_size;
     let mut size = BatchSize::new(&limits);
+    let lease = limits.lease.map(|(holder, lease)| {
+        let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        (holder, lease)
+    });
     loop {
         let rows = size.rows;
         let batch = pace
             .batch(db::with_conn(pool, move |conn| {
-                sweep_queries::delete_expired_batch(conn, now, rows)
+                sweep_queries::delete_expired_batch(conn, now, rows, lease)
             }))
             .await?;
         report.longest_batch = report.longest_batch.max(pace.previous.unwrap_or_default());
@@ -147,7 +165,7 @@ pub async fn delete_expired_until(
         if (deleted as i64) < rows || should_stop() {
             break;
         }
-        if report.batches > 1 {
+        if report.batches > 1 || lease.is_some() {
             continue;
         }
         // After a full first batch: is this a backlog worth walking in block order?
@@ -172,6 +190,12 @@ pub async fn delete_expired_until(
     }
     if limits.sqlite && report.deleted > 0 {
         reclaim_sqlite_space(pool, &mut pace, &should_stop).await?;
+    }
+    if let (Some((holder, _)), false) = (lease, report.skipped) {
+        db::with_conn(pool, move |conn| {
+            sweep_queries::release_sweeper_lease(conn, holder, now)
+        })
+        .await?;
     }
     report.elapsed = started.elapsed();
     Ok(report)

@@ -8,6 +8,10 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Timestamp};
 
 use crate::db::DbConnection;
+use crate::session::lease;
+
+/// How long a lease is taken for, in the app's clock.
+pub type Duration = chrono::Duration;
 
 /// Key of the transaction-scoped advisory lock that lets one sweeper at a time delete on a
 /// shared PostgreSQL database.
@@ -37,8 +41,13 @@ pub const PG_DELETE_BLOCK_RANGE: &str = "DELETE FROM sessions \
 pub const PG_BLOCK_RANGE_SETTINGS: &str =
     "SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off";
 
+/// Portable mode: one index batch by primary key, no ctid. `$1` = now, `$2` = the batch size.
+pub const PORTABLE_DELETE_BATCH: &str = "DELETE FROM sessions WHERE id IN (SELECT id \
+     FROM sessions WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)";
+
 /// Deletes at most `limit` rows that expired at or before `now`, in one short transaction.
-/// Returns `None` when another sweeper holds the lock (PostgreSQL): the caller skips.
+/// Returns `None` when another sweeper holds the lock (PostgreSQL) or the lease (portable
+/// mode, when `lease` says how long this batch takes it for): the caller skips or stops.
 ///
 /// Neither backend has `DELETE … LIMIT`, so the batch is chosen by a subquery that walks the
 /// `expires_at` index: on the ctid on PostgreSQL, under a transaction-scoped advisory lock so
@@ -48,19 +57,33 @@ pub fn delete_expired_batch(
     conn: &mut DbConnection,
     now: NaiveDateTime,
     limit: i64,
+    lease: Option<(lease::Holder, Duration)>,
 ) -> QueryResult<Option<usize>> {
-    match conn {
+    match (conn, lease) {
+        (DbConnection::Postgres(pg), Some((holder, lease_for))) => {
+            let until = now + lease_for;
+            pg.transaction(|pg| {
+                if !lease::take(pg, lease::SWEEPER, holder, now, until)? {
+                    return Ok(None);
+                }
+                diesel::sql_query(PORTABLE_DELETE_BATCH)
+                    .bind::<Timestamp, _>(now)
+                    .bind::<BigInt, _>(limit)
+                    .execute(pg)
+                    .map(Some)
+            })
+        }
         // `= ANY(ARRAY(…))` of ctids makes a TID scan: with `id IN (…)` the planner may pick a
         // hash join over a sequential scan of the whole table, once per batch. No row lock is
         // needed: the advisory lock keeps other sweepers out, and a row the app updates
         // meanwhile gets a new ctid, so the re-check skips it and it stays.
-        DbConnection::Postgres(pg) => sweeper_transaction(pg, "", |pg| {
+        (DbConnection::Postgres(pg), None) => sweeper_transaction(pg, "", |pg| {
             diesel::sql_query(PG_DELETE_BATCH)
                 .bind::<Timestamp, _>(now)
                 .bind::<BigInt, _>(limit)
                 .execute(pg)
         }),
-        DbConnection::Sqlite(sqlite) => diesel::sql_query(SQLITE_DELETE_BATCH)
+        (DbConnection::Sqlite(sqlite), _) => diesel::sql_query(SQLITE_DELETE_BATCH)
             .bind::<Timestamp, _>(now)
             .bind::<BigInt, _>(limit)
             .execute(sqlite)
@@ -126,4 +149,17 @@ fn sweeper_transaction(
         pg.batch_execute(&format!("SET LOCAL synchronous_commit = off; {settings}"))?;
         batch(pg).map(Some)
     })
+}
+
+/// Portable mode: gives the sweeper lease up at the end of a run, so any instance may take
+/// the next one.
+pub fn release_sweeper_lease(
+    conn: &mut DbConnection,
+    holder: lease::Holder,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    match conn {
+        DbConnection::Postgres(pg) => lease::release(pg, lease::SWEEPER, holder, now),
+        DbConnection::Sqlite(_) => Ok(()),
+    }
 }

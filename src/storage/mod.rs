@@ -25,6 +25,7 @@ use crate::db::{self, Backend, DbError, DbPool};
 
 use crate::metrics::Metrics;
 use crate::retry;
+use crate::session::lease::Holder;
 use crate::session::lifetime::{self, MaxLifetime};
 use crate::session::queries::{self, SessionCounts};
 use crate::session::redis_records;
@@ -57,6 +58,17 @@ pub struct SqlStorage {
     pool: DbPool,
     clock: Clock,
     sqlite: bool,
+    /// Portable mode: a lease row elects the sweeper, and this is our name on it (see
+    /// `session::lease`).
+    portable: Option<Holder>,
+}
+
+/// How long a sweeper lease lasts in portable mode: a few cleanup intervals, and at least a
+/// minute, so an instance that stalls or dies frees it soon, and one that sweeps keeps it.
+fn lease_for(interval: Option<Duration>) -> Duration {
+    interval.map_or(Duration::from_secs(60), |i| {
+        (i * 3).max(Duration::from_secs(60))
+    })
 }
 
 /// Redis, through one multiplexed connection that reconnects by itself.
@@ -88,7 +100,7 @@ impl SessionStorage {
         let database = &settings.database;
         let backend = match database.url.backend() {
             Backend::Postgres | Backend::Sqlite => {
-                Connected::Sql(SqlStorage::connect(database, clock.clone()).await?)
+                Connected::Sql(SqlStorage::connect(settings, clock.clone()).await?)
             }
             Backend::Redis => Connected::Redis(RedisStorage::connect(database).await?),
             Backend::RedisCluster => {
@@ -110,10 +122,10 @@ impl SessionStorage {
     /// The storage's maintenance side (migrations, cleanup, counts), connected and migrated,
     /// or `None` when it has none: Redis expires keys itself, so nothing is connected then.
     pub async fn maintenance(
-        settings: &DatabaseSettings,
+        settings: &Settings,
         clock: Clock,
     ) -> anyhow::Result<Option<SqlStorage>> {
-        match settings.url.backend() {
+        match settings.database.url.backend() {
             Backend::Postgres | Backend::Sqlite => {
                 Ok(Some(SqlStorage::connect(settings, clock).await?))
             }
@@ -156,7 +168,7 @@ impl SessionStorage {
             sql.pool.clone(),
             sql.clock.clone(),
             period,
-            SweepLimits::serving(settings.batch_size).on_sqlite(sql.sqlite),
+            sql.limits(SweepLimits::serving(settings.batch_size), settings.interval),
             metrics,
         ))
     }
@@ -230,19 +242,30 @@ impl SessionStorage {
 }
 
 impl SqlStorage {
-    async fn connect(settings: &DatabaseSettings, clock: Clock) -> anyhow::Result<Self> {
-        let pool = db::connect_and_migrate(settings).await?;
-        let sqlite = settings.url.backend() == Backend::Sqlite;
+    async fn connect(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
+        let database = &settings.database;
+        let (pool, portable) = db::connect_and_migrate(database, settings.cleanup.mode).await?;
+        let sqlite = database.url.backend() == Backend::Sqlite;
         Ok(Self {
             pool,
             clock,
             sqlite,
+            portable,
         })
+    }
+
+    /// `limits` for this database's kind and mode.
+    fn limits(&self, limits: SweepLimits, interval: Option<Duration>) -> SweepLimits {
+        let limits = limits.on_sqlite(self.sqlite);
+        match self.portable {
+            Some(holder) => limits.portable(holder, lease_for(interval)),
+            None => limits,
+        }
     }
 
     /// Deletes every expired row once, to the end (`textdrop cleanup`).
     pub async fn cleanup_once(&self, batch_size: i64) -> Result<CleanupReport, DbError> {
-        let limits = SweepLimits::to_the_end(batch_size).on_sqlite(self.sqlite);
+        let limits = self.limits(SweepLimits::to_the_end(batch_size), None);
         sweep::delete_expired(&self.pool, self.clock.now(), limits).await
     }
 

@@ -16,9 +16,16 @@ use crate::helpers::{
 };
 
 async fn three_instances_share_sessions_and_sweep_without_stepping_on_each_other(db: TestDb) {
+    three_instances_sweep_each_row_once(db, "postgres").await;
+}
+
+/// Three instances in CLEANUP_MODE `mode` on one database: a visitor moves between them, and
+/// 20,000 expired rows are deleted exactly once, no live row with them.
+pub async fn three_instances_sweep_each_row_once(db: TestDb, mode: &str) {
     let vars = [
         ("CLEANUP_INTERVAL_SECS", "1"),
         ("CLEANUP_BATCH_SIZE", "500"),
+        ("CLEANUP_MODE", mode),
     ];
     let client = cookie_client();
     let mut apps = Vec::new();
@@ -71,7 +78,14 @@ async fn three_instances_share_sessions_and_sweep_without_stepping_on_each_other
 }
 
 async fn instances_started_at_once_on_an_empty_database_all_come_up(db: TestDb) {
-    let apps = join_all((0..4).map(|_| spawn_app(&db, &[]))).await;
+    four_instances_migrate_once(db, "postgres").await;
+}
+
+/// Four instances in CLEANUP_MODE `mode` started at once on an empty database: all come up,
+/// and each migration ran once.
+pub async fn four_instances_migrate_once(db: TestDb, mode: &str) {
+    let vars = [("CLEANUP_MODE", mode)];
+    let apps = join_all((0..4).map(|_| spawn_app(&db, &vars))).await;
 
     for app in &apps {
         assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);

@@ -12,6 +12,7 @@ mod instances;
 mod limits;
 mod metrics;
 mod migrations;
+mod portable;
 mod private_pg;
 mod redis;
 mod safety;
