@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # textdrop against its peers, in one run on one machine (see docs/benchmarks.md).
 #
-# Systems: textdrop on SQLite, on PostgreSQL, on Redis (actix-session's RedisSessionStore), and
-# the web layer's ceiling: the same app with actix-session's CookieSessionStore (state in the
+# Systems: textdrop on SQLite, on PostgreSQL, on Redis, on a Redis Cluster of 3 masters (the
+# script starts it on 7301-7306 and stops it), and the web layer's ceiling: the same app with actix-session's CookieSessionStore (state in the
 # cookie, no server store: DATABASE_URL=cookie://, which only a binary built with the bench-only
 # cargo feature `bench-cookie-store` accepts; this script builds one).
 # Workloads (wrk -t2 -c32, 15 s a cell after a 3 s warm-up, ROUNDS rounds interleaved):
 #   R  GET /action of one live 2 KB / 40-line session
 #   RM GET /action rotating over 64 live sessions
-#   W  POST / of a 2 KB file with the same cookie (every request rewrites the session)
+#   W  POST / of a 2 KB file with the same cookie (every upload rotates the key, so after the
+#      first request each one writes a new session and deletes nothing: in effect N)
 #   N  POST / without a cookie (every request creates a session)
 # Database ceilings: pgbench -M prepared -c 32 -j 2 -T 15 running exactly the statements one
 # request runs, on a 100,000-row sessions table.
@@ -23,7 +24,7 @@ PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 REDIS=${BENCH_REDIS:-redis://127.0.0.1:6379/3}
 BIN=target/release/textdrop
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; bash scripts/redis-cluster.sh stop "$WORK/cluster"; rm -rf "$WORK"' EXIT
 for tool in wrk psql pgbench redis-cli curl; do
   command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 1; }
 done
@@ -90,18 +91,24 @@ URL[sqlite]="sqlite://$WORK/bench.db"
 URL[postgres]="$PG/textdrop_bench"
 URL[redis]="$REDIS"
 URL[cookie]="cookie://"
-PORT[sqlite]=18101; PORT[postgres]=18102; PORT[redis]=18103; PORT[cookie]=18104
-SYSTEMS=(sqlite postgres redis cookie)
+# A Redis Cluster of the script's own (3 masters, 3 replicas on 7301-7306), one instance on it.
+bash scripts/redis-cluster.sh start "$WORK/cluster" 7300 >/dev/null
+URL[cluster]=$(bash scripts/redis-cluster.sh url 7300)
+PORT[sqlite]=18101; PORT[postgres]=18102; PORT[redis]=18103; PORT[cookie]=18104; PORT[cluster]=18105
+SYSTEMS=(sqlite postgres redis cluster cookie)
 
 reset_stores() {
   rm -f "$WORK"/bench.db*
   psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS textdrop_bench WITH (FORCE)" -c "CREATE DATABASE textdrop_bench" >/dev/null 2>&1
   redis-cli -u "$REDIS" FLUSHDB >/dev/null
+  for p in 7301 7302 7303 7304 7305 7306; do redis-cli -p "$p" flushall >/dev/null 2>&1 || true; done
 }
 start() { # $1 system
   local sys=$1
+  # The public-internet limits are off: one load generator on one address is not an abuser.
   DATABASE_URL=${URL[$sys]} PORT=${PORT[$sys]} SECRET_KEY=bench-secret-key-material-0123456789abcdef \
-    CLEANUP_INTERVAL_SECS=0 $BIN serve > "$WORK/$sys.log" 2>&1 &
+    CLEANUP_INTERVAL_SECS=0 UPLOADS_PER_MINUTE=0 MAX_UPLOADS_IN_FLIGHT=256 MAX_STORED_BYTES=0 \
+    $BIN serve > "$WORK/$sys.log" 2>&1 &
   PID[$sys]=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:${PORT[$sys]}/readyz" >/dev/null && return; sleep 0.1; done
   echo "$sys did not start" >&2; cat "$WORK/$sys.log" >&2; exit 1
@@ -221,8 +228,9 @@ for line in open(path):
 def med(load, system, key):
     vals = [float(f[key]) for f in cells[(load, system)] if key in f and f[key] not in ("", "-")]
     return statistics.median(vals) if vals else float("nan")
-systems = ["sqlite", "postgres", "redis", "cookie"]
+systems = ["sqlite", "postgres", "redis", "cluster", "cookie"]
 names = {"sqlite": "textdrop / SQLite", "postgres": "textdrop / PostgreSQL", "redis": "textdrop / Redis",
+         "cluster": "textdrop / Redis Cluster (3 masters)",
          "cookie": "cookie store (web ceiling)", "pgbench": "pgbench, same statements"}
 print(f"## Request throughput against peers\n")
 print(f"Date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores; wrk -t2 -c32, "
@@ -254,5 +262,7 @@ for load in ["W", "N"]:
 print(f"| R: PostgreSQL / pgbench ceiling (reads) | {med('R','postgres','rps')/med('R','pgbench','rps'):.2f} | (context) |")
 for load in ["R", "RM", "W", "N"]:
     print(f"| {load}: Redis / cookie store (web ceiling) | {med(load,'redis','rps')/med(load,'cookie','rps'):.2f} | (context) |")
+for load in ["R", "N"]:
+    print(f"| {load}: Redis Cluster / single Redis | {med(load,'cluster','rps')/med(load,'redis','rps'):.2f} | (context) |")
 print(f"\nPostgreSQL rows' xmin and expiry across the read workloads: {xmin_note}.")
 EOF

@@ -143,4 +143,7 @@ psql -q "$PG_ADMIN/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 
 log "image size"
 podman image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E 'textdrop:test|debian:bookworm-slim'
+image_bytes=$(podman image inspect --format '{{.Size}}' "$IMAGE")
+base_bytes=$(podman image inspect --format '{{.Size}}' localhost/debian:bookworm-slim)
+echo "textdrop's own layers: $(( (image_bytes - base_bytes) / 1000000 )) MB (image $((image_bytes / 1000000)) MB, base $((base_bytes / 1000000)) MB)"
 echo "container test passed"
