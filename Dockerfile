@@ -7,6 +7,10 @@ ARG RUST_IMAGE=rust:1-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 FROM ${RUST_IMAGE} AS builder
+# The client libraries textdrop links: libpq (PostgreSQL) and MariaDB's (MySQL).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpq-dev libmariadb-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
 # Dependencies first, in their own cached layer: the real manifest with a dummy crate.
 COPY Cargo.toml Cargo.lock build.rs ./
@@ -25,10 +29,10 @@ RUN touch src/main.rs src/lib.rs \
     && cp target/release/textdrop /usr/local/bin/textdrop
 
 FROM ${RUNTIME_IMAGE}
-# libpq5 (and what it needs) and the CA certificates; then apt's lists and caches go, so the
-# layer holds only the packages (~14 MB) whatever the base image's apt configuration.
+# libpq5 and libmariadb3 (and what they need) and the CA certificates; then apt's lists and
+# caches go, so the layer holds only the packages whatever the base image's apt configuration.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libpq5 ca-certificates \
+    && apt-get install -y --no-install-recommends libpq5 libmariadb3 ca-certificates \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
     && groupadd --system --gid 10001 textdrop \

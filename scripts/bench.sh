@@ -24,7 +24,12 @@ PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 REDIS=${BENCH_REDIS:-redis://127.0.0.1:6379/3}
 BIN=target/release/textdrop
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; bash scripts/redis-cluster.sh stop "$WORK/cluster"; rm -rf "$WORK"' EXIT
+# On exit: the servers and the cluster stop, and the benchmark's Redis database and PostgreSQL
+# database are emptied (Redis's memory counts against every other user's cap).
+trap 'kill $(jobs -p) 2>/dev/null || true; bash scripts/redis-cluster.sh stop "$WORK/cluster"
+      redis-cli -u "$REDIS" FLUSHDB >/dev/null 2>&1 || true
+      psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS textdrop_bench WITH (FORCE)" >/dev/null 2>&1 || true
+      rm -rf "$WORK"' EXIT
 for tool in wrk psql pgbench redis-cli curl; do
   command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 1; }
 done

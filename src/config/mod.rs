@@ -291,7 +291,7 @@ mod tests {
             ),
             ("CLEANUP_INTERVAL_SECS", "soon", "whole number"),
             ("CLEANUP_MODE", "cockroach", "auto, postgres or portable"),
-            ("DATABASE_URL", "mysql://x", "postgres://"),
+            ("DATABASE_URL", "ftp://x", "postgres://"),
             ("SECRET_KEY", "short", "at least 32 bytes"),
         ] {
             let err = settings(&[(var, value)]).expect_err(var);

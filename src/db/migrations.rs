@@ -7,12 +7,18 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use super::DbConnection;
+use super::{named_lock, DbConnection};
 use crate::config::CleanupMode;
 use crate::session::lease;
 
-/// The migrations in `migrations/`, compiled into the binary.
+/// The migrations in `migrations/` (PostgreSQL and SQLite), compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The same migrations in MySQL's types, from `migrations_mysql/`.
+pub const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations_mysql");
+
+/// MySQL: the name of the `GET_LOCK` lock held while migrations run.
+pub const MYSQL_MIGRATION_LOCK: &str = "textdrop_migrations";
 
 /// Key of the PostgreSQL advisory lock held while migrations run, so that several instances
 /// starting at once on one database take turns instead of racing.
@@ -67,6 +73,14 @@ pub fn run_migrations_within(
             unlock?;
             applied
         }
+        (DbConnection::Mysql(mysql), _) => {
+            take_mysql_lock(mysql, MYSQL_MIGRATION_LOCK, patience)?;
+            let result = mysql.run_pending_migrations(MYSQL_MIGRATIONS).map(versions);
+            let unlock = named_lock::release(mysql, MYSQL_MIGRATION_LOCK);
+            let applied = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+            unlock?;
+            applied
+        }
         (DbConnection::Sqlite(sqlite), _) => {
             let applied = sqlite
                 .run_pending_migrations(MIGRATIONS)
@@ -103,6 +117,28 @@ fn take_migration_lock(pg: &mut PgConnection, patience: Duration) -> anyhow::Res
     }
 }
 
+/// MySQL: takes the named lock `name` of this database (`GET_LOCK`), waiting at most
+/// `patience`, and says so in the log when it has to wait.
+fn take_mysql_lock(
+    mysql: &mut MysqlConnection,
+    name: &str,
+    patience: Duration,
+) -> anyhow::Result<()> {
+    if named_lock::try_lock(mysql, name, Duration::ZERO)? {
+        return Ok(());
+    }
+    log::warn!("waiting for the migration lock, held by another database session");
+    if named_lock::try_lock(mysql, name, patience)? {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the migration lock (MySQL GET_LOCK('{name}:<database>')) is held by another \
+         database session; gave up after {} s. Another instance may be migrating (see \
+         performance_schema.metadata_locks)",
+        patience.as_secs()
+    )
+}
+
 #[derive(QueryableByName)]
 struct AutoVacuum {
     #[diesel(sql_type = Integer)]
@@ -134,7 +170,7 @@ struct Engine {
 /// PostgreSQL.
 pub fn portable_mode(conn: &mut DbConnection, mode: CleanupMode) -> QueryResult<bool> {
     let DbConnection::Postgres(pg) = conn else {
-        return Ok(false);
+        return Ok(false); // SQLite and MySQL have their own one-writer and GET_LOCK
     };
     match mode {
         CleanupMode::Postgres => Ok(false),
@@ -162,6 +198,9 @@ pub fn pending_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>
             .map(|p| p.iter().map(|m| m.name().to_string()).collect()),
         DbConnection::Sqlite(sqlite) => sqlite
             .pending_migrations(MIGRATIONS)
+            .map(|p| p.iter().map(|m| m.name().to_string()).collect()),
+        DbConnection::Mysql(mysql) => mysql
+            .pending_migrations(MYSQL_MIGRATIONS)
             .map(|p| p.iter().map(|m| m.name().to_string()).collect()),
     };
     names.map_err(|e| anyhow::anyhow!("{e}"))

@@ -2,11 +2,12 @@
 //! connections to it, the one way to run blocking database work ([`with_conn`]), and the
 //! embedded migrations.
 //!
-//! One binary serves PostgreSQL and SQLite through Diesel's `MultiConnection`. The backend is
+//! One binary serves PostgreSQL, MySQL/MariaDB and SQLite through Diesel's `MultiConnection`. The backend is
 //! picked from the URL here rather than by the derived `establish`, because that one replaces
 //! every connection error with "Invalid connection url for multiconnection".
 
 mod migrations;
+pub mod named_lock;
 mod url;
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use actix_web::web;
 use anyhow::Context as _;
 use diesel::connection::SimpleConnection;
+use diesel::mysql::MysqlConnection;
 use diesel::pg::PgConnection;
 use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -22,7 +24,7 @@ use diesel::{Connection, ConnectionError};
 
 pub use migrations::{
     pending_migrations, portable_mode, run_migrations, run_migrations_within, MIGRATIONS,
-    MIGRATION_LOCK_KEY,
+    MIGRATION_LOCK_KEY, MYSQL_MIGRATIONS, MYSQL_MIGRATION_LOCK,
 };
 pub use url::{Backend, DatabaseUrl};
 
@@ -35,6 +37,7 @@ use crate::session::lease::Holder;
 pub enum DbConnection {
     Postgres(PgConnection),
     Sqlite(SqliteConnection),
+    Mysql(MysqlConnection),
 }
 
 /// The pool every request and the cleanup task draw connections from.
@@ -71,15 +74,44 @@ impl DbError {
 
 /// Whether `err` says the connection is gone. Diesel reports statement errors without a
 /// SQLSTATE it knows (SQLite's "database is locked" among them) as `Unknown`: those leave a
-/// healthy connection, so only closed or unusable connections count.
+/// healthy connection, so only closed or unusable connections count. On MySQL Diesel reports
+/// a lost server as `Unknown` too, and only the client library's message tells it apart
+/// (errors 2002, 2006 and 2013 of libmysqlclient and libmariadb).
 fn lost_connection(err: &DieselError) -> bool {
-    matches!(
-        err,
+    match err {
         DieselError::DatabaseError(
             DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-            _
-        )
-    )
+            _,
+        ) => true,
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            mysql_server_lost(info.message())
+        }
+        _ => false,
+    }
+}
+
+/// The MySQL client libraries' words for a server that went away or cannot be reached.
+fn mysql_server_lost(message: &str) -> bool {
+    const LOST: [&str; 3] = [
+        "server has gone away",
+        "lost connection to",
+        "can't connect to",
+    ];
+    let message = message.to_ascii_lowercase();
+    LOST.iter().any(|words| message.contains(words))
+}
+
+/// Whether `result` is a deadlock's victim: MySQL's error 1213, which Diesel reports as a
+/// serialization failure for prepared statements and as `Unknown` (with the server's message)
+/// for plain SQL text.
+fn deadlocked<T>(result: &diesel::QueryResult<T>) -> bool {
+    match result {
+        Err(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => true,
+        Err(DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)) => {
+            info.message().starts_with("Deadlock found")
+        }
+        _ => false,
+    }
 }
 
 /// A connection as the pool keeps it. The pool does not test connections on checkout (that
@@ -93,9 +125,15 @@ pub struct PoolSlot {
 impl PoolSlot {
     fn run<T>(
         &mut self,
-        work: impl FnOnce(&mut DbConnection) -> diesel::QueryResult<T>,
+        work: impl Fn(&mut DbConnection) -> diesel::QueryResult<T>,
     ) -> diesel::QueryResult<T> {
-        let result = work(&mut self.conn);
+        let mut result = work(&mut self.conn);
+        if matches!(self.conn, DbConnection::Mysql(_)) && deadlocked(&result) {
+            // InnoDB chose this statement as a deadlock's victim and rolled it back: once
+            // more, as MySQL's manual advises, rather than a 500.
+            log::debug!("MySQL deadlock; retrying the statement once");
+            result = work(&mut self.conn);
+        }
         if let Err(err) = &result {
             self.broken |= lost_connection(err);
         }
@@ -108,7 +146,7 @@ impl PoolSlot {
 pub async fn with_conn<T, F>(pool: &DbPool, work: F) -> Result<T, DbError>
 where
     T: Send + 'static,
-    F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+    F: Fn(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
 {
     with_conn_within(pool, CHECKOUT_TIMEOUT, work).await
 }
@@ -121,7 +159,7 @@ pub async fn with_conn_within<T, F>(
 ) -> Result<T, DbError>
 where
     T: Send + 'static,
-    F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+    F: Fn(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
 {
     let pool = pool.clone();
     web::block(move || {
@@ -168,6 +206,23 @@ impl DbConnectionManager {
                     )))
                 })?;
                 Ok(DbConnection::Sqlite(conn))
+            }
+            Backend::Mysql => {
+                let mut conn = MysqlConnection::establish(self.url.target()).map_err(one_line)?;
+                // READ COMMITTED: InnoDB then takes no gap locks for the sweeper's range
+                // deletes, which would otherwise deadlock with inserts of new sessions. Times
+                // are bound as UTC values; the session time zone is set to UTC all the same,
+                // for anyone reading the table with NOW().
+                conn.batch_execute(
+                    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+                     SET time_zone = '+00:00'",
+                )
+                .map_err(|e| {
+                    r2d2::Error::ConnectionError(ConnectionError::BadConnection(format!(
+                        "could not configure the MySQL session: {e}"
+                    )))
+                })?;
+                Ok(DbConnection::Mysql(conn))
             }
             other => Err(r2d2::Error::ConnectionError(
                 ConnectionError::BadConnection(format!("{other} is not a SQL database")),
@@ -277,5 +332,22 @@ mod tests {
         assert!(!DbError::Query(locked).is_unavailable());
         assert!(lost_connection(&closed) && lost_connection(&unsent));
         assert!(DbError::Query(closed).is_unavailable());
+    }
+
+    #[test]
+    fn a_mysql_server_gone_counts_as_unavailable_and_a_mysql_error_does_not() {
+        let unknown = |message: &str| {
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, Box::new(message.to_owned()))
+        };
+        for gone in [
+            "MySQL server has gone away",
+            "Server has gone away",
+            "Lost connection to server during query",
+            "Can't connect to server on '127.0.0.1' (115)",
+        ] {
+            assert!(lost_connection(&unknown(gone)), "{gone}");
+        }
+        let duplicate = unknown("Lock wait timeout exceeded; try restarting transaction");
+        assert!(!lost_connection(&duplicate));
     }
 }

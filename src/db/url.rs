@@ -7,6 +7,8 @@ use std::fmt;
 pub enum Backend {
     Postgres,
     Sqlite,
+    /// MySQL or MariaDB.
+    Mysql,
     /// Not SQL: sessions in Redis, which expires keys itself.
     Redis,
     /// Sessions in a Redis Cluster (`redis+cluster://` with the seed nodes).
@@ -21,6 +23,7 @@ impl fmt::Display for Backend {
         f.write_str(match self {
             Backend::Postgres => "postgresql",
             Backend::Sqlite => "sqlite",
+            Backend::Mysql => "mysql",
             Backend::Redis => "redis",
             Backend::RedisCluster => "redis cluster",
             #[cfg(feature = "bench-cookie-store")]
@@ -39,9 +42,8 @@ pub struct DatabaseUrl {
 }
 
 /// The forms `DATABASE_URL` accepts, for error messages.
-const EXPECTED: &str =
-    "expected postgres://, postgresql://, redis://, redis+cluster://HOST:PORT,…, \
-     sqlite://PATH, file:PATH or a plain file path";
+const EXPECTED: &str = "expected postgres://, postgresql://, mysql://, redis://, \
+     redis+cluster://HOST:PORT,…, sqlite://PATH, file:PATH or a plain file path";
 
 impl DatabaseUrl {
     /// Parses `postgres://…`, `postgresql://…`, `redis://…`, `sqlite://PATH`
@@ -54,6 +56,7 @@ impl DatabaseUrl {
         }
         let backend = match raw.split_once("://").map(|(scheme, _)| scheme) {
             Some("postgres" | "postgresql") => Backend::Postgres,
+            Some("mysql" | "mariadb") => Backend::Mysql,
             Some("redis") => Backend::Redis,
             Some("redis+cluster") => Backend::RedisCluster,
             #[cfg(feature = "bench-cookie-store")]
@@ -200,6 +203,10 @@ mod tests {
         );
         assert_eq!(url.location(), "db.internal:5433");
         assert!(!format!("{url:?} {url}").contains("s3cret"));
+        let url = DatabaseUrl::parse("mysql://app:s3cret@maria:3307/textdrop").expect("valid");
+        assert_eq!(url.backend(), Backend::Mysql);
+        assert_eq!(url.redacted(), "mysql://app:***@maria:3307/textdrop");
+        assert_eq!(url.location(), "maria:3307");
         let url = DatabaseUrl::parse("postgresql://db/x").expect("valid");
         assert_eq!(url.backend(), Backend::Postgres);
         let url = DatabaseUrl::parse("redis+cluster://:pw@r1:7001,r2:7002").expect("valid");
@@ -231,9 +238,9 @@ mod tests {
 
     #[test]
     fn unsupported_or_empty_urls_are_rejected_with_every_expected_form() {
-        let err = DatabaseUrl::parse("mysql://root:pw@localhost/db").expect_err("mysql");
-        assert!(err.contains("`mysql`"), "{err}");
-        for form in ["postgres://", "redis://", "sqlite://PATH"] {
+        let err = DatabaseUrl::parse("ftp://root:pw@localhost/db").expect_err("ftp");
+        assert!(err.contains("`ftp`"), "{err}");
+        for form in ["postgres://", "mysql://", "redis://", "sqlite://PATH"] {
             assert!(err.contains(form), "{form}: {err}");
         }
         assert!(!err.contains("pw"));

@@ -159,6 +159,13 @@ pub fn stored_bytes(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<
                 .bind::<Timestamp, _>(now)
                 .get_result(sqlite)?
         }
+        // MySQL casts to SIGNED (a BIGINT), not BIGINT.
+        DbConnection::Mysql(mysql) => diesel::sql_query(
+            "SELECT CAST(COALESCE(SUM(file_bytes), 0) AS SIGNED) AS total FROM sessions \
+             WHERE expires_at > ?",
+        )
+        .bind::<Timestamp, _>(now)
+        .get_result(mysql)?,
     };
     Ok(total)
 }

@@ -29,7 +29,7 @@ impl SqlRecords {
     async fn run<T, F>(&self, work: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+        F: Fn(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
     {
         Ok(db::with_conn(&self.pool, work).await?)
     }

@@ -171,7 +171,7 @@ pub async fn delete_expired_until(
         // After a full first batch: is this a backlog worth walking in block order?
         let estimate = db::with_conn(pool, move |conn| match conn {
             DbConnection::Postgres(pg) => planner::estimate_table(pg, now).map(Some),
-            DbConnection::Sqlite(_) => Ok(None),
+            DbConnection::Sqlite(_) | DbConnection::Mysql(_) => Ok(None),
         })
         .await?;
         if let Some(walk) = estimate.and_then(|table| TableWalk::choose(&table, &limits)) {
@@ -243,9 +243,11 @@ async fn walk_table(
                 DbConnection::Postgres(pg) => {
                     sweep_queries::delete_expired_in_blocks(pg, now, first, end)
                 }
-                DbConnection::Sqlite(_) => Err(diesel::result::Error::QueryBuilderError(
-                    "only PostgreSQL tables are walked".into(),
-                )),
+                DbConnection::Sqlite(_) | DbConnection::Mysql(_) => {
+                    Err(diesel::result::Error::QueryBuilderError(
+                        "only PostgreSQL tables are walked".into(),
+                    ))
+                }
             }))
             .await?;
         let Some(deleted) = report.record(batch) else {

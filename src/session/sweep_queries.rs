@@ -4,10 +4,11 @@
 
 use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
+use diesel::mysql::MysqlConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Timestamp};
 
-use crate::db::DbConnection;
+use crate::db::{named_lock, DbConnection};
 use crate::session::lease;
 
 /// How long a lease is taken for, in the app's clock.
@@ -40,6 +41,14 @@ pub const PG_DELETE_BLOCK_RANGE: &str = "DELETE FROM sessions \
 /// index for every range.
 pub const PG_BLOCK_RANGE_SETTINGS: &str =
     "SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off";
+
+/// MySQL: one index batch (MySQL has `DELETE … ORDER BY … LIMIT`). Parameters: now, then the
+/// batch size.
+pub const MYSQL_DELETE_BATCH: &str =
+    "DELETE FROM sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?";
+
+/// MySQL: the named lock ([`named_lock`]) that elects one sweeper at a time.
+pub const MYSQL_SWEEPER_LOCK: &str = "textdrop_sweeper";
 
 /// Portable mode: one index batch by primary key, no ctid. `$1` = now, `$2` = the batch size.
 pub const PORTABLE_DELETE_BATCH: &str = "DELETE FROM sessions WHERE id IN (SELECT id \
@@ -83,12 +92,34 @@ pub fn delete_expired_batch(
                 .bind::<BigInt, _>(limit)
                 .execute(pg)
         }),
+        (DbConnection::Mysql(mysql), _) => mysql_batch(mysql, now, limit),
         (DbConnection::Sqlite(sqlite), _) => diesel::sql_query(SQLITE_DELETE_BATCH)
             .bind::<Timestamp, _>(now)
             .bind::<BigInt, _>(limit)
             .execute(sqlite)
             .map(Some),
     }
+}
+
+/// MySQL: one batch under the named sweeper lock, taken without waiting (`GET_LOCK(…, 0)`) and
+/// given back after the batch, so the pooled connection never keeps it. The DELETE commits on
+/// its own.
+fn mysql_batch(
+    mysql: &mut MysqlConnection,
+    now: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Option<usize>> {
+    if !named_lock::try_lock(mysql, MYSQL_SWEEPER_LOCK, std::time::Duration::ZERO)? {
+        return Ok(None);
+    }
+    let deleted = diesel::sql_query(MYSQL_DELETE_BATCH)
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .execute(mysql);
+    let released = named_lock::release(mysql, MYSQL_SWEEPER_LOCK);
+    let deleted = deleted?;
+    released?;
+    Ok(Some(deleted))
 }
 
 #[derive(QueryableByName)]
@@ -160,6 +191,6 @@ pub fn release_sweeper_lease(
 ) -> QueryResult<()> {
     match conn {
         DbConnection::Postgres(pg) => lease::release(pg, lease::SWEEPER, holder, now),
-        DbConnection::Sqlite(_) => Ok(()),
+        DbConnection::Sqlite(_) | DbConnection::Mysql(_) => Ok(()),
     }
 }

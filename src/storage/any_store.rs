@@ -37,7 +37,7 @@ pub enum AnyStore {
     Redis(RedisStore<redis::aio::ConnectionManager>),
     RedisCluster(RedisStore<redis::cluster_async::ClusterConnection>),
     #[cfg(feature = "bench-cookie-store")]
-    Cookie(std::sync::Arc<actix_session::storage::CookieSessionStore>),
+    Cookie(std::sync::Arc<super::cookie::CookieStore>),
 }
 
 /// Calls `$call` on whichever store `$self` holds.

@@ -10,6 +10,8 @@
 //! alone).
 
 mod any_store;
+#[cfg(feature = "bench-cookie-store")]
+mod cookie;
 
 use std::time::Duration;
 
@@ -99,7 +101,7 @@ impl SessionStorage {
     pub async fn connect(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
         let database = &settings.database;
         let backend = match database.url.backend() {
-            Backend::Postgres | Backend::Sqlite => {
+            Backend::Postgres | Backend::Sqlite | Backend::Mysql => {
                 Connected::Sql(SqlStorage::connect(settings, clock.clone()).await?)
             }
             Backend::Redis => Connected::Redis(RedisStorage::connect(database).await?),
@@ -126,7 +128,7 @@ impl SessionStorage {
         clock: Clock,
     ) -> anyhow::Result<Option<SqlStorage>> {
         match settings.database.url.backend() {
-            Backend::Postgres | Backend::Sqlite => {
+            Backend::Postgres | Backend::Sqlite | Backend::Mysql => {
                 Ok(Some(SqlStorage::connect(settings, clock).await?))
             }
             _ => Ok(None),

@@ -10,31 +10,26 @@ use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{BigInt, Text, Timestamp};
 use reqwest::StatusCode;
 use textdrop::clock::Clock;
-use textdrop::db::{self, DbConnection};
+use textdrop::db::{self, named_lock, DbConnection};
 use textdrop::session::planner;
 use textdrop::session::queries;
 use textdrop::session::sweep::{delete_expired, SweepLimits};
-use textdrop::session::sweep_queries::{self, SWEEPER_LOCK_KEY};
+use textdrop::session::sweep_queries::{self, MYSQL_SWEEPER_LOCK, SWEEPER_LOCK_KEY};
 
 use crate::helpers::{eventually, insert_rows, live_and_expired, metric_value, spawn_app, TestDb};
-use crate::private_pg::PrivatePostgres;
+use crate::private_pg::{Outage, PrivatePostgres};
 
 async fn a_sweeper_skips_its_run_while_another_holds_the_lock(db: TestDb) {
     insert_rows(&db, "expired", 50, -60);
     let pool = db.pool();
     let now = Clock::system().now();
-    let mut holder = pg_connect(&db);
+    let holder = hold_sweeper_lock(&db);
 
-    holder
-        .batch_execute(&format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({SWEEPER_LOCK_KEY})"
-        ))
-        .expect("hold the lock");
     // The other sweeper does not wait: it reports a skip and deletes nothing.
     let while_held = delete_expired(&pool, now, SweepLimits::default())
         .await
         .expect("sweep while held");
-    holder.batch_execute("COMMIT").expect("release");
+    drop(holder);
     let after = delete_expired(&pool, now, SweepLimits::default())
         .await
         .expect("sweep");
@@ -43,6 +38,41 @@ async fn a_sweeper_skips_its_run_while_another_holds_the_lock(db: TestDb) {
     assert_eq!(while_held.deleted, 0);
     assert!(!after.skipped);
     assert_eq!(after.deleted, 50);
+}
+
+/// A connection holding the sweeper lock, as another instance's sweeper would; dropping it
+/// gives the lock back.
+fn hold_sweeper_lock(db: &TestDb) -> DbConnection {
+    let mut holder = db.connect();
+    match &mut holder {
+        DbConnection::Postgres(pg) => pg
+            .batch_execute(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({SWEEPER_LOCK_KEY})"
+            ))
+            .expect("hold the lock"),
+        DbConnection::Mysql(mysql) => assert!(
+            named_lock::try_lock(mysql, MYSQL_SWEEPER_LOCK, Duration::ZERO).expect("GET_LOCK"),
+            "the lock was free"
+        ),
+        DbConnection::Sqlite(_) => unreachable!("SQLite's sweeper needs no lock"),
+    }
+    holder
+}
+
+/// MySQL's named locks belong to the server: a sweeper in another database of the same server
+/// must not make this one skip.
+async fn a_sweeper_lock_in_another_database_does_not_hold_this_one(db: TestDb) {
+    let other = TestDb::new(db.backend).expect("a second database on the same server");
+    other.pool();
+    let _held_there = hold_sweeper_lock(&other);
+    insert_rows(&db, "expired", 5, -60);
+
+    let report = delete_expired(&db.pool(), Clock::system().now(), SweepLimits::default())
+        .await
+        .expect("sweep");
+
+    assert!(!report.skipped);
+    assert_eq!(report.deleted, 5);
 }
 
 /// Seeds `rows` rows on PostgreSQL in one statement: of every 100 consecutive rows the first
@@ -369,6 +399,11 @@ sql_tests!(a_sweep_in_progress_leaves_a_pool_of_one_to_requests);
 tests_on!(on_sqlite: Sqlite;
     sqlite_batches_use_the_expires_at_index,
     sqlite_gives_the_space_of_deleted_files_back,
+);
+
+tests_on!(on_mysql: Mysql;
+    a_sweeper_skips_its_run_while_another_holds_the_lock,
+    a_sweeper_lock_in_another_database_does_not_hold_this_one,
 );
 
 tests_on!(on_postgres: Postgres;

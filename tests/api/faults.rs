@@ -11,7 +11,7 @@ use crate::helpers::{
     cookie_client, page_at, session_cookie, spawn_app, textdrop, trickled_body, upload_with,
     Backend, ServerProcess, TestDb, MULTIPART,
 };
-use crate::private_pg::PrivatePostgres;
+use crate::private_pg::{Outage, PrivatePostgres};
 
 /// Counts panics anywhere in the process from now on (the previous hook still reports them).
 fn count_panics() -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
@@ -26,12 +26,22 @@ fn count_panics() -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
 }
 
 #[actix_web::test]
-async fn a_database_outage_answers_503_then_recovers_without_a_restart() {
-    let Some(pg) = PrivatePostgres::start() else {
-        return;
-    };
+async fn a_postgres_outage_answers_503_then_recovers_without_a_restart() {
+    if let Some(pg) = PrivatePostgres::start() {
+        an_outage_answers_503_then_recovers(&pg, Backend::Postgres).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_mysql_outage_answers_503_then_recovers_without_a_restart() {
+    if let Some(mariadb) = crate::private_mysql::PrivateMariaDb::start() {
+        an_outage_answers_503_then_recovers(&mariadb, Backend::Mysql).await;
+    }
+}
+
+async fn an_outage_answers_503_then_recovers(pg: &impl Outage, backend: Backend) {
     let panics = count_panics();
-    let db = TestDb::existing(pg.url());
+    let db = TestDb::existing_of(backend, pg.url());
     let app = spawn_app(&db, &[]).await;
     app.upload("a.txt", "before the outage\n").await;
 

@@ -31,6 +31,8 @@ pub const TEST_SECRET: &str = "test-secret-key-material-that-is-long-enough-0123
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// MySQL or MariaDB at TEST_MYSQL_URL, a database of the test's own.
+    Mysql,
     /// Redis at TEST_REDIS_URL, a database of the test's own.
     Redis,
     /// The Redis Cluster at TEST_REDIS_CLUSTER_URL, flushed and held by one test at a time.
@@ -66,16 +68,17 @@ macro_rules! tests_on {
     };
 }
 
-/// The listed tests on SQLite and PostgreSQL.
+/// The listed tests on every SQL database: SQLite, PostgreSQL and MySQL/MariaDB.
 #[macro_export]
 macro_rules! sql_tests {
     ($($name:ident),* $(,)?) => {
         $crate::tests_on!(sqlite: Sqlite; $($name),*);
         $crate::tests_on!(postgres: Postgres; $($name),*);
+        $crate::tests_on!(mysql: Mysql; $($name),*);
     };
 }
 
-/// The listed tests on every backend: SQLite, PostgreSQL, Redis and Redis Cluster.
+/// The listed tests on every backend: SQLite, PostgreSQL, MySQL, Redis and Redis Cluster.
 #[macro_export]
 macro_rules! page_tests {
     ($($name:ident),* $(,)?) => {
@@ -119,6 +122,10 @@ enum DbCleanup {
         tempfile::TempDir,
     ),
     Postgres {
+        admin_url: String,
+        name: String,
+    },
+    Mysql {
         admin_url: String,
         name: String,
     },
@@ -184,6 +191,21 @@ impl TestDb {
                     backend,
                     url,
                     cleanup: DbCleanup::Postgres { admin_url, name },
+                })
+            }
+            Backend::Mysql => {
+                let admin_url = service_url("TEST_MYSQL_URL", "TEXTDROP_REQUIRE_MYSQL", "MySQL")?;
+                let name = format!("textdrop_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = diesel::MysqlConnection::establish(&admin_url)
+                    .unwrap_or_else(|e| panic!("cannot connect to TEST_MYSQL_URL: {e}"));
+                diesel::sql_query(format!("CREATE DATABASE `{name}`"))
+                    .execute(&mut admin)
+                    .expect("create test database");
+                let url = with_database(&admin_url, &name);
+                Some(Self {
+                    backend,
+                    url,
+                    cleanup: DbCleanup::Mysql { admin_url, name },
                 })
             }
         }
@@ -253,7 +275,7 @@ impl TestDb {
     pub async fn store(&self, clock: Clock) -> AnyStore {
         let max = MaxLifetime::default();
         match self.backend {
-            Backend::Sqlite | Backend::Postgres => {
+            Backend::Sqlite | Backend::Postgres | Backend::Mysql => {
                 AnyStore::Sql(DieselSessionStore::new(self.pool(), clock, max))
             }
             Backend::Redis => {
@@ -317,8 +339,9 @@ impl TestDb {
                     })
                     .collect()
             }
-            Backend::Postgres => sizes(&mut self.connect(), "octet_length"),
-            Backend::Sqlite => sizes(&mut self.connect(), "length(CAST"),
+            Backend::Postgres => sizes(&mut self.connect(), "BIGINT"),
+            Backend::Mysql => sizes(&mut self.connect(), "SIGNED"),
+            Backend::Sqlite => sizes(&mut self.connect(), "BLOB"),
         }
     }
 
@@ -353,12 +376,20 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let DbCleanup::Postgres { admin_url, name } = &self.cleanup {
-            if let Ok(mut admin) = PgConnection::establish(admin_url) {
-                let _ =
-                    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .execute(&mut admin);
+        match &self.cleanup {
+            DbCleanup::Postgres { admin_url, name } => {
+                if let Ok(mut admin) = PgConnection::establish(admin_url) {
+                    let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    let _ = diesel::sql_query(drop).execute(&mut admin);
+                }
             }
+            DbCleanup::Mysql { admin_url, name } => {
+                if let Ok(mut admin) = diesel::MysqlConnection::establish(admin_url) {
+                    let drop = format!("DROP DATABASE IF EXISTS `{name}`");
+                    let _ = diesel::sql_query(drop).execute(&mut admin);
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -485,12 +516,13 @@ struct Sizes {
     state: i64,
 }
 
-/// The bytes of each row's file and state: `octet_length(x)` on PostgreSQL,
-/// `length(CAST(x AS BLOB))` on SQLite (`length` of text counts characters there).
-fn sizes(conn: &mut DbConnection, function: &str) -> Vec<(u64, u64)> {
-    let of = |column: &str| match function {
-        "octet_length" => format!("CAST(COALESCE(octet_length({column}), 0) AS BIGINT)"),
-        _ => format!("COALESCE(length(CAST({column} AS BLOB)), 0)"),
+/// The bytes of each row's file and state: `octet_length(x)` cast to a 64-bit integer
+/// (`BIGINT` on PostgreSQL, `SIGNED` on MySQL), `length(CAST(x AS BLOB))` on SQLite (`length`
+/// of text counts characters there).
+fn sizes(conn: &mut DbConnection, integer: &str) -> Vec<(u64, u64)> {
+    let of = |column: &str| match integer {
+        "BLOB" => format!("COALESCE(length(CAST({column} AS BLOB)), 0)"),
+        _ => format!("CAST(COALESCE(octet_length({column}), 0) AS {integer})"),
     };
     diesel::sql_query(format!(
         "SELECT {} AS file, {} AS state FROM sessions",
@@ -885,6 +917,7 @@ pub fn insert_rows(db: &TestDb, prefix: &str, count: usize, offset_secs: i64) {
         match &mut conn {
             DbConnection::Postgres(pg) => insert.execute(pg),
             DbConnection::Sqlite(sqlite) => insert.execute(sqlite),
+            DbConnection::Mysql(mysql) => insert.execute(mysql),
         }
         .expect("insert rows");
     }

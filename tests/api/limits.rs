@@ -409,4 +409,5 @@ tests_on!(on_sqlite: Sqlite;
     connections_past_the_cap_wait_until_one_closes,
 );
 tests_on!(on_postgres: Postgres; the_storage_cap_holds_on_sql);
+tests_on!(on_mysql: Mysql; the_storage_cap_holds_on_sql);
 tests_on!(on_cluster: RedisCluster; the_storage_cap_holds_on_a_redis_cluster);

@@ -13,6 +13,7 @@ mod limits;
 mod metrics;
 mod migrations;
 mod portable;
+mod private_mysql;
 mod private_pg;
 mod redis;
 mod safety;

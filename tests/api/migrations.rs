@@ -3,7 +3,7 @@
 use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
-use textdrop::db::{self, DbConnection, MIGRATIONS};
+use textdrop::db::{self, named_lock, DbConnection, MIGRATIONS, MYSQL_MIGRATIONS};
 use textdrop::startup::Application;
 
 use crate::helpers::{spawn_app, test_settings, textdrop, Backend, TestDb};
@@ -29,11 +29,19 @@ async fn every_migration_reverts_and_reapplies(db: TestDb) {
     let count = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
         .expect("migrations")
         .len();
+    let mysql_count = MigrationSource::<diesel::mysql::Mysql>::migrations(&MYSQL_MIGRATIONS)
+        .expect("MySQL migrations")
+        .len();
+    assert_eq!(
+        mysql_count, count,
+        "migrations_mysql/ keeps step with migrations/"
+    );
 
     for _ in 0..count {
         match &mut conn {
             DbConnection::Postgres(pg) => pg.revert_last_migration(MIGRATIONS).map(|_| ()),
             DbConnection::Sqlite(sqlite) => sqlite.revert_last_migration(MIGRATIONS).map(|_| ()),
+            DbConnection::Mysql(mysql) => mysql.revert_last_migration(MYSQL_MIGRATIONS).map(|_| ()),
         }
         .expect("down.sql runs");
     }
@@ -180,13 +188,21 @@ fn a_database_url_that_is_not_a_url_stops_startup_without_echoing_it() {
 /// stops saying so, instead of hanging.
 async fn a_held_migration_lock_stops_startup_after_the_connect_timeout(db: TestDb) {
     use diesel::connection::SimpleConnection;
-    let mut holder = diesel::PgConnection::establish(&db.url).expect("connect");
-    holder
-        .batch_execute(&format!(
-            "SELECT pg_advisory_lock({})",
-            textdrop::db::MIGRATION_LOCK_KEY
-        ))
-        .expect("hold the migration lock");
+    let mut holder = db.connect();
+    match &mut holder {
+        DbConnection::Postgres(pg) => pg
+            .batch_execute(&format!(
+                "SELECT pg_advisory_lock({})",
+                textdrop::db::MIGRATION_LOCK_KEY
+            ))
+            .expect("hold the migration lock"),
+        DbConnection::Mysql(mysql) => {
+            let lock = textdrop::db::MYSQL_MIGRATION_LOCK;
+            let held = named_lock::try_lock(mysql, lock, std::time::Duration::ZERO);
+            assert!(held.expect("GET_LOCK"), "the lock was free");
+        }
+        DbConnection::Sqlite(_) => unreachable!("SQLite migrates under its own write lock"),
+    }
 
     let started = std::time::Instant::now();
     let output = textdrop(&["serve"])
@@ -215,3 +231,4 @@ async fn a_held_migration_lock_stops_startup_after_the_connect_timeout(db: TestD
 }
 
 tests_on!(on_postgres: Postgres; a_held_migration_lock_stops_startup_after_the_connect_timeout);
+tests_on!(on_mysql: Mysql; a_held_migration_lock_stops_startup_after_the_connect_timeout);

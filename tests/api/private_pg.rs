@@ -5,6 +5,16 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// A database server a test can stop and start.
+pub trait Outage {
+    /// The URL of the test's database on it.
+    fn url(&self) -> String;
+    /// Stops the server at once, closing every connection.
+    fn halt(&self);
+    /// Starts it again and waits until it accepts connections.
+    fn resume(&self);
+}
+
 pub struct PrivatePostgres {
     bin: PathBuf,
     dir: tempfile::TempDir,
@@ -89,13 +99,15 @@ impl PrivatePostgres {
     fn data(&self) -> String {
         self.dir.path().join("data").display().to_string()
     }
+}
 
-    pub fn url(&self) -> String {
+impl Outage for PrivatePostgres {
+    fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
     /// Starts the server (again) and waits until it accepts connections.
-    pub fn resume(&self) {
+    fn resume(&self) {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
@@ -123,7 +135,7 @@ impl PrivatePostgres {
     }
 
     /// Stops the server at once, closing every connection.
-    pub fn halt(&self) {
+    fn halt(&self) {
         let out = run_as_postgres(
             &self.bin.join("pg_ctl"),
             &["-D", &self.data(), "-m", "immediate", "-w", "stop"],

@@ -338,5 +338,6 @@ page_tests!(
 
 tests_on!(sqlite_clock: Sqlite; a_visited_session_still_ends_at_its_absolute_bound);
 tests_on!(postgres_clock: Postgres; a_visited_session_still_ends_at_its_absolute_bound);
+tests_on!(mysql_clock: Mysql; a_visited_session_still_ends_at_its_absolute_bound);
 tests_on!(redis_time: Redis; on_redis_the_ttl_is_capped_by_the_absolute_bound);
 tests_on!(cluster_time: RedisCluster; on_redis_the_ttl_is_capped_by_the_absolute_bound);

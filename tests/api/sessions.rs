@@ -267,6 +267,12 @@ tests_on!(postgres_rows: Postgres;
     requests_slide_the_lifetime_of_a_live_session,
     the_cleanup_task_deletes_expired_rows_and_keeps_live_ones,
 );
+tests_on!(mysql_rows: Mysql;
+    the_action_page_follows_the_rows_expiry_as_it_slides,
+    an_expired_session_is_not_served,
+    requests_slide_the_lifetime_of_a_live_session,
+    the_cleanup_task_deletes_expired_rows_and_keeps_live_ones,
+);
 
 #[actix_web::test]
 async fn a_restart_with_another_secret_key_starts_a_fresh_session() {

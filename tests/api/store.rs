@@ -312,6 +312,16 @@ tests_on!(postgres_rows: Postgres;
     cleanup_deletes_exactly_the_expired_rows,
     a_stopped_cleanup_run_ends_after_the_batch_in_flight,
 );
+tests_on!(mysql_rows: Mysql;
+    a_failing_statement_keeps_its_connection_in_the_pool,
+    expired_rows_are_never_loaded_even_before_cleanup,
+    update_after_expiry_issues_a_new_key,
+    update_ttl_writes_only_once_less_than_80_percent_remains,
+    update_ttl_without_a_load_leaves_a_fresh_row_alone,
+    update_ttl_extends_a_live_session_but_never_revives_an_expired_one,
+    cleanup_deletes_exactly_the_expired_rows,
+    a_stopped_cleanup_run_ends_after_the_batch_in_flight,
+);
 
 /// The database's time zone must not matter: expiry is the app's UTC time, bound as a parameter.
 async fn a_non_utc_postgres_time_zone_changes_nothing(db: TestDb) {
@@ -398,4 +408,96 @@ async fn a_lost_connection_is_replaced(db: TestDb) {
 tests_on!(on_postgres: Postgres;
     a_lost_connection_is_replaced,
     a_non_utc_postgres_time_zone_changes_nothing,
+);
+
+/// MySQL: the server's time zone must not matter either (its global default set far from UTC
+/// while the test runs; every textdrop connection binds UTC values).
+async fn a_non_utc_mysql_time_zone_changes_nothing(db: TestDb) {
+    let set_zone = |zone: &str| {
+        diesel::sql_query(format!("SET GLOBAL time_zone = '{zone}'"))
+            .execute(&mut db.connect())
+            .expect("set the global time zone");
+    };
+    for zone in ["+13:00", "-11:00"] {
+        set_zone(zone);
+        let clock = TestClock::default();
+        let store = DieselSessionStore::new(db.pool(), clock.clock(), MaxLifetime::default());
+
+        let before = Utc::now().naive_utc();
+        let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
+
+        let stored = seconds_between(before, expiry_of(&db, &key));
+        assert!(
+            (99.0..=101.0).contains(&stored),
+            "{zone}: expiry {stored} s ahead"
+        );
+        assert!(store.load(&key).await.expect("load").is_some(), "{zone}");
+        clock.advance(Duration::from_secs(101));
+        assert_eq!(store.load(&key).await.expect("load"), None, "{zone}");
+        let report = delete_expired(&db.pool(), clock.clock().now(), batches_of(100))
+            .await
+            .expect("cleanup");
+        assert_eq!(report.deleted, 1, "{zone}");
+    }
+    set_zone("SYSTEM");
+}
+
+/// MySQL: a statement InnoDB rolls back as a deadlock's victim is run once more instead of
+/// failing the request. Another session holds row 0 (and many more, so InnoDB picks the
+/// store's smaller transaction as the victim); the store's transaction locks row 1, then waits
+/// for row 0; the other session then asks for row 1.
+async fn a_deadlock_victim_is_retried_once(db: TestDb) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use textdrop::schema::sessions;
+    crate::helpers::insert_rows(&db, "row", 60, 3_600);
+    let pool = db.pool();
+    let mut other = db.connect();
+    other
+        .batch_execute("BEGIN; UPDATE sessions SET state = 'other' WHERE id <> 'row-1'")
+        .expect("hold row 0 and 58 more");
+
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&attempts);
+    let store_side = actix_web::rt::spawn(async move {
+        with_conn(&pool, move |conn| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            // Prepared statements, as the store sends.
+            let update = |conn: &mut DbConnection, id: &str| {
+                diesel::update(sessions::table.find(id))
+                    .set(sessions::state.eq("store"))
+                    .execute(conn)
+            };
+            conn.transaction(|conn| update(conn, "row-1").and_then(|_| update(conn, "row-0")))
+        })
+        .await
+    });
+    while attempts.load(Ordering::SeqCst) == 0 {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the store's transaction reach its wait for row 0, then close the cycle.
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    other
+        .batch_execute("UPDATE sessions SET state = 'other' WHERE id = 'row-1'")
+        .expect("the other session is not the victim");
+    other.batch_execute("COMMIT").expect("commit");
+
+    let outcome = store_side.await.expect("joined");
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(attempts.load(Ordering::SeqCst), 2, "one retry");
+    let states: Vec<String> = sessions::table
+        .filter(sessions::id.eq_any(["row-0", "row-1"]))
+        .select(sessions::state)
+        .load(&mut db.connect())
+        .expect("states");
+    assert_eq!(
+        states,
+        ["store", "store"],
+        "the retry ran after the other commit"
+    );
+}
+
+tests_on!(on_mysql: Mysql;
+    a_non_utc_mysql_time_zone_changes_nothing,
+    a_deadlock_victim_is_retried_once,
 );
