@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # textdrop in one container: a builder stage with the Rust toolchain, and a small runtime stage
-# with the binary, libpq and CA certificates. Templates and migrations are inside the binary.
+# with the binary, libpq, MariaDB's client library and CA certificates. Templates and migrations are inside the binary.
 # Base images are ARGs whose defaults are the official images, so a build elsewhere needs no
 # flags; scripts/container-test.sh points them at local stand-ins on a machine without a registry.
 ARG RUST_IMAGE=rust:1-bookworm
@@ -14,13 +14,14 @@ RUN apt-get update \
 WORKDIR /build
 # Dependencies first, in their own cached layer: the real manifest with a dummy crate.
 COPY Cargo.toml Cargo.lock build.rs ./
-RUN mkdir -p src migrations templates static \
+RUN mkdir -p src migrations migrations_mysql templates static \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
 COPY src src
 COPY migrations migrations
+COPY migrations_mysql migrations_mysql
 COPY templates templates
 COPY static static
 # touch: the copied sources may be older than the dummy build's artifacts.

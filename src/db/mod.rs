@@ -262,6 +262,35 @@ impl ManageConnection for DbConnectionManager {
     }
 }
 
+/// MySQL: sends a text through a prepared statement and reads it back, as every query textdrop
+/// runs reads its text columns. Some MySQL client libraries hand such values to Diesel empty
+/// (Debian 12's libmariadb3 1:10.11.18 does: it clears the length Diesel reads after
+/// refetching a long value); textdrop would then see every session as empty and every
+/// migration as never applied, so it stops before migrating or serving. Other backends: no-op.
+fn check_text_round_trip(conn: &mut DbConnection) -> anyhow::Result<()> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Echo {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        echo: String,
+    }
+    const PROBE: &str = "textdrop reads text values back whole";
+    let DbConnection::Mysql(mysql) = conn else {
+        return Ok(());
+    };
+    let Echo { echo } = diesel::sql_query("SELECT CAST(? AS CHAR) AS echo")
+        .bind::<diesel::sql_types::Text, _>(PROBE)
+        .get_result(mysql)?;
+    anyhow::ensure!(
+        echo == PROBE,
+        "the MySQL client library read {:?} back as {echo:?}: it loses text values (a known \
+         fault of libmariadb3 1:10.11.18 in Debian 12); install a fixed client library \
+         (libmariadb3 1:10.11.19 or later) before starting textdrop",
+        PROBE
+    );
+    Ok(())
+}
+
 /// Builds the pool without connecting: connections open on first use, so a database that is
 /// down does not stop the pool from being built ([`connect_and_migrate`] connects first).
 pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> DbPool {
@@ -299,6 +328,7 @@ pub async fn connect_and_migrate(
     let location = url.location();
     let patience = settings.connect_timeout;
     let (applied, portable) = web::block(move || -> anyhow::Result<_> {
+        check_text_round_trip(&mut conn)?;
         let portable = portable_mode(&mut conn, mode)?.then(Holder::new);
         Ok((
             run_migrations_within(&mut conn, patience, portable)?,

@@ -95,7 +95,7 @@ pub fn required(variable: &str) -> bool {
 
 /// The value of `variable`, or `None` after printing why the test skips (or failing when
 /// `require` says the service must be there).
-fn service_url(variable: &str, require: &str, what: &str) -> Option<String> {
+pub fn service_url(variable: &str, require: &str, what: &str) -> Option<String> {
     let url = std::env::var(variable).ok().filter(|u| !u.is_empty());
     if url.is_none() {
         assert!(

@@ -232,3 +232,60 @@ async fn a_held_migration_lock_stops_startup_after_the_connect_timeout(db: TestD
 
 tests_on!(on_postgres: Postgres; a_held_migration_lock_stops_startup_after_the_connect_timeout);
 tests_on!(on_mysql: Mysql; a_held_migration_lock_stops_startup_after_the_connect_timeout);
+
+/// A MySQL client library that hands text values back empty (Debian 12's libmariadb3
+/// 1:10.11.18, which `.ci/run` fetches and unpacks into `TEST_FAULTY_LIBMARIADB_DIR`) would make
+/// every session look empty and every migration look unapplied: textdrop refuses to start on
+/// it, before touching the database, and says what to install.
+async fn a_client_library_that_loses_text_stops_startup_before_migrating(db: TestDb) {
+    let Some(faulty) = crate::helpers::service_url(
+        "TEST_FAULTY_LIBMARIADB_DIR",
+        "TEXTDROP_REQUIRE_MYSQL",
+        "faulty libmariadb",
+    ) else {
+        return;
+    };
+    let output = textdrop(&["migrate"])
+        .env("DATABASE_URL", &db.url)
+        .env("LD_LIBRARY_PATH", &faulty)
+        .env("DATABASE_CONNECT_TIMEOUT_SECS", "2")
+        .output()
+        .expect("run");
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the MySQL client library read")
+            && stderr.contains("install a fixed client library"),
+        "{stderr}"
+    );
+    let tables: Vec<String> = diesel::sql_query(
+        "SELECT CAST(table_name AS CHAR) AS name FROM information_schema.tables \
+         WHERE table_schema = DATABASE()",
+    )
+    .load::<TableName>(&mut db.connect())
+    .expect("list tables")
+    .into_iter()
+    .map(|t| t.name)
+    .collect();
+    assert!(tables.is_empty(), "nothing was migrated: {tables:?}");
+
+    // The same binary with the machine's library migrates.
+    let fixed = textdrop(&["migrate"])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run");
+    assert!(
+        fixed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fixed.stderr)
+    );
+}
+
+#[derive(QueryableByName)]
+struct TableName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+tests_on!(mysql_client: Mysql; a_client_library_that_loses_text_stops_startup_before_migrating);
