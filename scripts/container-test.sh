@@ -84,6 +84,15 @@ podman build --isolation=chroot \
   -t "$IMAGE" . > "$CACHE/build.log" 2>&1 || { tail -n 40 "$CACHE/build.log"; exit 1; }
 echo "image built in $(since "$started") s"
 
+# The textdrop process serving on port $1 (with chroot isolation it is a host process; it is
+# the one whose environment has this PORT).
+textdrop_pid() {
+  local pid
+  for pid in $(pgrep -x textdrop); do
+    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "PORT=$1"; then echo "$pid"; fi
+  done
+}
+
 # One run of the image's command in a container on the host network: start, wait for
 # readiness, upload and read back, healthcheck inside the container, SIGTERM, exit code.
 run_flow() { # $1 = label, rest = extra --env arguments
@@ -111,7 +120,11 @@ run_flow() { # $1 = label, rest = extra --env arguments
   done
   if [[ $ready != yes ]]; then cat "$work/server.log"; buildah rm "$container" >/dev/null; exit 1; fi
   echo "$label: ready $(since "$started") s after start"
-  fail() { echo "$label: FAILED: $*"; cat "$work/server.log"; buildah rm "$container" >/dev/null; exit 1; }
+  fail() {
+    echo "$label: FAILED: $*"; cat "$work/server.log"
+    local pid=$(textdrop_pid "$port"); [[ -n $pid ]] && kill -TERM "$pid"
+    wait "$server" || true; buildah rm "$container" >/dev/null; exit 1
+  }
 
   [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/") == 200 ]] || fail "the form page"
   printf 'hello from the container\n<b>escaped</b>\n' > "$work/file.txt"
@@ -134,10 +147,8 @@ run_flow() { # $1 = label, rest = extra --env arguments
 
   # SIGTERM goes to textdrop itself (with chroot isolation it is a host process; it is the one
   # whose environment has this PORT): `buildah run` then exits with textdrop's exit code.
-  local pid target=""
-  for pid in $(pgrep -x textdrop); do
-    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "PORT=$port"; then target=$pid; fi
-  done
+  local target
+  target=$(textdrop_pid "$port")
   [[ -n $target ]] || { echo "$label: cannot find the textdrop process"; exit 1; }
   kill -TERM "$target"
   local code=0

@@ -70,6 +70,25 @@ pub fn page(status: StatusCode, name: &str, context: &Context) -> HttpResponse {
     html(status, render(name, context))
 }
 
+/// Appends `text` to `out` HTML-escaped exactly as Tera's autoescape does
+/// ([`tera::escape_html`]), without an allocation per call.
+pub fn escape_into(out: &mut String, text: &str) {
+    let mut rest = text;
+    while let Some(at) = rest.find(['&', '<', '>', '"', '\'', '/']) {
+        out.push_str(&rest[..at]);
+        out.push_str(match rest.as_bytes()[at] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&#x27;",
+            _ => "&#x2F;",
+        });
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+}
+
 fn mime_html() -> &'static str {
     "text/html; charset=utf-8"
 }
@@ -77,6 +96,14 @@ fn mime_html() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escape_into_escapes_as_tera_does() {
+        let text = "a&b<c>d\"e'f/g é\u{202e} &amp; </script>";
+        let mut out = String::from("kept:");
+        escape_into(&mut out, text);
+        assert_eq!(out, format!("kept:{}", tera::escape_html(text)));
+    }
 
     #[test]
     fn every_template_parses_and_escapes_html() {

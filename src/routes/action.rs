@@ -13,6 +13,10 @@ use crate::session::TextdropSession;
 use crate::storage::SessionStorage;
 use crate::templates;
 
+/// Files up to this size render on the request's own thread (measured: a 16 KiB page renders
+/// in well under a millisecond); bigger ones on the blocking pool.
+const RENDER_INLINE_BYTES: usize = 16 * 1024;
+
 /// The query /action understands: `?page=N`.
 #[derive(Debug, serde::Deserialize)]
 pub struct ActionQuery {
@@ -43,14 +47,22 @@ pub async fn show(
         context.insert("deadline", &deadline.map(shown));
     }
     context.insert("file", &info);
-    // Splitting and escaping a big file is CPU work: off the async executor.
-    let body = web::block(move || {
+    let small = text.len() <= RENDER_INLINE_BYTES;
+    let mut render = move || {
         let page = paging::page(&text, number)?;
         context.insert("page", &page);
+        context.insert("lines_html", &paging::lines_html(&page.lines));
         Some(templates::render("action.html", &context))
-    })
-    .await
-    .map_err(|err| AppError::Internal(err.into()))?;
+    };
+    // A small file renders in microseconds, less than a hop to the blocking pool costs;
+    // splitting and escaping a big one is real CPU work: off the async executor.
+    let body = if small {
+        render()
+    } else {
+        web::block(render)
+            .await
+            .map_err(|err| AppError::Internal(err.into()))?
+    };
     let body = body.ok_or(AppError::NotFound)?;
     Ok(templates::html(StatusCode::OK, body))
 }

@@ -23,6 +23,8 @@ pub struct Line<'a> {
 pub struct Page<'a> {
     pub number: usize,
     pub count: usize,
+    /// Shown through [`lines_html`], not serialized into the template's context.
+    #[serde(skip)]
     pub lines: Vec<Line<'a>>,
     /// The 1-based number of the first and last line shown (of the file's lines).
     pub first_line: usize,
@@ -53,6 +55,23 @@ fn pieces(text: &str) -> impl Iterator<Item = (usize, Line<'_>)> {
             Some((index + 1, line))
         })
     })
+}
+
+/// A page's lines as the file view shows them, HTML-escaped: one `<span class="line">` per line
+/// (`line continued` for the later pieces of a long one), each followed by a newline. Built
+/// here in one buffer rather than by a template loop over the lines.
+pub fn lines_html(lines: &[Line<'_>]) -> String {
+    let mut out = String::with_capacity(lines.iter().map(|l| l.text.len() + 32).sum());
+    for line in lines {
+        out.push_str(if line.continued {
+            "<span class=\"line continued\">"
+        } else {
+            "<span class=\"line\">"
+        });
+        crate::templates::escape_into(&mut out, line.text);
+        out.push_str("</span>\n");
+    }
+    out
 }
 
 /// Page `number` of `text`, or `None` when it has no such page. An empty text has one empty
