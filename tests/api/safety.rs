@@ -323,6 +323,26 @@ async fn a_big_file_is_shown_in_pages(db: TestDb) {
         let response = app.get(&format!("/action?page={bad}")).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "page {bad}");
     }
+
+    // A line longer than a page (70,000 bytes to escape, rendered off the request's thread) is
+    // shown in pieces, the later one marked as continuing it.
+    let long = format!("short\n{}\nafter\n", "<".repeat(70_000));
+    app.upload("long.txt", long).await;
+    let pages = [
+        app.get_text("/action").await,
+        app.get_text("/action?page=2").await,
+        app.get_text("/action?page=3").await,
+    ];
+    assert!(pages[0].contains("<pre class=\"file\"><span class=\"line\">short</span>\n</pre>"));
+    assert!(pages[1].contains("<pre class=\"file\"><span class=\"line\">&lt;&lt;"));
+    assert_eq!(pages[1].matches("&lt;").count(), 64 * 1024);
+    assert!(
+        pages[2].contains("<pre class=\"file\"><span class=\"line continued\">&lt;&lt;")
+            && pages[2].contains("</span>\n<span class=\"line\">after</span>\n</pre>"),
+        "{}",
+        pages[2]
+    );
+    assert_eq!(pages[2].matches("&lt;").count(), 70_000 - 64 * 1024);
     app.stop().await;
 }
 
