@@ -19,6 +19,8 @@
 # Ceilings, the statements one textdrop request runs without the web server, 32 clients:
 #   pgbench -M prepared (PostgreSQL), mysqlslap (MariaDB), bench/ceilings/sqlite-loop (SQLite,
 #   one connection per core: SQLite has one writer, more threads only wait on its lock).
+# Subsets for quick comparisons: BENCH_SYSTEMS, BENCH_LOADS, BENCH_CEILINGS (space-separated
+# names as above, ceilings pgbench mysqlslap sqlite_loop), BENCH_BIN (another textdrop binary).
 # Prints a markdown report. Needs wrk, psql, pgbench, mariadb, mysqlslap, redis-cli, curl, cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +32,7 @@ PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 MYSQL=${BENCH_MYSQL:-mysql://root@127.0.0.1:3306}
 REDIS=${BENCH_REDIS:-redis://127.0.0.1:6379/3}
 PEER_REDIS=${BENCH_PEER_REDIS:-redis://127.0.0.1:6379/4}
-BIN=target/release/textdrop
+BIN=${BENCH_BIN:-target/release/textdrop}
 WORK=$(mktemp -d)
 cleanup() {
   kill $(jobs -p) 2>/dev/null || true
@@ -163,7 +165,9 @@ bash scripts/redis-cluster.sh start "$WORK/cluster" 7300 >/dev/null
 URL[cluster]=$(bash scripts/redis-cluster.sh url 7300)
 PORT[sqlite]=18101; PORT[postgres]=18102; PORT[redis]=18103; PORT[cookie]=18104; PORT[cluster]=18105
 PORT[mysql]=18106; PORT[tower]=18107; PORT[actix_redis]=18108
-SYSTEMS=(sqlite postgres mysql redis cluster cookie tower actix_redis)
+read -r -a SYSTEMS <<< "${BENCH_SYSTEMS:-sqlite postgres mysql redis cluster cookie tower actix_redis}"
+read -r -a LOADS <<< "${BENCH_LOADS:-R RM WM N}"
+read -r -a CEILINGS <<< "${BENCH_CEILINGS-pgbench mysqlslap sqlite_loop}"
 
 reset_stores() {
   rm -f "$WORK"/bench.db*
@@ -318,8 +322,8 @@ run_sqlite_loop() { # $1 workload
 # ---------------------------------------------------------------- the run
 declare -A SESSION SESSIONS
 : > "$WORK/results"
-seed_pgbench
-seed_mysqlslap
+[[ " ${CEILINGS[*]} " == *" pgbench "* ]] && seed_pgbench
+[[ " ${CEILINGS[*]} " == *" mysqlslap "* ]] && seed_mysqlslap
 XMIN_NOTE=""
 for ROUND in $(seq 1 "$ROUNDS"); do
   reset_stores
@@ -328,13 +332,14 @@ for ROUND in $(seq 1 "$ROUNDS"); do
     SESSION[$sys]=$(new_session "$sys")
     fresh_sessions "$sys"
   done
-  if [[ $ROUND == 1 ]]; then
+  if [[ $ROUND == 1 && " ${SYSTEMS[*]} " == *" postgres "* ]]; then
     XMIN_BEFORE=$(psql -qAt "${URL[postgres]}" -c "SELECT string_agg(xmin::text || ':' || expires_at::text, ',' ORDER BY id) FROM sessions")
   fi
   for load in R RM; do
+    [[ " ${LOADS[*]} " == *" $load "* ]] || continue
     for sys in "${SYSTEMS[@]}"; do run_cell "$sys" "$load"; done
   done
-  if [[ $ROUND == 1 ]]; then
+  if [[ $ROUND == 1 && " ${SYSTEMS[*]} " == *" postgres "* ]]; then
     XMIN_AFTER=$(psql -qAt "${URL[postgres]}" -c "SELECT string_agg(xmin::text || ':' || expires_at::text, ',' ORDER BY id) FROM sessions")
     if [[ $XMIN_BEFORE == "$XMIN_AFTER" ]]; then
       XMIN_NOTE="unchanged: no row was written by the read workloads (R and RM, round 1)"
@@ -343,13 +348,13 @@ for ROUND in $(seq 1 "$ROUNDS"); do
     fi
   fi
   for load in WM N; do
+    [[ " ${LOADS[*]} " == *" $load "* ]] || continue
     for sys in "${SYSTEMS[@]}"; do run_cell "$sys" "$load"; done
   done
   for sys in "${SYSTEMS[@]}"; do stop "$sys"; done
   for load in R WM N; do
-    run_pgbench "$load"
-    run_mysqlslap "$load"
-    run_sqlite_loop "$load"
+    [[ " ${LOADS[*]} " == *" $load "* ]] || continue
+    for ceiling in "${CEILINGS[@]}"; do "run_$ceiling" "$load"; done
   done
 done
 

@@ -73,20 +73,23 @@ pub fn page(status: StatusCode, name: &str, context: &Context) -> HttpResponse {
 /// Appends `text` to `out` HTML-escaped exactly as Tera's autoescape does
 /// ([`tera::escape_html`]), without an allocation per call.
 pub fn escape_into(out: &mut String, text: &str) {
-    let mut rest = text;
-    while let Some(at) = rest.find(['&', '<', '>', '"', '\'', '/']) {
-        out.push_str(&rest[..at]);
-        out.push_str(match rest.as_bytes()[at] {
+    let mut done = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let entity = match byte {
             b'&' => "&amp;",
             b'<' => "&lt;",
             b'>' => "&gt;",
             b'"' => "&quot;",
             b'\'' => "&#x27;",
-            _ => "&#x2F;",
-        });
-        rest = &rest[at + 1..];
+            b'/' => "&#x2F;",
+            _ => continue,
+        };
+        // ASCII bytes are always character boundaries.
+        out.push_str(&text[done..at]);
+        out.push_str(entity);
+        done = at + 1;
     }
-    out.push_str(rest);
+    out.push_str(&text[done..]);
 }
 
 fn mime_html() -> &'static str {

@@ -1,32 +1,34 @@
-//! The SQL side of storage: which database a `DATABASE_URL` names, the r2d2 pool of
-//! connections to it, the one way to run blocking database work ([`with_conn`]), and the
-//! embedded migrations.
+//! The SQL side of storage: which database a `DATABASE_URL` names, how a connection to it is
+//! opened and configured, the pool of them and the one way to run blocking database work
+//! ([`with_conn`], in `pool`), and the embedded migrations.
 //!
-//! One binary serves PostgreSQL, MySQL/MariaDB and SQLite through Diesel's `MultiConnection`. The backend is
-//! picked from the URL here rather than by the derived `establish`, because that one replaces
-//! every connection error with "Invalid connection url for multiconnection".
+//! One binary serves PostgreSQL, MySQL/MariaDB and SQLite through Diesel's `MultiConnection`.
+//! The backend is picked from the URL here rather than by the derived `establish`, because that
+//! one replaces every connection error with "Invalid connection url for multiconnection".
 
+mod error;
 mod migrations;
 pub mod named_lock;
+mod pool;
 mod url;
-
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use actix_web::web;
 use anyhow::Context as _;
 use diesel::connection::SimpleConnection;
 use diesel::mysql::MysqlConnection;
 use diesel::pg::PgConnection;
-use diesel::r2d2::{self, ManageConnection, R2D2Connection};
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::r2d2;
 use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, ConnectionError};
-use tokio::sync::Semaphore;
+
+pub use error::DbError;
 
 pub use migrations::{
     pending_migrations, portable_mode, run_migrations, run_migrations_within, MIGRATIONS,
     MIGRATION_LOCK_KEY, MYSQL_MIGRATIONS, MYSQL_MIGRATION_LOCK,
+};
+pub use pool::{
+    build_pool, with_conn, with_conn_within, with_write_conn, DbPool, PoolSlot, CHECKOUT_TIMEOUT,
 };
 pub use url::{Backend, DatabaseUrl};
 
@@ -40,154 +42,6 @@ pub enum DbConnection {
     Postgres(PgConnection),
     Sqlite(SqliteConnection),
     Mysql(MysqlConnection),
-}
-
-/// The pool every request and the cleanup task draw connections from: r2d2's pool behind an
-/// async gate with one permit per connection. Work waits for a connection as a parked future
-/// and only then takes a blocking thread, which finds a connection free: no blocking thread
-/// ever sleeps in r2d2's queue (with 32 requests on a pool of 10 that was 22 parked threads
-/// and a wake-up storm on every check-in).
-#[derive(Clone)]
-pub struct DbPool {
-    pool: r2d2::Pool<DbConnectionManager>,
-    gate: Arc<Semaphore>,
-}
-
-/// How long a request waits for a pooled connection before it fails.
-pub const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Why a piece of database work failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    /// No connection could be had within the checkout timeout: the database is down,
-    /// unreachable or saturated.
-    #[error("no database connection available: {0}")]
-    Unavailable(#[source] r2d2::PoolError),
-    /// The statement failed (its connection may have failed with it: see
-    /// [`DbError::is_unavailable`]).
-    #[error(transparent)]
-    Query(#[from] DieselError),
-    /// Every connection stayed busy for the whole checkout timeout.
-    #[error("no database connection came free within {0:?}")]
-    Busy(Duration),
-    /// The blocking thread pool dropped the work (the runtime is shutting down).
-    #[error("the database work was cancelled")]
-    Cancelled,
-}
-
-impl DbError {
-    /// Whether the database itself could not be reached (as opposed to a statement failing).
-    pub fn is_unavailable(&self) -> bool {
-        match self {
-            DbError::Unavailable(_) | DbError::Busy(_) | DbError::Cancelled => true,
-            DbError::Query(err) => lost_connection(err),
-        }
-    }
-}
-
-/// Whether `err` says the connection is gone. Diesel reports statement errors without a
-/// SQLSTATE it knows (SQLite's "database is locked" among them) as `Unknown`: those leave a
-/// healthy connection, so only closed or unusable connections count. On MySQL Diesel reports
-/// a lost server as `Unknown` too, and only the client library's message tells it apart
-/// (errors 2002, 2006 and 2013 of libmysqlclient and libmariadb).
-fn lost_connection(err: &DieselError) -> bool {
-    match err {
-        DieselError::DatabaseError(
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-            _,
-        ) => true,
-        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
-            mysql_server_lost(info.message())
-        }
-        _ => false,
-    }
-}
-
-/// The MySQL client libraries' words for a server that went away or cannot be reached.
-fn mysql_server_lost(message: &str) -> bool {
-    const LOST: [&str; 3] = [
-        "server has gone away",
-        "lost connection to",
-        "can't connect to",
-    ];
-    let message = message.to_ascii_lowercase();
-    LOST.iter().any(|words| message.contains(words))
-}
-
-/// Whether `result` is a deadlock's victim: MySQL's error 1213, which Diesel reports as a
-/// serialization failure for prepared statements and as `Unknown` (with the server's message)
-/// for plain SQL text.
-fn deadlocked<T>(result: &diesel::QueryResult<T>) -> bool {
-    match result {
-        Err(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => true,
-        Err(DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)) => {
-            info.message().starts_with("Deadlock found")
-        }
-        _ => false,
-    }
-}
-
-/// A connection as the pool keeps it. The pool does not test connections on checkout (that
-/// would cost a round trip per request); a statement that fails because the connection is gone
-/// marks it instead, and the pool drops it rather than handing it out again.
-pub struct PoolSlot {
-    conn: DbConnection,
-    broken: bool,
-}
-
-impl PoolSlot {
-    fn run<T>(
-        &mut self,
-        work: impl Fn(&mut DbConnection) -> diesel::QueryResult<T>,
-    ) -> diesel::QueryResult<T> {
-        let mut result = work(&mut self.conn);
-        if matches!(self.conn, DbConnection::Mysql(_)) && deadlocked(&result) {
-            // InnoDB chose this statement as a deadlock's victim and rolled it back: once
-            // more, as MySQL's manual advises, rather than a 500.
-            log::debug!("MySQL deadlock; retrying the statement once");
-            result = work(&mut self.conn);
-        }
-        if let Err(err) = &result {
-            self.broken |= lost_connection(err);
-        }
-        result
-    }
-}
-
-/// Runs `work` with a pooled connection on the blocking thread pool: the one way textdrop
-/// touches the database while serving (checking out a connection blocks too).
-pub async fn with_conn<T, F>(pool: &DbPool, work: F) -> Result<T, DbError>
-where
-    T: Send + 'static,
-    F: Fn(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
-{
-    with_conn_within(pool, CHECKOUT_TIMEOUT, work).await
-}
-
-/// [`with_conn`], waiting at most `checkout` for a connection.
-pub async fn with_conn_within<T, F>(
-    pool: &DbPool,
-    checkout: Duration,
-    work: F,
-) -> Result<T, DbError>
-where
-    T: Send + 'static,
-    F: Fn(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
-{
-    let started = Instant::now();
-    let permit = actix_web::rt::time::timeout(checkout, Arc::clone(&pool.gate).acquire_owned())
-        .await
-        .map_err(|_| DbError::Busy(checkout))?
-        .map_err(|_| DbError::Cancelled)?;
-    let left = checkout.saturating_sub(started.elapsed());
-    let pool = pool.pool.clone();
-    web::block(move || {
-        let _permit = permit;
-        let mut slot = pool.get_timeout(left).map_err(DbError::Unavailable)?;
-        Ok(slot.run(work)?)
-    })
-    .await
-    .map_err(|_| DbError::Cancelled)?
 }
 
 /// Opens connections for the pool, each configured for its backend.
@@ -262,26 +116,6 @@ fn one_line(err: ConnectionError) -> r2d2::Error {
     r2d2::Error::ConnectionError(err)
 }
 
-impl ManageConnection for DbConnectionManager {
-    type Connection = PoolSlot;
-    type Error = r2d2::Error;
-
-    fn connect(&self) -> Result<PoolSlot, r2d2::Error> {
-        Ok(PoolSlot {
-            conn: self.establish()?,
-            broken: false,
-        })
-    }
-
-    fn is_valid(&self, slot: &mut PoolSlot) -> Result<(), r2d2::Error> {
-        slot.conn.ping().map_err(r2d2::Error::QueryError)
-    }
-
-    fn has_broken(&self, slot: &mut PoolSlot) -> bool {
-        std::thread::panicking() || slot.broken || slot.conn.is_broken()
-    }
-}
-
 /// MySQL: sends a text through a prepared statement and reads it back, as every query textdrop
 /// runs reads its text columns. Some MySQL client libraries hand such values to Diesel empty
 /// (Debian 12's libmariadb3 1:10.11.18 does: it clears the length Diesel reads after
@@ -309,21 +143,6 @@ fn check_text_round_trip(conn: &mut DbConnection) -> anyhow::Result<()> {
         PROBE
     );
     Ok(())
-}
-
-/// Builds the pool without connecting: connections open on first use, so a database that is
-/// down does not stop the pool from being built ([`connect_and_migrate`] connects first).
-pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> DbPool {
-    let pool = r2d2::Pool::builder()
-        .max_size(max_size)
-        .min_idle(Some(0))
-        .test_on_check_out(false)
-        .connection_timeout(CHECKOUT_TIMEOUT)
-        .build_unchecked(DbConnectionManager::new(url.clone()));
-    DbPool {
-        pool,
-        gate: Arc::new(Semaphore::new(max_size as usize)),
-    }
 }
 
 /// Connects to the database, runs pending migrations and returns the pool, all off the async
@@ -370,38 +189,4 @@ pub async fn connect_and_migrate(
         );
     }
     Ok((build_pool(&url, settings.pool_size), portable))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_lost_connection_counts_as_unavailable() {
-        let info = || Box::new(String::from("x")) as Box<_>;
-        let locked = DieselError::DatabaseError(DatabaseErrorKind::Unknown, info());
-        let closed = DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info());
-        let unsent = DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info());
-        assert!(!lost_connection(&locked));
-        assert!(!DbError::Query(locked).is_unavailable());
-        assert!(lost_connection(&closed) && lost_connection(&unsent));
-        assert!(DbError::Query(closed).is_unavailable());
-    }
-
-    #[test]
-    fn a_mysql_server_gone_counts_as_unavailable_and_a_mysql_error_does_not() {
-        let unknown = |message: &str| {
-            DieselError::DatabaseError(DatabaseErrorKind::Unknown, Box::new(message.to_owned()))
-        };
-        for gone in [
-            "MySQL server has gone away",
-            "Server has gone away",
-            "Lost connection to server during query",
-            "Can't connect to server on '127.0.0.1' (115)",
-        ] {
-            assert!(lost_connection(&unknown(gone)), "{gone}");
-        }
-        let duplicate = unknown("Lock wait timeout exceeded; try restarting transaction");
-        assert!(!lost_connection(&duplicate));
-    }
 }

@@ -33,6 +33,14 @@ impl SqlRecords {
     {
         Ok(db::with_conn(&self.pool, work).await?)
     }
+
+    async fn write<T, F>(&self, work: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+    {
+        Ok(db::with_write_conn(&self.pool, work).await?)
+    }
 }
 
 impl Records for SqlRecords {
@@ -55,7 +63,7 @@ impl Records for SqlRecords {
 
     async fn insert(&self, id: &str, record: NewRecord) -> anyhow::Result<()> {
         let id = id.to_owned();
-        self.run(move |conn| {
+        self.write(move |conn| {
             let row = NewSession {
                 id: &id,
                 state: &record.state,
@@ -73,21 +81,21 @@ impl Records for SqlRecords {
     async fn replace(&self, id: &str, with: Replacement) -> anyhow::Result<bool> {
         let id = id.to_owned();
         let updated = self
-            .run(move |conn| queries::update_state(conn, &id, &with))
+            .write(move |conn| queries::update_state(conn, &id, &with))
             .await?;
         Ok(updated > 0)
     }
 
     async fn extend(&self, id: &str, extension: Extension) -> anyhow::Result<()> {
         let id = id.to_owned();
-        self.run(move |conn| queries::extend_if_due(conn, &id, &extension))
+        self.write(move |conn| queries::extend_if_due(conn, &id, &extension))
             .await?;
         Ok(())
     }
 
     async fn remove(&self, id: &str) -> anyhow::Result<()> {
         let id = id.to_owned();
-        self.run(move |conn| queries::delete(conn, &id)).await?;
+        self.write(move |conn| queries::delete(conn, &id)).await?;
         Ok(())
     }
 }

@@ -153,7 +153,7 @@ pub async fn delete_expired_until(
     loop {
         let rows = size.rows;
         let batch = pace
-            .batch(db::with_conn(pool, move |conn| {
+            .batch(db::with_write_conn(pool, move |conn| {
                 sweep_queries::delete_expired_batch(conn, now, rows, lease)
             }))
             .await?;
@@ -192,7 +192,7 @@ pub async fn delete_expired_until(
         reclaim_sqlite_space(pool, &mut pace, &should_stop).await?;
     }
     if let (Some((holder, _)), false) = (lease, report.skipped) {
-        db::with_conn(pool, move |conn| {
+        db::with_write_conn(pool, move |conn| {
             sweep_queries::release_sweeper_lease(conn, holder, now)
         })
         .await?;
@@ -211,7 +211,7 @@ async fn reclaim_sqlite_space(
 ) -> Result<(), DbError> {
     loop {
         let left = pace
-            .batch(db::with_conn(pool, |conn| {
+            .batch(db::with_write_conn(pool, |conn| {
                 sweep_queries::sqlite_reclaim(conn, SQLITE_RECLAIM_PAGES)
             }))
             .await?;
@@ -219,7 +219,7 @@ async fn reclaim_sqlite_space(
             break;
         }
     }
-    db::with_conn(pool, sweep_queries::sqlite_truncate_wal).await
+    db::with_write_conn(pool, sweep_queries::sqlite_truncate_wal).await
 }
 
 /// Deletes the expired rows of blocks `0..walk.blocks`, a step per transaction, until the end,
@@ -239,7 +239,7 @@ async fn walk_table(
     while first < walk.blocks && !should_stop() {
         let end = first + step;
         let batch = pace
-            .batch(db::with_conn(pool, move |conn| match conn {
+            .batch(db::with_write_conn(pool, move |conn| match conn {
                 DbConnection::Postgres(pg) => {
                     sweep_queries::delete_expired_in_blocks(pg, now, first, end)
                 }
