@@ -19,6 +19,8 @@
 # Ceilings, the statements one textdrop request runs without the web server, 32 clients:
 #   pgbench -M prepared (PostgreSQL), mysqlslap (MariaDB), bench/ceilings/sqlite-loop (SQLite,
 #   one connection per core: SQLite has one writer, more threads only wait on its lock).
+# BENCH_PG_PARAMS is appended to textdrop's PostgreSQL URL (e.g. ?sslmode=disable: libpq negotiates
+# TLS on loopback when the server offers it, the sqlx peer is built without TLS).
 # Subsets for quick comparisons: BENCH_SYSTEMS, BENCH_LOADS, BENCH_CEILINGS (space-separated
 # names as above, ceilings pgbench mysqlslap sqlite_loop), BENCH_BIN (another textdrop binary).
 # Prints a markdown report. Needs wrk, psql, pgbench, mariadb, mysqlslap, redis-cli, curl, cargo.
@@ -155,7 +157,7 @@ EOF
 # ---------------------------------------------------------------- servers
 declare -A URL PORT PID
 URL[sqlite]="sqlite://$WORK/bench.db"
-URL[postgres]="$PG/textdrop_bench"
+URL[postgres]="$PG/textdrop_bench${BENCH_PG_PARAMS:-}"
 URL[mysql]="$MYSQL/textdrop_bench"
 URL[redis]="$REDIS"
 URL[cookie]="cookie://"
