@@ -156,7 +156,8 @@ impl ManageConnection for DbConnectionManager {
 }
 
 /// Builds the pool without connecting: connections open on first use, so a database that is
-/// down does not stop the pool from being built ([`connect_and_migrate`] connects first).
+/// down does not stop the pool from being built
+/// ([`connect_and_migrate`](super::connect_and_migrate) connects first).
 pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> DbPool {
     let pool = r2d2::Pool::builder()
         .max_size(max_size)

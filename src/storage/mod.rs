@@ -3,7 +3,7 @@
 //! whether there are migrations and expired rows to clean up, the expiry a page should show),
 //! so that handlers and the command line never ask which backend is in use.
 //!
-//! SQL (PostgreSQL or SQLite) is textdrop's own [`DieselSessionStore`] over a migrated
+//! SQL (PostgreSQL, MySQL/MariaDB or SQLite) is textdrop's own [`DieselSessionStore`] over a migrated
 //! database, with the cleanup task. Redis is textdrop's [`RedisStore`], the same semantics on a
 //! hash per session; Redis expires keys itself. With the `bench-cookie-store` feature,
 //! `cookie://` keeps the whole state in the cookie (the benchmarks' ceiling for the web layer
@@ -12,21 +12,18 @@
 mod any_store;
 #[cfg(feature = "bench-cookie-store")]
 mod cookie;
+mod redis;
 
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
 
+pub use self::redis::{ClusterStorage, RedisStorage};
 use crate::clock::Clock;
-use crate::config::{CleanupSettings, DatabaseSettings, Settings};
+use crate::config::{CleanupSettings, Settings};
 use crate::db::{self, Backend, DbError, DbPool};
-
 use crate::metrics::Metrics;
-use crate::retry;
 use crate::session::lease::Holder;
 use crate::session::lifetime::{self, MaxLifetime};
 use crate::session::queries::{self, SessionCounts};
@@ -72,28 +69,6 @@ fn lease_for(interval: Option<Duration>) -> Duration {
         (i * 3).max(Duration::from_secs(60))
     })
 }
-
-/// Redis, through one multiplexed connection that reconnects by itself.
-pub struct RedisStorage {
-    connection: ConnectionManager,
-}
-
-/// How long a Redis command or connection attempt may take before the request gets its 503.
-const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// A Redis Cluster, through the `redis` crate's cluster connection (it follows MOVED and ASK
-/// and refreshes its slot map itself).
-pub struct ClusterStorage {
-    connection: ClusterConnection,
-}
-
-/// Cluster waits, bounded so a request gets its 503 within about 5 s while slots move during
-/// a failover (the crate's defaults retry 16 times, waiting up to 655 s): 2 retries, 100 ms to
-/// 1 s apart, each command given 1.5 s and each connection attempt 1 s.
-const CLUSTER_RETRIES: u32 = 2;
-const CLUSTER_RETRY_WAIT_MS: (u64, u64) = (100, 1_000);
-const CLUSTER_RESPONSE_TIMEOUT: Duration = Duration::from_millis(1_500);
-const CLUSTER_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl SessionStorage {
     /// Connects to the storage `settings` name, retrying an unreachable one with backoff for
@@ -199,7 +174,7 @@ impl SessionStorage {
             }
             Connected::Redis(redis) => {
                 let mut connection = redis.connection.clone();
-                let command = redis::cmd("PING");
+                let command = ::redis::cmd("PING");
                 let ping = command.query_async::<String>(&mut connection);
                 actix_web::rt::time::timeout(READY_TIMEOUT, ping).await??;
             }
@@ -275,46 +250,5 @@ impl SqlStorage {
     pub async fn stats(&self) -> Result<SessionCounts, DbError> {
         let now = self.clock.now();
         db::with_conn(&self.pool, move |conn| queries::count_sessions(conn, now)).await
-    }
-}
-
-impl RedisStorage {
-    async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
-        let url = settings.url.target().to_owned();
-        let what = format!("Redis at {}", settings.url.location());
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(REDIS_TIMEOUT)
-            .set_response_timeout(REDIS_TIMEOUT)
-            .set_number_of_retries(1);
-        retry::with_backoff(&what, settings.connect_timeout, || {
-            let client = redis::Client::open(url.as_str());
-            let config = config.clone();
-            async move {
-                let connection = ConnectionManager::new_with_config(client?, config).await?;
-                Ok(Self { connection })
-            }
-        })
-        .await
-    }
-}
-
-impl ClusterStorage {
-    async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
-        let nodes = settings.url.cluster_nodes();
-        anyhow::ensure!(!nodes.is_empty(), "DATABASE_URL names no cluster node");
-        let what = format!("the Redis Cluster at {}", settings.url.location());
-        let (min_wait, max_wait) = CLUSTER_RETRY_WAIT_MS;
-        let client = ClusterClient::builder(nodes)
-            .retries(CLUSTER_RETRIES)
-            .min_retry_wait(min_wait)
-            .max_retry_wait(max_wait)
-            .response_timeout(CLUSTER_RESPONSE_TIMEOUT)
-            .connection_timeout(CLUSTER_CONNECT_TIMEOUT)
-            .build()?;
-        retry::with_backoff(&what, settings.connect_timeout, || async {
-            let connection = client.get_async_connection().await?;
-            Ok(Self { connection })
-        })
-        .await
     }
 }

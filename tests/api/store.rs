@@ -323,6 +323,30 @@ tests_on!(mysql_rows: Mysql;
     a_stopped_cleanup_run_ends_after_the_batch_in_flight,
 );
 
+/// Saves, loads, expires and sweeps a session of 100 s with the database's time zone set to
+/// `zone` (named only for the messages): the expiry stored and compared must be the app's UTC
+/// time, bound as a parameter.
+async fn expiry_is_the_apps_utc_time(db: &TestDb, zone: &str) {
+    let clock = TestClock::default();
+    let store = DieselSessionStore::new(db.pool(), clock.clock(), MaxLifetime::default());
+
+    let before = Utc::now().naive_utc();
+    let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
+
+    let stored = seconds_between(before, expiry_of(db, &key));
+    assert!(
+        (99.0..=101.0).contains(&stored),
+        "{zone}: expiry {stored} s ahead"
+    );
+    assert!(store.load(&key).await.expect("load").is_some(), "{zone}");
+    clock.advance(Duration::from_secs(101));
+    assert_eq!(store.load(&key).await.expect("load"), None, "{zone}");
+    let report = delete_expired(&db.pool(), clock.clock().now(), batches_of(100))
+        .await
+        .expect("cleanup");
+    assert_eq!(report.deleted, 1, "{zone}");
+}
+
 /// The database's time zone must not matter: expiry is the app's UTC time, bound as a parameter.
 async fn a_non_utc_postgres_time_zone_changes_nothing(db: TestDb) {
     // UTC+14 and UTC-11: whichever way now() would be off, it would be off by half a day.
@@ -333,24 +357,7 @@ async fn a_non_utc_postgres_time_zone_changes_nothing(db: TestDb) {
         ))
         .execute(&mut db.connect())
         .expect("set time zone");
-        let clock = TestClock::default();
-        let store = DieselSessionStore::new(db.pool(), clock.clock(), MaxLifetime::default());
-
-        let before = Utc::now().naive_utc();
-        let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
-
-        let stored = seconds_between(before, expiry_of(&db, &key));
-        assert!(
-            (99.0..=101.0).contains(&stored),
-            "{zone}: expiry {stored} s ahead"
-        );
-        assert!(store.load(&key).await.expect("load").is_some(), "{zone}");
-        clock.advance(Duration::from_secs(101));
-        assert_eq!(store.load(&key).await.expect("load"), None, "{zone}");
-        let report = delete_expired(&db.pool(), clock.clock().now(), batches_of(100))
-            .await
-            .expect("cleanup");
-        assert_eq!(report.deleted, 1, "{zone}");
+        expiry_is_the_apps_utc_time(&db, zone).await;
     }
 }
 
@@ -420,24 +427,7 @@ async fn a_non_utc_mysql_time_zone_changes_nothing(db: TestDb) {
     };
     for zone in ["+13:00", "-11:00"] {
         set_zone(zone);
-        let clock = TestClock::default();
-        let store = DieselSessionStore::new(db.pool(), clock.clock(), MaxLifetime::default());
-
-        let before = Utc::now().naive_utc();
-        let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
-
-        let stored = seconds_between(before, expiry_of(&db, &key));
-        assert!(
-            (99.0..=101.0).contains(&stored),
-            "{zone}: expiry {stored} s ahead"
-        );
-        assert!(store.load(&key).await.expect("load").is_some(), "{zone}");
-        clock.advance(Duration::from_secs(101));
-        assert_eq!(store.load(&key).await.expect("load"), None, "{zone}");
-        let report = delete_expired(&db.pool(), clock.clock().now(), batches_of(100))
-            .await
-            .expect("cleanup");
-        assert_eq!(report.deleted, 1, "{zone}");
+        expiry_is_the_apps_utc_time(&db, zone).await;
     }
     set_zone("SYSTEM");
 }

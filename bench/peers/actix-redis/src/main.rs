@@ -9,45 +9,13 @@ use actix_web::cookie::{time, Key};
 use actix_web::http::header;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 
-const FORM: &str = "<!doctype html><html><head><title>textdrop</title></head><body>\
-<form method=\"post\" action=\"/\" enctype=\"multipart/form-data\">\
-<input type=\"file\" name=\"textfile\"><button>Upload</button></form></body></html>";
+#[path = "../../page.rs"]
+mod page;
+
+use page::{page, Stored, FORM};
+
 const LIMIT: usize = 1 << 20;
-
-#[derive(Serialize, Deserialize)]
-struct Stored {
-    name: String,
-    text: String,
-}
-
-fn escape(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-}
-
-fn page(file: &Stored) -> String {
-    let mut out = String::with_capacity(file.text.len() + 512);
-    out.push_str("<!doctype html><html><head><title>textdrop</title></head><body><h1>");
-    escape(&mut out, &file.name);
-    out.push_str("</h1><ol>");
-    for line in file.text.lines().take(40) {
-        out.push_str("<li>");
-        escape(&mut out, line);
-        out.push_str("</li>");
-    }
-    out.push_str("</ol></body></html>");
-    out
-}
 
 async fn upload(session: Session, mut payload: Multipart) -> HttpResponse {
     while let Some(Ok(mut field)) = payload.next().await {

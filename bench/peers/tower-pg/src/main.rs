@@ -6,47 +6,15 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
-use serde::{Deserialize, Serialize};
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use tower_sessions_sqlx_store::sqlx::postgres::PgPoolOptions;
 use tower_sessions_sqlx_store::PostgresStore;
 
-const FORM: &str = "<!doctype html><html><head><title>textdrop</title></head><body>\
-<form method=\"post\" action=\"/\" enctype=\"multipart/form-data\">\
-<input type=\"file\" name=\"textfile\"><button>Upload</button></form></body></html>";
+#[path = "../../page.rs"]
+mod page;
 
-#[derive(Serialize, Deserialize)]
-struct Stored {
-    name: String,
-    text: String,
-}
+use page::{page, Stored, FORM};
 
-fn escape(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-}
-
-fn page(file: &Stored) -> String {
-    let mut out = String::with_capacity(file.text.len() + 512);
-    out.push_str("<!doctype html><html><head><title>textdrop</title></head><body><h1>");
-    escape(&mut out, &file.name);
-    out.push_str("</h1><ol>");
-    for line in file.text.lines().take(40) {
-        out.push_str("<li>");
-        escape(&mut out, line);
-        out.push_str("</li>");
-    }
-    out.push_str("</ol></body></html>");
-    out
-}
 
 async fn upload(session: Session, mut multipart: Multipart) -> Response {
     while let Ok(Some(field)) = multipart.next_field().await {
