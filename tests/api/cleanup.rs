@@ -23,13 +23,13 @@ async fn a_sweeper_skips_its_run_while_another_holds_the_lock(db: TestDb) {
     insert_rows(&db, "expired", 50, -60);
     let pool = db.pool();
     let now = Clock::system().now();
-    let holder = hold_sweeper_lock(&db);
+    let mut holder = hold_sweeper_lock(&db);
 
     // The other sweeper does not wait: it reports a skip and deletes nothing.
     let while_held = delete_expired(&pool, now, SweepLimits::default())
         .await
         .expect("sweep while held");
-    drop(holder);
+    release_sweeper_lock(&mut holder);
     let after = delete_expired(&pool, now, SweepLimits::default())
         .await
         .expect("sweep");
@@ -57,6 +57,18 @@ fn hold_sweeper_lock(db: &TestDb) -> DbConnection {
         DbConnection::Sqlite(_) => unreachable!("SQLite's sweeper needs no lock"),
     }
     holder
+}
+
+/// Gives the lock back on the holding connection itself: a server frees a closed
+/// connection's locks only once it notices the close, after the client has moved on.
+fn release_sweeper_lock(holder: &mut DbConnection) {
+    match holder {
+        DbConnection::Postgres(pg) => pg.batch_execute("ROLLBACK").expect("end the transaction"),
+        DbConnection::Mysql(mysql) => {
+            named_lock::release(mysql, MYSQL_SWEEPER_LOCK).expect("RELEASE_LOCK")
+        }
+        DbConnection::Sqlite(_) => unreachable!("SQLite's sweeper needs no lock"),
+    }
 }
 
 /// MySQL's named locks belong to the server: a sweeper in another database of the same server
