@@ -68,9 +68,16 @@ macro_rules! tests_on {
     };
 }
 
-/// The listed tests on every SQL database: SQLite, PostgreSQL and MySQL/MariaDB.
+/// The listed tests on every SQL database: SQLite, PostgreSQL and MySQL/MariaDB; with a leading
+/// `group:`, inside a module of that name (for a second list in the same file).
 #[macro_export]
 macro_rules! sql_tests {
+    ($group:ident: $($name:ident),* $(,)?) => {
+        mod $group {
+            use super::*;
+            $crate::sql_tests!($($name),*);
+        }
+    };
     ($($name:ident),* $(,)?) => {
         $crate::tests_on!(sqlite: Sqlite; $($name),*);
         $crate::tests_on!(postgres: Postgres; $($name),*);

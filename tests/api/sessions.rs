@@ -255,19 +255,7 @@ page_tests!(
 
 // The app's clock moves these, and they read rows; Redis counts its own time
 // (tests/api/redis.rs).
-tests_on!(sqlite_rows: Sqlite;
-    the_action_page_follows_the_rows_expiry_as_it_slides,
-    an_expired_session_is_not_served,
-    requests_slide_the_lifetime_of_a_live_session,
-    the_cleanup_task_deletes_expired_rows_and_keeps_live_ones,
-);
-tests_on!(postgres_rows: Postgres;
-    the_action_page_follows_the_rows_expiry_as_it_slides,
-    an_expired_session_is_not_served,
-    requests_slide_the_lifetime_of_a_live_session,
-    the_cleanup_task_deletes_expired_rows_and_keeps_live_ones,
-);
-tests_on!(mysql_rows: Mysql;
+sql_tests!(rows:
     the_action_page_follows_the_rows_expiry_as_it_slides,
     an_expired_session_is_not_served,
     requests_slide_the_lifetime_of_a_live_session,

@@ -292,27 +292,7 @@ page_tests!(
 );
 
 // These move the app's clock or read rows.
-tests_on!(sqlite_rows: Sqlite;
-    a_failing_statement_keeps_its_connection_in_the_pool,
-    expired_rows_are_never_loaded_even_before_cleanup,
-    update_after_expiry_issues_a_new_key,
-    update_ttl_writes_only_once_less_than_80_percent_remains,
-    update_ttl_without_a_load_leaves_a_fresh_row_alone,
-    update_ttl_extends_a_live_session_but_never_revives_an_expired_one,
-    cleanup_deletes_exactly_the_expired_rows,
-    a_stopped_cleanup_run_ends_after_the_batch_in_flight,
-);
-tests_on!(postgres_rows: Postgres;
-    a_failing_statement_keeps_its_connection_in_the_pool,
-    expired_rows_are_never_loaded_even_before_cleanup,
-    update_after_expiry_issues_a_new_key,
-    update_ttl_writes_only_once_less_than_80_percent_remains,
-    update_ttl_without_a_load_leaves_a_fresh_row_alone,
-    update_ttl_extends_a_live_session_but_never_revives_an_expired_one,
-    cleanup_deletes_exactly_the_expired_rows,
-    a_stopped_cleanup_run_ends_after_the_batch_in_flight,
-);
-tests_on!(mysql_rows: Mysql;
+sql_tests!(rows:
     a_failing_statement_keeps_its_connection_in_the_pool,
     expired_rows_are_never_loaded_even_before_cleanup,
     update_after_expiry_issues_a_new_key,
