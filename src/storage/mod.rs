@@ -3,11 +3,11 @@
 //! whether there are migrations and expired rows to clean up, the expiry a page should show),
 //! so that handlers and the command line never ask which backend is in use.
 //!
-//! SQL (PostgreSQL, MySQL/MariaDB or SQLite) is textdrop's own [`DieselSessionStore`] over a migrated
-//! database, with the cleanup task. Redis is textdrop's [`RedisStore`], the same semantics on a
-//! hash per session; Redis expires keys itself. With the `bench-cookie-store` feature,
-//! `cookie://` keeps the whole state in the cookie (the benchmarks' ceiling for the web layer
-//! alone).
+//! SQL (PostgreSQL, MySQL/MariaDB or SQLite) is textdrop's own [`DieselSessionStore`] over a
+//! migrated database, with the cleanup task. Redis and Redis Cluster are textdrop's
+//! [`RedisStore`], the same semantics on a hash per session; Redis expires keys itself. With the
+//! `bench-cookie-store` feature, `cookie://` keeps the whole state in the cookie (the
+//! benchmarks' ceiling for the web layer alone).
 
 mod any_store;
 #[cfg(feature = "bench-cookie-store")]
