@@ -95,6 +95,23 @@ macro_rules! page_tests {
     };
 }
 
+/// Creates a uniquely named database on the server at `admin_url` (named by the variable
+/// `variable`), its name quoted with `quote` as that server's SQL wants; returns its name and
+/// URL.
+fn create_database(admin_url: &str, variable: &str, quote: char) -> (String, String) {
+    let name = format!("textdrop_test_{}", uuid::Uuid::new_v4().simple());
+    let server = textdrop::db::DatabaseUrl::parse(admin_url)
+        .unwrap_or_else(|e| panic!("{variable} is not a database URL: {e}"));
+    let mut admin = textdrop::db::DbConnectionManager::new(server)
+        .establish()
+        .unwrap_or_else(|e| panic!("cannot connect to {variable}: {e}"));
+    diesel::sql_query(format!("CREATE DATABASE {quote}{name}{quote}"))
+        .execute(&mut admin)
+        .expect("create test database");
+    let url = with_database(admin_url, &name);
+    (name, url)
+}
+
 /// Whether a missing service must fail the run (CI sets these) rather than skip.
 pub fn required(variable: &str) -> bool {
     std::env::var(variable).is_ok_and(|v| v == "1" || v == "true")
@@ -187,13 +204,7 @@ impl TestDb {
                     "TEXTDROP_REQUIRE_POSTGRES",
                     "PostgreSQL",
                 )?;
-                let name = format!("textdrop_test_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = PgConnection::establish(&admin_url)
-                    .unwrap_or_else(|e| panic!("cannot connect to TEST_DATABASE_URL: {e}"));
-                diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
-                    .execute(&mut admin)
-                    .expect("create test database");
-                let url = with_database(&admin_url, &name);
+                let (name, url) = create_database(&admin_url, "TEST_DATABASE_URL", '"');
                 Some(Self {
                     backend,
                     url,
@@ -202,13 +213,7 @@ impl TestDb {
             }
             Backend::Mysql => {
                 let admin_url = service_url("TEST_MYSQL_URL", "TEXTDROP_REQUIRE_MYSQL", "MySQL")?;
-                let name = format!("textdrop_test_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = diesel::MysqlConnection::establish(&admin_url)
-                    .unwrap_or_else(|e| panic!("cannot connect to TEST_MYSQL_URL: {e}"));
-                diesel::sql_query(format!("CREATE DATABASE `{name}`"))
-                    .execute(&mut admin)
-                    .expect("create test database");
-                let url = with_database(&admin_url, &name);
+                let (name, url) = create_database(&admin_url, "TEST_MYSQL_URL", '`');
                 Some(Self {
                     backend,
                     url,
