@@ -7,10 +7,14 @@ use clap::{Parser, Subcommand};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::startup::Application;
-use crate::storage::{SessionStorage, SqlStorage};
+use crate::storage::{Maintenance, SessionStorage};
 
 /// Upload a text file, see it back: anonymous server-side sessions in SQL that clean up after
-/// themselves. Configured through the environment and `.env` (see .env.example).
+/// themselves.
+///
+/// Configured through environment variables, or a `.env` file in the working directory: every
+/// variable, its default and the values it accepts are in the README's "Configuration" table
+/// and in .env.example.
 #[derive(Debug, Parser)]
 #[command(name = "textdrop", version, about)]
 pub struct Cli {
@@ -85,9 +89,11 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The storage's maintenance side, migrated; or `None`, after saying so, when it has none.
-async fn maintenance(settings: &Settings) -> anyhow::Result<Option<SqlStorage>> {
-    let sql = SessionStorage::maintenance(settings, Clock::system()).await?;
+/// The storage's maintenance side, connected and migrated; or `None`, after saying so, when
+/// it has none.
+async fn maintenance(settings: &Settings) -> anyhow::Result<Option<Maintenance>> {
+    let storage = SessionStorage::connect(settings, Clock::system()).await?;
+    let sql = storage.sweeper(&settings.cleanup);
     if sql.is_none() {
         println!("{NOTHING_TO_MAINTAIN}");
     }

@@ -1,20 +1,26 @@
 //! textdrop: anonymous visitors upload a text file and see it back on a second page. Their
-//! sessions live server-side, in a SQL `sessions` table (PostgreSQL or SQLite) that the app
-//! creates at startup and cleans up by itself, or in Redis, which expires them itself.
+//! sessions live server-side, in a SQL `sessions` table (SQLite, PostgreSQL or MySQL/MariaDB)
+//! that the app creates at startup and cleans up by itself, or in Redis or a Redis Cluster,
+//! which expire them themselves.
+//!
+//! The API is what starts the app and what its tests drive: [`startup::Application`],
+//! [`config::Settings`], [`cli`], the [`storage::SessionStorage`] it serves from, and the
+//! session semantics over one record seam ([`session`]). Everything else is internal.
 
+pub(crate) mod backends;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod db;
-pub mod error;
+pub(crate) mod error;
 pub mod limits;
 pub mod metrics;
-pub mod middleware;
-pub mod retry;
-pub mod routes;
-pub mod schema;
+pub(crate) mod middleware;
+pub(crate) mod retry;
+pub(crate) mod routes;
+pub(crate) mod schema;
 pub mod session;
 pub mod startup;
 pub mod storage;
-pub mod templates;
-pub mod upkeep;
+pub mod sweeper;
+pub(crate) mod templates;
+pub(crate) mod upkeep;

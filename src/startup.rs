@@ -13,8 +13,9 @@ use crate::limits::{StorageCap, UploadRate, UploadSlots};
 use crate::metrics::Metrics;
 use crate::middleware::security_headers;
 use crate::routes::{self, guard::Guard};
-use crate::session::CleanupTask;
-use crate::storage::{AnyStore, SessionStorage};
+use crate::session::{MeteredStore, Sessions};
+use crate::storage::SessionStorage;
+use crate::sweeper::CleanupTask;
 use crate::templates;
 use crate::upkeep::spawn_upkeep;
 use actix_multipart::form::MultipartFormConfig;
@@ -32,9 +33,6 @@ pub const SESSION_COOKIE: &str = "id";
 /// Name of the session cookie with COOKIE_SECURE: the `__Host-` prefix makes browsers refuse
 /// it unless it is Secure, for this host only, on `/`.
 pub const SECURE_SESSION_COOKIE: &str = "__Host-id";
-
-/// The session middleware textdrop runs its pages in.
-pub type Sessions = SessionMiddleware<crate::session::MeteredStore<AnyStore>>;
 
 /// A built application: storage connected (and migrated), listeners bound, tasks started.
 pub struct Application {
@@ -167,11 +165,7 @@ fn cookie_key(settings: &SessionSettings) -> Key {
 }
 
 /// actix-session's middleware on `store`, configured by the session settings.
-fn session_middleware(
-    store: crate::session::MeteredStore<AnyStore>,
-    key: Key,
-    settings: &SessionSettings,
-) -> Sessions {
+fn session_middleware(store: MeteredStore, key: Key, settings: &SessionSettings) -> Sessions {
     let ttl = CookieDuration::seconds(settings.lifetime.as_secs() as i64);
     let name = if settings.cookie_secure {
         SECURE_SESSION_COOKIE
@@ -229,13 +223,12 @@ fn run(
     metrics: Metrics,
     clock: Clock,
 ) -> anyhow::Result<Server> {
-    let store = storage.store(metrics.clone());
     let key = cookie_key(&settings.session);
     let max_upload = settings.limits.max_upload_bytes;
     let grace = settings.server.shutdown_grace.as_secs();
     let hsts = settings.session.cookie_secure;
     // actix counts connections per worker: split the instance's cap between them.
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = settings.server.workers();
     let per_worker = settings.server.max_connections.div_ceil(workers);
     let cap = web::Data::new(cap);
     let guard = web::Data::new(guard);
@@ -243,12 +236,16 @@ fn run(
     let clock = web::Data::new(clock);
     let settings = web::Data::new(settings);
     let server = HttpServer::new(move || {
-        let sessions = || session_middleware(store.clone(), key.clone(), &settings.session);
+        // Runs once per worker, on the worker's thread: its store, on its own connections.
+        let store = storage.worker_store();
+        let metered = MeteredStore::new(store.clone(), (**metrics).clone());
+        let sessions = || session_middleware(metered.clone(), key.clone(), &settings.session);
         App::new()
             .wrap(security_headers(hsts))
             .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
             .app_data(settings.clone())
             .app_data(storage.clone())
+            .app_data(web::Data::new(store))
             .app_data(cap.clone())
             .app_data(guard.clone())
             .app_data(metrics.clone())

@@ -6,14 +6,15 @@
 //! line. Secrets (the cookie key material, a database password) are never printed, not even by
 //! `Debug`.
 
+mod database_url;
 mod env;
 mod secret;
 pub mod vars;
 
 use std::time::Duration;
 
-use crate::db::DatabaseUrl;
 use crate::limits::TrustedProxies;
+pub use database_url::{Backend, DatabaseUrl, SCHEMES};
 use env::Env;
 pub use secret::SecretKey;
 
@@ -38,6 +39,13 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// Where `/metrics` is served; `None`: nowhere.
     pub metrics_addr: Option<String>,
+}
+
+impl ServerSettings {
+    /// The HTTP workers: one per core, each a thread with its own runtime.
+    pub fn workers(&self) -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
 }
 
 /// Which storage holds the sessions, and how to reach it.

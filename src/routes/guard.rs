@@ -17,7 +17,8 @@ use futures_util::StreamExt;
 
 use crate::config::Settings;
 use crate::limits::{client_address, UploadRate, UploadSlots};
-use crate::routes::upload::{form_page, UploadError};
+use crate::routes::form::form_page;
+use crate::routes::refusal::UploadError;
 
 /// The shared state of the guards.
 #[derive(Clone)]

@@ -4,14 +4,23 @@
 use actix_web::{web, HttpResponse};
 
 use crate::metrics::Metrics;
-use crate::storage::SessionStorage;
+use crate::session::TextdropStore;
+
+/// Readiness waits at most this long for the storage to answer.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub async fn healthz() -> HttpResponse {
     text(HttpResponse::Ok(), "ok\n")
 }
 
-pub async fn readyz(storage: web::Data<SessionStorage>) -> HttpResponse {
-    match storage.check_ready().await {
+/// Asks the storage through this worker's own store, with a short deadline.
+pub async fn readyz(store: web::Data<TextdropStore>) -> HttpResponse {
+    let ready = tokio::time::timeout(READY_TIMEOUT, store.ping()).await;
+    let ready = match ready {
+        Ok(ready) => ready.map_err(|e| anyhow::anyhow!(e)),
+        Err(_) => Err(anyhow::anyhow!("no answer within {READY_TIMEOUT:?}")),
+    };
+    match ready {
         Ok(()) => text(HttpResponse::Ok(), "ready\n"),
         Err(err) => {
             log::warn!("readiness check failed: {err:#}");

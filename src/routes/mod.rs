@@ -2,6 +2,7 @@
 
 mod action;
 mod assets;
+mod form;
 pub mod guard;
 mod health;
 mod paging;
@@ -13,7 +14,7 @@ use actix_web::web;
 
 use crate::middleware::store_failure_page;
 use crate::session::scope::{request_scope, request_scope_with_file};
-use crate::startup::Sessions;
+use crate::session::Sessions;
 
 /// Routes that never need a session: health probes and the stylesheet.
 pub fn probes_and_assets(cfg: &mut web::ServiceConfig) {

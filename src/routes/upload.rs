@@ -7,18 +7,16 @@
 
 use actix_multipart::form::bytes::Bytes;
 use actix_multipart::form::MultipartForm;
-use actix_web::http::{header, ConnectionType, StatusCode};
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use tera::Context;
 
-use crate::config::{LimitSettings, Settings};
+use crate::config::Settings;
 use crate::error::AppError;
 use crate::limits::StorageCap;
+use crate::routes::form::form_page;
 use crate::routes::guard::BodyDeadline;
-use crate::routes::human_bytes;
 pub use crate::routes::refusal::UploadError;
 use crate::session::{FileInfo, TextdropSession};
-use crate::templates;
 
 /// Longest file name kept in the session; longer names are cut.
 const MAX_NAME_CHARS: usize = 255;
@@ -87,35 +85,6 @@ async fn received_file(form: UploadForm) -> Result<(FileInfo, String), UploadErr
         lines,
     };
     Ok((info, text))
-}
-
-/// The form page, with an optional error sentence, answered with `status`.
-pub(crate) fn form_page(
-    status: StatusCode,
-    limits: &LimitSettings,
-    has_file: bool,
-    error: Option<UploadError>,
-    notice: Option<&str>,
-) -> HttpResponse {
-    let mut context = Context::new();
-    context.insert("notice", &notice);
-    context.insert("has_file", &has_file);
-    context.insert("max_upload", &human_bytes(limits.max_upload_bytes));
-    context.insert("error", &error.map(|e| e.message(limits)));
-    let mut response = templates::page(status, "greeting.html", &context);
-    match error {
-        Some(UploadError::TooMany { retry_after }) => {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, retry_after.into());
-        }
-        // The rest of a body that stalled is not worth waiting for.
-        Some(UploadError::TimedOut) => response
-            .head_mut()
-            .set_connection_type(ConnectionType::Close),
-        _ => {}
-    }
-    response
 }
 
 /// The query GET / understands: `?forgotten=1` after "Forget my data now".

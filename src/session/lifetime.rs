@@ -7,7 +7,8 @@
 
 use chrono::{DateTime, Duration, NaiveDateTime};
 
-use crate::session::scope::{self, Loaded};
+use crate::session::records::Loaded;
+use crate::session::scope;
 
 /// A read writes a new expiry only when less than this share of the lifetime remains.
 pub const EXTEND_BELOW: f64 = 0.8;

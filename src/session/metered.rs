@@ -8,12 +8,13 @@ use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, Upd
 use actix_web::cookie::time::Duration;
 
 use crate::metrics::Metrics;
+use crate::session::TextdropStore;
 
 type SessionState = HashMap<String, String>;
 
-/// `S` with metrics and failure logs. Cheap to clone when `S` is.
+/// A store with metrics and failure logs. Cheap to clone.
 #[derive(Clone)]
-pub struct MeteredStore<S> {
+pub struct MeteredStore<S = TextdropStore> {
     inner: S,
     metrics: Metrics,
 }

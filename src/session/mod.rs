@@ -1,27 +1,20 @@
-//! Server-side sessions: the store's semantics ([`store`]) over SQL rows ([`sql_records`], their
-//! SQL in [`queries`]) or Redis hashes ([`redis_records`]), the metrics decorator every store is
-//! wrapped in ([`metered`]), the request-scoped memory the
-//! store and the pages share ([`scope`]), one cleanup run ([`sweep`]) and the interval task
-//! that runs it ([`cleanup`]), and typed access for handlers ([`typed`]).
+//! Server-side sessions, the same on every storage: the store's semantics ([`store`]) over one
+//! [`Records`] seam that each backend implements, how long a session lives ([`lifetime`]), the
+//! request-scoped memory the store and the pages share ([`scope`]), the metrics decorator every
+//! store is wrapped in ([`metered`]), and typed access for handlers ([`typed`]).
 
-pub mod cleanup;
-pub mod lease;
-pub mod lifetime;
-pub mod metered;
-pub mod pace;
-pub mod planner;
-pub mod queries;
-pub mod redis_records;
-pub mod scope;
-pub mod sql_records;
+pub(crate) mod lifetime;
+pub(crate) mod metered;
+pub mod records;
+pub(crate) mod scope;
 pub mod store;
-pub mod sweep;
-pub mod sweep_queries;
-pub mod typed;
-pub mod walk;
+pub(crate) mod typed;
 
-pub use cleanup::CleanupTask;
+pub use lifetime::MaxLifetime;
 pub use metered::MeteredStore;
-pub use redis_records::RedisStore;
-pub use sql_records::DieselSessionStore;
+pub use records::{Records, StoreError};
+pub use store::{session_id, TextdropStore};
 pub use typed::{FileInfo, TextdropSession};
+
+/// The session middleware textdrop runs its pages in.
+pub type Sessions = actix_session::SessionMiddleware<MeteredStore>;

@@ -1,7 +1,7 @@
 //! What one request's session store calls and its handler share, without the session state:
-//! the row `load` found (its expiry and creation time, and the file when the page asked for
-//! it), the file an upload hands to `save`, and whether a store call failed because the
-//! storage could not be reached.
+//! the record `load` found (its expiry and creation time, and the file when the page asked for
+//! it), the one pending write a request carries (an uploaded file, which rotates the key), and
+//! whether a store call failed because the storage could not be reached.
 //!
 //! actix-session keeps the store and the handler apart, but it calls `load`, the handler, then
 //! `save`/`update`/`update_ttl` inside the one request future; a task-local scope around that
@@ -14,19 +14,11 @@
 
 use std::cell::{Cell, RefCell};
 
+use crate::limits::Reservation;
+use crate::session::records::Loaded;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use chrono::NaiveDateTime;
-
-use crate::limits::Reservation;
-
-/// What `load` found of a live session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Loaded {
-    pub expires_at: NaiveDateTime,
-    pub created_at: NaiveDateTime,
-}
 
 /// A file on its way from the upload handler to the store, with the room reserved for it
 /// under the storage cap.
@@ -42,8 +34,6 @@ struct RequestScope {
     loaded: Cell<Option<Loaded>>,
     loaded_file: RefCell<Option<String>>,
     pending_file: RefCell<Option<PendingFile>>,
-    rotating: Cell<bool>,
-    replaced_key: RefCell<Option<String>>,
     store_unavailable: Cell<bool>,
 }
 
@@ -101,39 +91,21 @@ pub fn take_loaded_file() -> Option<String> {
     with(|scope| scope.loaded_file.take()).flatten()
 }
 
-/// Hands an uploaded file to the store's `save`/`update` at the end of this request. Outside a
-/// scope the file is dropped (and its reservation released).
+/// Hands an uploaded file to the store's `save`/`update` at the end of this request: `update`
+/// rotates the session's key to store it. Outside a scope the file is dropped (and its
+/// reservation released).
 pub fn put_pending_file(file: PendingFile) {
     with(|scope| scope.pending_file.replace(Some(file)));
+}
+
+/// Whether this request's handler uploaded a file.
+pub fn has_pending_file() -> bool {
+    with(|scope| scope.pending_file.borrow().is_some()).unwrap_or(false)
 }
 
 /// The file this request's handler uploaded, for the store to write.
 pub fn take_pending_file() -> Option<PendingFile> {
     with(|scope| scope.pending_file.take()).flatten()
-}
-
-/// Marks this request's session renewal as a key rotation: actix-session will call `delete`
-/// on the old key and then `save`. The store defers the delete ([`defer_delete`]) and does
-/// both in one transaction in `save`, so a crash between them loses nothing.
-pub fn begin_rotation() {
-    with(|scope| scope.rotating.set(true));
-}
-
-/// In a rotation, keeps `id` (the old session's id) for `save` to delete, and returns true;
-/// outside one returns false and the caller deletes at once.
-pub fn defer_delete(id: &str) -> bool {
-    with(|scope| {
-        if scope.rotating.get() {
-            scope.replaced_key.replace(Some(id.to_owned()));
-        }
-        scope.rotating.get()
-    })
-    .unwrap_or(false)
-}
-
-/// The old session's id a rotation's `save` must delete along with its write.
-pub fn take_replaced_key() -> Option<String> {
-    with(|scope| scope.replaced_key.take()).flatten()
 }
 
 /// Records that a store call of this request failed because the storage was unreachable.

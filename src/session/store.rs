@@ -1,6 +1,6 @@
 //! `TextdropStore`: actix-session's `SessionStore`, the same semantics on every storage. What
-//! differs between SQL and Redis is only how a session's record is read and written
-//! ([`Records`]: `sql_records.rs`, `redis_records.rs`).
+//! differs between storages is only how a session's record is read and written
+//! ([`Records`], one implementation per backend).
 //!
 //! It follows actix-session's `RedisSessionStore` semantics:
 //! - `save` writes a new record under a fresh key from `generate_session_key()`;
@@ -10,97 +10,33 @@
 //!   cleanup ran.
 //!
 //! Only the SHA-256 of a session key is stored; the key itself lives in the visitor's encrypted
-//! cookie. A key rotation (an upload renews the session) writes the new record and deletes the
-//! old one in one step: actix-session's `delete`, then `save`, meet in the request's [`scope`].
+//! cookie. An upload is a key rotation: `update` (the session changed) finds the uploaded file
+//! in the request's [`scope`] and calls [`Records::rotate`] with the old and a new key, which
+//! writes the new record and deletes the old one in one step; the middleware then sets the
+//! cookie to the key `update` returns.
 //!
-//! The uploaded file is not in the session map: the upload hands it over in the request's scope
-//! and it is stored as the text it is; `load` fetches it only for the page that shows it.
 //! Lifetimes follow [`lifetime`]: `load` leaves what it found in the scope, and `update_ttl`
 //! writes only when a read must move the expiry. Without a scope (a store used on its own) the
 //! record is read again instead, and the write's own conditions make the same decision.
 
 use std::collections::HashMap;
-use std::future::Future;
+use std::rc::Rc;
 
 use actix_session::storage::{
     generate_session_key, LoadError, SaveError, SessionKey, SessionStore, UpdateError,
 };
 use actix_web::cookie::time::Duration as CookieDuration;
-use chrono::{Duration, NaiveDateTime};
+use chrono::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::session::lifetime::{self, MaxLifetime, EXTEND_BELOW};
-use crate::session::scope::{self, Loaded, PendingFile};
+use crate::session::records::{
+    Extension, Fetch, Loaded, NewRecord, Records, Replacement, StoreError, StoreResult,
+};
+use crate::session::scope::{self, PendingFile};
 
 type SessionState = HashMap<String, String>;
-
-/// A live session's record as a storage returns it.
-#[derive(Debug)]
-pub struct Record {
-    pub state: String,
-    pub loaded: Loaded,
-    /// The file, when it was asked for and there is one.
-    pub file: Option<String>,
-}
-
-/// A new record; its creation time is also "now" for the write.
-#[derive(Debug)]
-pub struct NewRecord {
-    pub state: String,
-    pub created_at: NaiveDateTime,
-    pub expires_at: NaiveDateTime,
-    pub file: Option<String>,
-    /// A key rotation: the id of the record this one replaces, deleted in the same step.
-    pub replaces: Option<String>,
-}
-
-/// Which record a fetch wants: live at `now`, created after `created_after`, with its file or
-/// not.
-#[derive(Debug, Clone, Copy)]
-pub struct Fetch {
-    pub now: NaiveDateTime,
-    pub created_after: NaiveDateTime,
-    pub with_file: bool,
-}
-
-/// A new state (and file, when given) for a live record, and its new expiry.
-#[derive(Debug)]
-pub struct Replacement {
-    pub state: String,
-    pub file: Option<String>,
-    pub expires_at: NaiveDateTime,
-    pub now: NaiveDateTime,
-}
-
-/// A later expiry for a live record, written only if it still expires before `due` (no other
-/// request moved it) and before `expires_at`.
-#[derive(Debug, Clone, Copy)]
-pub struct Extension {
-    pub expires_at: NaiveDateTime,
-    pub now: NaiveDateTime,
-    pub due: NaiveDateTime,
-}
-
-/// How one storage reads and writes session records, addressed by [`session_id`]. Times are the
-/// app's clock.
-pub trait Records: Clone {
-    /// The live record `id` that `fetch` describes.
-    fn fetch(&self, id: &str, fetch: Fetch)
-        -> impl Future<Output = anyhow::Result<Option<Record>>>;
-
-    /// Writes `record` under `id`, and deletes the record it replaces in the same step.
-    fn insert(&self, id: &str, record: NewRecord) -> impl Future<Output = anyhow::Result<()>>;
-
-    /// Replaces the live record `id`'s state; `false` when there is no live record.
-    fn replace(&self, id: &str, with: Replacement) -> impl Future<Output = anyhow::Result<bool>>;
-
-    /// Moves the live record `id`'s expiry as `extension` says.
-    fn extend(&self, id: &str, extension: Extension) -> impl Future<Output = anyhow::Result<()>>;
-
-    /// Deletes the record `id`, live or not.
-    fn remove(&self, id: &str) -> impl Future<Output = anyhow::Result<()>>;
-}
 
 /// The id under which a session key's record is stored: hex SHA-256 of the key.
 pub fn session_id(key: &SessionKey) -> String {
@@ -111,16 +47,25 @@ fn chrono_ttl(ttl: &CookieDuration) -> Duration {
     Duration::seconds(ttl.whole_seconds().max(0))
 }
 
-/// A session store over `R`. Cheap to clone when `R` is.
+/// Notes in the request's scope that the storage could not be reached (the page says "try
+/// again", 503), and hands the cause on.
+fn noted(err: StoreError) -> anyhow::Error {
+    if err.is_unavailable() {
+        scope::mark_store_unavailable();
+    }
+    err.into_cause()
+}
+
+/// A session store over one worker's [`Records`]. Cheap to clone.
 #[derive(Clone)]
-pub struct TextdropStore<R> {
-    records: R,
+pub struct TextdropStore {
+    records: Rc<dyn Records>,
     clock: Clock,
     max: MaxLifetime,
 }
 
-impl<R: Records> TextdropStore<R> {
-    pub fn with_records(records: R, clock: Clock, max: MaxLifetime) -> Self {
+impl TextdropStore {
+    pub fn new(records: Rc<dyn Records>, clock: Clock, max: MaxLifetime) -> Self {
         Self {
             records,
             clock,
@@ -128,20 +73,30 @@ impl<R: Records> TextdropStore<R> {
         }
     }
 
-    async fn insert_new(&self, state: String, ttl: &CookieDuration) -> anyhow::Result<SessionKey> {
-        let key = generate_session_key();
+    /// Whether the storage answers a trivial request (readiness).
+    pub async fn ping(&self) -> StoreResult<()> {
+        self.records.ping().await
+    }
+
+    /// A new record for `state` written now, holding this request's uploaded file if any.
+    fn new_record(&self, state: String, ttl: &CookieDuration, file: Option<String>) -> NewRecord {
         let now = self.clock.now();
-        let (file, reservation) = match scope::take_pending_file() {
-            Some(PendingFile { text, reservation }) => (Some(text), Some(reservation)),
-            None => (None, None),
-        };
-        let record = NewRecord {
+        NewRecord {
             state,
             created_at: now,
             expires_at: self.max.cap(now + chrono_ttl(ttl), now),
             file,
-            replaces: scope::take_replaced_key(),
+        }
+    }
+
+    /// Writes a new session under a fresh key, holding this request's uploaded file if any.
+    async fn write_new(&self, state: String, ttl: &CookieDuration) -> StoreResult<SessionKey> {
+        let key = generate_session_key();
+        let (file, reservation) = match scope::take_pending_file() {
+            Some(PendingFile { text, reservation }) => (Some(text), Some(reservation)),
+            None => (None, None),
         };
+        let record = self.new_record(state, ttl, file);
         self.records.insert(&session_id(&key), record).await?;
         if let Some(reservation) = reservation {
             reservation.stored();
@@ -160,23 +115,75 @@ impl<R: Records> TextdropStore<R> {
     }
 
     /// What this request's `load` found, or (outside a scope) the record as it is now.
-    async fn loaded(&self, id: &str) -> anyhow::Result<Option<Loaded>> {
+    async fn loaded(&self, id: &str) -> StoreResult<Option<Loaded>> {
         if let Some(loaded) = scope::loaded() {
             return Ok(Some(loaded));
         }
         let record = self.records.fetch(id, self.fetch_now(false)).await?;
         Ok(record.map(|record| record.loaded))
     }
+
+    async fn update_inner(
+        &self,
+        session_key: SessionKey,
+        state: String,
+        ttl: &CookieDuration,
+    ) -> StoreResult<SessionKey> {
+        let id = session_id(&session_key);
+        if scope::has_pending_file() {
+            // An upload: the key rotates.
+            return self.rotate_or_save(state, ttl, &id).await;
+        }
+        let Some(loaded) = self.loaded(&id).await? else {
+            // Expired or deleted meanwhile: start a new session rather than revive the old key.
+            return self.write_new(state, ttl).await;
+        };
+        let now = self.clock.now();
+        let replacement = Replacement {
+            state: state.clone(),
+            file: None,
+            expires_at: self.max.cap(now + chrono_ttl(ttl), loaded.created_at),
+            now,
+        };
+        if self.records.replace(&id, replacement).await? {
+            Ok(session_key)
+        } else {
+            self.write_new(state, ttl).await
+        }
+    }
+
+    /// Rotates the session `old` to a fresh key holding `state` and the uploaded file; if
+    /// `old` is no longer live, a new session under a fresh key.
+    async fn rotate_or_save(
+        &self,
+        state: String,
+        ttl: &CookieDuration,
+        old: &str,
+    ) -> StoreResult<SessionKey> {
+        let Some(PendingFile { text, reservation }) = scope::take_pending_file() else {
+            return self.write_new(state, ttl).await;
+        };
+        let key = generate_session_key();
+        let id = session_id(&key);
+        let record = self.new_record(state, ttl, Some(text));
+        let now = record.created_at;
+        if let Err(record) = self.records.rotate(old, &id, record, now).await? {
+            // The old session is gone: the upload starts a new one.
+            self.records.insert(&id, record).await?;
+        }
+        reservation.stored();
+        Ok(key)
+    }
 }
 
-impl<R: Records> SessionStore for TextdropStore<R> {
+impl SessionStore for TextdropStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
         let fetch = self.fetch_now(scope::wants_file());
         let record = self
             .records
             .fetch(&session_id(session_key), fetch)
             .await
-            .map_err(LoadError::Other)?;
+            .map_err(|e| LoadError::Other(noted(e)))?;
         let Some(record) = record else {
             return Ok(None);
         };
@@ -193,7 +200,9 @@ impl<R: Records> SessionStore for TextdropStore<R> {
     ) -> Result<SessionKey, SaveError> {
         let state = serde_json::to_string(&session_state)
             .map_err(|e| SaveError::Serialization(e.into()))?;
-        self.insert_new(state, ttl).await.map_err(SaveError::Other)
+        self.write_new(state, ttl)
+            .await
+            .map_err(|e| SaveError::Other(noted(e)))
     }
 
     async fn update(
@@ -204,42 +213,9 @@ impl<R: Records> SessionStore for TextdropStore<R> {
     ) -> Result<SessionKey, UpdateError> {
         let state = serde_json::to_string(&session_state)
             .map_err(|e| UpdateError::Serialization(e.into()))?;
-        let id = session_id(&session_key);
-        let loaded = self.loaded(&id).await.map_err(UpdateError::Other)?;
-        let Some(loaded) = loaded else {
-            // Expired or deleted meanwhile: start a new session rather than revive the old key.
-            return self
-                .insert_new(state, ttl)
-                .await
-                .map_err(UpdateError::Other);
-        };
-        let now = self.clock.now();
-        let expires_at = self.max.cap(now + chrono_ttl(ttl), loaded.created_at);
-        let pending = scope::take_pending_file();
-        let replacement = Replacement {
-            state: state.clone(),
-            file: pending.as_ref().map(|p| p.text.clone()),
-            expires_at,
-            now,
-        };
-        let replaced = self
-            .records
-            .replace(&id, replacement)
+        self.update_inner(session_key, state, ttl)
             .await
-            .map_err(UpdateError::Other)?;
-        if !replaced {
-            if let Some(pending) = pending {
-                scope::put_pending_file(pending);
-            }
-            return self
-                .insert_new(state, ttl)
-                .await
-                .map_err(UpdateError::Other);
-        }
-        if let Some(pending) = pending {
-            pending.reservation.stored();
-        }
-        Ok(session_key)
+            .map_err(|e| UpdateError::Other(noted(e)))
     }
 
     async fn update_ttl(
@@ -250,7 +226,7 @@ impl<R: Records> SessionStore for TextdropStore<R> {
         let id = session_id(session_key);
         let now = self.clock.now();
         let ttl = chrono_ttl(ttl);
-        let Some(loaded) = self.loaded(&id).await? else {
+        let Some(loaded) = self.loaded(&id).await.map_err(noted)? else {
             return Ok(());
         };
         let Some(expires_at) = lifetime::extension(loaded, now, ttl, self.max) else {
@@ -265,14 +241,13 @@ impl<R: Records> SessionStore for TextdropStore<R> {
             now,
             due,
         };
-        self.records.extend(&id, extension).await
+        self.records.extend(&id, extension).await.map_err(noted)
     }
 
     async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
-        let id = session_id(session_key);
-        if scope::defer_delete(&id) {
-            return Ok(()); // a key rotation: `save` deletes it with its write
-        }
-        self.records.remove(&id).await
+        self.records
+            .remove(&session_id(session_key))
+            .await
+            .map_err(noted)
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! The session map holds only the file's description ([`FileInfo`]); the file itself goes to
 //! the store through the request's scope ([`scope`]) and comes back only to the page that shows
-//! it. An upload renews the session: a new key every time, the old one deleted.
+//! it. An upload rotates the session's key: a new key every time, the old one deleted.
 
 use actix_session::{Session, SessionExt, SessionInsertError};
 use actix_web::dev::Payload;
@@ -41,10 +41,9 @@ impl TextdropSession {
         }
     }
 
-    /// Stores an uploaded file, replacing any previous one, under a new session key: the
-    /// session is renewed (after the handler the store writes the new session and deletes the
-    /// old one, in one transaction), so a key someone else planted or saw never shows this
-    /// upload.
+    /// Stores an uploaded file, replacing any previous one, under a new session key: after the
+    /// handler the store writes the new session and deletes the old one in one step
+    /// (`Records::rotate`), so a key someone else planted or saw never shows this upload.
     pub fn store_file(
         &self,
         info: &FileInfo,
@@ -53,8 +52,6 @@ impl TextdropSession {
     ) -> Result<(), SessionInsertError> {
         self.0.insert(Self::FILE, info)?;
         scope::put_pending_file(PendingFile { text, reservation });
-        scope::begin_rotation();
-        self.0.renew();
         Ok(())
     }
 

@@ -1,22 +1,32 @@
-//! The interval task that deletes expired sessions inside a serving instance: the app's own,
-//! not a database trigger or a cron job.
+//! Deleting expired sessions inside the app: not a database trigger or a cron job.
 //!
-//! The server starts it once ([`CleanupTask::spawn`]). Each tick runs one sweep
-//! ([`sweep::delete_expired_until`]), logs how many rows went (info only when some did), records
-//! the run in the metrics and samples the live-session gauge. A failing run is logged and the
-//! task carries on at the next tick. Ticks are jittered so instances do not wake in lockstep;
-//! on shutdown a run in progress ends after its batch in flight.
+//! One sweep loop ([`run::delete_expired`]) over a small [`Dialect`] each SQL backend
+//! implements (its batch statement and election, and optionally a table walk or a reclaim
+//! step); the policy (batch size, time budget, rest) is the same for all. The server starts
+//! the interval task once ([`CleanupTask::spawn`]). Each tick runs one sweep, logs how many
+//! rows went (info only when some did), records the run in the metrics and samples the
+//! live-session gauge. A failing run is logged and the task carries on at the next tick.
+//! Ticks are jittered so instances do not wake in lockstep; on shutdown a run in progress ends
+//! after its batch in flight.
 
+mod dialect;
+mod pace;
+mod run;
+mod walk;
+
+use std::rc::Rc;
 use std::time::Duration;
 
 use actix_web::rt::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::db::{self, DbPool};
 use crate::metrics::Metrics;
-use crate::session::queries;
-use crate::session::sweep::{self, SweepLimits};
+pub use dialect::{
+    Dialect, DialectFuture, Reclaimer, SessionCounts, Sizing, TableEstimate, Walker,
+};
+pub use run::{delete_expired, CleanupReport, SweepPolicy};
+pub use walk::{TableWalk, WALK_SHARE};
 
 /// The running interval task; [`CleanupTask::stop`] ends it.
 pub struct CleanupTask {
@@ -35,9 +45,9 @@ const SKIPS_BEFORE_WARNING: u32 = 3;
 
 /// What one tick works with.
 struct Sweeper {
-    pool: DbPool,
+    dialect: Rc<dyn Dialect>,
     clock: Clock,
-    limits: SweepLimits,
+    policy: SweepPolicy,
     metrics: Metrics,
     skipped_in_a_row: std::cell::Cell<u32>,
 }
@@ -46,7 +56,9 @@ impl Sweeper {
     /// One tick: a run, its log line and metrics, then the live-sessions sample.
     async fn tick(&self, stop: &CancellationToken) {
         let now = self.clock.now();
-        let run = sweep::delete_expired_until(&self.pool, now, self.limits, || stop.is_cancelled());
+        let run = delete_expired(self.dialect.as_ref(), now, self.policy, || {
+            stop.is_cancelled()
+        });
         match run.await {
             Ok(report) if report.skipped && report.batches == 0 => {
                 self.metrics.cleanup_skipped();
@@ -54,9 +66,9 @@ impl Sweeper {
                 self.skipped_in_a_row.set(skipped);
                 if skipped == SKIPS_BEFORE_WARNING {
                     log::warn!(
-                        "cleanup: skipped {skipped} ticks in a row because another session holds \
-                         the sweeper lock; if no other instance is sweeping, look for a stuck \
-                         session in pg_locks"
+                        "cleanup: skipped {skipped} ticks in a row because another database \
+                         session holds the sweeper's lock; if no other instance is sweeping, \
+                         look for a stuck session holding it"
                     );
                 } else {
                     log::debug!("cleanup: another instance is sweeping; skipped this tick");
@@ -84,8 +96,7 @@ impl Sweeper {
                 return;
             }
         }
-        let now = self.clock.now();
-        match db::with_conn(&self.pool, move |conn| queries::count_live(conn, now)).await {
+        match self.dialect.count_live(self.clock.now()).await {
             Ok(live) => self.metrics.set_live_sessions(live),
             Err(err) => log::warn!("cleanup: counting live sessions failed: {err:#}"),
         }
@@ -93,21 +104,21 @@ impl Sweeper {
 }
 
 impl CleanupTask {
-    /// Starts deleting expired rows every `period` (jittered). Call once per process, never
-    /// from the `HttpServer::new` factory (that runs once per worker).
+    /// Starts deleting expired rows every `period` (jittered), on the calling thread. Call
+    /// once per process, never from the `HttpServer::new` factory (that runs once per worker).
     pub fn spawn(
-        pool: DbPool,
+        dialect: Rc<dyn Dialect>,
         clock: Clock,
         period: Duration,
-        limits: SweepLimits,
+        policy: SweepPolicy,
         metrics: Metrics,
     ) -> Self {
         let token = CancellationToken::new();
         let stop = token.clone();
         let sweeper = Sweeper {
-            pool,
+            dialect,
             clock,
-            limits,
+            policy,
             metrics,
             skipped_in_a_row: Default::default(),
         };

@@ -13,9 +13,6 @@ pub enum Backend {
     Redis,
     /// Sessions in a Redis Cluster (`redis+cluster://` with the seed nodes).
     RedisCluster,
-    /// Benchmarks only: the whole state in the cookie, no server-side store.
-    #[cfg(feature = "bench-cookie-store")]
-    Cookie,
 }
 
 impl fmt::Display for Backend {
@@ -26,27 +23,37 @@ impl fmt::Display for Backend {
             Backend::Mysql => "mysql",
             Backend::Redis => "redis",
             Backend::RedisCluster => "redis cluster",
-            #[cfg(feature = "bench-cookie-store")]
-            Backend::Cookie => "cookie (benchmarks only)",
         })
     }
 }
+
+/// Every URL scheme `DATABASE_URL` accepts, with the storage it names (a plain path is SQLite
+/// too). A test checks that `.env.example`, the README and docs/security.md name each.
+pub const SCHEMES: [(&str, Backend); 7] = [
+    ("postgres", Backend::Postgres),
+    ("postgresql", Backend::Postgres),
+    ("mysql", Backend::Mysql),
+    ("mariadb", Backend::Mysql),
+    ("redis", Backend::Redis),
+    ("redis+cluster", Backend::RedisCluster),
+    ("sqlite", Backend::Sqlite),
+];
 
 /// A validated `DATABASE_URL`. Its `Debug` and `Display` never show a password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseUrl {
     backend: Backend,
-    /// What the driver is given: the full URL for PostgreSQL and Redis, the path or `file:` URI
-    /// for SQLite.
+    /// What the driver is given: the full URL for the servers, the path or `file:` URI for
+    /// SQLite.
     target: String,
 }
 
 /// The forms `DATABASE_URL` accepts, for error messages.
-const EXPECTED: &str = "expected postgres://, postgresql://, mysql://, redis://, \
+const EXPECTED: &str = "expected postgres://, postgresql://, mysql://, mariadb://, redis://, \
      redis+cluster://HOST:PORT,…, sqlite://PATH, file:PATH or a plain file path";
 
 impl DatabaseUrl {
-    /// Parses `postgres://…`, `postgresql://…`, `redis://…`, `sqlite://PATH`
+    /// Parses a server URL (`postgres://…`, `mysql://…`, `redis://…`, …), `sqlite://PATH`
     /// (`sqlite:///abs/path` for an absolute path), `file:PATH` or a plain path. The error says
     /// what form was expected and never repeats the URL (it may hold a password).
     pub fn parse(raw: &str) -> Result<Self, String> {
@@ -55,26 +62,14 @@ impl DatabaseUrl {
             return Err(format!("is empty; {EXPECTED}"));
         }
         let backend = match raw.split_once("://").map(|(scheme, _)| scheme) {
-            Some("postgres" | "postgresql") => Backend::Postgres,
-            Some("mysql" | "mariadb") => Backend::Mysql,
-            Some("redis") => Backend::Redis,
-            Some("redis+cluster") => Backend::RedisCluster,
-            #[cfg(feature = "bench-cookie-store")]
-            Some("cookie") => Backend::Cookie,
-            Some("sqlite" | "file") | None => Backend::Sqlite,
-            Some(scheme) => {
-                return Err(format!("has the unsupported scheme `{scheme}`; {EXPECTED}"))
-            }
+            Some(scheme) => SCHEMES
+                .iter()
+                .find(|(name, _)| *name == scheme)
+                .map(|(_, backend)| *backend)
+                .ok_or_else(|| format!("has the unsupported scheme `{scheme}`; {EXPECTED}"))?,
+            None => Backend::Sqlite,
         };
         if backend == Backend::Sqlite {
-            if !raw.contains(':') && (raw.contains('=') || raw.contains(char::is_whitespace)) {
-                // A libpq keyword string ("host=db user=app password=…") is not a path: never
-                // create a file of that name, and never repeat it (it may hold a password).
-                return Err(format!(
-                    "is neither a URL nor a file path (it has `=` or spaces, like a libpq \
-                     keyword string); {EXPECTED}"
-                ));
-            }
             check_sqlite_path(raw)?;
         }
         Ok(Self {
@@ -94,11 +89,11 @@ impl DatabaseUrl {
             .target
             .strip_prefix("redis+cluster://")
             .unwrap_or_default();
-        let rest = rest.split(['/', '?']).next().unwrap_or_default();
         let (userinfo, hosts) = match rest.rsplit_once('@') {
             Some((userinfo, hosts)) => (format!("{userinfo}@"), hosts),
             None => (String::new(), rest),
         };
+        let hosts = hosts.split(['/', '?']).next().unwrap_or_default();
         hosts
             .split(',')
             .map(str::trim)
@@ -113,6 +108,10 @@ impl DatabaseUrl {
     }
 
     /// The URL with any password replaced by `***`, fit for logs and error messages.
+    ///
+    /// The user information is everything between `://` and the *last* `@`, so a password
+    /// holding `/`, `?`, `:` or `@` is never shown in part; query parameters (which may carry
+    /// `password=`) are left out.
     pub fn redacted(&self) -> String {
         if self.backend == Backend::Sqlite {
             return self.target.clone();
@@ -120,45 +119,56 @@ impl DatabaseUrl {
         let Some((scheme, rest)) = self.target.split_once("://") else {
             return "***".into();
         };
-        let (authority, tail) = match rest.find(['/', '?']) {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
+        let (userinfo, after) = match rest.rsplit_once('@') {
+            Some((userinfo, after)) => (Some(userinfo), after),
+            None => (None, rest),
         };
-        let authority = match authority.rsplit_once('@') {
-            Some((userinfo, host)) => match userinfo.split_once(':') {
-                Some((user, _password)) => format!("{user}:***@{host}"),
-                None => format!("{userinfo}@{host}"),
-            },
-            None => authority.to_owned(),
+        let (host, tail) = match after.find(['/', '?']) {
+            Some(i) => after.split_at(i),
+            None => (after, ""),
         };
-        // Query parameters may carry `password=`: leave them out.
         let path = tail.split('?').next().unwrap_or_default();
-        format!("{scheme}://{authority}{path}")
+        let user = match userinfo {
+            Some(userinfo) => match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{user}:***@"),
+                None => format!("{userinfo}@"),
+            },
+            None => String::new(),
+        };
+        format!("{scheme}://{user}{host}{path}")
     }
 
     /// The host (and port) of a server URL, or the file of a SQLite one.
     pub fn location(&self) -> String {
-        let redacted = self.redacted();
         if self.backend == Backend::Sqlite {
-            return redacted;
+            return self.target.clone();
         }
-        let rest = redacted.split_once("://").map_or("", |(_, r)| r);
-        let authority = rest.split(['/', '?']).next().unwrap_or_default();
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let rest = self.target.split_once("://").map_or("", |(_, r)| r);
+        let after = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let host = after.split(['/', '?']).next().unwrap_or_default();
         if host.is_empty() {
-            "localhost (libpq default)".into()
+            "localhost".into()
         } else {
             host.to_owned()
         }
     }
 }
 
-/// A SQLite name must name a file that pooled connections can share.
+/// A SQLite name must name a file that pooled connections can share, and a plain path must
+/// look like a path.
 fn check_sqlite_path(raw: &str) -> Result<(), String> {
-    let path = raw
+    let uri = raw
         .strip_prefix("sqlite://")
-        .or_else(|| raw.strip_prefix("file:"))
-        .unwrap_or(raw);
+        .or_else(|| raw.strip_prefix("file:"));
+    if uri.is_none() && (raw.contains('=') || raw.contains(char::is_whitespace)) {
+        // A libpq keyword string ("host=db user=app password=…") is not a path: never create
+        // a file of that name, and never repeat it (it may hold a password).
+        return Err(format!(
+            "is neither a URL nor a file path (it has `=` or whitespace, like a libpq keyword \
+             string); {EXPECTED}"
+        ));
+    }
+    let path = uri.unwrap_or(raw);
     let bare_path = path.split('?').next().unwrap_or_default();
     if bare_path.is_empty() {
         return Err(
@@ -224,15 +234,42 @@ mod tests {
     }
 
     #[test]
+    fn a_password_with_url_delimiters_is_never_shown_in_part() {
+        for (raw, password) in [
+            ("postgres://app:pa/ss?word@db:5432/textdrop", "pa/ss?word"),
+            ("mysql://app:p@ss:w/rd@maria:3306/textdrop", "p@ss:w/rd"),
+            ("redis://:se?cr/et@cache:6379/0", "se?cr/et"),
+        ] {
+            let url = DatabaseUrl::parse(raw).expect(raw);
+            let shown = format!("{} {} {url:?}", url.redacted(), url.location());
+            for piece in [&password[..2], &password[password.len() - 2..]] {
+                assert!(!shown.contains(piece), "{raw}: {shown}");
+            }
+            assert!(shown.contains(":***@"), "{raw}: {shown}");
+        }
+    }
+
+    #[test]
     fn sqlite_forms_and_plain_paths_pick_sqlite() {
         for raw in [
             "sqlite://textdrop.db",
             "sqlite:///tmp/t.db",
             "file:t.db",
+            "file:t.db?mode=rwc",
             "data/t.db",
+            "c:t.db",
         ] {
             let url = DatabaseUrl::parse(raw).expect(raw);
             assert_eq!(url.backend(), Backend::Sqlite, "{raw}");
+        }
+    }
+
+    #[test]
+    fn every_scheme_parses_to_its_backend() {
+        for (scheme, backend) in SCHEMES {
+            let url = DatabaseUrl::parse(&format!("{scheme}://host:1/x")).expect(scheme);
+            assert_eq!(url.backend(), backend, "{scheme}");
+            assert!(EXPECTED.contains(&format!("{scheme}://")), "{scheme}");
         }
     }
 
@@ -247,15 +284,16 @@ mod tests {
         let empty = DatabaseUrl::parse("").expect_err("empty");
         assert!(empty.contains("redis://"), "{empty}");
         assert!(DatabaseUrl::parse("sqlite://").is_err());
-        let keywords = DatabaseUrl::parse("host=db user=app password=hunter2").expect_err("kw");
-        assert!(
-            keywords.contains("neither a URL nor a file path"),
-            "{keywords}"
-        );
-        assert!(
-            !keywords.contains("hunter2") && !keywords.contains("host=db"),
-            "{keywords}"
-        );
+        for keywords in [
+            "host=db user=app password=hunter2",
+            "host=127.0.0.1 user=postgres password=hunter2:x dbname=x",
+            "password=hunter2:x",
+            "dbname=x\tuser=y",
+        ] {
+            let err = DatabaseUrl::parse(keywords).expect_err(keywords);
+            assert!(err.contains("neither a URL nor a file path"), "{err}");
+            assert!(!err.contains("hunter2") && !err.contains("host="), "{err}");
+        }
         assert!(DatabaseUrl::parse("my data/t.db").is_err());
         assert!(DatabaseUrl::parse("sqlite://:memory:").is_err());
     }

@@ -1,21 +1,22 @@
 //! How fast a sweep goes: it rests between batches as long as the previous one took (so a
-//! sweep inside a serving instance leaves the database half its time), and on SQLite sizes its
-//! batches by the time they hold the one write lock rather than by rows.
+//! sweep inside a serving instance leaves the database half its time), and where the dialect
+//! asks for it (SQLite) sizes its batches by the time they hold the one write lock rather than
+//! by rows.
 
 use std::time::{Duration, Instant};
 
-use crate::session::sweep::SweepLimits;
+use super::dialect::Sizing;
 
-/// Runs batches back to back, resting between them as [`SweepLimits::rest`] says.
+/// Runs batches back to back, resting between them as the policy's `rest` says.
 pub(crate) struct Pace {
     rest: f64,
     pub(crate) previous: Option<Duration>,
 }
 
 impl Pace {
-    pub(crate) fn new(limits: &SweepLimits) -> Self {
+    pub(crate) fn new(rest: f64) -> Self {
         Self {
-            rest: limits.rest,
+            rest,
             previous: None,
         }
     }
@@ -33,13 +34,13 @@ impl Pace {
     }
 }
 
-/// SQLite: a batch should hold the write lock about this long at most; the rows per batch
-/// halve after a slower one and double (up to the batch size) after a much faster one.
-const SQLITE_BATCH_TIME: Duration = Duration::from_millis(50);
-/// SQLite: the first batch of a run deletes at most this many rows.
-const SQLITE_FIRST_BATCH: i64 = 32;
-/// SQLite: pages given back to the file system per step (4 MiB of 4 KiB pages).
-pub(crate) const SQLITE_RECLAIM_PAGES: i64 = 1_024;
+/// Sized by time: a batch should hold the write lock about this long at most; the rows per
+/// batch halve after a slower one and double (up to the batch size) after a much faster one.
+const BATCH_TIME: Duration = Duration::from_millis(50);
+/// Sized by time: the first batch of a run deletes at most this many rows.
+const FIRST_TIMED_BATCH: i64 = 32;
+/// Pages given back to the file system per reclaim step (4 MiB of 4 KiB pages).
+pub(crate) const RECLAIM_PAGES: i64 = 1_024;
 
 /// How many rows the next batch deletes.
 #[derive(Debug, Clone, Copy)]
@@ -50,16 +51,17 @@ pub(crate) struct BatchSize {
 }
 
 impl BatchSize {
-    pub(crate) fn new(limits: &SweepLimits) -> Self {
-        let rows = if limits.sqlite {
-            limits.batch_size.min(SQLITE_FIRST_BATCH)
+    pub(crate) fn new(batch_size: i64, sizing: Sizing) -> Self {
+        let timed = sizing == Sizing::ByTime;
+        let rows = if timed {
+            batch_size.min(FIRST_TIMED_BATCH)
         } else {
-            limits.batch_size
+            batch_size
         };
         Self {
             rows,
-            most: limits.batch_size,
-            timed: limits.sqlite,
+            most: batch_size,
+            timed,
         }
     }
 
@@ -68,9 +70,9 @@ impl BatchSize {
         let Some(took) = took.filter(|_| self.timed) else {
             return;
         };
-        if took > SQLITE_BATCH_TIME {
+        if took > BATCH_TIME {
             self.rows = (self.rows / 2).max(1);
-        } else if took < SQLITE_BATCH_TIME / 4 {
+        } else if took < BATCH_TIME / 4 {
             self.rows = (self.rows * 2).min(self.most);
         }
     }
@@ -82,11 +84,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_paced_batch_waits_as_long_as_the_previous_one_took() {
-        let limits = SweepLimits {
-            rest: 1.0,
-            ..SweepLimits::default()
-        };
-        let mut pace = Pace::new(&limits);
+        let mut pace = Pace::new(1.0);
         let started = Instant::now();
         for _ in 0..2 {
             // An async block: a Sleep's deadline would start counting when it is made.

@@ -7,12 +7,12 @@
 //! never delete at once, and one whose lease was taken over (it expired while the instance was
 //! stalled) stops its run. Startup migrations take the `migrations` lease the same way.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::NaiveDateTime;
-use diesel::connection::SimpleConnection;
-use diesel::prelude::*;
 use diesel::sql_types::{Text, Timestamp};
+use diesel::{OptionalExtension as _, QueryableByName};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
 /// The lease that elects the sweeper.
 pub const SWEEPER: &str = "sweeper";
@@ -21,7 +21,7 @@ pub const MIGRATIONS: &str = "migrations";
 
 /// The table and its two rows, as the migration makes them: idempotent, so portable mode can
 /// make sure of them before its first migration.
-const ENSURE: &str = include_str!("../../migrations/2026-11-27-000000_sweeper_lease/up.sql");
+const ENSURE: &str = include_str!("../../../migrations/2026-11-27-000000_sweeper_lease/up.sql");
 
 /// Takes the lease `$3` for `$1` until `$2` if it is free at `$4` or already `$1`'s.
 pub const TAKE: &str = "UPDATE sweeper_lease SET holder = $1, expires_at = $2 \
@@ -30,6 +30,10 @@ pub const TAKE: &str = "UPDATE sweeper_lease SET holder = $1, expires_at = $2 \
 /// Gives the lease `$2` up if `$1` holds it, free from `$3` on.
 const RELEASE: &str = "UPDATE sweeper_lease SET holder = '', expires_at = $3 \
      WHERE name = $2 AND holder = $1";
+
+/// Portable mode: one index batch by primary key, no ctid. `$1` = now, `$2` = the batch size.
+pub const DELETE_BATCH: &str = "DELETE FROM sessions WHERE id IN (SELECT id \
+     FROM sessions WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)";
 
 /// Who holds a lease: one name per application instance, random, so instances never share
 /// one (several can run in one process, as in tests).
@@ -65,74 +69,74 @@ struct Taken {
 
 /// Makes sure the lease table and rows exist. Instances starting at once may race on the
 /// table's creation: one retry settles it.
-pub fn ensure_table(pg: &mut PgConnection) -> QueryResult<()> {
-    pg.batch_execute(ENSURE)
-        .or_else(|_| pg.batch_execute(ENSURE))
+pub async fn ensure_table(conn: &mut AsyncPgConnection) -> anyhow::Result<()> {
+    if conn.batch_execute(ENSURE).await.is_err() {
+        conn.batch_execute(ENSURE).await?;
+    }
+    Ok(())
 }
 
-/// Takes or renews lease `name` for `holder` until `until`; whether it is held now.
-pub fn take(
-    pg: &mut PgConnection,
+/// Takes or renews lease `name` for `holder` from `now` until `until`; whether it is held.
+pub(super) async fn take_until(
+    conn: &mut AsyncPgConnection,
     name: &str,
     holder: Holder,
     now: NaiveDateTime,
     until: NaiveDateTime,
-) -> QueryResult<bool> {
+) -> diesel::QueryResult<bool> {
     let taken: Option<Taken> = diesel::sql_query(TAKE)
         .bind::<Text, _>(holder.name())
         .bind::<Timestamp, _>(until)
         .bind::<Text, _>(name)
         .bind::<Timestamp, _>(now)
-        .get_result(pg)
+        .get_result(conn)
+        .await
         .optional()?;
     Ok(taken.is_some())
 }
 
+/// Takes or renews lease `name` for `holder` for `hold` from now (the system clock: startup
+/// migrations); whether it is held.
+pub async fn take(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+    holder: Holder,
+    hold: Duration,
+) -> anyhow::Result<bool> {
+    let now = chrono::Utc::now().naive_utc();
+    Ok(take_until(
+        conn,
+        name,
+        holder,
+        now,
+        now + chrono::Duration::from_std(hold)?,
+    )
+    .await?)
+}
+
 /// Gives lease `name` up, if `holder` holds it.
-pub fn release(
-    pg: &mut PgConnection,
+pub async fn release(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+    holder: Holder,
+) -> anyhow::Result<()> {
+    release_at(conn, name, holder, chrono::Utc::now().naive_utc()).await?;
+    Ok(())
+}
+
+/// Gives lease `name` up as of `now`, if `holder` holds it.
+pub(super) async fn release_at(
+    conn: &mut AsyncPgConnection,
     name: &str,
     holder: Holder,
     now: NaiveDateTime,
-) -> QueryResult<()> {
+) -> diesel::QueryResult<usize> {
     diesel::sql_query(RELEASE)
         .bind::<Text, _>(holder.name())
         .bind::<Text, _>(name)
         .bind::<Timestamp, _>(now)
-        .execute(pg)
-        .map(|_| ())
-}
-
-/// Takes lease `name`, trying every quarter second until `patience` is spent; it is held for
-/// `hold` (renewed by nobody: callers release it when done). Blocking.
-pub fn take_within(
-    pg: &mut PgConnection,
-    name: &str,
-    holder: Holder,
-    hold: Duration,
-    patience: Duration,
-) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let mut said = false;
-    loop {
-        let now = chrono::Utc::now().naive_utc();
-        let until = now + chrono::Duration::from_std(hold)?;
-        if take(pg, name, holder, now, until)? {
-            return Ok(());
-        }
-        if started.elapsed() >= patience {
-            anyhow::bail!(
-                "the `{name}` lease (table sweeper_lease) is held by another instance; gave up \
-                 after {} s",
-                started.elapsed().as_secs()
-            );
-        }
-        if !said {
-            log::warn!("waiting for the `{name}` lease, held by another instance");
-            said = true;
-        }
-        std::thread::sleep(Duration::from_millis(250).min(patience));
-    }
+        .execute(conn)
+        .await
 }
 
 /// Which PostgreSQL-compatible engine `version()` (and the installed extensions) describe:

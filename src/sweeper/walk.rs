@@ -1,9 +1,9 @@
 //! The table walk: how a sweep of a big PostgreSQL backlog deletes in heap-block order, range
 //! by range, instead of through the `expires_at` index. Pure arithmetic on the planner's
-//! estimates; the statements are in `queries`, the loop in `sweep`.
+//! estimates; the statements are the dialect's, the loop is `run`'s.
 
-use crate::session::planner::TableEstimate;
-use crate::session::sweep::SweepLimits;
+use super::dialect::TableEstimate;
+use super::run::SweepPolicy;
 
 /// The planner-estimated share of expired rows from which a sequential walk of the table beats
 /// the `expires_at` index. Measured on PostgreSQL 15: walking costs about 0.13 µs per row
@@ -22,15 +22,15 @@ impl TableWalk {
     /// A walk when the table is long enough and the planner expects at least [`WALK_SHARE`] of
     /// it expired (what PostgreSQL itself would do for one big DELETE: a sequential scan), with
     /// steps holding about `batch_size` rows on average.
-    pub fn choose(table: &TableEstimate, limits: &SweepLimits) -> Option<Self> {
-        if table.blocks < limits.walk_min_blocks
+    pub fn choose(table: &TableEstimate, policy: &SweepPolicy) -> Option<Self> {
+        if table.blocks < policy.walk_min_blocks
             || table.rows < 1.0
             || table.expired < table.rows * WALK_SHARE
         {
             return None;
         }
         let rows_per_block = table.rows / table.blocks.max(1) as f64;
-        let step = (limits.batch_size as f64 / rows_per_block.max(1.0)).floor() as i64;
+        let step = (policy.batch_size as f64 / rows_per_block.max(1.0)).floor() as i64;
         Some(Self {
             blocks: table.blocks,
             step: step.max(1),
@@ -53,7 +53,6 @@ impl TableWalk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::sweep::SweepLimits;
 
     fn table(rows: f64, expired: f64, blocks: i64) -> TableEstimate {
         TableEstimate {
@@ -67,7 +66,7 @@ mod tests {
     fn a_long_table_mostly_expired_is_walked_in_steps_of_about_a_batch() {
         let walk = TableWalk::choose(
             &table(1_010_000.0, 1_000_000.0, 10_383),
-            &SweepLimits::default(),
+            &SweepPolicy::default(),
         );
         // 97 rows per block: 51 blocks hold about 5,000 rows.
         assert_eq!(
@@ -99,22 +98,22 @@ mod tests {
 
     #[test]
     fn the_index_is_kept_for_a_small_share_or_a_short_table() {
-        let limits = SweepLimits::default();
-        assert_eq!(TableWalk::choose(&table(1e6, 0.2e6, 10_000), &limits), None);
+        let policy = SweepPolicy::default();
+        assert_eq!(TableWalk::choose(&table(1e6, 0.2e6, 10_000), &policy), None);
         assert_eq!(
-            TableWalk::choose(&table(90_000.0, 90_000.0, 1_000), &limits),
+            TableWalk::choose(&table(90_000.0, 90_000.0, 1_000), &policy),
             None
         );
-        assert_eq!(TableWalk::choose(&table(0.0, 0.0, 5_000), &limits), None);
+        assert_eq!(TableWalk::choose(&table(0.0, 0.0, 5_000), &policy), None);
     }
 
     #[test]
     fn a_step_is_never_empty_even_when_a_block_holds_more_than_a_batch() {
-        let limits = SweepLimits {
+        let policy = SweepPolicy {
             batch_size: 10,
-            ..SweepLimits::default()
+            ..SweepPolicy::default()
         };
-        let walk = TableWalk::choose(&table(200_000.0, 100_000.0, 2_000), &limits);
+        let walk = TableWalk::choose(&table(200_000.0, 100_000.0, 2_000), &policy);
         assert_eq!(walk.map(|w| w.step), Some(1));
     }
 }

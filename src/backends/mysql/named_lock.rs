@@ -2,10 +2,14 @@
 //! They belong to the server, not to a database, so every name is suffixed with the database's
 //! name: deployments in two databases of one server never wait for each other.
 
-use std::time::Duration;
-
-use diesel::prelude::*;
 use diesel::sql_types::{Integer, Nullable, Text};
+use diesel::QueryableByName;
+use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
+
+/// The named lock held while migrations run.
+pub const MIGRATIONS: &str = "textdrop_migrations";
+/// The named lock that elects one sweeper at a time.
+pub const SWEEPER: &str = "textdrop_sweeper";
 
 /// The full name of the lock `?` in this database (at most 64 characters, MySQL's limit).
 const FULL_NAME: &str = "LEFT(CONCAT(?, ':', DATABASE()), 64)";
@@ -16,20 +20,21 @@ struct Locked {
     locked: Option<i32>,
 }
 
-/// Takes the lock `name` of this database for this connection, waiting at most `wait` (whole
-/// seconds; zero does not wait). Returns whether it was taken.
-pub fn try_lock(mysql: &mut MysqlConnection, name: &str, wait: Duration) -> QueryResult<bool> {
-    let Locked { locked } = diesel::sql_query(format!("SELECT GET_LOCK({FULL_NAME}, ?) AS locked"))
+/// Takes the lock `name` of this database for this connection without waiting; whether it
+/// was taken.
+pub async fn try_lock(conn: &mut AsyncMysqlConnection, name: &str) -> diesel::QueryResult<bool> {
+    let Locked { locked } = diesel::sql_query(format!("SELECT GET_LOCK({FULL_NAME}, 0) AS locked"))
         .bind::<Text, _>(name)
-        .bind::<Integer, _>(i32::try_from(wait.as_secs()).unwrap_or(i32::MAX))
-        .get_result(mysql)?;
+        .get_result(conn)
+        .await?;
     Ok(locked == Some(1))
 }
 
 /// Gives back the lock `name` of this database.
-pub fn release(mysql: &mut MysqlConnection, name: &str) -> QueryResult<()> {
+pub async fn release(conn: &mut AsyncMysqlConnection, name: &str) -> diesel::QueryResult<()> {
     diesel::sql_query(format!("DO RELEASE_LOCK({FULL_NAME})"))
         .bind::<Text, _>(name)
-        .execute(mysql)
+        .execute(conn)
+        .await
         .map(drop)
 }

@@ -1,0 +1,167 @@
+//! MySQL and MariaDB through Diesel's async layer (diesel-async on mysql_async, pure Rust; TLS
+//! through rustls: [`connect`]), a pool per worker, every connection in READ COMMITTED and
+//! UTC. Startup migrations (`migrations_mysql/`) run under `GET_LOCK`; the sweeper is elected
+//! per batch with `GET_LOCK(…, 0)` and deletes with `DELETE … ORDER BY … LIMIT`. A statement
+//! InnoDB picks as a deadlock's victim is run once more.
+
+mod connect;
+pub(crate) mod named_lock;
+mod records;
+mod sweep;
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use chrono::NaiveDateTime;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{BigInt, Timestamp};
+use diesel::QueryableByName;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
+use diesel_migrations::MigrationHarness;
+use futures_util::future::LocalBoxFuture;
+
+use crate::backends::migrate::{self, MYSQL_MIGRATIONS};
+use crate::backends::pool::on_pool;
+use crate::backends::pool::{AsyncPool, Driver, Open};
+use crate::backends::wait::{wait_for_lock, Lock};
+use crate::backends::Storage;
+use crate::config::{CleanupSettings, Settings};
+use crate::retry;
+use crate::session::Records;
+use crate::sweeper::Dialect;
+pub(crate) use connect::Opener;
+
+/// The statements on the `sessions` table, for MySQL's async connection.
+mod queries {
+    use diesel_async::RunQueryDsl;
+    crate::backends::sql::session_queries!(diesel_async::AsyncMysqlConnection, async; .await);
+}
+
+/// The MySQL client libraries' words for a server that went away or cannot be reached, and
+/// mysql_async's for a connection that broke.
+const LOST: [&str; 7] = [
+    "server has gone away",
+    "lost connection to",
+    "can't connect to",
+    "input/output error",
+    "connection to the server is closed",
+    "broken pipe",
+    "connection reset",
+];
+
+impl Driver for AsyncMysqlConnection {
+    fn lost(&mut self, err: &DieselError) -> bool {
+        match err {
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => true,
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+                let message = info.message().to_ascii_lowercase();
+                LOST.iter().any(|words| message.contains(words))
+            }
+            _ => false,
+        }
+    }
+
+    /// InnoDB chose this statement as a deadlock's victim and rolled it back: once more, as
+    /// MySQL's manual advises, rather than a 500.
+    fn retry_once(&self, err: &DieselError) -> bool {
+        matches!(
+            err,
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message().starts_with("Deadlock found")
+        ) || matches!(
+            err,
+            DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _)
+        )
+    }
+}
+
+/// A migrated MySQL or MariaDB database.
+pub(crate) struct MysqlStorage {
+    open: Open<AsyncMysqlConnection>,
+    per_worker: usize,
+    /// The main thread's connections: the sweeper, the storage cap's measurements, the
+    /// commands.
+    maintenance: AsyncPool<AsyncMysqlConnection>,
+}
+
+impl MysqlStorage {
+    pub(crate) async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        let database = &settings.database;
+        let opener = Opener::parse(database.url.target())
+            .map_err(|problem| anyhow::anyhow!("DATABASE_URL: {problem}"))?;
+        let opener = Arc::new(opener);
+        let open: Open<AsyncMysqlConnection> = Arc::new(move || {
+            let opener = Arc::clone(&opener);
+            Box::pin(async move { opener.open().await })
+        });
+        let location = database.url.location();
+        let what = format!("the database at {location}");
+        let mut conn = retry::with_backoff(&what, database.connect_timeout, || {
+            let open = Arc::clone(&open);
+            async move { Ok(open().await?) }
+        })
+        .await?;
+        let lock = Lock {
+            name: &format!(
+                "the migration lock (MySQL GET_LOCK('{}:<database>'))",
+                named_lock::MIGRATIONS
+            ),
+            hint: "see performance_schema.metadata_locks",
+        };
+        wait_for_lock(lock, database.connect_timeout, &mut conn, |conn| {
+            Box::pin(async move { Ok(named_lock::try_lock(conn, named_lock::MIGRATIONS).await?) })
+        })
+        .await?;
+        let wrapper: AsyncConnectionWrapper<AsyncMysqlConnection> = conn.into();
+        let (wrapper, outcome) = migrate::run_blocking(wrapper, |conn| {
+            conn.run_pending_migrations(MYSQL_MIGRATIONS)
+                .map(migrate::versions)
+                .map_err(migrate::harness_error)
+        })
+        .await?;
+        let mut conn = wrapper.into_inner();
+        let released = named_lock::release(&mut conn, named_lock::MIGRATIONS).await;
+        migrate::applied(&location, outcome)?;
+        released?;
+        let workers = settings.server.workers();
+        Ok(Self {
+            maintenance: AsyncPool::new(Arc::clone(&open), database.pool_size.min(2) as usize),
+            per_worker: (database.pool_size as usize / workers).max(1),
+            open,
+        })
+    }
+}
+
+#[derive(QueryableByName)]
+struct Total {
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
+
+impl Storage for MysqlStorage {
+    fn records(&self) -> Rc<dyn Records> {
+        let pool = AsyncPool::new(Arc::clone(&self.open), self.per_worker);
+        Rc::new(records::MysqlRecords::new(pool))
+    }
+
+    fn sweeper(&self, _cleanup: &CleanupSettings) -> Option<Rc<dyn Dialect>> {
+        Some(Rc::new(sweep::MysqlDialect::new(self.maintenance.clone())))
+    }
+
+    fn stored_bytes(&self, now: NaiveDateTime) -> LocalBoxFuture<'_, anyhow::Result<u64>> {
+        Box::pin(async move {
+            // MySQL casts to SIGNED (a BIGINT), not BIGINT.
+            let Total { total } = on_pool!(self.maintenance, conn => diesel::sql_query(
+                            "SELECT CAST(COALESCE(SUM(file_bytes), 0) AS SIGNED) AS total \
+                             FROM sessions WHERE expires_at > ?",
+                        )
+                        .bind::<Timestamp, _>(now)
+                        .get_result(&mut conn).await)?;
+            Ok(u64::try_from(total).unwrap_or(0))
+        })
+    }
+}

@@ -1,0 +1,169 @@
+//! The connection pool of the diesel-async backends (PostgreSQL, MySQL): deadpool through
+//! diesel-async's manager, one pool per worker thread.
+//!
+//! Why one per worker: actix-web runs a current-thread runtime per worker, and a connection
+//! does its I/O on the runtime that opened it (tokio-postgres spawns its driver task there;
+//! any tokio socket is polled by its own runtime's driver). A pool shared by every worker
+//! would send each query through whichever worker opened the connection. deadpool opens
+//! connections in the task that asks for one and spawns nothing of its own, so a pool used
+//! only by one worker keeps all of that worker's database I/O on its thread.
+//!
+//! A checkout waits at most [`CHECKOUT_TIMEOUT`]; connections are not tested on checkout (that
+//! would be a round trip per request) but a statement that fails because its connection is
+//! gone takes that connection out of the pool ([`PooledConn::settle`]).
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool::managed::{self, Metrics, Object, Pool, RecycleError, RecycleResult};
+use diesel::result::Error as DieselError;
+use diesel::{ConnectionError, ConnectionResult};
+use diesel_async::pooled_connection::PoolableConnection;
+use futures_util::future::BoxFuture;
+
+use crate::session::records::{StoreError, StoreResult};
+
+/// How long a request waits for a pooled connection before it fails.
+pub const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A diesel-async connection textdrop can pool: which of its errors mean it is gone.
+pub(crate) trait Driver: PoolableConnection + Send + 'static {
+    /// Whether `err`, which a statement on this connection just returned, means the
+    /// connection (or the server) is gone.
+    fn lost(&mut self, err: &DieselError) -> bool;
+
+    /// Whether work that failed with `err` is worth running once more at once (a deadlock's
+    /// victim).
+    fn retry_once(&self, _err: &DieselError) -> bool {
+        false
+    }
+}
+
+/// Opens and configures one connection (TLS, session settings).
+pub(crate) type Open<C> =
+    Arc<dyn Fn() -> BoxFuture<'static, ConnectionResult<C>> + Send + Sync + 'static>;
+
+/// deadpool's manager for a driver: opens connections with `open`; a connection comes back
+/// into use unless it is broken (a closed socket, a transaction left open), with no round trip
+/// on checkout: a lost connection shows on its first statement.
+struct Manager<C>(Open<C>);
+
+impl<C: Driver> managed::Manager for Manager<C> {
+    type Type = C;
+    type Error = ConnectionError;
+
+    async fn create(&self) -> ConnectionResult<C> {
+        (self.0)().await
+    }
+
+    async fn recycle(&self, conn: &mut C, _: &Metrics) -> RecycleResult<ConnectionError> {
+        match PoolableConnection::is_broken(conn) {
+            true => Err(RecycleError::message("the connection is broken")),
+            false => Ok(()),
+        }
+    }
+}
+
+/// A pool of connections of one driver to one database. Cheap to clone.
+pub(crate) struct AsyncPool<C: Driver> {
+    pool: Pool<Manager<C>>,
+}
+
+impl<C: Driver> Clone for AsyncPool<C> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+impl<C: Driver> AsyncPool<C> {
+    /// A pool of at most `size` connections made by `open`, opened on first use by the task
+    /// that asks (nothing is connected here).
+    pub(crate) fn new(open: Open<C>, size: usize) -> Self {
+        let pool = Pool::builder(Manager(open))
+            .max_size(size.max(1))
+            .build()
+            .expect("a pool without a runtime-dependent option builds");
+        Self { pool }
+    }
+
+    /// A connection, waiting at most [`CHECKOUT_TIMEOUT`]; a database that cannot be reached
+    /// (or no connection free in time) is "unavailable".
+    pub(crate) async fn get(&self) -> StoreResult<PooledConn<C>> {
+        match tokio::time::timeout(CHECKOUT_TIMEOUT, self.pool.get()).await {
+            Ok(Ok(conn)) => Ok(PooledConn(conn)),
+            Ok(Err(err)) => Err(StoreError::unavailable(anyhow::anyhow!(
+                "no database connection: {}",
+                one_line(&err.to_string())
+            ))),
+            Err(_) => Err(StoreError::unavailable(anyhow::anyhow!(
+                "no database connection came free within {CHECKOUT_TIMEOUT:?}"
+            ))),
+        }
+    }
+}
+
+/// A connection checked out of an [`AsyncPool`].
+pub(crate) struct PooledConn<C: Driver>(Object<Manager<C>>);
+
+/// Runs `$work` (an expression using the connection `$conn`, awaited) on a connection of
+/// `$pool`, once more at once if the driver says its error is worth it, and settles the
+/// outcome ([`PooledConn::settle`]): a `StoreResult`.
+macro_rules! on_pool {
+    ($pool:expr, $conn:ident => $work:expr) => {{
+        match $pool.get().await {
+            Err(err) => Err(err),
+            Ok(mut $conn) => {
+                let mut result = $work;
+                if $conn.worth_retrying(&result) {
+                    log::debug!("retrying once after: {:?}", result.as_ref().err());
+                    result = $work;
+                }
+                $conn.settle(result)
+            }
+        }
+    }};
+}
+pub(crate) use on_pool;
+
+impl<C: Driver> PooledConn<C> {
+    /// Whether `result` failed in a way the driver says is worth one more try at once.
+    pub(crate) fn worth_retrying<T>(&self, result: &diesel::QueryResult<T>) -> bool {
+        matches!(result, Err(err) if self.0.retry_once(err))
+    }
+
+    /// The outcome of the work done on this connection, with its verdict: an error that means
+    /// the connection is gone takes it out of the pool (the next checkout opens a new one) and
+    /// is "unavailable"; any other error leaves it pooled and is a plain failure.
+    pub(crate) fn settle<T>(mut self, result: diesel::QueryResult<T>) -> StoreResult<T> {
+        match result {
+            Ok(value) => Ok(value),
+            Err(err) if self.0.lost(&err) => {
+                drop(Object::take(self.0));
+                Err(StoreError::unavailable(err))
+            }
+            Err(err) => Err(StoreError::failed(err)),
+        }
+    }
+}
+
+impl<C: Driver> Deref for PooledConn<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.0
+    }
+}
+
+impl<C: Driver> DerefMut for PooledConn<C> {
+    fn deref_mut(&mut self) -> &mut C {
+        &mut self.0
+    }
+}
+
+/// Drivers' messages may span several lines; logs and errors want one.
+pub(crate) fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}

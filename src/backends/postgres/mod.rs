@@ -1,0 +1,253 @@
+//! PostgreSQL through Diesel's async layer (diesel-async on tokio-postgres, TLS through
+//! rustls: [`connect`]), a pool per worker. Startup migrations run under a session-level
+//! advisory lock; the sweeper is elected per batch with a transaction-scoped one, deletes by
+//! ctid and walks a big backlog in heap-block order ([`sweep`]). Portable mode
+//! (`CLEANUP_MODE=portable`, or `auto` on an engine that is not a vanilla PostgreSQL) uses a
+//! lease row instead of advisory locks and deletes by primary key ([`lease`]).
+
+mod connect;
+mod lease;
+mod records;
+mod sweep;
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{BigInt, Bool, Text, Timestamp};
+use diesel::QueryableByName;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::PoolableConnection;
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_migrations::MigrationHarness;
+use futures_util::future::LocalBoxFuture;
+
+use crate::backends::migrate::{self, MIGRATIONS};
+use crate::backends::pool::on_pool;
+use crate::backends::pool::{AsyncPool, Driver, Open};
+use crate::backends::wait::{wait_for_lock, Lock};
+use crate::backends::Storage;
+use crate::config::{CleanupMode, CleanupSettings, Settings};
+use crate::retry;
+use crate::session::Records;
+use crate::sweeper::Dialect;
+pub(crate) use connect::Opener;
+pub(crate) use lease::Holder;
+
+/// The statements on the `sessions` table, for PostgreSQL's async connection.
+mod queries {
+    use diesel_async::RunQueryDsl;
+    crate::backends::sql::session_queries!(diesel_async::AsyncPgConnection, async; .await);
+}
+
+/// Key of the session-level advisory lock held while migrations run, so that several instances
+/// starting at once on one database take turns instead of racing.
+pub const MIGRATION_LOCK_KEY: i64 = 0x7465_7874_6472_6f70; // "textdrop"
+
+/// Key of the transaction-scoped advisory lock that lets one sweeper at a time delete.
+pub const SWEEPER_LOCK_KEY: i64 = 0x7464_7377_6565_7072; // "tdsweepr"
+
+/// How long portable mode holds the migration lease: a crashed instance's lease frees itself
+/// after this long.
+const MIGRATION_LEASE: Duration = Duration::from_secs(120);
+
+impl Driver for AsyncPgConnection {
+    fn lost(&mut self, err: &DieselError) -> bool {
+        matches!(
+            err,
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _
+            )
+        ) || PoolableConnection::is_broken(self)
+    }
+}
+
+/// A migrated PostgreSQL database.
+pub(crate) struct PgStorage {
+    open: Open<AsyncPgConnection>,
+    per_worker: usize,
+    /// The main thread's connections: the sweeper, the storage cap's measurements, the
+    /// commands.
+    maintenance: AsyncPool<AsyncPgConnection>,
+    /// Portable mode: a lease row elects the sweeper, and this is our name on it.
+    portable: Option<Holder>,
+}
+
+impl PgStorage {
+    pub(crate) async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        let database = &settings.database;
+        let opener = Opener::parse(database.url.target())
+            .map_err(|problem| anyhow::anyhow!("DATABASE_URL: {problem}"))?;
+        let opener = Arc::new(opener);
+        let open: Open<AsyncPgConnection> = {
+            let opener = Arc::clone(&opener);
+            Arc::new(move || {
+                let opener = Arc::clone(&opener);
+                Box::pin(async move { opener.open().await })
+            })
+        };
+        let location = database.url.location();
+        let what = format!("the database at {location}");
+        let mut conn = retry::with_backoff(&what, database.connect_timeout, || {
+            let open = Arc::clone(&open);
+            async move { Ok(open().await?) }
+        })
+        .await?;
+        let portable = portable_mode(&mut conn, settings.cleanup.mode)
+            .await?
+            .then(Holder::new);
+        migrate_under_lock(conn, portable, database.connect_timeout, &location).await?;
+        if portable.is_some() {
+            log::info!(
+                "portable mode: a lease row elects the sweeper; no ctid, xmin or advisory locks"
+            );
+        }
+        let workers = settings.server.workers();
+        Ok(Self {
+            maintenance: AsyncPool::new(Arc::clone(&open), database.pool_size.min(2) as usize),
+            per_worker: (database.pool_size as usize / workers).max(1),
+            open,
+            portable,
+        })
+    }
+}
+
+#[derive(QueryableByName)]
+struct Engine {
+    #[diesel(sql_type = Text)]
+    version: String,
+    #[diesel(sql_type = Bool)]
+    citus: bool,
+}
+
+/// Whether `mode` means portable mode on this database: as set, or (`auto`) when `version()`
+/// and the installed extensions say it is not a vanilla PostgreSQL.
+async fn portable_mode(conn: &mut AsyncPgConnection, mode: CleanupMode) -> anyhow::Result<bool> {
+    match mode {
+        CleanupMode::Postgres => Ok(false),
+        CleanupMode::Portable => Ok(true),
+        CleanupMode::Auto => {
+            let engine: Engine = diesel::sql_query(
+                "SELECT version() AS version, \
+                 EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus",
+            )
+            .get_result(conn)
+            .await?;
+            Ok(!lease::is_vanilla_postgres(&engine.version, engine.citus))
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = Bool)]
+    locked: bool,
+}
+
+/// Runs the pending migrations on `conn` under the migration lock (portable mode: the
+/// `migrations` lease as `portable`'s holder), waiting at most `patience` for it.
+async fn migrate_under_lock(
+    mut conn: AsyncPgConnection,
+    portable: Option<Holder>,
+    patience: Duration,
+    location: &str,
+) -> anyhow::Result<()> {
+    match portable {
+        Some(holder) => {
+            lease::ensure_table(&mut conn).await?;
+            let lock = Lock {
+                name: "the `migrations` lease (table sweeper_lease)",
+                hint: "its holder is in sweeper_lease",
+            };
+            wait_for_lock(lock, patience, &mut conn, |conn| {
+                Box::pin(lease::take(
+                    conn,
+                    lease::MIGRATIONS,
+                    holder,
+                    MIGRATION_LEASE,
+                ))
+            })
+            .await?;
+        }
+        None => {
+            let lock = Lock {
+                name: &format!(
+                    "the migration lock (PostgreSQL advisory lock {MIGRATION_LOCK_KEY})"
+                ),
+                hint: "see pg_locks",
+            };
+            wait_for_lock(lock, patience, &mut conn, |conn| {
+                Box::pin(async move {
+                    let Locked { locked } =
+                        diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+                            .bind::<BigInt, _>(MIGRATION_LOCK_KEY)
+                            .get_result(conn)
+                            .await?;
+                    Ok(locked)
+                })
+            })
+            .await?;
+        }
+    }
+    let wrapper: AsyncConnectionWrapper<AsyncPgConnection> = conn.into();
+    let (wrapper, outcome) = migrate::run_blocking(wrapper, |conn| {
+        conn.run_pending_migrations(MIGRATIONS)
+            .map(migrate::versions)
+            .map_err(migrate::harness_error)
+    })
+    .await?;
+    let mut conn = wrapper.into_inner();
+    let released = match portable {
+        Some(holder) => lease::release(&mut conn, lease::MIGRATIONS, holder).await,
+        None => conn
+            .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+            .await
+            .map_err(Into::into),
+    };
+    migrate::applied(location, outcome)?;
+    released
+}
+
+/// How long a sweeper lease lasts in portable mode: a few cleanup intervals, and at least a
+/// minute, so an instance that stalls or dies frees it soon, and one that sweeps keeps it.
+fn lease_for(interval: Option<Duration>) -> Duration {
+    interval.map_or(Duration::from_secs(60), |i| {
+        (i * 3).max(Duration::from_secs(60))
+    })
+}
+
+#[derive(QueryableByName)]
+struct Total {
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
+
+impl Storage for PgStorage {
+    fn records(&self) -> Rc<dyn Records> {
+        let pool = AsyncPool::new(Arc::clone(&self.open), self.per_worker);
+        Rc::new(records::PgRecords::new(pool))
+    }
+
+    fn sweeper(&self, cleanup: &CleanupSettings) -> Option<Rc<dyn Dialect>> {
+        let pool = self.maintenance.clone();
+        Some(Rc::new(match self.portable {
+            Some(holder) => sweep::PgDialect::portable(pool, holder, lease_for(cleanup.interval)),
+            None => sweep::PgDialect::new(pool),
+        }))
+    }
+
+    fn stored_bytes(&self, now: NaiveDateTime) -> LocalBoxFuture<'_, anyhow::Result<u64>> {
+        Box::pin(async move {
+            let Total { total } = on_pool!(self.maintenance, conn => diesel::sql_query(
+                            "SELECT CAST(COALESCE(SUM(file_bytes), 0) AS BIGINT) AS total \
+                             FROM sessions WHERE expires_at > $1",
+                        )
+                        .bind::<Timestamp, _>(now)
+                        .get_result(&mut conn).await)?;
+            Ok(u64::try_from(total).unwrap_or(0))
+        })
+    }
+}

@@ -1,0 +1,123 @@
+//! SQLite, the embedded default: sync Diesel on an r2d2 pool ([`pool`]) with the bundled
+//! library, one database file in WAL mode. Reads run on the worker, writes on the blocking
+//! pool behind a one-writer gate. The sweeper needs no election (one process writes at a time
+//! anyway), sizes its batches by the time they hold the write lock, and gives freed pages back.
+
+mod pool;
+mod records;
+mod sweep;
+
+use std::rc::Rc;
+
+use anyhow::Context as _;
+use chrono::NaiveDateTime;
+use diesel::connection::SimpleConnection;
+use diesel::sql_types::{BigInt, Integer, Timestamp};
+use diesel::{QueryableByName, RunQueryDsl, SqliteConnection};
+use diesel_migrations::MigrationHarness;
+use futures_util::future::LocalBoxFuture;
+
+use crate::backends::migrate::{self, MIGRATIONS};
+use crate::backends::Storage;
+use crate::config::{CleanupSettings, Settings};
+use crate::retry;
+use crate::session::Records;
+use crate::sweeper::Dialect;
+pub(crate) use pool::{Manager, SqlitePool};
+
+/// The statements on the `sessions` table, for SQLite's connection.
+mod queries {
+    use diesel::RunQueryDsl;
+    crate::backends::sql::session_queries!(diesel::SqliteConnection;);
+}
+
+/// A migrated SQLite database and the pool on it.
+pub(crate) struct SqliteStorage {
+    pool: SqlitePool,
+}
+
+impl SqliteStorage {
+    pub(crate) async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        let database = &settings.database;
+        let manager = Manager::new(database.url.target());
+        let location = database.url.location();
+        let what = format!("the database at {location}");
+        let conn = retry::with_backoff(&what, database.connect_timeout, || {
+            let manager = manager.clone();
+            async move {
+                let opened = actix_web::rt::task::spawn_blocking(move || manager.establish());
+                Ok(opened.await??)
+            }
+        })
+        .await?;
+        let (_, outcome) = migrate::run_blocking(conn, run_migrations).await?;
+        migrate::applied(&location, outcome)?;
+        Ok(Self {
+            pool: SqlitePool::new(manager, database.pool_size),
+        })
+    }
+}
+
+/// Runs the pending migrations; a database made before textdrop used incremental auto-vacuum
+/// is converted once. Blocking.
+fn run_migrations(conn: &mut SqliteConnection) -> anyhow::Result<Vec<String>> {
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(migrate::versions)
+        .map_err(migrate::harness_error)?;
+    convert_to_incremental_vacuum(conn)?;
+    Ok(applied)
+}
+
+#[derive(QueryableByName)]
+struct AutoVacuum {
+    #[diesel(sql_type = Integer)]
+    auto_vacuum: i32,
+}
+
+/// A database made before textdrop used incremental auto-vacuum keeps freed pages forever; one
+/// VACUUM switches it (`PRAGMA auto_vacuum` alone applies to new databases only).
+fn convert_to_incremental_vacuum(sqlite: &mut SqliteConnection) -> anyhow::Result<()> {
+    const INCREMENTAL: i32 = 2;
+    let AutoVacuum { auto_vacuum } = diesel::sql_query("PRAGMA auto_vacuum").get_result(sqlite)?;
+    if auto_vacuum != INCREMENTAL {
+        log::info!("switching the SQLite database to incremental auto-vacuum (one VACUUM)");
+        sqlite
+            .batch_execute("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")
+            .context("converting to incremental auto-vacuum")?;
+    }
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Total {
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
+
+impl Storage for SqliteStorage {
+    fn records(&self) -> Rc<dyn Records> {
+        Rc::new(records::SqliteRecords::new(self.pool.clone()))
+    }
+
+    fn sweeper(&self, _cleanup: &CleanupSettings) -> Option<Rc<dyn Dialect>> {
+        Some(Rc::new(sweep::SqliteDialect::new(self.pool.clone())))
+    }
+
+    fn stored_bytes(&self, now: NaiveDateTime) -> LocalBoxFuture<'_, anyhow::Result<u64>> {
+        Box::pin(async move {
+            let Total { total } = self
+                .pool
+                .read(move |conn| {
+                    diesel::sql_query(
+                        "SELECT CAST(COALESCE(SUM(file_bytes), 0) AS BIGINT) AS total \
+                         FROM sessions WHERE expires_at > ?",
+                    )
+                    .bind::<Timestamp, _>(now)
+                    .get_result(conn)
+                })
+                .await?;
+            Ok(u64::try_from(total).unwrap_or(0))
+        })
+    }
+}

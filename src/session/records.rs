@@ -1,0 +1,155 @@
+//! The one seam between the session semantics ([`store`](super::store)) and a storage: a
+//! storage reads and writes session *records*, addressed by the SHA-256 of the session key,
+//! and says why it failed in a [`StoreError`] that already carries its verdict (the storage
+//! could not be reached: 503; anything else: 500).
+
+use std::fmt;
+
+use chrono::NaiveDateTime;
+use futures_util::future::LocalBoxFuture;
+
+/// What `load` found of a live session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loaded {
+    pub expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}
+
+/// A live session's record as a storage returns it.
+#[derive(Debug)]
+pub struct Record {
+    pub state: String,
+    pub loaded: Loaded,
+    /// The file, when it was asked for and there is one.
+    pub file: Option<String>,
+}
+
+/// A new record; its creation time is also "now" for the write.
+#[derive(Debug)]
+pub struct NewRecord {
+    pub state: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub file: Option<String>,
+}
+
+impl NewRecord {
+    /// The file's size in bytes, as the storage cap counts it.
+    pub fn file_bytes(&self) -> i64 {
+        self.file.as_ref().map_or(0, |f| f.len() as i64)
+    }
+}
+
+/// Which record a fetch wants: live at `now`, created after `created_after`, with its file or
+/// not.
+#[derive(Debug, Clone, Copy)]
+pub struct Fetch {
+    pub now: NaiveDateTime,
+    pub created_after: NaiveDateTime,
+    pub with_file: bool,
+}
+
+/// A new state (and file, when given) for a live record, and its new expiry.
+#[derive(Debug)]
+pub struct Replacement {
+    pub state: String,
+    pub file: Option<String>,
+    pub expires_at: NaiveDateTime,
+    pub now: NaiveDateTime,
+}
+
+/// A later expiry for a live record, written only if it still expires before `due` (no other
+/// request moved it) and before `expires_at`.
+#[derive(Debug, Clone, Copy)]
+pub struct Extension {
+    pub expires_at: NaiveDateTime,
+    pub now: NaiveDateTime,
+    pub due: NaiveDateTime,
+}
+
+/// Why a storage operation failed, with the verdict the page needs.
+#[derive(Debug)]
+pub struct StoreError {
+    unavailable: bool,
+    cause: anyhow::Error,
+}
+
+impl StoreError {
+    /// The storage could not be reached (down, unreachable, no connection free in time): the
+    /// visitor is asked to try again (503).
+    pub fn unavailable(cause: impl Into<anyhow::Error>) -> Self {
+        Self {
+            unavailable: true,
+            cause: cause.into(),
+        }
+    }
+
+    /// The storage answered, with an error (a failed statement, bad data): an opaque 500.
+    pub fn failed(cause: impl Into<anyhow::Error>) -> Self {
+        Self {
+            unavailable: false,
+            cause: cause.into(),
+        }
+    }
+
+    /// Whether the storage itself could not be reached.
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
+    }
+
+    /// The cause, for the log.
+    pub fn into_cause(self) -> anyhow::Error {
+        self.cause
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.cause)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What a rotation did: `Ok` when the new record replaced the old one, `Err` with the record
+/// (unwritten) when the old one was no longer live.
+pub type Rotated = Result<(), NewRecord>;
+
+/// A future a storage returns; it runs on the worker that asked.
+pub type StoreFuture<'a, T> = LocalBoxFuture<'a, StoreResult<T>>;
+
+/// How one storage reads and writes session records, addressed by the hex SHA-256 of the
+/// session key. Times are the app's clock. One `Records` serves one worker thread: a storage
+/// whose driver ties connections to the runtime that opened them gives each worker its own.
+pub trait Records {
+    /// The live record `id` that `fetch` describes.
+    fn fetch<'a>(&'a self, id: &'a str, fetch: Fetch) -> StoreFuture<'a, Option<Record>>;
+
+    /// Writes `record` under `id`, a key never used before.
+    fn insert<'a>(&'a self, id: &'a str, record: NewRecord) -> StoreFuture<'a, ()>;
+
+    /// A key rotation, in one step: writes `record` under `new_id` and deletes the record
+    /// `old_id` if it is live at `now`. When `old_id` is no longer live nothing is written and
+    /// the record comes back (`Err`).
+    fn rotate<'a>(
+        &'a self,
+        old_id: &'a str,
+        new_id: &'a str,
+        record: NewRecord,
+        now: NaiveDateTime,
+    ) -> StoreFuture<'a, Rotated>;
+
+    /// Replaces the live record `id`'s state; `false` when there is no live record.
+    fn replace<'a>(&'a self, id: &'a str, with: Replacement) -> StoreFuture<'a, bool>;
+
+    /// Moves the live record `id`'s expiry as `extension` says.
+    fn extend<'a>(&'a self, id: &'a str, extension: Extension) -> StoreFuture<'a, ()>;
+
+    /// Deletes the record `id`, live or not.
+    fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()>;
+
+    /// Answers a trivial request (readiness).
+    fn ping(&self) -> StoreFuture<'_, ()>;
+}
