@@ -1,16 +1,13 @@
 # syntax=docker/dockerfile:1
-# textdrop in one container: a builder stage with the Rust toolchain, and a small runtime stage
-# with the binary, libpq, MariaDB's client library and CA certificates. Templates and migrations are inside the binary.
+# textdrop in one container: a builder stage with the Rust toolchain and a C compiler (no
+# database client package: textdrop's drivers are pure Rust), and a small runtime stage with the
+# binary and CA certificates. Templates and migrations are inside the binary.
 # Base images are ARGs whose defaults are the official images, so a build elsewhere needs no
 # flags; scripts/container-test.sh points them at local stand-ins on a machine without a registry.
 ARG RUST_IMAGE=rust:1-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 FROM ${RUST_IMAGE} AS builder
-# The client libraries textdrop links: libpq (PostgreSQL) and MariaDB's (MySQL).
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends libpq-dev libmariadb-dev pkg-config \
-    && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
 # Dependencies first, in their own cached layer: the real manifest with a dummy crate.
 COPY Cargo.toml Cargo.lock build.rs ./
@@ -30,10 +27,10 @@ RUN touch src/main.rs src/lib.rs \
     && cp target/release/textdrop /usr/local/bin/textdrop
 
 FROM ${RUNTIME_IMAGE}
-# libpq5 and libmariadb3 (and what they need) and the CA certificates; then apt's lists and
-# caches go, so the layer holds only the packages whatever the base image's apt configuration.
+# The CA certificates (TLS to the database checks them); then apt's lists and caches go, so the
+# layer holds only the package whatever the base image's apt configuration.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libpq5 libmariadb3 ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
     && groupadd --system --gid 10001 textdrop \

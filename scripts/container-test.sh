@@ -4,7 +4,8 @@
 # the healthcheck over HTTP. Run as root; CI runs it from .ci/run.
 #
 # How: podman and buildah from Debian; local stand-ins for the base images (a debootstrap'ed
-# bookworm for debian:bookworm-slim; that plus gcc, libpq-dev and this machine's trust store,
+# bookworm for debian:bookworm-slim; that plus gcc and this machine's trust store (no database
+# client package: the build must not need one),
 # with its rustup toolchain mounted read-only, for rust:1-bookworm); `buildah run --isolation chroot` to run a
 # command inside the image (plain `podman run` cannot set rlimits or cgroups in this sandbox).
 # Base images, the cargo registry and podman's layer cache persist under $CACHE between runs.
@@ -32,7 +33,7 @@ mkdir -p "$CACHE"
 
 log "base image stand-ins"
 # Bumped whenever the stand-ins' recipe changes, so a cached older one is rebuilt.
-STANDIN=2
+STANDIN=3
 standin_is_current() { [[ $(podman image inspect --format '{{index .Labels "textdrop.standin"}}' "$1" 2>/dev/null) == "$STANDIN" ]]; }
 if ! standin_is_current localhost/debian:bookworm-slim; then
   started=$(now)
@@ -61,7 +62,7 @@ if ! standin_is_current "$BUILDER"; then
   cp /etc/ssl/certs/ca-certificates.crt "$context/"
   cat > "$context/Containerfile" <<'EOF'
 FROM localhost/debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev pkg-config libpq-dev ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:$PATH
@@ -169,10 +170,19 @@ psql -q "$PG_ADMIN/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "C
 run_flow "PostgreSQL" --env "DATABASE_URL=$PG_ADMIN/$db"
 psql -q "$PG_ADMIN/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 
-# MariaDB: the runtime image carries only the client library (libmariadb3).
+# MariaDB: pure-Rust driver, no client library in the image.
 mariadb -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS $db; CREATE DATABASE $db"
 run_flow "MariaDB" --env "DATABASE_URL=$MYSQL_ADMIN/$db"
 mariadb -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS $db"
+
+log "no C database client in the image"
+container=$(buildah from "$IMAGE")
+linked=$(buildah run --isolation chroot "$container" -- ldd /usr/local/bin/textdrop)
+buildah rm "$container" >/dev/null
+echo "$linked"
+if grep -Ei 'lib(pq|mariadb|mysqlclient)' <<<"$linked"; then
+  echo "the image's textdrop links a C database client library"; exit 1
+fi
 
 log "image size"
 podman image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E 'textdrop:test|debian:bookworm-slim'

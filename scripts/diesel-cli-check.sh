@@ -11,10 +11,14 @@ MYSQL=${DIESEL_CHECK_MYSQL:-mysql://root@127.0.0.1:3306}
 DB=textdrop_diesel_cli_check
 BIN=${TEXTDROP_BIN:-target/debug/textdrop}
 
-# diesel_cli with the MySQL backend too (cargo records an installed crate's features).
-if ! command -v diesel >/dev/null || ! grep -q '"mysql"' "${CARGO_HOME:-$HOME/.cargo}/.crates2.json" 2>/dev/null; then
-  echo "installing diesel_cli (a few minutes, once per machine)"
-  cargo install diesel_cli --no-default-features --features postgres,sqlite,mysql --locked --quiet --force
+# diesel_cli with its PostgreSQL, MySQL and SQLite client libraries built from source (the
+# `*-bundled` features: cmake and a C++ compiler, no libpq-dev or libmariadb-dev), like
+# textdrop itself needs no C client (cargo records an installed crate's features).
+if ! command -v diesel >/dev/null || ! grep -q '"mysql-bundled"' "${CARGO_HOME:-$HOME/.cargo}/.crates2.json" 2>/dev/null; then
+  command -v cmake >/dev/null || { apt-get update -qq && apt-get install -y -qq cmake >/dev/null; }
+  echo "installing diesel_cli (about 7 minutes on 2 cores, once per machine)"
+  cargo install diesel_cli --version 2.3.14 --no-default-features \
+    --features postgres-bundled,mysql-bundled,sqlite-bundled --locked --quiet --force
 fi
 diesel --version
 [[ -x $BIN ]] || cargo build --quiet

@@ -36,6 +36,16 @@ pub enum Command {
     Healthcheck,
 }
 
+/// Libraries whose debug and trace lines would quote what visitors sent (statement parameters)
+/// or TLS handshakes: they log at most info, whatever RUST_LOG says.
+pub const QUIET_MODULES: [&str; 5] = [
+    "tokio_postgres",
+    "mysql_async",
+    "rustls",
+    "tokio_rustls",
+    "redis",
+];
+
 /// What the maintenance commands say when the storage needs no maintenance.
 const NOTHING_TO_MAINTAIN: &str =
     "nothing to do: this storage needs no migrations and expires sessions itself";
@@ -92,12 +102,12 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
 /// The storage's maintenance side, connected and migrated; or `None`, after saying so, when
 /// it has none.
 async fn maintenance(settings: &Settings) -> anyhow::Result<Option<Maintenance>> {
-    let storage = SessionStorage::connect(settings, Clock::system()).await?;
-    let sql = storage.sweeper(&settings.cleanup);
-    if sql.is_none() {
+    if SessionStorage::expires_sessions_itself(settings) {
         println!("{NOTHING_TO_MAINTAIN}");
+        return Ok(None);
     }
-    Ok(sql)
+    let storage = SessionStorage::connect(settings, Clock::system()).await?;
+    Ok(storage.sweeper(&settings.cleanup))
 }
 
 /// GETs /readyz from the server these settings describe, with plain std networking (the

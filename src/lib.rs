@@ -4,13 +4,15 @@
 //! which expire them themselves.
 //!
 //! The API is what starts the app and what its tests drive: [`startup::Application`],
-//! [`config::Settings`], [`cli`], the [`storage::SessionStorage`] it serves from, and the
-//! session semantics over one record seam ([`session`]). Everything else is internal.
+//! [`config::Settings`], [`cli`], the [`storage::SessionStorage`] it serves from, the session
+//! semantics over one record seam ([`session`]), the cleanup loop ([`sweeper`]), and what
+//! textdrop keeps in a SQL database ([`database`]). Everything else is internal.
 
 pub(crate) mod backends;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod database;
 pub(crate) mod error;
 pub mod limits;
 pub mod metrics;

@@ -15,10 +15,15 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    env_logger::Builder::from_env(
+    let mut logger = env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or(vars::RUST_LOG.default),
-    )
-    .init();
+    );
+    // Whatever RUST_LOG says, the database drivers and TLS log at most info: their debug and
+    // trace lines quote statements' parameters (session state, files) and TLS handshakes.
+    for module in cli::QUIET_MODULES {
+        logger.filter_module(module, log::LevelFilter::Info);
+    }
+    logger.init();
 
     let settings = match Settings::from_env() {
         Ok(settings) => settings,

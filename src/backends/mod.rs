@@ -23,7 +23,7 @@ use std::sync::Arc;
 use chrono::NaiveDateTime;
 use futures_util::future::LocalBoxFuture;
 
-use crate::config::{Backend, CleanupSettings, Settings};
+use crate::config::{Backend, CleanupSettings, DatabaseUrl, Settings};
 use crate::session::Records;
 use crate::sweeper::Dialect;
 
@@ -42,6 +42,11 @@ pub trait Storage: Send + Sync {
     /// What the storage cap counts as stored at `now`: the live files' bytes on SQL, the
     /// memory in use on Redis. Called by one task, on the main thread.
     fn stored_bytes(&self, now: NaiveDateTime) -> LocalBoxFuture<'_, anyhow::Result<u64>>;
+}
+
+/// Whether the storage `url` names expires sessions by itself: no migrations, no sweeper.
+pub fn expires_sessions_itself(url: &DatabaseUrl) -> bool {
+    matches!(url.backend(), Backend::Redis | Backend::RedisCluster)
 }
 
 /// Connects to the storage `settings` name, retrying an unreachable one with backoff for the

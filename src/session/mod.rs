@@ -1,7 +1,7 @@
 //! Server-side sessions, the same on every storage: the store's semantics ([`store`]) over one
-//! [`Records`] seam that each backend implements, how long a session lives ([`lifetime`]), the
-//! request-scoped memory the store and the pages share ([`scope`]), the metrics decorator every
-//! store is wrapped in ([`metered`]), and typed access for handlers ([`typed`]).
+//! [`Records`] seam that each backend implements, how long a session lives (`lifetime`), the
+//! request-scoped memory the store and the pages share (`scope`), the metrics decorator every
+//! store is wrapped in ([`MeteredStore`]), and typed access for handlers ([`TextdropSession`]).
 
 pub(crate) mod lifetime;
 pub(crate) mod metered;

@@ -1,4 +1,4 @@
-//! The one seam between the session semantics ([`store`](super::store)) and a storage: a
+//! The one seam between the session semantics (the `store` module) and a storage: a
 //! storage reads and writes session *records*, addressed by the SHA-256 of the session key,
 //! and says why it failed in a [`StoreError`] that already carries its verdict (the storage
 //! could not be reached: 503; anything else: 500).

@@ -11,11 +11,11 @@
 //!
 //! Only the SHA-256 of a session key is stored; the key itself lives in the visitor's encrypted
 //! cookie. An upload is a key rotation: `update` (the session changed) finds the uploaded file
-//! in the request's [`scope`] and calls [`Records::rotate`] with the old and a new key, which
+//! in the request's scope and calls [`Records::rotate`] with the old and a new key, which
 //! writes the new record and deletes the old one in one step; the middleware then sets the
 //! cookie to the key `update` returns.
 //!
-//! Lifetimes follow [`lifetime`]: `load` leaves what it found in the scope, and `update_ttl`
+//! Lifetimes follow the `lifetime` module: `load` leaves what it found in the scope, and `update_ttl`
 //! writes only when a read must move the expiry. Without a scope (a store used on its own) the
 //! record is read again instead, and the write's own conditions make the same decision.
 

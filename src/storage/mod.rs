@@ -36,6 +36,12 @@ impl SessionStorage {
         })
     }
 
+    /// Whether the storage `settings` name expires sessions by itself (Redis): it needs no
+    /// migrations and no cleanup, so the maintenance commands need not connect.
+    pub fn expires_sessions_itself(settings: &Settings) -> bool {
+        backends::expires_sessions_itself(&settings.database.url)
+    }
+
     /// The session store for the calling worker, on connections of its own where the storage
     /// needs that. Call once per worker (in the `HttpServer::new` factory).
     pub fn worker_store(&self) -> TextdropStore {
@@ -102,7 +108,18 @@ impl Maintenance {
     /// Deletes every expired row once, to the end (`textdrop cleanup`).
     pub async fn cleanup_once(&self, batch_size: i64) -> anyhow::Result<CleanupReport> {
         let policy = SweepPolicy::to_the_end(batch_size);
-        sweeper::delete_expired(self.dialect.as_ref(), self.clock.now(), policy, || false).await
+        self.sweep(self.clock.now(), policy, || false).await
+    }
+
+    /// One cleanup run of what expired at `now`, within `policy`, ending early once `stop()`
+    /// says so: the run the cleanup task does each tick.
+    pub async fn sweep(
+        &self,
+        now: NaiveDateTime,
+        policy: SweepPolicy,
+        stop: impl Fn() -> bool,
+    ) -> anyhow::Result<CleanupReport> {
+        sweeper::delete_expired(self.dialect.as_ref(), now, policy, stop).await
     }
 
     /// Live and expired row counts (`textdrop stats`).

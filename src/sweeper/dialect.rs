@@ -1,4 +1,4 @@
-//! What a SQL backend tells the sweep loop ([`run`](super::run)): how to delete one batch of
+//! What a SQL backend tells the sweep loop (the `run` module): how to delete one batch of
 //! expired rows under its own election (an advisory lock, `GET_LOCK`, a lease row, or none on
 //! SQLite's single writer), and the optional extras of some databases: a walk in heap order
 //! for a big backlog (PostgreSQL), giving freed space back (SQLite), ending a run (a lease).

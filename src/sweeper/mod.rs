@@ -11,6 +11,7 @@
 
 mod dialect;
 mod pace;
+mod policy;
 mod run;
 mod walk;
 
@@ -25,7 +26,8 @@ use crate::metrics::Metrics;
 pub use dialect::{
     Dialect, DialectFuture, Reclaimer, SessionCounts, Sizing, TableEstimate, Walker,
 };
-pub use run::{delete_expired, CleanupReport, SweepPolicy};
+pub use policy::SweepPolicy;
+pub use run::{delete_expired, CleanupReport};
 pub use walk::{TableWalk, WALK_SHARE};
 
 /// The running interval task; [`CleanupTask::stop`] ends it.

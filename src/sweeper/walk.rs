@@ -3,7 +3,7 @@
 //! estimates; the statements are the dialect's, the loop is `run`'s.
 
 use super::dialect::TableEstimate;
-use super::run::SweepPolicy;
+use super::policy::SweepPolicy;
 
 /// The planner-estimated share of expired rows from which a sequential walk of the table beats
 /// the `expires_at` index. Measured on PostgreSQL 15: walking costs about 0.13 µs per row

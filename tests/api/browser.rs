@@ -77,7 +77,8 @@ async fn browser() -> Option<Browser> {
             ]
         }),
     );
-    let client = ClientBuilder::native()
+    let client = ClientBuilder::rustls()
+        .expect("rustls roots")
         .capabilities(capabilities)
         .connect(&format!("http://127.0.0.1:{port}"))
         .await

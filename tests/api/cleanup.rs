@@ -3,34 +3,32 @@
 
 use std::time::{Duration, Instant};
 
-use diesel::connection::SimpleConnection;
-use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{BigInt, Text, Timestamp};
 use reqwest::StatusCode;
 use textdrop::clock::Clock;
-use textdrop::db::{self, named_lock, DbConnection};
-use textdrop::session::planner;
-use textdrop::session::queries;
-use textdrop::session::sweep::{delete_expired, SweepLimits};
-use textdrop::session::sweep_queries::{self, MYSQL_SWEEPER_LOCK, SWEEPER_LOCK_KEY};
+use textdrop::database::{self, sessions};
+use textdrop::sweeper::SweepPolicy;
 
-use crate::helpers::{eventually, insert_rows, live_and_expired, metric_value, spawn_app, TestDb};
-use crate::private_pg::{Outage, PrivatePostgres};
+use crate::helpers::{
+    eventually, metric_value, spawn_app, Backend, Held, NewRow, Outage, TestConn, TestDb,
+};
+use crate::private_pg::PrivatePostgres;
 
 async fn a_sweeper_skips_its_run_while_another_holds_the_lock(db: TestDb) {
-    insert_rows(&db, "expired", 50, -60);
-    let pool = db.pool();
+    db.insert_rows("expired", 50, -60);
+    let sweeper = db.sweeper(&[]).await;
     let now = Clock::system().now();
-    let mut holder = hold_sweeper_lock(&db);
+    let holder = db.hold(Held::Sweeper);
 
     // The other sweeper does not wait: it reports a skip and deletes nothing.
-    let while_held = delete_expired(&pool, now, SweepLimits::default())
+    let while_held = sweeper
+        .sweep(now, SweepPolicy::default(), || false)
         .await
         .expect("sweep while held");
-    release_sweeper_lock(&mut holder);
-    let after = delete_expired(&pool, now, SweepLimits::default())
+    holder.release();
+    let after = sweeper
+        .sweep(now, SweepPolicy::default(), || false)
         .await
         .expect("sweep");
 
@@ -40,46 +38,18 @@ async fn a_sweeper_skips_its_run_while_another_holds_the_lock(db: TestDb) {
     assert_eq!(after.deleted, 50);
 }
 
-/// A connection holding the sweeper lock, as another instance's sweeper would; dropping it
-/// gives the lock back.
-fn hold_sweeper_lock(db: &TestDb) -> DbConnection {
-    let mut holder = db.connect();
-    match &mut holder {
-        DbConnection::Postgres(pg) => pg
-            .batch_execute(&format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({SWEEPER_LOCK_KEY})"
-            ))
-            .expect("hold the lock"),
-        DbConnection::Mysql(mysql) => assert!(
-            named_lock::try_lock(mysql, MYSQL_SWEEPER_LOCK, Duration::ZERO).expect("GET_LOCK"),
-            "the lock was free"
-        ),
-        DbConnection::Sqlite(_) => unreachable!("SQLite's sweeper needs no lock"),
-    }
-    holder
-}
-
-/// Gives the lock back on the holding connection itself: a server frees a closed
-/// connection's locks only once it notices the close, after the client has moved on.
-fn release_sweeper_lock(holder: &mut DbConnection) {
-    match holder {
-        DbConnection::Postgres(pg) => pg.batch_execute("ROLLBACK").expect("end the transaction"),
-        DbConnection::Mysql(mysql) => {
-            named_lock::release(mysql, MYSQL_SWEEPER_LOCK).expect("RELEASE_LOCK")
-        }
-        DbConnection::Sqlite(_) => unreachable!("SQLite's sweeper needs no lock"),
-    }
-}
-
 /// MySQL's named locks belong to the server: a sweeper in another database of the same server
 /// must not make this one skip.
 async fn a_sweeper_lock_in_another_database_does_not_hold_this_one(db: TestDb) {
     let other = TestDb::new(db.backend).expect("a second database on the same server");
-    other.pool();
-    let _held_there = hold_sweeper_lock(&other);
-    insert_rows(&db, "expired", 5, -60);
+    other.connect().migrate();
+    let _held_there = other.hold(Held::Sweeper);
+    db.insert_rows("expired", 5, -60);
 
-    let report = delete_expired(&db.pool(), Clock::system().now(), SweepLimits::default())
+    let report = db
+        .sweeper(&[])
+        .await
+        .sweep(Clock::system().now(), SweepPolicy::default(), || false)
         .await
         .expect("sweep");
 
@@ -91,8 +61,9 @@ async fn a_sweeper_lock_in_another_database_does_not_hold_this_one(db: TestDb) {
 /// `expired_percent` expired an hour ago and the rest have a day left, so every block holds
 /// both. Then ANALYZE, so the planner knows the share.
 fn seed_mixed(db: &TestDb, rows: i64, expired_percent: i64) {
-    db::run_migrations(&mut db.connect()).expect("migrate");
-    diesel::sql_query(format!(
+    let mut conn = db.connect();
+    conn.migrate();
+    conn.execute(&format!(
         "INSERT INTO sessions (id, state, expires_at, created_at) \
          SELECT CASE WHEN g % 100 < {expired_percent} THEN 'expired-' ELSE 'live-' END || g, \
                 '{{}}', \
@@ -101,34 +72,25 @@ fn seed_mixed(db: &TestDb, rows: i64, expired_percent: i64) {
                 now() AT TIME ZONE 'utc' \
          FROM generate_series(0, {rows} - 1) g"
     ))
-    .execute(&mut db.connect())
     .expect("seed");
-    diesel::sql_query("ANALYZE sessions")
-        .execute(&mut db.connect())
-        .expect("analyze");
+    conn.execute("ANALYZE sessions").expect("analyze");
 }
 
-/// Limits that let even a small test table be walked.
-fn walkable(batch_size: i64) -> SweepLimits {
-    SweepLimits {
+/// A policy that lets even a small test table be walked.
+fn walkable(batch_size: i64) -> SweepPolicy {
+    SweepPolicy {
         batch_size,
         walk_min_blocks: 1,
-        ..SweepLimits::default()
+        ..SweepPolicy::default()
     }
 }
 
-fn pg_connect(db: &TestDb) -> PgConnection {
-    PgConnection::establish(&db.url).expect("connect to PostgreSQL")
-}
-
 fn live_ids(db: &TestDb) -> Vec<String> {
-    use textdrop::schema::sessions::dsl::*;
-    sessions
-        .select(id)
-        .filter(id.like("live-%"))
-        .order(id)
-        .load(&mut pg_connect(db))
-        .expect("live ids")
+    let query = sessions::table
+        .select(sessions::id)
+        .filter(sessions::id.like("live-%"))
+        .order(sessions::id);
+    crate::on_conn!(&mut db.connect(), c => query.load(c)).expect("live ids")
 }
 
 async fn a_big_backlog_is_walked_in_block_ranges_and_every_live_row_stays(db: TestDb) {
@@ -136,7 +98,10 @@ async fn a_big_backlog_is_walked_in_block_ranges_and_every_live_row_stays(db: Te
     let live_before = live_ids(&db);
     let limits = walkable(1_000);
 
-    let report = delete_expired(&db.pool(), Clock::system().now(), limits)
+    let report = db
+        .sweeper(&[])
+        .await
+        .sweep(Clock::system().now(), limits, || false)
         .await
         .expect("sweep");
 
@@ -146,7 +111,7 @@ async fn a_big_backlog_is_walked_in_block_ranges_and_every_live_row_stays(db: Te
     // One index batch, then steps sized to about 1,000 rows each (750 of them expired).
     assert!(report.batches >= 30, "{report:?}");
     assert!(report.largest_batch <= 1_000, "{report:?}");
-    assert_eq!(live_and_expired(&db), (10_000, 0));
+    assert_eq!(db.live_and_expired(), (10_000, 0));
     assert_eq!(live_ids(&db), live_before, "no live row deleted");
 }
 
@@ -155,12 +120,12 @@ async fn two_sweepers_walking_at_once_delete_each_expired_row_once(db: TestDb) {
     let live_before = live_ids(&db);
     let limits = walkable(500);
     let now = Clock::system().now();
-    let (first, second) = (db.pool(), db.pool());
+    let (first, second) = (db.sweeper(&[]).await, db.sweeper(&[]).await);
 
     // Whichever finds the lock taken stops; the other goes on to the end of the table.
     let (a, b) = futures_util::join!(
-        delete_expired(&first, now, limits),
-        delete_expired(&second, now, limits)
+        first.sweep(now, limits, || false),
+        second.sweep(now, limits, || false)
     );
     let reports = [a.expect("sweep"), b.expect("sweep")];
 
@@ -170,7 +135,7 @@ async fn two_sweepers_walking_at_once_delete_each_expired_row_once(db: TestDb) {
         "each expired row deleted once: {reports:?}"
     );
     assert!(reports.iter().any(|r| r.walked), "{reports:?}");
-    assert_eq!(live_and_expired(&db), (10_000, 0));
+    assert_eq!(db.live_and_expired(), (10_000, 0));
     assert_eq!(live_ids(&db), live_before, "no live row deleted");
 }
 
@@ -178,81 +143,115 @@ async fn a_small_share_of_expired_rows_is_swept_through_the_index(db: TestDb) {
     seed_mixed(&db, 40_000, 5);
     let limits = walkable(500);
 
-    let report = delete_expired(&db.pool(), Clock::system().now(), limits)
+    let report = db
+        .sweeper(&[])
+        .await
+        .sweep(Clock::system().now(), limits, || false)
         .await
         .expect("sweep");
 
     assert!(!report.walked, "5 % expired: index batches only");
     assert_eq!(report.deleted, 2_000);
     assert_eq!(report.batches, 5, "4 full batches, then a short one");
-    assert_eq!(live_and_expired(&db), (38_000, 0));
+    assert_eq!(db.live_and_expired(), (38_000, 0));
 }
 
-async fn a_block_range_batch_is_skipped_while_another_sweeper_holds_the_lock(db: TestDb) {
-    seed_mixed(&db, 1_000, 50);
-    let now = Clock::system().now();
-    let mut holder = db.connect();
-    let sweeper = &mut pg_connect(&db);
-
-    let while_held = holder
-        .transaction(|holder| {
-            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({SWEEPER_LOCK_KEY})"))
-                .execute(holder)?;
-            sweep_queries::delete_expired_in_blocks(sweeper, now, 0, 1_000)
+/// Another instance takes the sweeper lock while a walk is under way: the walk stops at its
+/// next range, deletes no more, and reports the skip.
+async fn a_walk_stops_when_another_sweeper_takes_the_lock(db: TestDb) {
+    seed_mixed(&db, 40_000, 75);
+    let sweeper = db.sweeper(&[]).await;
+    let walk = sweeper.sweep(Clock::system().now(), walkable(100), || false);
+    let holder = async {
+        let started = eventually(Duration::from_secs(10), || {
+            let (_, expired) = db.live_and_expired();
+            expired < 29_000
         })
-        .expect("batch while held");
-    let after = sweep_queries::delete_expired_in_blocks(sweeper, now, 0, 1_000).expect("batch");
+        .await;
+        assert!(started, "the walk began");
+        db.hold(Held::Sweeper)
+    };
 
-    assert_eq!(while_held, None);
-    assert_eq!(after, Some(500));
-    assert_eq!(live_and_expired(&db), (500, 0));
+    let (report, holder) = futures_util::join!(walk, holder);
+
+    let report = report.expect("sweep");
+    let (live, expired) = db.live_and_expired();
+    holder.release();
+    assert!(report.walked && report.skipped, "{report:?}");
+    assert!(report.deleted < 30_000, "{report:?}");
+    assert_eq!(live, 10_000);
+    assert_eq!(
+        expired as usize,
+        30_000 - report.deleted,
+        "nothing deleted once the lock was taken"
+    );
 }
 
-/// The nodes of the plan PostgreSQL makes for one of the sweeper's statements, bound as the
-/// sweeper binds it.
-fn pg_plan(pg: &mut PgConnection, explain: BoxedSqlQuery<'_, Pg, SqlQuery>) -> Vec<String> {
-    planner::explain(pg, explain).expect("explain").nodes()
+#[derive(QueryableByName)]
+struct JsonPlan {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    json: String,
 }
+
+/// Every node of a plan PostgreSQL made (`EXPLAIN (FORMAT JSON)`), depth first, as
+/// `"Node Type"` plus ` using INDEX` when it reads an index: e.g. `["Delete", "Tid Scan",
+/// "Index Scan using sessions_expires_at_idx"]`.
+fn plan_nodes(JsonPlan { json }: JsonPlan) -> Vec<String> {
+    fn walk(node: &serde_json::Value, out: &mut Vec<String>) {
+        let kind = node["Node Type"].as_str().unwrap_or("?");
+        out.push(match node["Index Name"].as_str() {
+            Some(index) => format!("{kind} using {index}"),
+            None => kind.to_owned(),
+        });
+        for child in node["Plans"].as_array().into_iter().flatten() {
+            walk(child, out);
+        }
+    }
+    let plan: serde_json::Value = serde_json::from_str(&json).expect("a JSON plan");
+    let mut out = Vec::new();
+    walk(&plan[0]["Plan"], &mut out);
+    out
+}
+
+/// The plan of one of the PostgreSQL sweeper's statements, bound as the sweeper binds it.
+pub fn pg_plan(
+    conn: &mut TestConn,
+    statement: &str,
+    binds: impl FnOnce(ExplainQuery) -> ExplainQuery,
+) -> Vec<String> {
+    let TestConn::Postgres(pg) = conn else {
+        panic!("PostgreSQL only")
+    };
+    let query = binds(diesel::sql_query(format!("EXPLAIN (FORMAT JSON) {statement}")).into_boxed());
+    plan_nodes(query.get_result(pg).expect("explain"))
+}
+
+/// An `EXPLAIN` statement whose parameters are still to be bound.
+pub type ExplainQuery =
+    diesel::query_builder::BoxedSqlQuery<'static, diesel::pg::Pg, diesel::query_builder::SqlQuery>;
 
 async fn postgres_sweeps_use_the_expires_at_index_or_a_tid_range_scan(db: TestDb) {
     // Statistics say nothing expired: the planner's favourite case for the index.
     seed_mixed(&db, 40_000, 0);
     let now = Clock::system().now();
-    let pg = &mut pg_connect(&db);
-    let batch = |pg: &mut PgConnection| {
-        pg_plan(
-            pg,
-            diesel::sql_query(format!(
-                "EXPLAIN (FORMAT JSON) {}",
-                sweep_queries::PG_DELETE_BATCH
-            ))
-            .into_boxed()
-            .bind::<Timestamp, _>(now)
-            .bind::<BigInt, _>(5_000),
-        )
-    };
-    let range = |pg: &mut PgConnection| {
-        pg_plan(
-            pg,
-            diesel::sql_query(format!(
-                "EXPLAIN (FORMAT JSON) {}",
-                sweep_queries::PG_DELETE_BLOCK_RANGE
-            ))
-            .into_boxed()
-            .bind::<BigInt, _>(0)
-            .bind::<BigInt, _>(51)
-            .bind::<Timestamp, _>(now),
-        )
+    let conn = &mut db.connect();
+    let range = |conn: &mut TestConn| {
+        pg_plan(conn, database::postgres::DELETE_BLOCK_RANGE, |q| {
+            q.bind::<BigInt, _>(0)
+                .bind::<BigInt, _>(51)
+                .bind::<Timestamp, _>(now)
+        })
     };
 
-    let batch_plan = batch(pg);
-    let (bare_range_plan, walk_plan) = pg
-        .transaction(|pg| {
-            let bare = range(pg);
-            pg.batch_execute(sweep_queries::PG_BLOCK_RANGE_SETTINGS)?;
-            diesel::QueryResult::Ok((bare, range(pg)))
-        })
-        .expect("explain in a transaction");
+    let batch_plan = pg_plan(conn, database::postgres::DELETE_BATCH, |q| {
+        q.bind::<Timestamp, _>(now).bind::<BigInt, _>(5_000)
+    });
+    conn.batch("BEGIN").expect("a transaction");
+    let bare_range_plan = range(conn);
+    conn.batch(database::postgres::BLOCK_RANGE_SETTINGS)
+        .expect("settings");
+    let walk_plan = range(conn);
+    conn.batch("ROLLBACK").expect("end the transaction");
 
     let has = |plan: &[String], node: &str| plan.iter().any(|n| n == node);
     assert!(
@@ -279,14 +278,15 @@ struct SqlitePlanRow {
 }
 
 async fn sqlite_batches_use_the_expires_at_index(db: TestDb) {
-    db::run_migrations(&mut db.connect()).expect("migrate");
-    let DbConnection::Sqlite(sqlite) = &mut db.connect() else {
+    let mut conn = db.connect();
+    conn.migrate();
+    let TestConn::Sqlite(sqlite) = &mut conn else {
         panic!("SQLite only")
     };
 
     let plan: Vec<String> = diesel::sql_query(format!(
         "EXPLAIN QUERY PLAN {}",
-        sweep_queries::SQLITE_DELETE_BATCH
+        database::sqlite::DELETE_BATCH
     ))
     .bind::<Timestamp, _>(Clock::system().now())
     .bind::<BigInt, _>(5_000)
@@ -306,7 +306,7 @@ async fn sqlite_batches_use_the_expires_at_index(db: TestDb) {
 /// The task checks out a connection per batch and rests holding none: with a pool of one,
 /// requests and readiness are served while a long sweep runs.
 async fn a_sweep_in_progress_leaves_a_pool_of_one_to_requests(db: TestDb) {
-    insert_rows(&db, "expired", 20_000, -60);
+    db.insert_rows("expired", 20_000, -60);
     let app = spawn_app(
         &db,
         &[
@@ -318,7 +318,7 @@ async fn a_sweep_in_progress_leaves_a_pool_of_one_to_requests(db: TestDb) {
     .await;
     app.upload("a.txt", "served meanwhile\n").await;
     let started = eventually(Duration::from_secs(5), || {
-        let (_, expired) = live_and_expired(&db);
+        let (_, expired) = db.live_and_expired();
         expired > 0 && expired < 20_000
     })
     .await;
@@ -339,7 +339,7 @@ async fn a_sweep_in_progress_leaves_a_pool_of_one_to_requests(db: TestDb) {
             .contains("served meanwhile"));
     }
 
-    let (_, expired) = live_and_expired(&db);
+    let (_, expired) = db.live_and_expired();
     assert!(expired > 0, "the sweep was still running");
     assert!(
         slowest < Duration::from_secs(1),
@@ -362,29 +362,22 @@ fn sqlite_on_disk(db: &TestDb) -> u64 {
 /// the write lock briefly, then gives the space back: the database file and its WAL shrink to
 /// about the live data.
 async fn sqlite_gives_the_space_of_deleted_files_back(db: TestDb) {
-    let pool = db.pool();
+    let sweeper = db.sweeper(&[]).await;
     let now = Clock::system().now();
     let file = "x".repeat(1 << 20);
-    let mut conn = db.connect();
-    for n in 0..96 {
-        let id = format!("expired-{n}");
-        diesel::insert_into(textdrop::schema::sessions::table)
-            .values(&queries::NewSession {
-                id: &id,
-                state: "{}",
-                expires_at: now - chrono::Duration::seconds(60),
-                created_at: now - chrono::Duration::seconds(120),
-                file: Some(&file),
-                file_bytes: file.len() as i64,
-            })
-            .execute(&mut conn)
-            .expect("insert");
-    }
-    conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.insert_sessions((0..96).map(|n| NewRow {
+        id: format!("expired-{n}"),
+        expires_at: now - chrono::Duration::seconds(60),
+        created_at: now - chrono::Duration::seconds(120),
+        file: Some(file.clone()),
+    }));
+    db.connect()
+        .batch("PRAGMA wal_checkpoint(TRUNCATE)")
         .expect("checkpoint");
     let before = sqlite_on_disk(&db);
 
-    let report = delete_expired(&pool, now, SweepLimits::default().on_sqlite(true))
+    let report = sweeper
+        .sweep(now, SweepPolicy::default(), || false)
         .await
         .expect("sweep");
 
@@ -423,7 +416,7 @@ tests_on!(on_postgres: Postgres;
     a_big_backlog_is_walked_in_block_ranges_and_every_live_row_stays,
     two_sweepers_walking_at_once_delete_each_expired_row_once,
     a_small_share_of_expired_rows_is_swept_through_the_index,
-    a_block_range_batch_is_skipped_while_another_sweeper_holds_the_lock,
+    a_walk_stops_when_another_sweeper_takes_the_lock,
     postgres_sweeps_use_the_expires_at_index_or_a_tid_range_scan,
 );
 
@@ -432,7 +425,7 @@ async fn the_sweeper_keeps_running_after_a_database_error() {
     let Some(pg) = PrivatePostgres::start() else {
         return;
     };
-    let db = TestDb::existing(pg.url());
+    let db = TestDb::existing(Backend::Postgres, pg.url());
     let app = spawn_app(&db, &[("CLEANUP_INTERVAL_SECS", "1")]).await;
 
     pg.halt();
@@ -441,14 +434,14 @@ async fn the_sweeper_keeps_running_after_a_database_error() {
     })
     .await;
     pg.resume();
-    insert_rows(&db, "expired", 10, -60);
-    let swept = eventually(Duration::from_secs(15), || live_and_expired(&db).1 == 0).await;
+    db.insert_rows("expired", 10, -60);
+    let swept = eventually(Duration::from_secs(15), || db.live_and_expired().1 == 0).await;
 
     assert!(failed, "a run failed while the database was down");
     assert!(
         swept,
         "later runs delete again: {:?}",
-        live_and_expired(&db)
+        db.live_and_expired()
     );
     app.stop().await;
 }

@@ -61,7 +61,7 @@ impl PrivateCluster {
     }
 
     fn db(&self) -> TestDb {
-        TestDb::existing_of(Backend::RedisCluster, self.url.clone())
+        TestDb::existing(Backend::RedisCluster, self.url.clone())
     }
 
     /// The pid of the node on `port`.

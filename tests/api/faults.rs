@@ -3,15 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use diesel::prelude::*;
-
 use reqwest::StatusCode;
 
+use crate::helpers::Outage;
 use crate::helpers::{
     cookie_client, page_at, session_cookie, spawn_app, textdrop, trickled_body, upload_with,
     Backend, ServerProcess, TestDb, MULTIPART,
 };
-use crate::private_pg::{Outage, PrivatePostgres};
+use crate::private_pg::PrivatePostgres;
 
 /// Counts panics anywhere in the process from now on (the previous hook still reports them).
 fn count_panics() -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
@@ -41,7 +40,7 @@ async fn a_mysql_outage_answers_503_then_recovers_without_a_restart() {
 
 async fn an_outage_answers_503_then_recovers(pg: &impl Outage, backend: Backend) {
     let panics = count_panics();
-    let db = TestDb::existing_of(backend, pg.url());
+    let db = TestDb::existing(backend, pg.url());
     let app = spawn_app(&db, &[]).await;
     app.upload("a.txt", "before the outage\n").await;
 
@@ -103,7 +102,7 @@ async fn startup_waits_for_a_database_that_comes_up_late() {
         return;
     };
     pg.halt();
-    let db = TestDb::existing(pg.url());
+    let db = TestDb::existing(Backend::Postgres, pg.url());
     let starting = actix_web::rt::spawn(async move {
         let app = spawn_app(&db, &[("DATABASE_CONNECT_TIMEOUT_SECS", "30")]).await;
         let status = app.get("/readyz").await.status();
@@ -223,10 +222,7 @@ async fn kill_9_during_writes_leaves_every_session_whole(db: TestDb) {
     }
 
     // Every stored file is one whole version: no torn write, whatever the kill interrupted.
-    let files: Vec<Option<String>> = textdrop::schema::sessions::table
-        .select(textdrop::schema::sessions::file)
-        .load(&mut db.connect())
-        .expect("files");
+    let files = db.files();
     assert!(files.len() > IDLE, "{} sessions", files.len());
     for file in files.iter().flatten() {
         let client = (0..=IDLE)
@@ -330,7 +326,7 @@ async fn logs_never_hold_cookies_keys_secrets_or_file_contents(db: TestDb) {
         .unwrap_or(0);
     assert!(
         longest_token < 64,
-        "a {longest_token}-character token is in the log"
+        "a {longest_token}-character token is in the log: {log}"
     );
 }
 

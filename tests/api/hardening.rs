@@ -6,7 +6,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use diesel::RunQueryDsl;
 use futures_util::future::join_all;
 use reqwest::header::{CONTENT_TYPE, COOKIE};
 use reqwest::StatusCode;
@@ -397,8 +396,9 @@ async fn a_session_deleted_mid_request_is_not_resurrected(db: TestDb) {
 
     let (response, ()) = futures_util::join!(upload, async {
         actix_web::rt::time::sleep(Duration::from_millis(400)).await;
-        let mut conn = db.connect();
-        textdrop::session::queries::delete(&mut conn, &old_id).expect("delete mid-request");
+        db.connect()
+            .execute(&format!("DELETE FROM sessions WHERE id = '{old_id}'"))
+            .expect("delete mid-request");
     });
 
     let response = response.expect("upload completes");
@@ -422,8 +422,8 @@ async fn a_session_deleted_mid_request_is_not_resurrected(db: TestDb) {
 async fn a_failing_store_statement_gets_a_500_page_not_a_503(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
     app.upload("a.txt", "fine\n").await;
-    diesel::sql_query("ALTER TABLE sessions RENAME COLUMN state TO state_moved")
-        .execute(&mut db.connect())
+    db.connect()
+        .execute("ALTER TABLE sessions RENAME COLUMN state TO state_moved")
         .expect("break the table");
 
     let response = app.get("/action").await;
@@ -442,8 +442,8 @@ async fn a_failing_store_statement_gets_a_500_page_not_a_503(db: TestDb) {
 async fn a_session_that_no_longer_parses_is_an_empty_one(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
     app.upload("a.txt", "fine\n").await;
-    diesel::sql_query("UPDATE sessions SET state = 'not json'")
-        .execute(&mut db.connect())
+    db.connect()
+        .execute("UPDATE sessions SET state = 'not json'")
         .expect("corrupt the row");
 
     let page = app.get_text("/action").await;

@@ -3,16 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use futures_util::future::join_all;
 use reqwest::StatusCode;
-use textdrop::db;
 
 use crate::helpers::{
-    cookie_client, eventually, insert_rows, live_and_expired, metric_value, spawn_app,
-    spawn_app_with, TestClock, TestDb,
+    cookie_client, eventually, metric_value, spawn_app, spawn_app_with, TestClock, TestDb,
 };
 
 async fn three_instances_share_sessions_and_sweep_without_stepping_on_each_other(db: TestDb) {
@@ -32,8 +29,8 @@ pub async fn three_instances_sweep_each_row_once(db: TestDb, mode: &str) {
     for _ in 0..3 {
         apps.push(spawn_app_with(&db, &vars, TestClock::default(), client.clone()).await);
     }
-    insert_rows(&db, "expired", 20_000, -60);
-    insert_rows(&db, "live", 300, 3_600);
+    db.insert_rows("expired", 20_000, -60);
+    db.insert_rows("live", 300, 3_600);
 
     // Meanwhile a visitor moves between instances: upload on one, read and replace on others.
     let started = Instant::now();
@@ -49,15 +46,15 @@ pub async fn three_instances_sweep_each_row_once(db: TestDb, mode: &str) {
         );
         round += 1;
     }
-    let swept = eventually(Duration::from_secs(20), || live_and_expired(&db).1 == 0).await;
+    let swept = eventually(Duration::from_secs(20), || db.live_and_expired().1 == 0).await;
 
     assert!(
         swept,
         "every expired row is gone: {:?}",
-        live_and_expired(&db)
+        db.live_and_expired()
     );
     assert_eq!(
-        live_and_expired(&db).0,
+        db.live_and_expired().0,
         301,
         "no live row was deleted (300 + the visitor's)"
     );
@@ -91,15 +88,10 @@ pub async fn four_instances_migrate_once(db: TestDb, mode: &str) {
         assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
     }
     let mut conn = db.connect();
-    assert!(db::pending_migrations(&mut conn)
-        .expect("pending")
-        .is_empty());
-    let runs: i64 = diesel::dsl::sql::<BigInt>("SELECT count(*) FROM __diesel_schema_migrations")
-        .get_result(&mut conn)
-        .expect("count");
-    let migrations = MigrationSource::<diesel::pg::Pg>::migrations(&db::MIGRATIONS)
-        .expect("migrations")
-        .len() as i64;
+    assert!(conn.pending_migrations().is_empty());
+    let count = diesel::dsl::sql::<BigInt>("SELECT count(*) FROM __diesel_schema_migrations");
+    let runs: i64 = crate::on_conn!(&mut conn, c => count.get_result(c)).expect("count");
+    let migrations = conn.migration_count() as i64;
     assert_eq!(runs, migrations, "each migration ran once");
     for app in apps {
         app.stop().await;

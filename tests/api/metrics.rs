@@ -2,17 +2,12 @@
 
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
-use diesel::Connection;
 use reqwest::StatusCode;
-use textdrop::session::sweep_queries::SWEEPER_LOCK_KEY;
 
-use crate::helpers::{
-    eventually, insert_rows, metric_value, spawn_app, textdrop, ServerProcess, TestDb,
-};
+use crate::helpers::{eventually, metric_value, spawn_app, textdrop, Held, ServerProcess, TestDb};
 
 async fn metrics_expose_store_and_cleanup_figures_on_their_own_port_only(db: TestDb) {
-    insert_rows(&db, "expired", 2, -60);
+    db.insert_rows("expired", 2, -60);
     let app = spawn_app(
         &db,
         &[
@@ -64,13 +59,8 @@ async fn metrics_expose_store_and_cleanup_figures_on_their_own_port_only(db: Tes
 }
 
 async fn a_held_sweeper_lock_is_counted_as_skipped_ticks_and_warned_about(db: TestDb) {
-    insert_rows(&db, "expired", 5, -60);
-    let mut holder = diesel::PgConnection::establish(&db.url).expect("connect");
-    holder
-        .batch_execute(&format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({SWEEPER_LOCK_KEY})"
-        ))
-        .expect("hold the sweeper lock");
+    db.insert_rows("expired", 5, -60);
+    let holder = db.hold(Held::Sweeper);
 
     let server = ServerProcess::start(
         &db,
@@ -80,12 +70,13 @@ async fn a_held_sweeper_lock_is_counted_as_skipped_ticks_and_warned_about(db: Te
         ],
     );
     actix_web::rt::time::sleep(Duration::from_millis(3_600)).await;
-    holder.batch_execute("COMMIT").expect("release");
+    holder.release();
     let log = server.stop_and_read_log();
 
     assert!(
         log.contains(
-            "cleanup: skipped 3 ticks in a row because another session holds the sweeper lock"
+            "cleanup: skipped 3 ticks in a row because another database session holds the \
+             sweeper's lock"
         ),
         "{log}"
     );
@@ -102,20 +93,15 @@ async fn a_held_sweeper_lock_is_counted_as_skipped_ticks_and_warned_about(db: Te
 }
 
 async fn skipped_ticks_are_counted_in_the_metrics(db: TestDb) {
-    insert_rows(&db, "expired", 5, -60);
-    let mut holder = diesel::PgConnection::establish(&db.url).expect("connect");
-    holder
-        .batch_execute(&format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({SWEEPER_LOCK_KEY})"
-        ))
-        .expect("hold the sweeper lock");
+    db.insert_rows("expired", 5, -60);
+    let holder = db.hold(Held::Sweeper);
 
     let app = spawn_app(&db, &[("CLEANUP_INTERVAL_SECS", "1")]).await;
     let skipped = eventually(Duration::from_secs(5), || {
         metric_value(&app.metrics.render(), "textdrop_cleanup_skipped_total") >= Some(2.0)
     })
     .await;
-    holder.batch_execute("COMMIT").expect("release");
+    holder.release();
 
     assert!(skipped, "{}", app.metrics.render());
     app.stop().await;
@@ -123,8 +109,8 @@ async fn skipped_ticks_are_counted_in_the_metrics(db: TestDb) {
 
 async fn the_stats_command_counts_live_and_expired_rows(db: TestDb) {
     let before = (chrono::Utc::now() - chrono::Duration::seconds(60)).format("%Y-%m-%d %H:%M");
-    insert_rows(&db, "expired", 3, -60);
-    insert_rows(&db, "live", 2, 600);
+    db.insert_rows("expired", 3, -60);
+    db.insert_rows("live", 2, 600);
     let after = (chrono::Utc::now() - chrono::Duration::seconds(60)).format("%Y-%m-%d %H:%M");
 
     let output = textdrop(&["stats"])

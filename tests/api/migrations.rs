@@ -1,20 +1,16 @@
 //! Startup migrations, their down.sql, startup failures, and the `migrate`/`cleanup` commands.
 
 use diesel::migration::MigrationSource;
-use diesel::prelude::*;
-use diesel_migrations::MigrationHarness;
-use textdrop::db::{self, named_lock, DbConnection, MIGRATIONS, MYSQL_MIGRATIONS};
+use textdrop::config::DatabaseUrl;
+use textdrop::database::{MIGRATIONS, MYSQL_MIGRATIONS};
 use textdrop::startup::Application;
 
-use crate::helpers::{spawn_app, test_settings, textdrop, Backend, TestDb};
+use crate::helpers::{spawn_app, test_settings, textdrop, Backend, Held, NewRow, TestDb};
 
 async fn startup_creates_the_table_and_leaves_nothing_pending(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
 
-    let mut conn = db.connect();
-    assert!(db::pending_migrations(&mut conn)
-        .expect("pending")
-        .is_empty());
+    assert!(db.connect().pending_migrations().is_empty());
     assert_eq!(db.row_count(), 0, "the sessions table exists and is empty");
     app.stop().await;
     // A second start finds nothing to do and serves.
@@ -25,7 +21,7 @@ async fn startup_creates_the_table_and_leaves_nothing_pending(db: TestDb) {
 
 async fn every_migration_reverts_and_reapplies(db: TestDb) {
     let mut conn = db.connect();
-    db::run_migrations(&mut conn).expect("up");
+    conn.migrate();
     let count = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
         .expect("migrations")
         .len();
@@ -38,32 +34,20 @@ async fn every_migration_reverts_and_reapplies(db: TestDb) {
     );
 
     for _ in 0..count {
-        match &mut conn {
-            DbConnection::Postgres(pg) => pg.revert_last_migration(MIGRATIONS).map(|_| ()),
-            DbConnection::Sqlite(sqlite) => sqlite.revert_last_migration(MIGRATIONS).map(|_| ()),
-            DbConnection::Mysql(mysql) => mysql.revert_last_migration(MYSQL_MIGRATIONS).map(|_| ()),
-        }
-        .expect("down.sql runs");
+        conn.revert_last_migration();
     }
-    assert_eq!(
-        db::pending_migrations(&mut conn).expect("pending").len(),
-        count
-    );
-    let table_gone = diesel::sql_query("SELECT id FROM sessions")
-        .execute(&mut conn)
-        .is_err();
+    assert_eq!(conn.pending_migrations().len(), count);
+    let table_gone = conn.execute("SELECT id FROM sessions").is_err();
     assert!(table_gone, "down.sql drops the table");
 
-    db::run_migrations(&mut conn).expect("up again");
-    assert!(db::pending_migrations(&mut conn)
-        .expect("pending")
-        .is_empty());
+    conn.migrate();
+    assert!(conn.pending_migrations().is_empty());
 }
 
 async fn a_failing_migration_stops_startup_with_a_clear_message(db: TestDb) {
     // A table in the way, created outside the migrations.
-    diesel::sql_query("CREATE TABLE sessions (unrelated INTEGER)")
-        .execute(&mut db.connect())
+    db.connect()
+        .execute("CREATE TABLE sessions (unrelated INTEGER)")
         .expect("create");
 
     let result = Application::build(test_settings(&db, &[])).await;
@@ -85,8 +69,7 @@ async fn an_unreachable_postgres_is_named_in_the_startup_error_with_its_cause() 
     let db = TestDb::new(Backend::Sqlite).expect("sqlite");
     let mut settings = test_settings(&db, &[("DATABASE_CONNECT_TIMEOUT_SECS", "0")]);
     settings.database.url =
-        textdrop::db::DatabaseUrl::parse("postgres://textdrop:hunter2@127.0.0.1:1/textdrop")
-            .expect("url");
+        DatabaseUrl::parse("postgres://textdrop:hunter2@127.0.0.1:1/textdrop").expect("url");
 
     let result = Application::build(settings).await;
 
@@ -113,25 +96,18 @@ fn textdrop_command(db: &TestDb, args: &[&str]) -> std::process::Output {
 async fn the_migrate_and_cleanup_commands_do_their_job_and_exit(db: TestDb) {
     let migrate = textdrop_command(&db, &["migrate"]);
     assert!(migrate.status.success(), "{migrate:?}");
-    assert!(db::pending_migrations(&mut db.connect())
-        .expect("pending")
-        .is_empty());
+    assert!(db.connect().pending_migrations().is_empty());
 
-    // Two expired rows and one live one, written as the store writes them.
+    // Two expired rows and one live one.
     let now = chrono::Utc::now().naive_utc();
-    for (id, offset) in [("a", -10), ("b", -5), ("c", 600)] {
-        diesel::insert_into(textdrop::schema::sessions::table)
-            .values(&textdrop::session::queries::NewSession {
-                id,
-                state: "{}",
-                expires_at: now + chrono::Duration::seconds(offset),
-                created_at: now,
-                file: None,
-                file_bytes: 0,
-            })
-            .execute(&mut db.connect())
-            .expect("insert");
-    }
+    db.insert_sessions(
+        [("a", -10), ("b", -5), ("c", 600)].map(|(id, offset)| NewRow {
+            id: id.to_owned(),
+            expires_at: now + chrono::Duration::seconds(offset),
+            created_at: now,
+            file: None,
+        }),
+    );
 
     let cleanup = textdrop_command(&db, &["cleanup"]);
 
@@ -187,22 +163,8 @@ fn a_database_url_that_is_not_a_url_stops_startup_without_echoing_it() {
 /// Someone holds the migration lock: startup waits DATABASE_CONNECT_TIMEOUT_SECS for it, then
 /// stops saying so, instead of hanging.
 async fn a_held_migration_lock_stops_startup_after_the_connect_timeout(db: TestDb) {
-    use diesel::connection::SimpleConnection;
-    let mut holder = db.connect();
-    match &mut holder {
-        DbConnection::Postgres(pg) => pg
-            .batch_execute(&format!(
-                "SELECT pg_advisory_lock({})",
-                textdrop::db::MIGRATION_LOCK_KEY
-            ))
-            .expect("hold the migration lock"),
-        DbConnection::Mysql(mysql) => {
-            let lock = textdrop::db::MYSQL_MIGRATION_LOCK;
-            let held = named_lock::try_lock(mysql, lock, std::time::Duration::ZERO);
-            assert!(held.expect("GET_LOCK"), "the lock was free");
-        }
-        DbConnection::Sqlite(_) => unreachable!("SQLite migrates under its own write lock"),
-    }
+    db.connect().migrate();
+    let _holder = db.hold(Held::Migrations);
 
     let started = std::time::Instant::now();
     let output = textdrop(&["serve"])
@@ -232,60 +194,3 @@ async fn a_held_migration_lock_stops_startup_after_the_connect_timeout(db: TestD
 
 tests_on!(on_postgres: Postgres; a_held_migration_lock_stops_startup_after_the_connect_timeout);
 tests_on!(on_mysql: Mysql; a_held_migration_lock_stops_startup_after_the_connect_timeout);
-
-/// A MySQL client library that hands text values back empty (Debian 12's libmariadb3
-/// 1:10.11.18, which `.ci/run` fetches and unpacks into `TEST_FAULTY_LIBMARIADB_DIR`) would make
-/// every session look empty and every migration look unapplied: textdrop refuses to start on
-/// it, before touching the database, and says what to install.
-async fn a_client_library_that_loses_text_stops_startup_before_migrating(db: TestDb) {
-    let Some(faulty) = crate::helpers::service_url(
-        "TEST_FAULTY_LIBMARIADB_DIR",
-        "TEXTDROP_REQUIRE_MYSQL",
-        "faulty libmariadb",
-    ) else {
-        return;
-    };
-    let output = textdrop(&["migrate"])
-        .env("DATABASE_URL", &db.url)
-        .env("LD_LIBRARY_PATH", &faulty)
-        .env("DATABASE_CONNECT_TIMEOUT_SECS", "2")
-        .output()
-        .expect("run");
-
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("the MySQL client library read")
-            && stderr.contains("install a fixed client library"),
-        "{stderr}"
-    );
-    let tables: Vec<String> = diesel::sql_query(
-        "SELECT CAST(table_name AS CHAR) AS name FROM information_schema.tables \
-         WHERE table_schema = DATABASE()",
-    )
-    .load::<TableName>(&mut db.connect())
-    .expect("list tables")
-    .into_iter()
-    .map(|t| t.name)
-    .collect();
-    assert!(tables.is_empty(), "nothing was migrated: {tables:?}");
-
-    // The same binary with the machine's library migrates.
-    let fixed = textdrop(&["migrate"])
-        .env("DATABASE_URL", &db.url)
-        .output()
-        .expect("run");
-    assert!(
-        fixed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fixed.stderr)
-    );
-}
-
-#[derive(QueryableByName)]
-struct TableName {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    name: String,
-}
-
-tests_on!(mysql_client: Mysql; a_client_library_that_loses_text_stops_startup_before_migrating);

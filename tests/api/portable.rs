@@ -4,17 +4,15 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Text, Timestamp};
+use diesel::sql_types::{BigInt, Text, Timestamp};
 use textdrop::clock::Clock;
-use textdrop::config::CleanupMode;
-use textdrop::db::{self, DbConnection};
-use textdrop::session::lease;
-use textdrop::session::sweep::{delete_expired, SweepLimits};
-use textdrop::session::sweep_queries;
+use textdrop::database::postgres::{PORTABLE_DELETE_BATCH, TAKE_LEASE};
+use textdrop::sweeper::SweepPolicy;
 
-use crate::helpers::{eventually, insert_rows, live_and_expired, metric_value, spawn_app, TestDb};
+use crate::cleanup::pg_plan;
+use crate::helpers::{eventually, metric_value, spawn_app, TestConn, TestDb};
 use crate::instances::{four_instances_migrate_once, three_instances_sweep_each_row_once};
 
 async fn three_instances_in_portable_mode_sweep_each_row_once(db: TestDb) {
@@ -27,18 +25,21 @@ async fn four_instances_in_portable_mode_migrate_once(db: TestDb) {
 
 /// Sets the sweeper lease to `holder` until `seconds` from now.
 fn hold_lease(db: &TestDb, holder: &str, seconds: i64) {
+    let TestConn::Postgres(pg) = &mut db.connect() else {
+        panic!("PostgreSQL only")
+    };
     diesel::sql_query(
         "UPDATE sweeper_lease SET holder = $1, expires_at = $2 WHERE name = 'sweeper'",
     )
     .bind::<Text, _>(holder)
     .bind::<Timestamp, _>(Utc::now().naive_utc() + chrono::Duration::seconds(seconds))
-    .execute(&mut db.connect())
+    .execute(pg)
     .expect("set the lease");
 }
 
 /// An instance died holding the lease: the others skip until it expires, then one sweeps.
 async fn a_dead_instances_lease_is_taken_over_once_it_expires(db: TestDb) {
-    insert_rows(&db, "expired", 100, -60);
+    db.insert_rows("expired", 100, -60);
     hold_lease(&db, "a-dead-instance", 3);
 
     let app = spawn_app(
@@ -50,8 +51,8 @@ async fn a_dead_instances_lease_is_taken_over_once_it_expires(db: TestDb) {
         metric_value(&app.metrics.render(), "textdrop_cleanup_skipped_total") >= Some(1.0)
     })
     .await;
-    let while_held = live_and_expired(&db).1;
-    let swept = eventually(Duration::from_secs(8), || live_and_expired(&db).1 == 0).await;
+    let while_held = db.live_and_expired().1;
+    let swept = eventually(Duration::from_secs(8), || db.live_and_expired().1 == 0).await;
 
     assert!(skipped, "ticks skipped while the dead instance's lease ran");
     assert_eq!(
@@ -61,7 +62,7 @@ async fn a_dead_instances_lease_is_taken_over_once_it_expires(db: TestDb) {
     assert!(
         swept,
         "taken over after it expired: {:?}",
-        live_and_expired(&db)
+        db.live_and_expired()
     );
     app.stop().await;
 }
@@ -69,17 +70,16 @@ async fn a_dead_instances_lease_is_taken_over_once_it_expires(db: TestDb) {
 /// Another instance takes the lease over in the middle of a run (this one stalled past its
 /// lease): the run stops at its next batch and deletes no more.
 async fn a_lease_lost_mid_run_stops_the_run(db: TestDb) {
-    insert_rows(&db, "expired", 20_000, -60);
-    let pool = db.pool();
-    let limits = SweepLimits {
+    db.insert_rows("expired", 20_000, -60);
+    let sweeper = db.sweeper(&[("CLEANUP_MODE", "portable")]).await;
+    let policy = SweepPolicy {
         batch_size: 50,
-        ..SweepLimits::default()
-    }
-    .portable(lease::Holder::new(), Duration::from_secs(60));
-    let sweep = delete_expired(&pool, Clock::system().now(), limits);
+        ..SweepPolicy::default()
+    };
+    let sweep = sweeper.sweep(Clock::system().now(), policy, || false);
     let thief = async {
         let started =
-            eventually(Duration::from_secs(10), || live_and_expired(&db).1 < 20_000).await;
+            eventually(Duration::from_secs(10), || db.live_and_expired().1 < 20_000).await;
         assert!(started, "the run began");
         hold_lease(&db, "another-instance", 3_600);
     };
@@ -87,7 +87,7 @@ async fn a_lease_lost_mid_run_stops_the_run(db: TestDb) {
     let (report, ()) = futures_util::join!(sweep, thief);
 
     let report = report.expect("sweep");
-    let left = live_and_expired(&db).1;
+    let left = db.live_and_expired().1;
     assert!(report.skipped, "{report:?}");
     assert!(report.deleted > 0 && report.deleted < 20_000, "{report:?}");
     assert_eq!(
@@ -98,39 +98,61 @@ async fn a_lease_lost_mid_run_stops_the_run(db: TestDb) {
     assert!(!report.walked, "portable mode never walks by ctid");
 }
 
-/// `auto` is `postgres` on a vanilla PostgreSQL; SQLite never uses the lease.
+/// When the sweeper lease was last given back: the Unix epoch until a portable sweeper used
+/// it.
+fn lease_released_at(db: &TestDb) -> NaiveDateTime {
+    #[derive(QueryableByName)]
+    struct Lease {
+        #[diesel(sql_type = Timestamp)]
+        expires_at: NaiveDateTime,
+    }
+    let query = diesel::sql_query("SELECT expires_at FROM sweeper_lease WHERE name = 'sweeper'");
+    crate::on_conn!(&mut db.connect(), c => query.get_result::<Lease>(c))
+        .expect("the lease row")
+        .expires_at
+}
+
+/// `auto` is `postgres` on a vanilla PostgreSQL: its sweeper never touches the lease, while a
+/// `portable` one takes it and gives it back; SQLite and MySQL never use it.
 async fn auto_mode_is_postgres_on_postgresql(db: TestDb) {
-    let mut conn = db.connect();
-    let auto = db::portable_mode(&mut conn, CleanupMode::Auto).expect("mode");
-    let forced = db::portable_mode(&mut conn, CleanupMode::Portable).expect("mode");
-    assert!(!auto, "a vanilla PostgreSQL, or SQLite, is not portable");
-    assert_eq!(forced, matches!(conn, DbConnection::Postgres(_)));
+    let epoch = chrono::DateTime::UNIX_EPOCH.naive_utc();
+    db.insert_rows("expired", 5, -60);
+    let now = Clock::system().now();
+    let sweep = |mode: &'static str| {
+        let db = &db;
+        async move {
+            let sweeper = db.sweeper(&[("CLEANUP_MODE", mode)]).await;
+            sweeper.sweep(now, SweepPolicy::default(), || false).await
+        }
+    };
+
+    let auto = sweep("auto").await.expect("sweep");
+    let after_auto = lease_released_at(&db);
+    db.insert_rows("expired-again", 5, -60);
+    let portable = sweep("portable").await.expect("sweep");
+
+    assert_eq!((auto.deleted, portable.deleted), (5, 5));
+    assert_eq!(after_auto, epoch, "auto mode left the lease alone");
+    let postgres = db.backend == crate::helpers::Backend::Postgres;
+    assert_eq!(
+        lease_released_at(&db) != epoch,
+        postgres,
+        "only PostgreSQL's portable mode uses the lease"
+    );
 }
 
 /// Portable statements use the primary key and the `expires_at` index, never ctid.
 async fn portable_batches_use_the_index_and_no_ctid(db: TestDb) {
     // 40,000 live rows, analyzed: statistics say nothing expired.
-    insert_rows(&db, "live", 40_000, 3_600);
-    diesel::sql_query("ANALYZE sessions")
-        .execute(&mut db.connect())
-        .expect("analyze");
-    assert!(!sweep_queries::PORTABLE_DELETE_BATCH.contains("ctid"));
-    assert!(!lease::TAKE.contains("pg_") && !lease::TAKE.contains("xmin"));
-    let DbConnection::Postgres(pg) = &mut db.connect() else {
-        panic!("PostgreSQL only")
-    };
-    let plan = textdrop::session::planner::explain(
-        pg,
-        diesel::sql_query(format!(
-            "EXPLAIN (FORMAT JSON) {}",
-            sweep_queries::PORTABLE_DELETE_BATCH
-        ))
-        .into_boxed()
-        .bind::<Timestamp, _>(Clock::system().now())
-        .bind::<diesel::sql_types::BigInt, _>(500),
-    )
-    .expect("explain")
-    .nodes();
+    db.insert_rows("live", 40_000, 3_600);
+    let mut conn = db.connect();
+    conn.execute("ANALYZE sessions").expect("analyze");
+    assert!(!PORTABLE_DELETE_BATCH.contains("ctid"));
+    assert!(!TAKE_LEASE.contains("pg_") && !TAKE_LEASE.contains("xmin"));
+    let plan = pg_plan(&mut conn, PORTABLE_DELETE_BATCH, |q| {
+        q.bind::<Timestamp, _>(Clock::system().now())
+            .bind::<BigInt, _>(500)
+    });
     assert!(
         plan.iter()
             .any(|n| n.ends_with("using sessions_expires_at_idx")),

@@ -8,10 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use diesel::{Connection, RunQueryDsl};
-
-use crate::helpers::{free_port, required};
-use crate::private_pg::Outage;
+use crate::helpers::{free_port, required, Outage, TestConn};
 
 const INSTALL: &str = "/usr/bin/mariadb-install-db";
 const SERVER: &str = "/usr/sbin/mariadbd";
@@ -55,9 +52,9 @@ impl PrivateMariaDb {
         };
         server.resume();
         let admin = format!("mysql://root@127.0.0.1:{}/mysql", server.port);
-        let mut conn = diesel::MysqlConnection::establish(&admin).expect("connect to MariaDB");
-        diesel::sql_query("CREATE DATABASE textdrop")
-            .execute(&mut conn)
+        TestConn::open(&admin)
+            .expect("connect to MariaDB")
+            .execute("CREATE DATABASE textdrop")
             .expect("create the database");
         Some(server)
     }
@@ -91,7 +88,7 @@ impl Outage for PrivateMariaDb {
         *self.server.lock().expect("lock") = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         let url = format!("mysql://root@127.0.0.1:{}/mysql", self.port);
-        while diesel::MysqlConnection::establish(&url).is_err() {
+        while TestConn::open(&url).is_err() {
             assert!(Instant::now() < deadline, "mariadbd did not come up");
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -1,19 +1,10 @@
 //! A PostgreSQL server of the test's own, on its own port, that the test can stop and start:
 //! `initdb` into a temp dir and `pg_ctl`, run as the `postgres` user (root cannot run postgres).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// A database server a test can stop and start.
-pub trait Outage {
-    /// The URL of the test's database on it.
-    fn url(&self) -> String;
-    /// Stops the server at once, closing every connection.
-    fn halt(&self);
-    /// Starts it again and waits until it accepts connections.
-    fn resume(&self);
-}
+use crate::helpers::Outage;
 
 pub struct PrivatePostgres {
     bin: PathBuf,
@@ -87,10 +78,7 @@ impl PrivatePostgres {
             "initdb: {}",
             String::from_utf8_lossy(&init.stderr)
         );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = crate::helpers::free_port();
         let server = Self { bin, dir, port };
         server.resume();
         Some(server)

@@ -7,16 +7,10 @@ use std::time::Duration;
 use actix_session::storage::{SessionKey, SessionStore};
 use actix_web::cookie::time::Duration as Ttl;
 use chrono::{NaiveDateTime, Utc};
-use diesel::connection::SimpleConnection;
-use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 use textdrop::clock::Clock;
-use textdrop::db::{with_conn, DbConnection};
-use textdrop::session::lifetime::MaxLifetime;
-use textdrop::session::store::session_id;
-use textdrop::session::sweep::{delete_expired, delete_expired_until, SweepLimits};
-use textdrop::session::DieselSessionStore;
-use textdrop::storage::AnyStore;
+use textdrop::session::{session_id, TextdropStore};
+use textdrop::sweeper::SweepPolicy;
 
 use crate::helpers::{TestClock, TestDb};
 
@@ -34,19 +28,20 @@ fn copy(key: &SessionKey) -> SessionKey {
     SessionKey::try_from(key.as_ref().to_owned()).expect("valid key")
 }
 
-fn batches_of(batch_size: i64) -> SweepLimits {
-    SweepLimits {
+fn batches_of(batch_size: i64) -> SweepPolicy {
+    SweepPolicy {
         batch_size,
         ..Default::default()
     }
 }
 
-fn store(db: &TestDb, clock: &TestClock) -> DieselSessionStore {
-    DieselSessionStore::new(db.pool(), clock.clock(), MaxLifetime::default())
+/// The store the app would build on `db` for a worker, on `clock`.
+async fn store(db: &TestDb, clock: &TestClock) -> TextdropStore {
+    db.store(clock.clock()).await
 }
 
 /// The store the app would build on `db`, whatever its backend.
-async fn any_store(db: &TestDb) -> AnyStore {
+async fn any_store(db: &TestDb) -> TextdropStore {
     db.store(TestClock::default().clock()).await
 }
 
@@ -109,7 +104,7 @@ async fn update_replaces_the_state_and_keeps_the_key(db: TestDb) {
 
 async fn expired_rows_are_never_loaded_even_before_cleanup(db: TestDb) {
     let clock = TestClock::default();
-    let store = store(&db, &clock);
+    let store = store(&db, &clock).await;
     let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
 
     clock.advance(Duration::from_secs(101));
@@ -124,7 +119,7 @@ async fn expired_rows_are_never_loaded_even_before_cleanup(db: TestDb) {
 
 async fn update_after_expiry_issues_a_new_key(db: TestDb) {
     let clock = TestClock::default();
-    let store = store(&db, &clock);
+    let store = store(&db, &clock).await;
     let old = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
     clock.advance(Duration::from_secs(101));
 
@@ -168,7 +163,7 @@ async fn delete_removes_the_row(db: TestDb) {
 
 async fn update_ttl_writes_only_once_less_than_80_percent_remains(db: TestDb) {
     let clock = TestClock::default();
-    let store = store(&db, &clock);
+    let store = store(&db, &clock).await;
     let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
     let first = expiry_of(&db, &key);
 
@@ -194,7 +189,7 @@ async fn update_ttl_writes_only_once_less_than_80_percent_remains(db: TestDb) {
 /// cleared), a fresh row is still not rewritten.
 async fn update_ttl_without_a_load_leaves_a_fresh_row_alone(db: TestDb) {
     let clock = TestClock::default();
-    let store = store(&db, &clock);
+    let store = store(&db, &clock).await;
     let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
     let first = expiry_of(&db, &key);
 
@@ -206,7 +201,7 @@ async fn update_ttl_without_a_load_leaves_a_fresh_row_alone(db: TestDb) {
 
 async fn update_ttl_extends_a_live_session_but_never_revives_an_expired_one(db: TestDb) {
     let clock = TestClock::default();
-    let store = store(&db, &clock);
+    let store = store(&db, &clock).await;
     let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
 
     clock.advance(Duration::from_secs(50));
@@ -222,7 +217,7 @@ async fn update_ttl_extends_a_live_session_but_never_revives_an_expired_one(db: 
 
 async fn cleanup_deletes_exactly_the_expired_rows(db: TestDb) {
     let clock = TestClock::default();
-    let store = store(&db, &clock);
+    let store = store(&db, &clock).await;
     let mut short_lived = Vec::new();
     for _ in 0..7 {
         short_lived.push(
@@ -245,8 +240,9 @@ async fn cleanup_deletes_exactly_the_expired_rows(db: TestDb) {
 
     // Batches of 3 make the loop run several times.
     let now = clock.clock().now();
-    let pool = db.pool();
-    let report = delete_expired(&pool, now, batches_of(3))
+    let sweeper = db.sweeper(&[]).await;
+    let report = sweeper
+        .sweep(now, batches_of(3), || false)
         .await
         .expect("cleanup");
 
@@ -256,7 +252,8 @@ async fn cleanup_deletes_exactly_the_expired_rows(db: TestDb) {
     for key in &long_lived {
         assert!(store.load(key).await.expect("load").is_some());
     }
-    let again = delete_expired(&pool, now, batches_of(3))
+    let again = sweeper
+        .sweep(now, batches_of(3), || false)
         .await
         .expect("cleanup");
     assert_eq!(again.deleted, 0);
@@ -264,7 +261,7 @@ async fn cleanup_deletes_exactly_the_expired_rows(db: TestDb) {
 
 async fn a_stopped_cleanup_run_ends_after_the_batch_in_flight(db: TestDb) {
     let clock = TestClock::default();
-    let store = store(&db, &clock);
+    let store = store(&db, &clock).await;
     for _ in 0..7 {
         store
             .save(state(&[("a", "old")]), &Ttl::seconds(10))
@@ -274,7 +271,10 @@ async fn a_stopped_cleanup_run_ends_after_the_batch_in_flight(db: TestDb) {
     clock.advance(Duration::from_secs(11));
 
     // Shutdown was asked for: the batch in flight completes, no further batch starts.
-    let report = delete_expired_until(&db.pool(), clock.clock().now(), batches_of(3), || true)
+    let report = db
+        .sweeper(&[])
+        .await
+        .sweep(clock.clock().now(), batches_of(3), || true)
         .await
         .expect("cleanup");
 
@@ -293,7 +293,6 @@ page_tests!(
 
 // These move the app's clock or read rows.
 sql_tests!(rows:
-    a_failing_statement_keeps_its_connection_in_the_pool,
     expired_rows_are_never_loaded_even_before_cleanup,
     update_after_expiry_issues_a_new_key,
     update_ttl_writes_only_once_less_than_80_percent_remains,
@@ -308,7 +307,7 @@ sql_tests!(rows:
 /// time, bound as a parameter.
 async fn expiry_is_the_apps_utc_time(db: &TestDb, zone: &str) {
     let clock = TestClock::default();
-    let store = DieselSessionStore::new(db.pool(), clock.clock(), MaxLifetime::default());
+    let store = store(db, &clock).await;
 
     let before = Utc::now().naive_utc();
     let key = store.save(state(&[("a", "1")]), &TTL).await.expect("save");
@@ -321,7 +320,10 @@ async fn expiry_is_the_apps_utc_time(db: &TestDb, zone: &str) {
     assert!(store.load(&key).await.expect("load").is_some(), "{zone}");
     clock.advance(Duration::from_secs(101));
     assert_eq!(store.load(&key).await.expect("load"), None, "{zone}");
-    let report = delete_expired(&db.pool(), clock.clock().now(), batches_of(100))
+    let report = db
+        .sweeper(&[])
+        .await
+        .sweep(clock.clock().now(), batches_of(100), || false)
         .await
         .expect("cleanup");
     assert_eq!(report.deleted, 1, "{zone}");
@@ -331,12 +333,12 @@ async fn expiry_is_the_apps_utc_time(db: &TestDb, zone: &str) {
 async fn a_non_utc_postgres_time_zone_changes_nothing(db: TestDb) {
     // UTC+14 and UTC-11: whichever way now() would be off, it would be off by half a day.
     for zone in ["Pacific/Kiritimati", "Pacific/Pago_Pago"] {
-        diesel::sql_query(format!(
-            "ALTER DATABASE \"{}\" SET timezone TO '{zone}'",
-            db.url.rsplit('/').next().expect("db name")
-        ))
-        .execute(&mut db.connect())
-        .expect("set time zone");
+        db.connect()
+            .execute(&format!(
+                "ALTER DATABASE \"{}\" SET timezone TO '{zone}'",
+                db.url.rsplit('/').next().expect("db name")
+            ))
+            .expect("set time zone");
         expiry_is_the_apps_utc_time(&db, zone).await;
     }
 }
@@ -348,51 +350,97 @@ fn the_clock_keeps_microseconds_only() {
     assert_eq!(now.and_utc().timestamp_subsec_nanos() % 1000, 0);
 }
 
-/// A marker only the connection that made it can see: a temporary table.
-fn mark_connection(conn: &mut DbConnection) -> diesel::QueryResult<()> {
-    conn.batch_execute("CREATE TEMPORARY TABLE this_connection (x INTEGER)")
+#[derive(diesel::QueryableByName)]
+struct ServerConnection {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pid: i64,
 }
 
-fn sees_marker(conn: &mut DbConnection) -> diesel::QueryResult<bool> {
-    Ok(conn.batch_execute("SELECT x FROM this_connection").is_ok())
+/// The server processes (PostgreSQL) or connection ids (MySQL) of every connection to the
+/// test's database but the asking one.
+fn app_connections(db: &TestDb) -> Vec<i64> {
+    use diesel::RunQueryDsl;
+    let sql = match db.backend {
+        crate::helpers::Backend::Postgres => {
+            "SELECT CAST(pid AS BIGINT) AS pid FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() ORDER BY pid"
+        }
+        _ => {
+            "SELECT CAST(id AS SIGNED) AS pid FROM information_schema.processlist \
+             WHERE db = DATABASE() AND id <> CONNECTION_ID() ORDER BY id"
+        }
+    };
+    let query = diesel::sql_query(sql);
+    crate::on_conn!(&mut db.connect(), c => query.load::<ServerConnection>(c))
+        .expect("list connections")
+        .into_iter()
+        .map(|b| b.pid)
+        .collect()
 }
 
-/// A statement error (Diesel's `Unknown` kind: a missing table here, "database is locked" on a
-/// busy SQLite) leaves a healthy connection in the pool.
+/// A statement error (a missing table here) is a plain failure, not "unavailable", and leaves
+/// its connection in the pool: the same server connection serves the next request.
 async fn a_failing_statement_keeps_its_connection_in_the_pool(db: TestDb) {
-    let pool = textdrop::db::build_pool(&db.database_url(), 1);
-    with_conn(&pool, mark_connection).await.expect("mark");
+    let storage = db
+        .storage(Clock::system(), &[("DATABASE_POOL_SIZE", "1")])
+        .await;
+    let store = storage.worker_store();
+    store.ping().await.expect("a first statement");
+    let before = app_connections(&db);
+    db.connect()
+        .batch("ALTER TABLE sessions RENAME TO sessions_away")
+        .expect("hide the table");
 
-    let failed = with_conn(&pool, |conn| conn.batch_execute("SELECT * FROM nowhere")).await;
+    let key = SessionKey::try_from("k".repeat(64)).expect("key");
+    let failed = store.load(&key).await;
+    db.connect()
+        .batch("ALTER TABLE sessions_away RENAME TO sessions")
+        .expect("bring the table back");
 
-    let err = failed.expect_err("the statement fails");
-    assert!(!err.is_unavailable(), "{err}");
-    assert!(
-        with_conn(&pool, sees_marker).await.expect("query"),
+    assert!(failed.is_err(), "the statement failed");
+    assert_eq!(store.load(&key).await.expect("load"), None);
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(
+        app_connections(&db),
+        before,
         "the pool kept the same connection"
     );
 }
 
-/// A connection the server closed is dropped, and the next checkout opens a new one.
+/// A connection the server closed is dropped ("unavailable", a 503), and the next checkout
+/// opens a new one.
 async fn a_lost_connection_is_replaced(db: TestDb) {
-    let pool = textdrop::db::build_pool(&db.database_url(), 1);
-    with_conn(&pool, mark_connection).await.expect("mark");
+    let storage = db
+        .storage(Clock::system(), &[("DATABASE_POOL_SIZE", "1")])
+        .await;
+    let store = storage.worker_store();
+    store.ping().await.expect("a first statement");
+    let before = app_connections(&db);
+    let kill = match db.backend {
+        crate::helpers::Backend::Postgres => format!("SELECT pg_terminate_backend({})", before[0]),
+        _ => format!("KILL {}", before[0]),
+    };
+    db.connect()
+        .batch(&kill)
+        .expect("close the app's connection");
 
-    let lost = with_conn(&pool, |conn| {
-        conn.batch_execute("SELECT pg_terminate_backend(pg_backend_pid())")
-    })
-    .await;
+    let lost = store.ping().await.expect_err("the connection is gone");
+    let again = store.ping().await;
 
-    assert!(lost.expect_err("the connection is gone").is_unavailable());
-    assert!(
-        !with_conn(&pool, sees_marker)
-            .await
-            .expect("a new connection"),
-        "the lost connection was replaced"
-    );
+    assert!(lost.is_unavailable(), "{lost}");
+    assert!(again.is_ok(), "a new connection: {again:?}");
+    let after = app_connections(&db);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after, before, "the lost connection was replaced");
 }
 
+tests_on!(on_mysql_pool: Mysql;
+    a_failing_statement_keeps_its_connection_in_the_pool,
+    a_lost_connection_is_replaced,
+);
+
 tests_on!(on_postgres: Postgres;
+    a_failing_statement_keeps_its_connection_in_the_pool,
     a_lost_connection_is_replaced,
     a_non_utc_postgres_time_zone_changes_nothing,
 );
@@ -401,8 +449,8 @@ tests_on!(on_postgres: Postgres;
 /// while the test runs; every textdrop connection binds UTC values).
 async fn a_non_utc_mysql_time_zone_changes_nothing(db: TestDb) {
     let set_zone = |zone: &str| {
-        diesel::sql_query(format!("SET GLOBAL time_zone = '{zone}'"))
-            .execute(&mut db.connect())
+        db.connect()
+            .execute(&format!("SET GLOBAL time_zone = '{zone}'"))
             .expect("set the global time zone");
     };
     for zone in ["+13:00", "-11:00"] {
@@ -412,62 +460,4 @@ async fn a_non_utc_mysql_time_zone_changes_nothing(db: TestDb) {
     set_zone("SYSTEM");
 }
 
-/// MySQL: a statement InnoDB rolls back as a deadlock's victim is run once more instead of
-/// failing the request. Another session holds row 0 (and many more, so InnoDB picks the
-/// store's smaller transaction as the victim); the store's transaction locks row 1, then waits
-/// for row 0; the other session then asks for row 1.
-async fn a_deadlock_victim_is_retried_once(db: TestDb) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use textdrop::schema::sessions;
-    crate::helpers::insert_rows(&db, "row", 60, 3_600);
-    let pool = db.pool();
-    let mut other = db.connect();
-    other
-        .batch_execute("BEGIN; UPDATE sessions SET state = 'other' WHERE id <> 'row-1'")
-        .expect("hold row 0 and 58 more");
-
-    let attempts = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&attempts);
-    let store_side = actix_web::rt::spawn(async move {
-        with_conn(&pool, move |conn| {
-            counted.fetch_add(1, Ordering::SeqCst);
-            // Prepared statements, as the store sends.
-            let update = |conn: &mut DbConnection, id: &str| {
-                diesel::update(sessions::table.find(id))
-                    .set(sessions::state.eq("store"))
-                    .execute(conn)
-            };
-            conn.transaction(|conn| update(conn, "row-1").and_then(|_| update(conn, "row-0")))
-        })
-        .await
-    });
-    while attempts.load(Ordering::SeqCst) == 0 {
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
-    // Let the store's transaction reach its wait for row 0, then close the cycle.
-    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
-    other
-        .batch_execute("UPDATE sessions SET state = 'other' WHERE id = 'row-1'")
-        .expect("the other session is not the victim");
-    other.batch_execute("COMMIT").expect("commit");
-
-    let outcome = store_side.await.expect("joined");
-    assert!(outcome.is_ok(), "{outcome:?}");
-    assert_eq!(attempts.load(Ordering::SeqCst), 2, "one retry");
-    let states: Vec<String> = sessions::table
-        .filter(sessions::id.eq_any(["row-0", "row-1"]))
-        .select(sessions::state)
-        .load(&mut db.connect())
-        .expect("states");
-    assert_eq!(
-        states,
-        ["store", "store"],
-        "the retry ran after the other commit"
-    );
-}
-
-tests_on!(on_mysql: Mysql;
-    a_non_utc_mysql_time_zone_changes_nothing,
-    a_deadlock_victim_is_retried_once,
-);
+tests_on!(on_mysql: Mysql; a_non_utc_mysql_time_zone_changes_nothing);

@@ -5,7 +5,7 @@
 //! InnoDB picks as a deadlock's victim is run once more.
 
 mod connect;
-pub(crate) mod named_lock;
+mod named_lock;
 mod records;
 mod sweep;
 
@@ -31,6 +31,12 @@ use crate::retry;
 use crate::session::Records;
 use crate::sweeper::Dialect;
 pub(crate) use connect::Opener;
+
+/// The locks and the sweeper's statement, as `textdrop::database::mysql` shows them.
+pub(crate) mod statements {
+    pub use super::named_lock::{MIGRATIONS as MIGRATION_LOCK, SWEEPER as SWEEPER_LOCK};
+    pub use super::sweep::DELETE_BATCH;
+}
 
 /// The statements on the `sessions` table, for MySQL's async connection.
 mod queries {
@@ -163,5 +169,106 @@ impl Storage for MysqlStorage {
                         .get_result(&mut conn).await)?;
             Ok(u64::try_from(total).unwrap_or(0))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+
+    use super::*;
+
+    /// A statement InnoDB rolls back as a deadlock's victim is run once more instead of failing
+    /// the request. Another session holds row 0 (and many more, so InnoDB picks the pool's
+    /// smaller transaction as the victim); the pool's transaction locks row 1, then waits for
+    /// row 0; the other session then asks for row 1. Needs TEST_MYSQL_URL (a table of its own
+    /// there, dropped afterwards).
+    #[actix_web::test]
+    async fn a_deadlock_victim_is_retried_once() {
+        let Some(url) = std::env::var("TEST_MYSQL_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            let required = std::env::var("TEXTDROP_REQUIRE_MYSQL").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "TEST_MYSQL_URL is not set but TEXTDROP_REQUIRE_MYSQL is"
+            );
+            eprintln!("skipping a MySQL test: TEST_MYSQL_URL is not set");
+            return;
+        };
+        let opener = Arc::new(Opener::parse(&url).expect("a MySQL URL"));
+        let open: Open<AsyncMysqlConnection> = {
+            let opener = Arc::clone(&opener);
+            Arc::new(move || {
+                let opener = Arc::clone(&opener);
+                Box::pin(async move { opener.open().await })
+            })
+        };
+        let table = format!("deadlock_{:016x}", fastrand::u64(..));
+        let mut other = opener.open().await.expect("connect");
+        let rows: Vec<String> = (0..60).map(|n| format!("({n}, 'start')")).collect();
+        other
+            .batch_execute(&format!(
+                "CREATE TABLE {table} (id INT PRIMARY KEY, v TEXT) ENGINE = InnoDB; \
+                 INSERT INTO {table} VALUES {}; \
+                 BEGIN; UPDATE {table} SET v = 'other' WHERE id <> 1",
+                rows.join(", ")
+            ))
+            .await
+            .expect("hold row 0 and 58 more");
+        let pool = AsyncPool::new(open, 1);
+        let attempts = Cell::new(0);
+        let update = |id: i32| format!("UPDATE {table} SET v = 'pool' WHERE id = {id}");
+
+        let pool_side = async {
+            let outcome: crate::session::records::StoreResult<()> = on_pool!(pool, conn => {
+                attempts.set(attempts.get() + 1);
+                conn.transaction(async |tx| {
+                    tx.batch_execute(&update(1)).await?;
+                    tx.batch_execute(&update(0)).await
+                })
+                .await
+            });
+            outcome
+        };
+        let other_side = async {
+            while attempts.get() == 0 {
+                actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+            }
+            // Let the pool's transaction reach its wait for row 0, then close the cycle.
+            actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+            other
+                .batch_execute(&format!(
+                    "UPDATE {table} SET v = 'other' WHERE id = 1; COMMIT"
+                ))
+                .await
+        };
+        let (outcome, closed) = futures_util::join!(pool_side, other_side);
+
+        #[derive(QueryableByName)]
+        struct Value {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            v: String,
+        }
+        let values: Vec<Value> = diesel::sql_query(format!(
+            "SELECT v FROM {table} WHERE id IN (0, 1) ORDER BY id"
+        ))
+        .load(&mut other)
+        .await
+        .expect("values");
+        let _ = other.batch_execute(&format!("DROP TABLE {table}")).await;
+        closed.expect("the other session is not the victim");
+        assert!(outcome.is_ok(), "{outcome:?}");
+        assert_eq!(attempts.get(), 2, "one retry");
+        let values: Vec<String> = values.into_iter().map(|v| v.v).collect();
+        assert_eq!(
+            values,
+            ["pool", "pool"],
+            "the retry ran after the other commit"
+        );
     }
 }

@@ -36,6 +36,14 @@ use crate::sweeper::Dialect;
 pub(crate) use connect::Opener;
 pub(crate) use lease::Holder;
 
+/// The locks and the sweeper's statements, as `textdrop::database::postgres` shows them.
+pub(crate) mod statements {
+    pub use super::lease::{DELETE_BATCH as PORTABLE_DELETE_BATCH, TAKE as TAKE_LEASE};
+    pub use super::records::ROTATE;
+    pub use super::sweep::{BLOCK_RANGE_SETTINGS, DELETE_BATCH, DELETE_BLOCK_RANGE};
+    pub use super::{MIGRATION_LOCK_KEY, SWEEPER_LOCK_KEY};
+}
+
 /// The statements on the `sessions` table, for PostgreSQL's async connection.
 mod queries {
     use diesel_async::RunQueryDsl;

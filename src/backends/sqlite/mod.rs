@@ -25,6 +25,11 @@ use crate::session::Records;
 use crate::sweeper::Dialect;
 pub(crate) use pool::{Manager, SqlitePool};
 
+/// The sweeper's statement, as `textdrop::database::sqlite` shows it.
+pub(crate) mod statements {
+    pub use super::sweep::DELETE_BATCH;
+}
+
 /// The statements on the `sessions` table, for SQLite's connection.
 mod queries {
     use diesel::RunQueryDsl;
@@ -45,7 +50,7 @@ impl SqliteStorage {
         let conn = retry::with_backoff(&what, database.connect_timeout, || {
             let manager = manager.clone();
             async move {
-                let opened = actix_web::rt::task::spawn_blocking(move || manager.establish());
+                let opened = actix_web::rt::task::spawn_blocking(move || manager.establish_first());
                 Ok(opened.await??)
             }
         })

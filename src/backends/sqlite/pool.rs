@@ -39,18 +39,32 @@ impl Manager {
         }
     }
 
-    /// Opens one connection outside any pool (migrations). Blocking.
+    /// Opens the connection migrations run on, which may create the database: before its
+    /// first table, incremental auto-vacuum (the migration step converts an old database) lets
+    /// the cleanup give freed pages back. Blocking.
+    pub(crate) fn establish_first(&self) -> Result<SqliteConnection, ConnectionError> {
+        let mut conn = self.establish()?;
+        conn.batch_execute("PRAGMA auto_vacuum = INCREMENTAL")
+            .map_err(|e| {
+                ConnectionError::BadConnection(format!(
+                    "could not configure the SQLite database: {e}"
+                ))
+            })?;
+        Ok(conn)
+    }
+
+    /// Opens one connection. Blocking, for about a millisecond: it changes nothing in the
+    /// database, so it never waits for a writer.
     pub(crate) fn establish(&self) -> Result<SqliteConnection, ConnectionError> {
         let mut conn = SqliteConnection::establish(&self.path)?;
-        // busy_timeout first: switching the journal mode may itself wait for a lock.
-        // Incremental auto-vacuum (takes effect on a new database; the migration step converts
-        // an old one) lets the cleanup give freed pages back, and the WAL is cut back to 4 MiB
-        // after each checkpoint. WAL lets readers proceed during a write; NORMAL sync is
-        // durable against a process crash, and loses at most the last commits on a power cut.
+        // busy_timeout first: switching the journal mode may itself wait for a lock. The WAL
+        // is cut back to 4 MiB after each checkpoint. WAL lets readers proceed during a write;
+        // NORMAL sync is durable against a process crash, and loses at most the last commits
+        // on a power cut.
         conn.batch_execute(
-            "PRAGMA busy_timeout = 5000; PRAGMA auto_vacuum = INCREMENTAL; \
-             PRAGMA journal_mode = WAL; PRAGMA journal_size_limit = 4194304; \
-             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+             PRAGMA journal_size_limit = 4194304; PRAGMA synchronous = NORMAL; \
+             PRAGMA foreign_keys = ON;",
         )
         .map_err(|e| {
             ConnectionError::BadConnection(format!("could not configure the SQLite database: {e}"))
@@ -214,5 +228,27 @@ mod tests {
             started.elapsed()
         );
         write.await.expect("joined").expect("the write ran");
+    }
+
+    /// A statement error ("no such table" here, "database is locked" on a busy database) leaves
+    /// a healthy connection in the pool: a marker only that connection can see survives it.
+    #[actix_web::test]
+    async fn a_failing_statement_keeps_its_connection_in_the_pool() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("t.db").display().to_string();
+        let pool = SqlitePool::new(Manager::new(&path), 1);
+        pool.write(|conn| conn.batch_execute("CREATE TEMPORARY TABLE this_connection (x INTEGER)"))
+            .await
+            .expect("mark the connection");
+
+        let failed = pool
+            .read(|conn| conn.batch_execute("SELECT * FROM nowhere"))
+            .await;
+
+        let err = failed.expect_err("the statement fails");
+        assert!(!err.is_unavailable(), "{err}");
+        pool.read(|conn| conn.batch_execute("SELECT x FROM this_connection"))
+            .await
+            .expect("the pool kept the same connection");
     }
 }

@@ -14,7 +14,7 @@ use crate::sweeper::{Dialect, DialectFuture, Reclaimer, SessionCounts, Sizing};
 
 /// One index batch. Parameters: now, then the batch size. (SQLite's bundled build has no
 /// `DELETE … LIMIT`.)
-pub(crate) const DELETE_BATCH: &str = "DELETE FROM sessions WHERE rowid IN (SELECT rowid \
+pub const DELETE_BATCH: &str = "DELETE FROM sessions WHERE rowid IN (SELECT rowid \
      FROM sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)";
 
 /// The sweeper's statements on one SQLite database.

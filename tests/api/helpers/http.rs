@@ -1,0 +1,146 @@
+//! HTTP from the tests' side: a cookie-keeping client, the app's pages, cookies, and
+//! hand-made multipart bodies.
+
+use std::time::Duration;
+
+use actix_web::cookie::Cookie;
+use reqwest::multipart::{Form, Part};
+use textdrop::startup::{SECURE_SESSION_COOKIE, SESSION_COOKIE};
+
+use super::TestApp;
+
+/// A client that keeps cookies and does not follow redirects.
+pub fn cookie_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        // The server drops a keep-alive connection idle for 5 s (actix-web's default); a
+        // request sent on it at that moment fails. Tests that wait that long (the slowloris
+        // one) must not reuse such a connection.
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build()
+        .expect("client")
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        self.get(path).await.text().await.expect("body")
+    }
+
+    /// POSTs `data` as the `textfile` part named `file_name`.
+    pub async fn upload(&self, file_name: &str, data: impl Into<Vec<u8>>) -> reqwest::Response {
+        upload_with(&self.client, &self.address, file_name, data)
+            .await
+            .expect("POST")
+    }
+
+    pub async fn post_form(&self, form: Form) -> reqwest::Response {
+        self.client
+            .post(format!("{}/", self.address))
+            .multipart(form)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// The body of the answer to `request`.
+async fn body_of(request: reqwest::RequestBuilder) -> String {
+    let response = request.send().await.expect("the request is answered");
+    response.text().await.expect("body")
+}
+
+/// The body of GET `url` with `client`.
+pub async fn page_at(client: &reqwest::Client, url: &str) -> String {
+    body_of(client.get(url)).await
+}
+
+/// The body of GET `url` sent by a client with no cookie jar, carrying only `cookie` (a
+/// `name=value` pair): a stolen or replayed cookie.
+pub async fn page_with_cookie(url: &str, cookie: &str) -> String {
+    body_of(
+        reqwest::Client::new()
+            .get(url)
+            .header(reqwest::header::COOKIE, cookie),
+    )
+    .await
+}
+
+/// POSTs `data` as the `textfile` part named `file_name` to the server at `address`.
+pub async fn upload_with(
+    client: &reqwest::Client,
+    address: &str,
+    file_name: &str,
+    data: impl Into<Vec<u8>>,
+) -> reqwest::Result<reqwest::Response> {
+    let part = Part::bytes(data.into())
+        .file_name(file_name.to_owned())
+        .mime_str("text/plain")
+        .expect("mime");
+    client
+        .post(format!("{address}/"))
+        .multipart(Form::new().part("textfile", part))
+        .send()
+        .await
+}
+
+/// The session cookie `response` sets, if any, parsed.
+pub fn session_cookie(response: &reqwest::Response) -> Option<Cookie<'static>> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| Cookie::parse(v.to_owned()).ok())
+        .find(|c| c.name() == SESSION_COOKIE || c.name() == SECURE_SESSION_COOKIE)
+}
+
+/// The `name=value` pair of the session cookie `response` sets, for a `Cookie` header.
+pub fn session_cookie_pair(response: &reqwest::Response) -> Option<String> {
+    session_cookie(response).map(|c| format!("{}={}", c.name(), c.value()))
+}
+
+/// The boundary of the hand-made multipart bodies below.
+pub const BOUNDARY: &str = "XyZ";
+/// The `Content-Type` of a hand-made multipart body.
+pub const MULTIPART: &str = "multipart/form-data; boundary=XyZ";
+/// What closes a hand-made multipart body after the file's bytes.
+pub const MULTIPART_TAIL: &str = "\r\n--XyZ--\r\n";
+
+/// The start of a multipart body with one `textfile` part named `file_name`, up to its bytes.
+pub fn multipart_head(file_name: &str) -> String {
+    format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"textfile\"; \
+         filename=\"{file_name}\"\r\n\r\n"
+    )
+}
+
+/// A multipart body with one `textfile` part holding `lines`, sent piece by piece (head, each
+/// line, tail) with `pause` before each piece.
+pub fn trickled_body(file_name: &str, lines: &[&str], pause: Duration) -> reqwest::Body {
+    use futures_util::StreamExt;
+    let pieces: Vec<Result<String, std::io::Error>> = std::iter::once(multipart_head(file_name))
+        .chain(lines.iter().map(|l| l.to_string()))
+        .chain(std::iter::once(MULTIPART_TAIL.to_owned()))
+        .map(Ok)
+        .collect();
+    reqwest::Body::wrap_stream(
+        futures_util::stream::iter(pieces).then(move |piece| async move {
+            actix_web::rt::time::sleep(pause).await;
+            piece
+        }),
+    )
+}
