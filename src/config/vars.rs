@@ -175,4 +175,25 @@ mod tests {
     fn env_example_lists_every_variable_with_its_default() {
         assert_eq!(env_example_rows(), declared());
     }
+
+    #[test]
+    fn every_database_url_scheme_is_documented_where_operators_look() {
+        let readme = include_str!("../../README.md");
+        let url_row = readme
+            .lines()
+            .find(|line| line.starts_with("| `DATABASE_URL` |"))
+            .expect("the README's DATABASE_URL row");
+        for (document, text) in [
+            (".env.example", include_str!("../../.env.example")),
+            ("README's DATABASE_URL row", url_row),
+            ("docs/security.md", include_str!("../../docs/security.md")),
+        ] {
+            for (scheme, _) in crate::config::SCHEMES {
+                assert!(
+                    text.contains(&format!("{scheme}://")),
+                    "{document} does not name {scheme}://"
+                );
+            }
+        }
+    }
 }

@@ -19,4 +19,5 @@ mod redis;
 mod safety;
 mod sessions;
 mod store;
+mod tls;
 mod upload;

@@ -10,6 +10,8 @@ pub struct PrivatePostgres {
     bin: PathBuf,
     dir: tempfile::TempDir,
     pub port: u16,
+    /// Server settings beyond the test defaults (`-c name=value` each).
+    settings: Vec<String>,
 }
 
 fn run_as_postgres(program: &Path, args: &[&str]) -> Output {
@@ -35,6 +37,12 @@ impl PrivatePostgres {
     /// Creates and starts a server, or returns `None` with the reason printed when this machine
     /// cannot (not root, no PostgreSQL binaries). In CI that is an error instead.
     pub fn start() -> Option<Self> {
+        Self::start_with(|_| Vec::new())
+    }
+
+    /// [`start`](Self::start), with server settings that `settings` makes from the server's
+    /// own directory (where it may write files the server reads, owned by `postgres`).
+    pub fn start_with(settings: impl FnOnce(&Path) -> Vec<String>) -> Option<Self> {
         let is_root = Command::new("id")
             .arg("-u")
             .output()
@@ -79,7 +87,19 @@ impl PrivatePostgres {
             String::from_utf8_lossy(&init.stderr)
         );
         let port = crate::helpers::free_port();
-        let server = Self { bin, dir, port };
+        let settings = settings(dir.path());
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .expect("chown");
+        assert!(status.success());
+        let server = Self {
+            bin,
+            dir,
+            port,
+            settings,
+        };
         server.resume();
         Some(server)
     }
@@ -96,11 +116,14 @@ impl Outage for PrivatePostgres {
 
     /// Starts the server (again) and waits until it accepts connections.
     fn resume(&self) {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
             self.dir.path().display()
         );
+        for setting in &self.settings {
+            options.push_str(&format!(" -c {setting}"));
+        }
         let log = self.dir.path().join("log").display().to_string();
         let out = run_as_postgres(
             &self.bin.join("pg_ctl"),

@@ -1,0 +1,118 @@
+//! TLS to PostgreSQL, on a private server started with `ssl=on` and a certificate the test
+//! makes (a CA of its own, and a server certificate it signs for a name that is not the host
+//! textdrop connects to): `sslmode` means what it means to libpq.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use reqwest::StatusCode;
+use textdrop::startup::Application;
+
+use crate::helpers::{spawn_app, test_settings, Backend, Outage, TestConn, TestDb};
+use crate::private_pg::PrivatePostgres;
+
+/// A CA, and a server certificate it signed for `db.textdrop.test` only, written into `dir`:
+/// `ca.pem`, `server.pem` and `server.key` (mode 0600, as PostgreSQL wants). Returns the
+/// server settings that use them.
+fn certificates(dir: &Path) -> Vec<String> {
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().expect("CA key");
+    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca, ca_key);
+    let server = CertificateParams::new(vec!["db.textdrop.test".to_owned()]).expect("params");
+    let server_key = KeyPair::generate().expect("server key");
+    let server_cert = server
+        .signed_by(&server_key, &issuer)
+        .expect("server certificate");
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write");
+    std::fs::write(dir.join("server.pem"), server_cert.pem()).expect("write");
+    let key = dir.join("server.key");
+    std::fs::write(&key, server_key.serialize_pem()).expect("write");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    vec![
+        "ssl=on".to_owned(),
+        format!("ssl_cert_file={}", dir.join("server.pem").display()),
+        format!("ssl_key_file={}", key.display()),
+    ]
+}
+
+/// Whether every connection textdrop holds to the database uses TLS (`pg_stat_ssl`), asked on
+/// a plain connection of the test's own.
+fn app_connections_use_tls(admin_url: &str) -> Vec<bool> {
+    #[derive(diesel::QueryableByName)]
+    struct Ssl {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        ssl: bool,
+    }
+    use diesel::RunQueryDsl;
+    let mut conn = TestConn::open(admin_url).expect("connect");
+    let TestConn::Postgres(pg) = &mut conn else {
+        unreachable!("a PostgreSQL URL")
+    };
+    diesel::sql_query(
+        "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.datname = 'postgres' AND a.pid <> pg_backend_pid() \
+         AND a.backend_type = 'client backend'",
+    )
+    .load::<Ssl>(pg)
+    .expect("pg_stat_ssl")
+    .into_iter()
+    .map(|row| row.ssl)
+    .collect()
+}
+
+#[actix_web::test]
+async fn sslmode_disable_require_verify_ca_and_verify_full_mean_what_libpq_says() {
+    let mut dir = None;
+    let Some(pg) = PrivatePostgres::start_with(|path| {
+        dir = Some(path.to_owned());
+        certificates(path)
+    }) else {
+        return;
+    };
+    let ca = dir.expect("the server's directory").join("ca.pem");
+    let admin = format!("{}?sslmode=disable", pg.url());
+    let with = |params: &str| format!("{}?{params}", pg.url());
+
+    for (params, tls) in [
+        ("sslmode=disable".to_owned(), false),
+        ("sslmode=require".to_owned(), true),
+        (
+            format!("sslmode=verify-ca&sslrootcert={}", ca.display()),
+            true,
+        ),
+    ] {
+        let db = TestDb::existing(Backend::Postgres, with(&params));
+        let app = spawn_app(&db, &[]).await;
+        let upload = app.upload("a.txt", "over TLS or not\n").await;
+        assert_eq!(upload.status(), StatusCode::SEE_OTHER, "{params}");
+        assert!(
+            app.get_text("/action").await.contains("over TLS or not"),
+            "{params}"
+        );
+        let connections = app_connections_use_tls(&admin);
+        assert!(!connections.is_empty(), "{params}");
+        assert!(
+            connections.iter().all(|&ssl| ssl == tls),
+            "{params}: {connections:?}"
+        );
+        app.stop().await;
+    }
+
+    // The certificate is for db.textdrop.test, not 127.0.0.1: verify-full refuses it.
+    let wrong_name = with(&format!("sslmode=verify-full&sslrootcert={}", ca.display()));
+    let db = TestDb::existing(Backend::Postgres, wrong_name);
+    let refused = Application::build(test_settings(
+        &db,
+        &[("DATABASE_CONNECT_TIMEOUT_SECS", "0")],
+    ))
+    .await;
+    let message = format!("{:#}", refused.err().expect("verify-full refuses the name"));
+    assert!(message.contains("not valid for name"), "{message}");
+    assert!(
+        message.starts_with("cannot connect to the database at 127.0.0.1:"),
+        "{message}"
+    );
+}
