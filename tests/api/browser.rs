@@ -6,15 +6,14 @@
 //! Needs Debian's `chromium` and `chromium-driver`. Without them these tests skip with a reason,
 //! except when TEXTDROP_REQUIRE_BROWSER is set (CI), where they fail.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::helpers::{spawn_app, Backend, TestApp, TestDb};
+use crate::helpers::{free_port, spawn_app, wait_for_port, TestApp, TestDb};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -31,13 +30,6 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 async fn browser() -> Option<Browser> {
@@ -58,11 +50,10 @@ async fn browser() -> Option<Browser> {
         .stderr(Stdio::null())
         .spawn()
         .expect("start chromedriver");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        wait_for_port(port, Duration::from_secs(15)),
+        "chromedriver did not start"
+    );
     let profile = tempfile::tempdir().expect("profile dir");
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
@@ -176,13 +167,11 @@ fn a_day_from_now(app: &TestApp) -> String {
         .to_string()
 }
 
-#[actix_web::test]
-async fn a_visitor_uploads_reads_reloads_loses_the_cookie_and_forgets() {
+async fn a_visitor_uploads_reads_reloads_loses_the_cookie_and_forgets(db: TestDb) {
     let Some(browser) = browser().await else {
         return;
     };
     let client = &browser.client;
-    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
     let app = spawn_app(&db, &[]).await;
     let files = tempfile::tempdir().expect("dir");
     let lines: String = (1..=12)
@@ -301,13 +290,11 @@ async fn a_visitor_uploads_reads_reloads_loses_the_cookie_and_forgets() {
     app.stop().await;
 }
 
-#[actix_web::test]
-async fn errors_show_next_to_the_form_and_uploaded_script_never_runs() {
+async fn errors_show_next_to_the_form_and_uploaded_script_never_runs(db: TestDb) {
     let Some(browser) = browser().await else {
         return;
     };
     let client = &browser.client;
-    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
     let app = spawn_app(&db, &[("MAX_UPLOAD_BYTES", "400")]).await;
     let files = tempfile::tempdir().expect("dir");
 
@@ -338,3 +325,8 @@ async fn errors_show_next_to_the_form_and_uploaded_script_never_runs() {
     client.clone().close().await.expect("close");
     app.stop().await;
 }
+
+tests_on!(sqlite_only: Sqlite;
+    a_visitor_uploads_reads_reloads_loses_the_cookie_and_forgets,
+    errors_show_next_to_the_form_and_uploaded_script_never_runs,
+);

@@ -330,9 +330,7 @@ async fn logs_never_hold_cookies_keys_secrets_or_file_contents(db: TestDb) {
     );
 }
 
-#[actix_web::test]
-async fn sigterm_lets_an_upload_in_flight_finish_then_exits_0() {
-    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+async fn sigterm_lets_an_upload_in_flight_finish_then_exits_0(db: TestDb) {
     let mut server = ServerProcess::start(&db, &[("SHUTDOWN_GRACE_SECS", "10")]);
     let client = cookie_client();
     let slow_body = trickled_body(
@@ -362,4 +360,8 @@ async fn sigterm_lets_an_upload_in_flight_finish_then_exits_0() {
 sql_tests!(
     kill_9_during_writes_leaves_every_session_whole,
     logs_never_hold_cookies_keys_secrets_or_file_contents,
+);
+
+tests_on!(sqlite_only: Sqlite;
+    sigterm_lets_an_upload_in_flight_finish_then_exits_0,
 );

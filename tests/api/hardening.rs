@@ -13,7 +13,7 @@ use textdrop::startup::SESSION_COOKIE;
 
 use crate::helpers::{
     cookie_client, multipart_head, page_at, session_cookie, session_cookie_pair, spawn_app,
-    trickled_body, upload_with, Backend, ServerProcess, TestApp, TestDb, MULTIPART, MULTIPART_TAIL,
+    trickled_body, upload_with, ServerProcess, TestApp, TestDb, MULTIPART, MULTIPART_TAIL,
 };
 
 /// POSTs a hand-made body with a given content type.
@@ -46,9 +46,7 @@ async fn raw_exchange(port: u16, request: Vec<u8>, patience: Duration) -> String
     .expect("raw exchange")
 }
 
-#[actix_web::test]
-async fn malformed_multipart_bodies_are_400s_that_keep_the_stored_file() {
-    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+async fn malformed_multipart_bodies_are_400s_that_keep_the_stored_file(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
     app.upload("keep.txt", "keep me\n").await;
     let part_head = multipart_head("a.txt");
@@ -103,9 +101,7 @@ async fn malformed_multipart_bodies_are_400s_that_keep_the_stored_file() {
     app.stop().await;
 }
 
-#[actix_web::test]
-async fn bom_and_crlf_are_handled_like_a_text_editor() {
-    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+async fn bom_and_crlf_are_handled_like_a_text_editor(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
 
     app.upload("win.txt", b"\xEF\xBB\xBFfirst\r\nsecond\r\n".to_vec())
@@ -121,9 +117,7 @@ async fn bom_and_crlf_are_handled_like_a_text_editor() {
     app.stop().await;
 }
 
-#[actix_web::test]
-async fn forged_or_broken_cookies_get_a_fresh_session_never_a_500() {
-    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+async fn forged_or_broken_cookies_get_a_fresh_session_never_a_500(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
     let first = app.upload("a.txt", "mine\n").await;
     let real_value = session_cookie(&first).expect("cookie").value().to_owned();
@@ -161,9 +155,7 @@ async fn forged_or_broken_cookies_get_a_fresh_session_never_a_500() {
     app.stop().await;
 }
 
-#[actix_web::test]
-async fn a_cookie_for_an_unknown_session_is_never_adopted() {
-    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+async fn a_cookie_for_an_unknown_session_is_never_adopted(db: TestDb) {
     let app = spawn_app(&db, &[("SESSION_LIFETIME_SECS", "60")]).await;
     let first = session_cookie_pair(&app.upload("a.txt", "one\n").await).expect("cookie");
     app.clock.advance(Duration::from_secs(61));
@@ -196,9 +188,7 @@ pub fn assert_security_headers(page: &str, response: &reqwest::Response) {
     assert_eq!(headers["x-frame-options"], "DENY", "{page}");
 }
 
-#[actix_web::test]
-async fn every_page_carries_the_security_headers_and_action_is_not_cached() {
-    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+async fn every_page_carries_the_security_headers_and_action_is_not_cached(db: TestDb) {
     let app = spawn_app(&db, &[("MAX_UPLOAD_BYTES", "10")]).await;
     let too_large = app.upload("a.txt", "01234567890\n").await;
     let not_found = app.get("/missing").await;
@@ -218,9 +208,7 @@ async fn every_page_carries_the_security_headers_and_action_is_not_cached() {
     app.stop().await;
 }
 
-#[actix_web::test]
-async fn absurd_requests_meet_limits_and_the_server_keeps_serving() {
-    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+async fn absurd_requests_meet_limits_and_the_server_keeps_serving(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
     let port = app.port;
 
@@ -265,9 +253,7 @@ async fn absurd_requests_meet_limits_and_the_server_keeps_serving() {
 }
 
 /// Reading stops at the limit: a 1 GiB upload costs the server process a few MiB at most.
-#[actix_web::test]
-async fn a_1_gib_upload_is_refused_with_413_in_bounded_server_memory() {
-    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+async fn a_1_gib_upload_is_refused_with_413_in_bounded_server_memory(db: TestDb) {
     let server = ServerProcess::start(&db, &[]);
     let client = cookie_client();
     upload_with(&client, &server.address(), "keep.txt", "keep me\n")
@@ -464,4 +450,14 @@ sql_tests!(
     a_session_deleted_mid_request_is_not_resurrected,
     many_clients_at_once_each_see_only_their_own_file,
     two_tabs_uploading_at_once_leave_one_whole_file,
+);
+
+tests_on!(sqlite_only: Sqlite;
+    malformed_multipart_bodies_are_400s_that_keep_the_stored_file,
+    bom_and_crlf_are_handled_like_a_text_editor,
+    forged_or_broken_cookies_get_a_fresh_session_never_a_500,
+    a_cookie_for_an_unknown_session_is_never_adopted,
+    every_page_carries_the_security_headers_and_action_is_not_cached,
+    absurd_requests_meet_limits_and_the_server_keeps_serving,
+    a_1_gib_upload_is_refused_with_413_in_bounded_server_memory,
 );

@@ -5,7 +5,7 @@ use textdrop::config::DatabaseUrl;
 use textdrop::database::{MIGRATIONS, MYSQL_MIGRATIONS};
 use textdrop::startup::Application;
 
-use crate::helpers::{spawn_app, test_settings, textdrop, Backend, Held, NewRow, TestDb};
+use crate::helpers::{spawn_app, test_settings, textdrop, Held, NewRow, TestDb};
 
 async fn startup_creates_the_table_and_leaves_nothing_pending(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
@@ -64,9 +64,7 @@ sql_tests!(
     the_migrate_and_cleanup_commands_do_their_job_and_exit,
 );
 
-#[actix_web::test]
-async fn an_unreachable_postgres_is_named_in_the_startup_error_with_its_cause() {
-    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+async fn an_unreachable_postgres_is_named_in_the_startup_error_with_its_cause(db: TestDb) {
     let mut settings = test_settings(&db, &[("DATABASE_CONNECT_TIMEOUT_SECS", "0")]);
     settings.database.url =
         DatabaseUrl::parse("postgres://textdrop:hunter2@127.0.0.1:1/textdrop").expect("url");
@@ -194,3 +192,7 @@ async fn a_held_migration_lock_stops_startup_after_the_connect_timeout(db: TestD
 
 tests_on!(on_postgres: Postgres; a_held_migration_lock_stops_startup_after_the_connect_timeout);
 tests_on!(on_mysql: Mysql; a_held_migration_lock_stops_startup_after_the_connect_timeout);
+
+tests_on!(sqlite_only: Sqlite;
+    an_unreachable_postgres_is_named_in_the_startup_error_with_its_cause,
+);

@@ -9,7 +9,7 @@ use textdrop::startup::SESSION_COOKIE;
 
 use crate::helpers::{
     cookie_client, eventually, page_with_cookie, session_cookie, session_cookie_pair, spawn_app,
-    spawn_app_with, upload_with, Backend, TestApp, TestDb,
+    spawn_app_with, upload_with, TestApp, TestDb,
 };
 
 async fn a_permanent_session_sets_a_persistent_http_only_cookie(db: TestDb) {
@@ -262,9 +262,7 @@ sql_tests!(rows:
     the_cleanup_task_deletes_expired_rows_and_keeps_live_ones,
 );
 
-#[actix_web::test]
-async fn a_restart_with_another_secret_key_starts_a_fresh_session() {
-    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+async fn a_restart_with_another_secret_key_starts_a_fresh_session(db: TestDb) {
     let client = cookie_client();
     let first = spawn_app_with(&db, &[], Default::default(), client.clone()).await;
     first.upload("a.txt", "old key\n").await;
@@ -288,3 +286,7 @@ async fn a_restart_with_another_secret_key_starts_a_fresh_session() {
         .contains("You have not yet uploaded"));
     second.stop().await;
 }
+
+tests_on!(sqlite_only: Sqlite;
+    a_restart_with_another_secret_key_starts_a_fresh_session,
+);

@@ -3,7 +3,7 @@
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 
-use crate::helpers::{spawn_app, Backend, TestDb};
+use crate::helpers::{spawn_app, TestDb};
 
 async fn an_upload_redirects_to_action_which_shows_its_lines(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
@@ -155,9 +155,7 @@ page_tests!(
     upload_mistakes_are_answered_on_the_form_and_keep_the_stored_file,
 );
 
-#[actix_web::test]
-async fn health_and_unknown_pages_answer_without_a_database_write() {
-    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+async fn health_and_unknown_pages_answer_without_a_database_write(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
 
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
@@ -171,9 +169,7 @@ async fn health_and_unknown_pages_answer_without_a_database_write() {
     app.stop().await;
 }
 
-#[actix_web::test]
-async fn a_body_that_is_not_multipart_is_a_400_with_the_form() {
-    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+async fn a_body_that_is_not_multipart_is_a_400_with_the_form(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
 
     let response = app
@@ -194,9 +190,7 @@ async fn a_body_that_is_not_multipart_is_a_400_with_the_form() {
     app.stop().await;
 }
 
-#[actix_web::test]
-async fn several_textfile_parts_are_refused() {
-    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+async fn several_textfile_parts_are_refused(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
     let part = |text: &str| Part::bytes(text.as_bytes().to_vec()).file_name("a.txt");
 
@@ -218,9 +212,7 @@ async fn several_textfile_parts_are_refused() {
     app.stop().await;
 }
 
-#[actix_web::test]
-async fn an_empty_file_is_stored_and_shown_as_empty() {
-    let db = TestDb::new(Backend::Sqlite).expect("sqlite");
+async fn an_empty_file_is_stored_and_shown_as_empty(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
 
     let response = app.upload("empty.txt", Vec::new()).await;
@@ -233,3 +225,10 @@ async fn an_empty_file_is_stored_and_shown_as_empty() {
     );
     app.stop().await;
 }
+
+tests_on!(sqlite_only: Sqlite;
+    health_and_unknown_pages_answer_without_a_database_write,
+    a_body_that_is_not_multipart_is_a_400_with_the_form,
+    several_textfile_parts_are_refused,
+    an_empty_file_is_stored_and_shown_as_empty,
+);
