@@ -9,6 +9,7 @@
 # server's peak RSS. Needs wrk, psql, curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-30s}
@@ -75,13 +76,12 @@ start() { # $1 system, then extra VAR=value settings
       psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS textdrop_abuse WITH (FORCE)" -c "CREATE DATABASE textdrop_abuse" >/dev/null 2>&1
       URL[$sys]="$PG/textdrop_abuse" ;;
   esac
-  env DATABASE_URL="${URL[$sys]}" PORT=$PORT SECRET_KEY=bench-secret-key-material-0123456789abcdef \
+  env DATABASE_URL="${URL[$sys]}" PORT=$PORT SECRET_KEY=$BENCH_SECRET \
     RUST_LOG=warn "$@" $BIN serve > "$WORK/server.log" 2>&1 &
   PID=$!
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && return; sleep 0.1; done
-  echo "$sys did not start" >&2; cat "$WORK/server.log" >&2; exit 1
+  wait_ready "$PORT" "$PID" "$WORK/server.log"
 }
-stop() { kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
+stop() { stop_pid "$PID"; }
 reader_cookie() {
   local jar="$WORK/jar"
   curl -s -c "$jar" -o /dev/null -F "textfile=@$WORK/small.txt" "http://127.0.0.1:$PORT/"

@@ -7,6 +7,7 @@
 # Usage: scripts/bench-cleanup.sh   (env: BENCH_PG=postgres://postgres@127.0.0.1:5432, ROUNDS=3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 ROUNDS=${ROUNDS:-3}
@@ -43,7 +44,6 @@ seed() {
 
 live_rows() { q "SELECT count(*) FROM sessions WHERE id LIKE 'live-%'"; }
 expired_rows() { q "SELECT count(*) FROM sessions WHERE expires_at <= now() AT TIME ZONE 'utc'"; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo "## Cleanup of 1,000,000 expired rows (PostgreSQL)"
 echo
@@ -100,13 +100,12 @@ echo
 
 # (c) read load during a sweep, against the same load without one.
 start_server() { # $1 = CLEANUP_INTERVAL_SECS
-  DATABASE_URL=$URL PORT=$PORT SECRET_KEY=bench-secret-key-material-0123456789abcdef \
+  DATABASE_URL=$URL PORT=$PORT SECRET_KEY=$BENCH_SECRET \
     CLEANUP_INTERVAL_SECS=$1 RUST_LOG=info,actix_web=warn,actix_server=warn $BIN serve > "$WORK/server.log" 2>&1 &
   SERVER=$!
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return; sleep 0.1; done
-  echo "server did not start" >&2; exit 1
+  wait_ready "$PORT" "$SERVER" "$WORK/server.log" /healthz
 }
-stop_server() { kill -TERM "$SERVER"; wait "$SERVER" || true; }
+stop_server() { stop_pid "$SERVER"; }
 p99_ms() { # wrk --latency output on stdin -> p99 in ms
   awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) } else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 } print v }'
 }

@@ -53,9 +53,19 @@ impl Application {
 
     /// Builds the application with `clock` as its idea of "now" (tests move it forward).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        let storage = SessionStorage::connect(&settings, clock.clone()).await?;
+        Self::build_on(settings, clock, storage).await
+    }
+
+    /// Builds the application on a storage already connected (see
+    /// [`SessionStorage::with_records`]).
+    pub async fn build_on(
+        settings: Settings,
+        clock: Clock,
+        storage: SessionStorage,
+    ) -> anyhow::Result<Self> {
         templates::init().context("the embedded templates do not parse")?;
         let metrics = Metrics::new();
-        let storage = SessionStorage::connect(&settings, clock.clone()).await?;
         let cleanup = storage.spawn_cleanup(&settings.cleanup, metrics.clone());
 
         let server = &settings.server;

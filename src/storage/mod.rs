@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::config::{CleanupSettings, Settings};
 use crate::metrics::Metrics;
 use crate::session::lifetime::{self, MaxLifetime};
-use crate::session::TextdropStore;
+use crate::session::{Records, TextdropStore};
 use crate::sweeper::{self, CleanupReport, CleanupTask, Dialect, SessionCounts, SweepPolicy};
 
 /// The storage `DATABASE_URL` names, connected (and, for SQL, migrated). Shared by every
@@ -34,6 +34,21 @@ impl SessionStorage {
             clock,
             max: MaxLifetime::new(settings.session.max_lifetime),
         })
+    }
+
+    /// A storage whose records `records` makes (called once per worker, on the worker's
+    /// thread): no migrations, no cleanup, nothing counted for the cap. For stores textdrop
+    /// does not ship, such as the benchmarks' in-memory ceiling (bench/ceilings/memory-store).
+    pub fn with_records(
+        settings: &Settings,
+        clock: Clock,
+        records: impl Fn() -> Rc<dyn Records> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            storage: Arc::new(Custom(Box::new(records))),
+            clock,
+            max: MaxLifetime::new(settings.session.max_lifetime),
+        }
     }
 
     /// Whether the storage `settings` name expires sessions by itself (Redis): it needs no
@@ -95,6 +110,26 @@ impl SessionStorage {
     pub fn kept_until(&self, lifetime: Duration) -> Option<(NaiveDateTime, Option<NaiveDateTime>)> {
         let ttl = chrono::Duration::from_std(lifetime).ok()?;
         lifetime::this_requests_expiry(self.clock.now(), ttl, self.max)
+    }
+}
+
+/// A storage made by [`SessionStorage::with_records`].
+struct Custom(Box<dyn Fn() -> Rc<dyn Records> + Send + Sync>);
+
+impl Storage for Custom {
+    fn records(&self) -> Rc<dyn Records> {
+        (self.0)()
+    }
+
+    fn sweeper(&self, _cleanup: &CleanupSettings) -> Option<Rc<dyn Dialect>> {
+        None
+    }
+
+    fn stored_bytes(
+        &self,
+        _now: NaiveDateTime,
+    ) -> futures_util::future::LocalBoxFuture<'_, anyhow::Result<u64>> {
+        Box::pin(std::future::ready(Ok(0)))
     }
 }
 

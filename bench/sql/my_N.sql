@@ -1,0 +1,1 @@
+INSERT INTO sessions (id, state, expires_at, created_at, file, file_bytes) VALUES (SHA2(CONCAT(RAND(), CONNECTION_ID(), SYSDATE(6)), 256), '@STATE@', UTC_TIMESTAMP(6) + INTERVAL 1 DAY, UTC_TIMESTAMP(6), '@FILE@', 2520)
