@@ -54,6 +54,9 @@ async fn browser() -> Option<Browser> {
         wait_for_port(port, Duration::from_secs(15)),
         "chromedriver did not start"
     );
+    // The WebDriver client's TLS library is built with two crypto providers here (fantoccini's
+    // and textdrop's): say which one serves when it asks for the default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let profile = tempfile::tempdir().expect("profile dir");
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
