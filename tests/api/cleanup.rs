@@ -169,7 +169,7 @@ async fn a_walk_stops_when_another_sweeper_takes_the_lock(db: TestDb) {
         })
         .await;
         assert!(started, "the walk began");
-        db.hold(Held::Sweeper)
+        db.hold_when_free(Held::Sweeper).await
     };
 
     let (report, holder) = futures_util::join!(walk, holder);

@@ -24,8 +24,8 @@ async fn four_instances_in_portable_mode_migrate_once(db: TestDb) {
 }
 
 /// Sets the sweeper lease to `holder` until `seconds` from now.
-fn hold_lease(db: &TestDb, holder: &str, seconds: i64) {
-    let TestConn::Postgres(pg) = &mut db.connect() else {
+fn hold_lease(url: &str, holder: &str, seconds: i64) {
+    let TestConn::Postgres(pg) = &mut TestConn::open(url).expect("connect") else {
         panic!("PostgreSQL only")
     };
     diesel::sql_query(
@@ -40,7 +40,7 @@ fn hold_lease(db: &TestDb, holder: &str, seconds: i64) {
 /// An instance died holding the lease: the others skip until it expires, then one sweeps.
 async fn a_dead_instances_lease_is_taken_over_once_it_expires(db: TestDb) {
     db.insert_rows("expired", 100, -60);
-    hold_lease(&db, "a-dead-instance", 3);
+    hold_lease(&db.url, "a-dead-instance", 3);
 
     let app = spawn_app(
         &db,
@@ -81,7 +81,11 @@ async fn a_lease_lost_mid_run_stops_the_run(db: TestDb) {
         let started =
             eventually(Duration::from_secs(10), || db.live_and_expired().1 < 20_000).await;
         assert!(started, "the run began");
-        hold_lease(&db, "another-instance", 3_600);
+        // On a thread of its own: the sweep's transaction on this thread may hold the row.
+        let url = db.url.clone();
+        actix_web::rt::task::spawn_blocking(move || hold_lease(&url, "another-instance", 3_600))
+            .await
+            .expect("the lease was taken");
     };
 
     let (report, ()) = futures_util::join!(sweep, thief);

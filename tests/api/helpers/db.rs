@@ -526,8 +526,24 @@ impl TestDb {
     /// Takes `lock` on a connection of its own (PostgreSQL or MySQL), as another instance
     /// would hold it.
     pub fn hold(&self, lock: Held) -> LockHolder {
+        LockHolder::take(&self.url, lock)
+    }
+
+    /// [`hold`](Self::hold), waiting for the lock on a thread of its own: while a sweep of this
+    /// test's own runs on the test's thread and holds the lock, a wait there would never end.
+    pub async fn hold_when_free(&self, lock: Held) -> LockHolder {
+        let url = self.url.clone();
+        actix_web::rt::task::spawn_blocking(move || LockHolder::take(&url, lock))
+            .await
+            .expect("the lock was taken")
+    }
+}
+
+impl LockHolder {
+    /// Takes `lock` on a new connection to the database at `url`. Blocking.
+    fn take(url: &str, lock: Held) -> Self {
         use textdrop::database::postgres::{MIGRATION_LOCK_KEY, SWEEPER_LOCK_KEY};
-        let mut conn = self.connect();
+        let mut conn = TestConn::open(url).expect("connect to the test database");
         match (&mut conn, lock) {
             (TestConn::Postgres(_), Held::Sweeper) => conn
                 .batch(&format!(
@@ -549,9 +565,7 @@ impl TestDb {
         }
         LockHolder { conn, lock }
     }
-}
 
-impl LockHolder {
     /// Gives the lock back.
     pub fn release(mut self) {
         use textdrop::database::postgres::MIGRATION_LOCK_KEY;
