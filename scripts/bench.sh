@@ -118,6 +118,7 @@ start() { # $1 system
   # The public-internet limits are off: one load generator on one address is not an abuser.
   local limits=(SECRET_KEY=$BENCH_SECRET CLEANUP_INTERVAL_SECS=0 UPLOADS_PER_MINUTE=0
     MAX_UPLOADS_IN_FLIGHT=256 MAX_STORED_BYTES=0 PORT=${PORT[$sys]})
+  # (MAX_UPLOADS_IN_FLIGHT is for a BENCH_BASELINE built before UPLOAD_BUFFER_BYTES.)
   case $sys in
     tower) DATABASE_URL=${URL[tower]} PORT=${PORT[tower]} $TOWER > "$WORK/$sys.log" 2>&1 & ;;
     actix_redis) REDIS_URL=${URL[actix_redis]} PORT=${PORT[actix_redis]} $ACTIX_REDIS > "$WORK/$sys.log" 2>&1 & ;;

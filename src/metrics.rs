@@ -29,6 +29,7 @@ struct Inner {
     cleanup_duration: Histogram,
     store_latency: HistogramVec,
     store_errors: IntCounterVec,
+    superseded_key_uses: IntCounter,
 }
 
 impl Default for Metrics {
@@ -88,6 +89,13 @@ impl Metrics {
         )
         .expect("valid counter");
 
+        let superseded_key_uses = IntCounter::new(
+            "superseded_key_uses_total",
+            "Session keys used after their grace period, once an upload had replaced them: a \
+             replayed or stolen cookie's signal.",
+        )
+        .expect("valid counter");
+
         // Export every operation's error count from the start, at 0, so a dashboard sees them.
         for operation in STORE_OPERATIONS {
             store_errors.with_label_values(&[operation]);
@@ -101,6 +109,7 @@ impl Metrics {
             Box::new(cleanup_duration.clone()),
             Box::new(store_latency.clone()),
             Box::new(store_errors.clone()),
+            Box::new(superseded_key_uses.clone()),
         ] {
             registry
                 .register(metric)
@@ -116,6 +125,7 @@ impl Metrics {
             cleanup_duration,
             store_latency,
             store_errors,
+            superseded_key_uses,
         }))
     }
 
@@ -133,6 +143,11 @@ impl Metrics {
         self.0.cleanup_runs.inc();
         self.0.cleanup_deleted.inc_by(deleted as u64);
         self.0.cleanup_duration.observe(took.as_secs_f64());
+    }
+
+    /// The counter of superseded keys used after their grace period, for the stores.
+    pub fn superseded_key_uses(&self) -> IntCounter {
+        self.0.superseded_key_uses.clone()
     }
 
     pub fn cleanup_skipped(&self) {

@@ -8,6 +8,8 @@ diesel::table! {
         created_at -> Timestamp,
         file -> Nullable<Text>,
         file_bytes -> Int8,
+        successor -> Nullable<Text>,
+        superseded_at -> Nullable<Timestamp>,
     }
 }
 

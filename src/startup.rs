@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::config::{SessionSettings, Settings};
-use crate::limits::{StorageCap, UploadRate, UploadSlots};
+use crate::limits::{StorageCap, UploadBuffer, UploadRate};
 use crate::metrics::Metrics;
 use crate::middleware::security_headers;
 use crate::routes::{self, guard::Guard};
@@ -96,7 +96,7 @@ impl Application {
         let cap = StorageCap::new(limits.max_stored_bytes);
         let guard = Guard {
             rate: UploadRate::per_minute(limits.uploads_per_minute),
-            slots: UploadSlots::new(limits.max_uploads_in_flight),
+            buffer: UploadBuffer::new(limits.upload_buffer_bytes, limits.upload_queue),
         };
         let storage = web::Data::new(storage);
         let upkeep = spawn_upkeep(storage.clone(), cap.clone(), guard.rate.clone());
@@ -247,7 +247,9 @@ fn run(
     let settings = web::Data::new(settings);
     let server = HttpServer::new(move || {
         // Runs once per worker, on the worker's thread: its store, on its own connections.
-        let store = storage.worker_store();
+        let store = storage
+            .worker_store()
+            .counting_late_uses(metrics.superseded_key_uses());
         let metered = MeteredStore::new(store.clone(), (**metrics).clone());
         let sessions = || session_middleware(metered.clone(), key.clone(), &settings.session);
         App::new()

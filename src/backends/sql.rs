@@ -37,16 +37,24 @@ impl<'a> NewSession<'a> {
     }
 }
 
-/// A live row as `fetch` reads it: state, expiry, creation, and the file when asked for.
-pub type LiveRow = (String, NaiveDateTime, NaiveDateTime, Option<String>);
+/// A live row as `fetch` reads it: state, expiry, creation, when it was superseded, and the
+/// file when asked for.
+pub type LiveRow = (
+    String,
+    NaiveDateTime,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+    Option<String>,
+);
 
 /// The record a live row holds.
-pub fn record_of((state, expires_at, created_at, file): LiveRow) -> Record {
+pub fn record_of((state, expires_at, created_at, superseded_at, file): LiveRow) -> Record {
     Record {
         state,
         loaded: Loaded {
             expires_at,
             created_at,
+            superseded_at,
         },
         file,
     }
@@ -63,7 +71,7 @@ macro_rules! session_queries {
 
         use crate::backends::sql::{LiveRow, NewSession};
         use crate::schema::sessions;
-        use crate::session::records::{Extension, Fetch, Replacement};
+        use crate::session::records::{Extension, Fetch, Replacement, Rotation};
 
         /// The row `id` if it is live at `fetch.now` and was created after
         /// `fetch.created_after` (the absolute lifetime), with its file when asked for.
@@ -81,6 +89,7 @@ macro_rules! session_queries {
                     sessions::state,
                     sessions::expires_at,
                     sessions::created_at,
+                    sessions::superseded_at,
                     sessions::file,
                 ))
                 .first::<LiveRow>(conn)
@@ -88,11 +97,18 @@ macro_rules! session_queries {
                 .optional()
             } else {
                 let row = live
-                    .select((sessions::state, sessions::expires_at, sessions::created_at))
-                    .first::<(String, NaiveDateTime, NaiveDateTime)>(conn)
+                    .select((
+                        sessions::state,
+                        sessions::expires_at,
+                        sessions::created_at,
+                        sessions::superseded_at,
+                    ))
+                    .first::<(String, NaiveDateTime, NaiveDateTime, Option<NaiveDateTime>)>(conn)
                     $($run)*
                     .optional()?;
-                Ok(row.map(|(state, expires_at, created_at)| (state, expires_at, created_at, None)))
+                Ok(row.map(|(state, expires_at, created_at, superseded_at)| {
+                    (state, expires_at, created_at, superseded_at, None)
+                }))
             }
         }
 
@@ -101,20 +117,38 @@ macro_rules! session_queries {
             diesel::insert_into(sessions::table).values(row).execute(conn) $($run)*
         }
 
-        /// Deletes the row `id` if it is live at `now`; how many rows went (0 or 1).
+        /// The old side of a rotation from `old` to `new`, if `old` is live and current: the
+        /// row is deleted (`rotation.keep_until` is `None`) or marked superseded by `new` and
+        /// set to expire at `keep_until`, and the row `old` had superseded goes. How many rows
+        /// `old` was (0 or 1): 0 means nothing changed.
         #[allow(dead_code, reason = "PostgreSQL rotates a key in one statement of its own")]
-        pub(super) $($async)? fn delete_live(
+        pub(super) $($async)? fn supersede(
             conn: &mut $conn,
-            id: &str,
-            now: NaiveDateTime,
+            old: &str,
+            new: &str,
+            rotation: Rotation,
         ) -> QueryResult<usize> {
-            diesel::delete(
-                sessions::table
-                    .filter(sessions::id.eq(id))
-                    .filter(sessions::expires_at.gt(now)),
-            )
-            .execute(conn)
-            $($run)*
+            let current = sessions::table
+                .filter(sessions::id.eq(old))
+                .filter(sessions::expires_at.gt(rotation.now))
+                .filter(sessions::successor.is_null());
+            let changed = match rotation.keep_until {
+                None => diesel::delete(current).execute(conn) $($run)* ?,
+                Some(until) => diesel::update(current)
+                    .set((
+                        sessions::successor.eq(new),
+                        sessions::superseded_at.eq(rotation.now),
+                        sessions::expires_at.eq(until),
+                    ))
+                    .execute(conn)
+                    $($run)* ?,
+            };
+            if changed > 0 {
+                diesel::delete(sessions::table.filter(sessions::successor.eq(old)))
+                    .execute(conn)
+                    $($run)* ?;
+            }
+            Ok(changed)
         }
 
         /// Replaces the state of a live row (and its file, when given) and moves its expiry.
@@ -127,7 +161,8 @@ macro_rules! session_queries {
         ) -> QueryResult<usize> {
             let live = sessions::table
                 .filter(sessions::id.eq(id))
-                .filter(sessions::expires_at.gt(with.now));
+                .filter(sessions::expires_at.gt(with.now))
+                .filter(sessions::successor.is_null());
             let state = (
                 sessions::state.eq(&with.state),
                 sessions::expires_at.eq(with.expires_at),
@@ -159,6 +194,7 @@ macro_rules! session_queries {
                 sessions::table
                     .filter(sessions::id.eq(id))
                     .filter(sessions::expires_at.gt(extension.now))
+                    .filter(sessions::successor.is_null())
                     .filter(sessions::expires_at.lt(extension.due))
                     .filter(sessions::expires_at.lt(extension.expires_at)),
             )
@@ -167,9 +203,13 @@ macro_rules! session_queries {
             $($run)*
         }
 
-        /// Deletes the row `id`, live or not.
+        /// Deletes the row `id`, live or not, and the row it superseded.
         pub(super) $($async)? fn delete(conn: &mut $conn, id: &str) -> QueryResult<usize> {
-            diesel::delete(sessions::table.filter(sessions::id.eq(id))).execute(conn) $($run)*
+            diesel::delete(
+                sessions::table.filter(sessions::id.eq(id).or(sessions::successor.eq(id))),
+            )
+            .execute(conn)
+            $($run)*
         }
 
         /// Rows still live at `now`.

@@ -69,6 +69,8 @@ pub struct SessionSettings {
     /// `true`: persistent cookie with Max-Age; `false`: browser-session cookie.
     pub permanent: bool,
     pub cookie_secure: bool,
+    /// How long the previous key of an upload shows the previous file; zero: not at all.
+    pub rotation_grace: Duration,
 }
 
 /// How a PostgreSQL-compatible database elects its sweeper and serialises migrations.
@@ -115,7 +117,10 @@ pub struct LimitSettings {
     pub max_stored_bytes: Option<u64>,
     /// The whole upload body must arrive within this long.
     pub upload_timeout: Duration,
-    pub max_uploads_in_flight: usize,
+    /// Bytes of upload bodies held at once.
+    pub upload_buffer_bytes: u64,
+    /// How long an upload waits for room in the buffer.
+    pub upload_queue: Duration,
 }
 
 /// A configuration problem, shown to the operator as one line.
@@ -145,7 +150,7 @@ impl Settings {
         if let Some(addr) = &metrics_addr {
             env.parsed(&METRICS_ADDR, |_| parse_listen_address(addr))?;
         }
-        Ok(Self {
+        let settings = Self {
             server: ServerSettings {
                 host: env.text(&HOST),
                 port: env.whole(&PORT)?,
@@ -166,6 +171,7 @@ impl Settings {
                     .map(Duration::from_secs),
                 permanent: env.bool(&SESSION_PERMANENT)?,
                 cookie_secure: env.bool(&COOKIE_SECURE)?,
+                rotation_grace: env.secs(&ROTATION_GRACE_SECS)?,
             },
             cleanup: CleanupSettings {
                 interval: env
@@ -180,9 +186,22 @@ impl Settings {
                 trusted_proxies: env.parsed(&TRUSTED_PROXIES, TrustedProxies::parse)?,
                 max_stored_bytes: env.optional(&MAX_STORED_BYTES)?,
                 upload_timeout: env.secs(&UPLOAD_TIMEOUT_SECS)?,
-                max_uploads_in_flight: env.whole(&MAX_UPLOADS_IN_FLIGHT)?,
+                upload_buffer_bytes: env.whole(&UPLOAD_BUFFER_BYTES)?,
+                upload_queue: env.secs(&UPLOAD_QUEUE_SECS)?,
             },
-        })
+        };
+        // The buffer must hold one upload of the largest size, framing included.
+        let largest = settings.limits.max_upload_bytes + crate::limits::FRAMING_ALLOWANCE;
+        if settings.limits.upload_buffer_bytes < largest as u64 {
+            return Err(ConfigError {
+                variable: UPLOAD_BUFFER_BYTES.name,
+                problem: format!(
+                    "must be at least MAX_UPLOAD_BYTES + 16 KiB ({largest}), got {}",
+                    settings.limits.upload_buffer_bytes
+                ),
+            });
+        }
+        Ok(settings)
     }
 }
 
@@ -241,6 +260,24 @@ mod tests {
     }
 
     #[test]
+    fn the_upload_buffer_holds_one_largest_upload_at_least() {
+        let fits = settings(&[
+            ("MAX_UPLOAD_BYTES", "1000"),
+            ("UPLOAD_BUFFER_BYTES", "17384"),
+        ]);
+        assert_eq!(fits.expect("valid").limits.upload_buffer_bytes, 17_384);
+        let err = settings(&[
+            ("MAX_UPLOAD_BYTES", "1000"),
+            ("UPLOAD_BUFFER_BYTES", "17383"),
+        ])
+        .expect_err("one byte short");
+        assert_eq!(err.variable, "UPLOAD_BUFFER_BYTES");
+        let defaults = settings(&[]).expect("valid");
+        assert_eq!(defaults.session.rotation_grace, Duration::from_secs(60));
+        assert_eq!(defaults.limits.upload_queue, Duration::from_secs(2));
+    }
+
+    #[test]
     fn zero_cleanup_interval_disables_the_task() {
         let s = settings(&[("CLEANUP_INTERVAL_SECS", "0")]).expect("valid");
         assert_eq!(s.cleanup.interval, None);
@@ -268,6 +305,13 @@ mod tests {
             ("CLEANUP_MODE", "cockroach", "auto, postgres or portable"),
             ("DATABASE_URL", "ftp://x", "postgres://"),
             ("SECRET_KEY", "short", "at least 32 bytes"),
+            ("ROTATION_GRACE_SECS", "3601", "whole number from 0 to 3600"),
+            ("UPLOAD_QUEUE_SECS", "61", "whole number from 0 to 60"),
+            (
+                "UPLOAD_BUFFER_BYTES",
+                "1048576",
+                "at least MAX_UPLOAD_BYTES + 16 KiB (1064960)",
+            ),
         ] {
             let err = settings(&[(var, value)]).expect_err(var);
             assert_eq!(err.variable, var);

@@ -56,6 +56,9 @@ pub const SESSION_MAX_LIFETIME_SECS: Var =
 pub const SESSION_PERMANENT: Var = var("SESSION_PERMANENT", "true", Kind::Bool);
 /// Mark the cookie Secure (HTTPS only).
 pub const COOKIE_SECURE: Var = var("COOKIE_SECURE", "false", Kind::Bool);
+/// After an upload, the previous key shows the previous file, read-only, this long; 0: it is
+/// deleted at once.
+pub const ROTATION_GRACE_SECS: Var = var("ROTATION_GRACE_SECS", "60", whole(0, 3_600));
 /// How often expired rows are deleted; 0 disables the task.
 pub const CLEANUP_INTERVAL_SECS: Var = var("CLEANUP_INTERVAL_SECS", "300", whole(0, TEN_YEARS));
 /// `auto`, `postgres` or `portable`: how the sweeper (and startup migrations) elect one
@@ -73,8 +76,11 @@ pub const TRUSTED_PROXIES: Var = var("TRUSTED_PROXIES", "", Kind::Text);
 pub const MAX_STORED_BYTES: Var = var("MAX_STORED_BYTES", "1073741824", whole(0, 1 << 50));
 /// The whole upload body must arrive within this many seconds, else 408.
 pub const UPLOAD_TIMEOUT_SECS: Var = var("UPLOAD_TIMEOUT_SECS", "30", whole(1, 3_600));
-/// Uploads read at once; one more is answered 503.
-pub const MAX_UPLOADS_IN_FLIGHT: Var = var("MAX_UPLOADS_IN_FLIGHT", "16", whole(1, 4_096));
+/// Bytes of upload bodies held at once, across all uploads; at least MAX_UPLOAD_BYTES + 16 KiB.
+pub const UPLOAD_BUFFER_BYTES: Var =
+    var("UPLOAD_BUFFER_BYTES", "16777216", whole(1, 4_294_967_295));
+/// How long an upload waits for room in the upload buffer before 503.
+pub const UPLOAD_QUEUE_SECS: Var = var("UPLOAD_QUEUE_SECS", "2", whole(0, 60));
 /// Open connections the instance accepts; more wait in the listen queue.
 pub const MAX_CONNECTIONS: Var = var("MAX_CONNECTIONS", "1024", whole(1, 1_000_000));
 /// Connections in the pool.
@@ -99,6 +105,7 @@ pub const ALL: &[Var] = &[
     SESSION_MAX_LIFETIME_SECS,
     SESSION_PERMANENT,
     COOKIE_SECURE,
+    ROTATION_GRACE_SECS,
     CLEANUP_INTERVAL_SECS,
     CLEANUP_MODE,
     CLEANUP_BATCH_SIZE,
@@ -107,7 +114,8 @@ pub const ALL: &[Var] = &[
     TRUSTED_PROXIES,
     MAX_STORED_BYTES,
     UPLOAD_TIMEOUT_SECS,
-    MAX_UPLOADS_IN_FLIGHT,
+    UPLOAD_BUFFER_BYTES,
+    UPLOAD_QUEUE_SECS,
     MAX_CONNECTIONS,
     DATABASE_POOL_SIZE,
     DATABASE_CONNECT_TIMEOUT_SECS,

@@ -29,8 +29,17 @@ pub(crate) fn form_page(
                 .headers_mut()
                 .insert(header::RETRY_AFTER, retry_after.into());
         }
-        // The rest of a body that stalled is not worth waiting for.
-        Some(UploadError::TimedOut) => response
+        Some(UploadError::Busy) => {
+            let retry_after = limits.upload_queue.as_secs().max(1);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after.into());
+            response
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+        }
+        // The rest of a body that stalled, or that is too large, is not worth reading.
+        Some(UploadError::TimedOut | UploadError::TooLarge) => response
             .head_mut()
             .set_connection_type(ConnectionType::Close),
         _ => {}

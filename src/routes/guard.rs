@@ -1,11 +1,11 @@
 //! What every POST passes before its body is read: it must come from this site's own pages
-//! (both forms), and an upload must be within its client's rate, find one of the upload slots
-//! free, and arrive whole within the upload timeout. A refused request gets the form page with
-//! the reason, without its session being loaded or its body read.
+//! (both forms), and an upload must be within its client's rate, find room for its bytes in
+//! the upload buffer (waiting for it a moment), stay within `MAX_UPLOAD_BYTES` plus framing,
+//! and arrive whole within the upload timeout. A refused request gets the form page with the
+//! reason, without its session being loaded or the rest of its body read.
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Duration;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Extensions, Payload, ServiceRequest, ServiceResponse};
@@ -16,7 +16,7 @@ use actix_web::{web, HttpMessage};
 use futures_util::StreamExt;
 
 use crate::config::Settings;
-use crate::limits::{client_address, UploadRate, UploadSlots};
+use crate::limits::{client_address, BufferRoom, UploadBuffer, UploadRate, FRAMING_ALLOWANCE};
 use crate::routes::form::form_page;
 use crate::routes::refusal::UploadError;
 
@@ -24,7 +24,7 @@ use crate::routes::refusal::UploadError;
 #[derive(Clone)]
 pub struct Guard {
     pub rate: UploadRate,
-    pub slots: UploadSlots,
+    pub buffer: UploadBuffer,
 }
 
 /// Middleware for POST / and POST /forget (other methods pass untouched).
@@ -59,11 +59,36 @@ pub async fn post_guard(
             return refuse(req, UploadError::TooMany { retry_after });
         }
     }
-    let Some(_slot) = guard.slots.try_take() else {
-        return refuse(req, UploadError::Busy);
+    let limits = BodyLimits {
+        bytes: settings.limits.max_upload_bytes + FRAMING_ALLOWANCE,
+        deadline: tokio::time::Instant::now() + settings.limits.upload_timeout,
+        declared: declared_length(&req),
     };
-    limit_body_time(&mut req, settings.limits.upload_timeout);
-    Ok(next.call(req).await?.map_into_boxed_body())
+    let room = BufferRoom::default();
+    // A chunked body (no declared length) reserves its room chunk by chunk as it arrives.
+    if let Some(length) = limits.declared {
+        if length > limits.bytes {
+            return refuse(req, UploadError::TooLarge);
+        }
+        if guard.buffer.reserve(&room, length).await.is_err() {
+            return refuse(req, UploadError::Busy);
+        }
+    }
+    limit_body(&mut req, limits, guard.buffer.clone(), room.clone());
+    let response = next.call(req).await?.map_into_boxed_body();
+    // The body and everything decoded from it are gone once the response is ready.
+    drop(room);
+    Ok(response)
+}
+
+/// The body's declared length, if it has one.
+fn declared_length(req: &ServiceRequest) -> Option<usize> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// OWASP's Fetch Metadata and Origin checks: a browser says where a POST comes from, and only
@@ -82,38 +107,72 @@ fn from_another_site(req: &ServiceRequest) -> bool {
     origin.split_once("://").map(|(_, authority)| authority) != host || host.is_none()
 }
 
-/// Marks a request whose body missed its deadline, so the handler answers 408.
-#[derive(Clone)]
-pub struct BodyDeadline(Rc<Cell<bool>>);
+/// Why a request's body was cut short, for the handler's answer: it missed its deadline
+/// (408), found no room in the upload buffer (503), or ran past the size limit (413).
+#[derive(Clone, Default)]
+pub struct BodyStop(Rc<Cell<Option<UploadError>>>);
 
-impl BodyDeadline {
-    /// Whether the request these extensions belong to missed its body deadline.
-    pub fn passed(extensions: &Extensions) -> bool {
-        extensions
-            .get::<BodyDeadline>()
-            .is_some_and(|deadline| deadline.0.get())
+impl BodyStop {
+    /// Why the body of the request these extensions belong to was cut short, if it was.
+    pub fn reason(extensions: &Extensions) -> Option<UploadError> {
+        extensions.get::<BodyStop>().and_then(|stop| stop.0.get())
     }
 }
 
-/// Makes the request's body end with an error once `timeout` has passed since now: a client
-/// that trickles or stalls after its headers cannot hold the upload slot longer than that.
-fn limit_body_time(req: &mut ServiceRequest, timeout: Duration) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let marker = BodyDeadline(Rc::new(Cell::new(false)));
+/// What a body may take: bytes in all, a deadline, and its declared length (whose room was
+/// reserved up front).
+#[derive(Clone, Copy)]
+struct BodyLimits {
+    bytes: usize,
+    deadline: tokio::time::Instant,
+    declared: Option<usize>,
+}
+
+/// The chunk that stops a body, after noting why.
+fn stop(marker: &BodyStop, why: UploadError, io: std::io::ErrorKind) -> PayloadError {
+    marker.0.set(Some(why));
+    match why {
+        UploadError::TooLarge => PayloadError::Overflow,
+        _ => PayloadError::Io(std::io::Error::new(io, "upload body stopped")),
+    }
+}
+
+/// Makes the request's body end with an error once its deadline passes, once it runs past its
+/// byte limit (every byte counts, framing included), or when a chunked body's next chunk finds
+/// no room in the buffer within the queue time: a client that trickles, stalls or pads its body
+/// cannot hold the buffer longer or larger than that.
+fn limit_body(
+    req: &mut ServiceRequest,
+    limits: BodyLimits,
+    buffer: UploadBuffer,
+    room: BufferRoom,
+) {
+    let marker = BodyStop::default();
     req.extensions_mut().insert(marker.clone());
-    let body = futures_util::stream::unfold(Some(req.take_payload()), move |payload| {
-        let marker = marker.clone();
+    let start = (Some(req.take_payload()), 0usize);
+    let body = futures_util::stream::unfold(start, move |(payload, read)| {
+        let (marker, buffer, room) = (marker.clone(), buffer.clone(), room.clone());
         async move {
             let mut payload: Payload = payload?;
-            match tokio::time::timeout_at(deadline, payload.next()).await {
-                Ok(Some(chunk)) => Some((chunk, Some(payload))),
-                Ok(None) => None,
+            let chunk = match tokio::time::timeout_at(limits.deadline, payload.next()).await {
+                Ok(Some(Ok(chunk))) => chunk,
+                Ok(Some(Err(err))) => return Some((Err(err), (None, read))),
+                Ok(None) => return None,
                 Err(_) => {
-                    marker.0.set(true);
-                    let late = std::io::Error::new(std::io::ErrorKind::TimedOut, "upload deadline");
-                    Some((Err(PayloadError::Io(late)), None))
+                    let late = stop(&marker, UploadError::TimedOut, std::io::ErrorKind::TimedOut);
+                    return Some((Err(late), (None, read)));
                 }
+            };
+            let read = read + chunk.len();
+            if read > limits.bytes {
+                let over = stop(&marker, UploadError::TooLarge, std::io::ErrorKind::Other);
+                return Some((Err(over), (None, read)));
             }
+            if limits.declared.is_none() && buffer.reserve(&room, chunk.len()).await.is_err() {
+                let full = stop(&marker, UploadError::Busy, std::io::ErrorKind::WouldBlock);
+                return Some((Err(full), (None, read)));
+            }
+            Some((Ok(chunk), (Some(payload), read)))
         }
     });
     // Fused: the multipart reader may poll again after the end.

@@ -26,7 +26,8 @@ pub enum UploadError {
     TooMany {
         retry_after: u64,
     },
-    /// MAX_UPLOADS_IN_FLIGHT uploads are being read already.
+    /// The upload buffer (UPLOAD_BUFFER_BYTES) had no room for the body within
+    /// UPLOAD_QUEUE_SECS.
     Busy,
     /// Sent from another site (Sec-Fetch-Site or Origin say so).
     CrossSite,

@@ -3,7 +3,7 @@
 //! A successful upload answers 303 See Other to /action (Post/Redirect/Get). Every upload
 //! mistake or refusal renders the form again with a 4xx (or 503) and one sentence saying what
 //! went wrong, and leaves the file already in the session untouched. What every POST passes
-//! before its body is read (origin, rate, slots, deadline) is in `guard`.
+//! before its body is read (origin, rate, upload buffer, size, deadline) is in `guard`.
 
 use actix_multipart::form::bytes::Bytes;
 use actix_multipart::form::MultipartForm;
@@ -14,7 +14,7 @@ use crate::config::Settings;
 use crate::error::AppError;
 use crate::limits::StorageCap;
 use crate::routes::form::form_page;
-use crate::routes::guard::BodyDeadline;
+use crate::routes::guard::BodyStop;
 pub use crate::routes::refusal::UploadError;
 use crate::session::{FileInfo, TextdropSession};
 
@@ -118,8 +118,8 @@ pub async fn upload(
 ) -> Result<HttpResponse, AppError> {
     let received = match form {
         Ok(form) => received_file(form.into_inner()).await,
-        Err(_) if BodyDeadline::passed(&req.extensions()) => Err(UploadError::TimedOut),
-        Err(err) => Err(UploadError::from_extractor(&err)),
+        Err(err) => Err(BodyStop::reason(&req.extensions())
+            .unwrap_or_else(|| UploadError::from_extractor(&err))),
     };
     let refuse = |err: UploadError| {
         let has_file = session.file().is_some();

@@ -92,6 +92,7 @@ mod tests {
         let loaded = |expires, created| Loaded {
             expires_at: at(expires),
             created_at: at(created),
+            superseded_at: None,
         };
         // 90 s left of 100: fresh.
         assert_eq!(extension(loaded(100, 0), at(10), ttl, max), None);

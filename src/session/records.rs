@@ -13,6 +13,10 @@ use futures_util::future::LocalBoxFuture;
 pub struct Loaded {
     pub expires_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
+    /// When an upload replaced this record under a new key; `None`: the current record. A
+    /// superseded record is read-only: readable for the rotation's grace period, never
+    /// written or extended.
+    pub superseded_at: Option<NaiveDateTime>,
 }
 
 /// A live session's record as a storage returns it.
@@ -56,6 +60,16 @@ pub struct Replacement {
     pub file: Option<String>,
     pub expires_at: NaiveDateTime,
     pub now: NaiveDateTime,
+}
+
+/// A key rotation's time and what happens to the old record.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation {
+    pub now: NaiveDateTime,
+    /// `None`: the old record is deleted at once. `Some(until)`: it is kept, read-only and
+    /// marked superseded at `now`, expiring at `until` (two grace periods), and the record it
+    /// superseded in turn is deleted.
+    pub keep_until: Option<NaiveDateTime>,
 }
 
 /// A later expiry for a live record, written only if it still expires before `due` (no other
@@ -130,24 +144,27 @@ pub trait Records {
     /// Writes `record` under `id`, a key never used before.
     fn insert<'a>(&'a self, id: &'a str, record: NewRecord) -> StoreFuture<'a, ()>;
 
-    /// A key rotation, in one step: writes `record` under `new_id` and deletes the record
-    /// `old_id` if it is live at `now`. When `old_id` is no longer live nothing is written and
-    /// the record comes back (`Err`).
+    /// A key rotation, in one step: writes `record` under `new_id` and supersedes the record
+    /// `old_id` as `rotation` says (deleted, or kept read-only), if it is live and current
+    /// (not superseded already). Otherwise nothing is written and the record comes back
+    /// (`Err`): one key has at most one successor.
     fn rotate<'a>(
         &'a self,
         old_id: &'a str,
         new_id: &'a str,
         record: NewRecord,
-        now: NaiveDateTime,
+        rotation: Rotation,
     ) -> StoreFuture<'a, Rotated>;
 
-    /// Replaces the live record `id`'s state; `false` when there is no live record.
+    /// Replaces the live, current record `id`'s state; `false` when there is none (expired,
+    /// gone or superseded).
     fn replace<'a>(&'a self, id: &'a str, with: Replacement) -> StoreFuture<'a, bool>;
 
-    /// Moves the live record `id`'s expiry as `extension` says.
+    /// Moves the live, current record `id`'s expiry as `extension` says (a superseded record
+    /// is never extended).
     fn extend<'a>(&'a self, id: &'a str, extension: Extension) -> StoreFuture<'a, ()>;
 
-    /// Deletes the record `id`, live or not.
+    /// Deletes the record `id`, live or not, and the record it superseded if one is kept.
     fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()>;
 
     /// Answers a trivial request (readiness).

@@ -12,8 +12,15 @@
 //! Only the SHA-256 of a session key is stored; the key itself lives in the visitor's encrypted
 //! cookie. An upload is a key rotation: `update` (the session changed) finds the uploaded file
 //! in the request's scope and calls [`Records::rotate`] with the old and a new key, which
-//! writes the new record and deletes the old one in one step; the middleware then sets the
+//! writes the new record and supersedes the old one in one step; the middleware then sets the
 //! cookie to the key `update` returns.
+//!
+//! The old record is kept for a grace period (`ROTATION_GRACE_SECS`), read-only: a browser
+//! that never received the new key (a lost reply, a crash, a phone off the network) still sees
+//! the previous file. It is never written or extended, and a rotation from it is refused (one
+//! key has one successor), so an upload sent with it starts a session of its own. After the
+//! grace its key loads nothing; a use then (while the record is kept, one more grace period)
+//! is counted as a replayed or stolen cookie's signal, and logged without the key.
 //!
 //! Lifetimes follow the `lifetime` module: `load` leaves what it found in the scope, and `update_ttl`
 //! writes only when a read must move the expiry. Without a scope (a store used on its own) the
@@ -27,12 +34,13 @@ use actix_session::storage::{
 };
 use actix_web::cookie::time::Duration as CookieDuration;
 use chrono::Duration;
+use prometheus::IntCounter;
 use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::session::lifetime::{self, MaxLifetime, EXTEND_BELOW};
 use crate::session::records::{
-    Extension, Fetch, Loaded, NewRecord, Records, Replacement, StoreError, StoreResult,
+    Extension, Fetch, Loaded, NewRecord, Records, Replacement, Rotation, StoreError, StoreResult,
 };
 use crate::session::scope::{self, PendingFile};
 
@@ -62,15 +70,47 @@ pub struct TextdropStore {
     records: Rc<dyn Records>,
     clock: Clock,
     max: MaxLifetime,
+    grace: Duration,
+    late_uses: IntCounter,
 }
 
 impl TextdropStore {
-    pub fn new(records: Rc<dyn Records>, clock: Clock, max: MaxLifetime) -> Self {
+    /// A store whose rotations keep the old record, read-only, for `grace` (zero: delete it at
+    /// once).
+    pub fn new(
+        records: Rc<dyn Records>,
+        clock: Clock,
+        max: MaxLifetime,
+        grace: std::time::Duration,
+    ) -> Self {
         Self {
             records,
             clock,
             max,
+            grace: Duration::from_std(grace).unwrap_or(Duration::MAX),
+            late_uses: IntCounter::new("superseded_key_uses", "unregistered")
+                .expect("a valid counter"),
         }
+    }
+
+    /// Counts the uses of superseded keys after their grace period on `counter` (the
+    /// `textdrop_superseded_key_uses_total` metric).
+    pub fn counting_late_uses(mut self, counter: IntCounter) -> Self {
+        self.late_uses = counter;
+        self
+    }
+
+    /// What a rotation now does with the old record.
+    fn rotation(&self, now: chrono::NaiveDateTime) -> Rotation {
+        Rotation {
+            now,
+            keep_until: (self.grace > Duration::zero()).then(|| now + self.grace * 2),
+        }
+    }
+
+    /// Whether a record superseded at `superseded_at` is past its grace period now.
+    fn past_grace(&self, superseded_at: chrono::NaiveDateTime) -> bool {
+        self.clock.now() >= superseded_at + self.grace
     }
 
     /// Whether the storage answers a trivial request (readiness).
@@ -166,9 +206,9 @@ impl TextdropStore {
         let key = generate_session_key();
         let id = session_id(&key);
         let record = self.new_record(state, ttl, Some(text));
-        let now = record.created_at;
-        if let Err(record) = self.records.rotate(old, &id, record, now).await? {
-            // The old session is gone: the upload starts a new one.
+        let rotation = self.rotation(record.created_at);
+        if let Err(record) = self.records.rotate(old, &id, record, rotation).await? {
+            // The old session is gone or was superseded already: the upload starts a new one.
             self.records.insert(&id, record).await?;
         }
         reservation.stored();
@@ -187,6 +227,17 @@ impl SessionStore for TextdropStore {
         let Some(record) = record else {
             return Ok(None);
         };
+        if let Some(superseded_at) = record.loaded.superseded_at {
+            if self.past_grace(superseded_at) {
+                self.late_uses.inc();
+                log::info!(
+                    "a session key superseded {} s ago was used after its grace period \
+                     (a replayed or stolen cookie?)",
+                    (self.clock.now() - superseded_at).num_seconds()
+                );
+                return Ok(None);
+            }
+        }
         scope::remember_loaded(record.loaded, record.file);
         serde_json::from_str(&record.state)
             .map(Some)
@@ -229,6 +280,10 @@ impl SessionStore for TextdropStore {
         let Some(loaded) = self.loaded(&id).await.map_err(noted)? else {
             return Ok(());
         };
+        if loaded.superseded_at.is_some() {
+            // Read-only: its expiry is the grace period's.
+            return Ok(());
+        }
         let Some(expires_at) = lifetime::extension(loaded, now, ttl, self.max) else {
             return Ok(());
         };

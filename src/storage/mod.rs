@@ -23,6 +23,7 @@ pub struct SessionStorage {
     storage: Arc<dyn Storage>,
     clock: Clock,
     max: MaxLifetime,
+    grace: Duration,
 }
 
 impl SessionStorage {
@@ -33,6 +34,7 @@ impl SessionStorage {
             storage: backends::connect(settings).await?,
             clock,
             max: MaxLifetime::new(settings.session.max_lifetime),
+            grace: settings.session.rotation_grace,
         })
     }
 
@@ -48,6 +50,7 @@ impl SessionStorage {
             storage: Arc::new(Custom(Box::new(records))),
             clock,
             max: MaxLifetime::new(settings.session.max_lifetime),
+            grace: settings.session.rotation_grace,
         }
     }
 
@@ -60,7 +63,12 @@ impl SessionStorage {
     /// The session store for the calling worker, on connections of its own where the storage
     /// needs that. Call once per worker (in the `HttpServer::new` factory).
     pub fn worker_store(&self) -> TextdropStore {
-        TextdropStore::new(self.storage.records(), self.clock.clone(), self.max)
+        TextdropStore::new(
+            self.storage.records(),
+            self.clock.clone(),
+            self.max,
+            self.grace,
+        )
     }
 
     /// The cleanup side on the calling thread, or `None` when the storage expires sessions by

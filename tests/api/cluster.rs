@@ -166,7 +166,7 @@ async fn visitors(app: &TestApp, db: &TestDb, count: usize) -> Vec<Visitor> {
 
 async fn sessions_spread_over_all_three_masters(cluster: &PrivateCluster) {
     let db = cluster.db();
-    let app = spawn_app(&db, &[("MAX_UPLOADS_IN_FLIGHT", "64")]).await;
+    let app = spawn_app(&db, &[]).await;
 
     let visitors = visitors(&app, &db, 300).await;
 
@@ -197,7 +197,7 @@ struct Outcome {
 
 async fn a_killed_master_gives_503_until_its_replica_takes_over(cluster: &PrivateCluster) {
     let db = cluster.db();
-    let app = spawn_app(&db, &[("MAX_UPLOADS_IN_FLIGHT", "64")]).await;
+    let app = spawn_app(&db, &[]).await;
     let visitors = visitors(&app, &db, 60).await;
     // Everything was written more than a second before the kill.
     actix_web::rt::time::sleep(Duration::from_millis(1_200)).await;

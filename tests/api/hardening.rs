@@ -297,7 +297,7 @@ async fn a_1_gib_upload_is_refused_with_413_in_bounded_server_memory(db: TestDb)
 }
 
 async fn many_clients_at_once_each_see_only_their_own_file(db: TestDb) {
-    let app = spawn_app(&db, &[("MAX_UPLOADS_IN_FLIGHT", "200")]).await;
+    let app = spawn_app(&db, &[]).await;
     let clients = 200;
 
     let outcomes = join_all((0..clients).map(|n| {
@@ -359,10 +359,11 @@ async fn two_tabs_uploading_at_once_leave_one_whole_file(db: TestDb) {
         (a_lines, b_lines) == (400, 0) || (a_lines, b_lines) == (0, 400),
         "a mix: {a_lines} A lines and {b_lines} B lines"
     );
-    // Each upload rotates the key: both rotated away from the start session (now gone), and
-    // the tab whose cookie lost holds a session nobody can reach, which expires.
+    // Each upload rotates the key. One rotated the start session (kept, superseded, for the
+    // grace period); a key has one successor, so the other, finding it superseded, started a
+    // session of its own (or, one after the other, rotated the first one's successor).
     let rows = db.row_count();
-    assert!(rows == 1 || rows == 2, "{rows} sessions");
+    assert!(rows == 2 || rows == 3, "{rows} sessions");
     app.stop().await;
 }
 
@@ -440,7 +441,11 @@ async fn a_session_that_no_longer_parses_is_an_empty_one(db: TestDb) {
     );
 
     assert!(app.get_text("/action").await.contains("again"));
-    assert_eq!(db.row_count(), 1);
+    assert_eq!(
+        db.row_count(),
+        2,
+        "the new record and the unparsable one, superseded for the grace period"
+    );
     app.stop().await;
 }
 

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 
 use crate::helpers::{
     cookie_client, multipart_head, page_at, spawn_app, upload_with, PrivateRedis, ServerProcess,
-    TestApp, TestDb, MULTIPART,
+    TestApp, TestDb, BOUNDARY, MULTIPART,
 };
 
 /// The form page answered for a refused upload: its status, and the sentence in it.
@@ -195,28 +195,36 @@ async fn the_storage_cap_holds_on_a_redis_cluster(db: TestDb) {
     the_storage_cap_refuses_with_507_and_frees_space_on_forget(db, used + (8 << 20)).await;
 }
 
-/// Sends the head of an upload and a little of its body, then nothing: a stalled client.
-fn stall_an_upload(port: u16) -> TcpStream {
+/// Sends the head of an upload declaring `length` bytes and a little of its body, then
+/// nothing: a stalled client.
+fn stall_an_upload(port: u16, length: usize) -> TcpStream {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     let head = multipart_head("slow.txt");
     let request = format!(
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {MULTIPART}\r\nContent-Length: 100000\r\n\r\n{head}a few bytes"
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {MULTIPART}\r\nContent-Length: {length}\r\n\r\n{head}a few bytes"
     );
     stream.write_all(request.as_bytes()).expect("send");
     stream
 }
 
-async fn a_stalled_body_gets_408_and_loses_its_connection_and_its_slot(db: TestDb) {
-    let app = spawn_app(
-        &db,
-        &[("UPLOAD_TIMEOUT_SECS", "2"), ("MAX_UPLOADS_IN_FLIGHT", "1")],
-    )
-    .await;
+/// The upload buffer of these tests: one 100,000-byte upload and its framing allowance.
+const SMALL_BUFFER: [(&str, &str); 2] = [
+    ("MAX_UPLOAD_BYTES", "100000"),
+    ("UPLOAD_BUFFER_BYTES", "116384"),
+];
+
+/// A stalled body that declared all but 100 bytes of the buffer: it holds that room (no other
+/// upload fits) until its deadline, then gets 408, loses its connection and gives the room
+/// back.
+async fn a_stalled_body_gets_408_and_loses_its_connection_and_its_room(db: TestDb) {
+    let mut vars = vec![("UPLOAD_TIMEOUT_SECS", "2"), ("UPLOAD_QUEUE_SECS", "1")];
+    vars.extend(SMALL_BUFFER);
+    let app = spawn_app(&db, &vars).await;
     app.upload("keep.txt", "keep me\n").await;
     let port = app.port;
     let started = Instant::now();
     let stalled = actix_web::rt::task::spawn_blocking(move || {
-        let mut stream = stall_an_upload(port);
+        let mut stream = stall_an_upload(port, 116_284);
         stream
             .set_read_timeout(Some(Duration::from_secs(15)))
             .expect("timeout");
@@ -225,16 +233,25 @@ async fn a_stalled_body_gets_408_and_loses_its_connection_and_its_slot(db: TestD
         String::from_utf8_lossy(&answer).into_owned()
     });
 
-    // While it stalls, it holds the only upload slot: another upload is told to come back.
-    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
-    let (busy, page) = refusal(
-        upload_with(&cookie_client(), &app.address, "b.txt", "b\n")
-            .await
-            .expect("POST"),
-    )
-    .await;
+    // While it stalls, it holds the buffer: another upload waits the queue time (1 s), then is
+    // told to come back.
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    let response = upload_with(&cookie_client(), &app.address, "b.txt", "b\n")
+        .await
+        .expect("POST");
+    let waited = asked.elapsed();
+    assert_eq!(
+        response.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let (busy, page) = refusal(response).await;
     assert_eq!(busy, StatusCode::SERVICE_UNAVAILABLE);
     assert!(page.contains("too many uploads right now"), "{page}");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_millis(1_700),
+        "refused after {waited:?}"
+    );
 
     let answer = stalled.await.expect("the stalled client");
     let held = started.elapsed();
@@ -244,11 +261,117 @@ async fn a_stalled_body_gets_408_and_loses_its_connection_and_its_slot(db: TestD
         held >= Duration::from_secs(2) && held < Duration::from_secs(6),
         "the connection was closed after {held:?}"
     );
-    // The slot is free again, and the stored file is untouched.
+    // The room is free again, and the stored file is untouched.
     assert_eq!(
         app.upload("c.txt", "c\n").await.status(),
         StatusCode::SEE_OTHER
     );
+    app.stop().await;
+}
+
+/// An upload that finds no room waits for it: it goes through once a stalled body's room comes
+/// back, within the queue time.
+async fn an_upload_waits_for_room_in_the_buffer(db: TestDb) {
+    let mut vars = vec![("UPLOAD_TIMEOUT_SECS", "2"), ("UPLOAD_QUEUE_SECS", "10")];
+    vars.extend(SMALL_BUFFER);
+    let app = spawn_app(&db, &vars).await;
+    let port = app.port;
+    let stalled = actix_web::rt::task::spawn_blocking(move || {
+        let mut stream = stall_an_upload(port, 116_284);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    let client = cookie_client();
+    let status = upload_with(&client, &app.address, "waited.txt", "I waited\n")
+        .await
+        .expect("POST")
+        .status();
+    let waited = asked.elapsed();
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        waited >= Duration::from_millis(1_200) && waited < Duration::from_secs(5),
+        "stored after {waited:?}: it should have waited for the stalled body's deadline"
+    );
+    assert!(page_at(&client, &format!("{}/action", app.address))
+        .await
+        .contains("I waited"));
+    assert!(stalled.await.expect("stalled").starts_with("HTTP/1.1 408"));
+    app.stop().await;
+}
+
+/// A declared length past MAX_UPLOAD_BYTES and its framing allowance is refused before the body
+/// is read; a chunked body is cut once it passes the same bound, however its bytes are spent
+/// (here: on a part no form has).
+async fn every_body_byte_counts_against_the_upload_limit(db: TestDb) {
+    let app = spawn_app(&db, &SMALL_BUFFER).await;
+    let client = app.client.clone();
+    app.upload("keep.txt", "keep me\n").await;
+    let port = app.port;
+    // Only the head and a little of the body: the answer comes before the rest is read.
+    let declared = actix_web::rt::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {MULTIPART}\r\nContent-Length: 116385\r\n\r\n{}",
+            multipart_head("big.txt")
+        );
+        stream.write_all(head.as_bytes()).expect("send");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer); // the server closes after its answer
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .expect("declared upload");
+    assert!(declared.starts_with("HTTP/1.1 413"), "{declared:.200}");
+    assert!(declared.contains("too large"), "{declared}");
+
+    // 200 KB of an unknown part before a tiny file, sent chunked.
+    let mut body = format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"junk\"\r\n\r\n")
+        .into_bytes();
+    body.extend(vec![b'j'; 200_000]);
+    body.extend(format!("\r\n{}tiny\r\n--{BOUNDARY}--\r\n", multipart_head("t.txt")).into_bytes());
+    let answer = actix_web::rt::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {MULTIPART}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).expect("head");
+        for chunk in body.chunks(8192) {
+            let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+            if stream.write_all(&framed).is_err() {
+                break; // the server hangs up once it has answered
+            }
+        }
+        let _ = stream.write_all(b"0\r\n\r\n");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .expect("chunked upload");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:.200}");
+    assert!(answer.contains("too large"), "{answer}");
+    // Nothing else suffered: the stored file is there, and an upload of the limit's size fits.
+    assert!(page_at(&client, &format!("{}/action", app.address))
+        .await
+        .contains("keep me"));
+    let fits = upload_with(
+        &cookie_client(),
+        &app.address,
+        "full.txt",
+        "y".repeat(100_000),
+    )
+    .await
+    .expect("POST");
+    assert_eq!(fits.status(), StatusCode::SEE_OTHER);
     app.stop().await;
 }
 
@@ -258,7 +381,7 @@ async fn a_trickling_body_is_cut_at_the_deadline(db: TestDb) {
     let port = app.port;
     let started = Instant::now();
     let answer = actix_web::rt::task::spawn_blocking(move || {
-        let mut stream = stall_an_upload(port);
+        let mut stream = stall_an_upload(port, 100_000);
         stream
             .set_read_timeout(Some(Duration::from_millis(400)))
             .expect("timeout");
@@ -336,7 +459,7 @@ async fn peak_growth_kib<F: std::future::Future>(
 /// the server process grows by at most 128 MiB each time, and /healthz answers within a second
 /// meanwhile.
 async fn big_files_read_and_uploaded_at_once_stay_in_bounded_memory(db: TestDb) {
-    let server = ServerProcess::start(&db, &[("MAX_UPLOADS_IN_FLIGHT", "16")]);
+    let server = ServerProcess::start(&db, &[("UPLOAD_BUFFER_BYTES", "16777216")]);
     let address = server.address();
     let newlines = vec![b'\n'; 1 << 20];
     let owner = cookie_client();
@@ -372,7 +495,7 @@ async fn big_files_read_and_uploaded_at_once_stay_in_bounded_memory(db: TestDb) 
 
     // A fresh process for the uploads: its high-water mark starts from idle again.
     drop(server);
-    let server = ServerProcess::start(&db, &[("MAX_UPLOADS_IN_FLIGHT", "16")]);
+    let server = ServerProcess::start(&db, &[("UPLOAD_BUFFER_BYTES", "16777216")]);
     let address = server.address();
     let uploads = join_all((0..16).map(|_| {
         let (address, body) = (address.clone(), newlines.clone());
@@ -399,7 +522,9 @@ async fn big_files_read_and_uploaded_at_once_stay_in_bounded_memory(db: TestDb) 
 page_tests!(
     uploads_past_the_rate_get_429_with_retry_after,
     forwarded_addresses_count_only_from_trusted_proxies,
-    a_stalled_body_gets_408_and_loses_its_connection_and_its_slot,
+    a_stalled_body_gets_408_and_loses_its_connection_and_its_room,
+    an_upload_waits_for_room_in_the_buffer,
+    every_body_byte_counts_against_the_upload_limit,
     big_files_read_and_uploaded_at_once_stay_in_bounded_memory,
 );
 

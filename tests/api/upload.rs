@@ -36,7 +36,11 @@ async fn a_second_upload_replaces_the_first(db: TestDb) {
 
     let page = app.get_text("/action").await;
     assert!(page.contains("beta") && !page.contains("alpha"), "{page}");
-    assert_eq!(db.row_count(), 1, "the same session row is reused");
+    assert_eq!(
+        db.row_count(),
+        2,
+        "one current record, and the one it superseded for the grace period"
+    );
     app.stop().await;
 }
 

@@ -1,7 +1,7 @@
 //! Session records as rows of MySQL's `sessions` table, on one worker's pool. A key rotation
-//! is one transaction: delete the old row if live, then insert the new one.
+//! is one transaction: supersede the old row if it is live and current (mark it, or delete it
+//! without a grace period), delete the row it superseded, insert the new one.
 
-use chrono::NaiveDateTime;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection};
 
 use super::queries;
@@ -9,7 +9,7 @@ use crate::backends::pool::on_pool;
 use crate::backends::pool::AsyncPool;
 use crate::backends::sql::{record_of, NewSession};
 use crate::session::records::{
-    Extension, Fetch, NewRecord, Record, Records, Replacement, Rotated, StoreFuture,
+    Extension, Fetch, NewRecord, Record, Records, Replacement, Rotated, Rotation, StoreFuture,
 };
 
 /// The `sessions` table, through one worker's connections.
@@ -44,12 +44,12 @@ impl Records for MysqlRecords {
         old_id: &'a str,
         new_id: &'a str,
         record: NewRecord,
-        now: NaiveDateTime,
+        rotation: Rotation,
     ) -> StoreFuture<'a, Rotated> {
         Box::pin(async move {
             let row = &NewSession::of(new_id, &record);
             let rotated = on_pool!(self.pool, conn => conn.transaction(async |tx| {
-                        if queries::delete_live(tx, old_id, now).await? == 0 {
+                        if queries::supersede(tx, old_id, new_id, rotation).await? == 0 {
                             return Ok(false);
                         }
                         queries::insert(tx, row).await?;

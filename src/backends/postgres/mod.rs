@@ -39,7 +39,7 @@ pub(crate) use lease::Holder;
 /// The locks and the sweeper's statements, as `textdrop::database::postgres` shows them.
 pub(crate) mod statements {
     pub use super::lease::{DELETE_BATCH as PORTABLE_DELETE_BATCH, TAKE as TAKE_LEASE};
-    pub use super::records::ROTATE;
+    pub use super::records::{ROTATE, ROTATE_KEEPING_OLD};
     pub use super::sweep::{BLOCK_RANGE_SETTINGS, DELETE_BATCH, DELETE_BLOCK_RANGE};
     pub use super::{MIGRATION_LOCK_KEY, SWEEPER_LOCK_KEY};
 }

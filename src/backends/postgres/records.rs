@@ -1,8 +1,8 @@
 //! Session records as rows of PostgreSQL's `sessions` table, on one worker's pool. A key
-//! rotation is one statement: a data-modifying `WITH` deletes the old row and inserts the new
-//! one only if the old one was live.
+//! rotation is one statement: a data-modifying `WITH` supersedes the old row (marks it, or
+//! deletes it without a grace period), deletes the row it superseded and inserts the new one,
+//! only if the old one was live and current.
 
-use chrono::NaiveDateTime;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
@@ -11,14 +11,26 @@ use crate::backends::pool::on_pool;
 use crate::backends::pool::AsyncPool;
 use crate::backends::sql::{record_of, NewSession};
 use crate::session::records::{
-    Extension, Fetch, NewRecord, Record, Records, Replacement, Rotated, StoreFuture,
+    Extension, Fetch, NewRecord, Record, Records, Replacement, Rotated, Rotation, StoreFuture,
 };
 
-/// The rotation: `$1` the old id, `$2` now, then the new row's columns.
-pub const ROTATE: &str = "WITH gone AS (\
-     DELETE FROM sessions WHERE id = $1 AND expires_at > $2 RETURNING id) \
+/// The rotation without a grace period: `$1` the old id, `$2` now, then the new row's columns
+/// (`$3` its id). The old row goes at once.
+pub const ROTATE: &str = "WITH old AS (\
+     DELETE FROM sessions WHERE id = $1 AND expires_at > $2 AND successor IS NULL RETURNING id), \
+     before AS (DELETE FROM sessions WHERE successor = $1 AND EXISTS (SELECT 1 FROM old)) \
      INSERT INTO sessions (id, state, expires_at, created_at, file, file_bytes) \
-     SELECT $3, $4, $5, $6, $7, $8 FROM gone";
+     SELECT $3, $4, $5, $6, $7, $8 FROM old";
+
+/// The rotation with a grace period: as [`ROTATE`], but the old row is kept, marked superseded
+/// by `$3` at `$2`, expiring at `$9`. Every part of a `WITH` sees the table as it was before
+/// the statement, so `before` deletes the row the old one had superseded, not the old one.
+pub const ROTATE_KEEPING_OLD: &str = "WITH old AS (\
+     UPDATE sessions SET successor = $3, superseded_at = $2, expires_at = $9 \
+     WHERE id = $1 AND expires_at > $2 AND successor IS NULL RETURNING id), \
+     before AS (DELETE FROM sessions WHERE successor = $1 AND EXISTS (SELECT 1 FROM old)) \
+     INSERT INTO sessions (id, state, expires_at, created_at, file, file_bytes) \
+     SELECT $3, $4, $5, $6, $7, $8 FROM old";
 
 /// The `sessions` table, through one worker's connections.
 pub(crate) struct PgRecords {
@@ -52,19 +64,25 @@ impl Records for PgRecords {
         old_id: &'a str,
         new_id: &'a str,
         record: NewRecord,
-        now: NaiveDateTime,
+        rotation: Rotation,
     ) -> StoreFuture<'a, Rotated> {
         Box::pin(async move {
             let row = NewSession::of(new_id, &record);
-            let inserted = on_pool!(self.pool, conn => diesel::sql_query(ROTATE)
+            // `$9` is bound either way; `ROTATE` does not use it.
+            let (sql, until) = match rotation.keep_until {
+                None => (ROTATE, rotation.now),
+                Some(until) => (ROTATE_KEEPING_OLD, until),
+            };
+            let inserted = on_pool!(self.pool, conn => diesel::sql_query(sql)
                             .bind::<Text, _>(old_id)
-                            .bind::<Timestamp, _>(now)
+                            .bind::<Timestamp, _>(rotation.now)
                             .bind::<Text, _>(row.id)
                             .bind::<Text, _>(row.state)
                             .bind::<Timestamp, _>(row.expires_at)
                             .bind::<Timestamp, _>(row.created_at)
                             .bind::<Nullable<Text>, _>(row.file)
                             .bind::<BigInt, _>(row.file_bytes)
+                            .bind::<Timestamp, _>(until)
                             .execute(&mut conn).await)?;
             Ok(if inserted == 1 { Ok(()) } else { Err(record) })
         })

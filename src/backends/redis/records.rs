@@ -8,11 +8,20 @@
 //! (`HMGET` with `PTTL`), an insert is one `MULTI` (HSET and PEXPIRE), a replace a script that
 //! writes only a hash that still exists, an extension a `PEXPIRE GT`.
 //!
-//! A key rotation on one server is one script: it writes the new hash and deletes the old one
-//! only if the old one still exists. On a cluster the two hashes may sit on different slots
-//! (and nodes), where no script or `MULTI` reaches both: the old hash is checked, the new one
-//! written, then the old one deleted. A crash between the last two leaves both, and the old
-//! one expires at its own time; the new one is never lost.
+//! A key rotation on one server is one script: if the old hash exists and is current, it writes
+//! the new one and supersedes the old one: deletes it (no grace period) or marks it
+//! (`superseded`, the time, in microseconds) and cuts its TTL to two grace periods; the new
+//! hash names the old one in `predecessor`, and the old one's own predecessor is deleted.
+//!
+//! On a cluster the two hashes may sit on different slots (and nodes), where no script or
+//! `MULTI` reaches both, so the pair is kept consistent by order: the old hash is checked,
+//! the new one written, then the old one superseded by a check-and-set script on its own slot.
+//! If another rotation superseded it meanwhile (two tabs uploading at once), the new hash is
+//! deleted again and the upload starts a session of its own: one key never has two
+//! successors. A crash after the new hash is written and before the old one is marked leaves
+//! the old one current (the visitor, who never got the new key, keeps using it) and the new
+//! one unreachable until its TTL ends; the old one's predecessor is deleted last, and if that
+//! is lost it expires at its own (short) TTL.
 
 use std::future::Future;
 
@@ -24,29 +33,66 @@ use redis::{RedisError, RedisWrite, ToRedisArgs};
 
 use super::admin;
 use crate::session::records::{
-    Extension, Fetch, Loaded, NewRecord, Record, Records, Replacement, Rotated, StoreError,
-    StoreFuture, StoreResult,
+    Extension, Fetch, Loaded, NewRecord, Record, Records, Replacement, Rotated, Rotation,
+    StoreError, StoreFuture, StoreResult,
 };
 
 /// The Redis key of the session whose id (the SHA-256 of its key) is `id`.
 pub fn redis_key(id: &str) -> String {
-    format!("textdrop:session:{id}")
+    format!("{KEY_PREFIX}{id}")
 }
 
-/// Writes the fields given after the TTL, and the TTL, only if the hash still exists.
-const REPLACE_IF_EXISTS: &str = r"
+/// The prefix of every session hash's key.
+const KEY_PREFIX: &str = "textdrop:session:";
+
+/// Writes the fields given after the TTL, and the TTL, only if the hash still exists and is
+/// current.
+const REPLACE_IF_CURRENT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'superseded') == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1";
 
-/// One server's rotation: if the old hash (KEYS[1]) exists, writes the new one (KEYS[2]) with
-/// the fields after the TTL, sets its TTL and deletes the old one.
+/// Moves a current hash's TTL later (never sooner); a superseded one keeps its own.
+const EXTEND_IF_CURRENT: &str = r"
+if redis.call('HEXISTS', KEYS[1], 'superseded') == 1 then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[1], 'GT')";
+
+/// One server's rotation: if the old hash (KEYS[1]) exists and is current, writes the new one
+/// (KEYS[2]) with the fields from ARGV[6] on and TTL ARGV[1], deletes the old one's
+/// predecessor (key prefix ARGV[5]), and supersedes the old one: deleted when ARGV[2] (its TTL
+/// from now on) is 0, else marked superseded at ARGV[3] and named as the new one's
+/// predecessor (ARGV[4]).
 const ROTATE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[2], unpack(ARGV, 2))
+if redis.call('HEXISTS', KEYS[1], 'superseded') == 1 then return 0 end
+local before = redis.call('HGET', KEYS[1], 'predecessor')
+if before then redis.call('DEL', ARGV[5] .. before) end
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[1])
+if ARGV[2] == '0' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('HSET', KEYS[2], 'predecessor', ARGV[4])
+  redis.call('HDEL', KEYS[1], 'predecessor')
+  redis.call('HSET', KEYS[1], 'superseded', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1";
+
+/// A cluster's rotation, on the old hash's slot alone: supersedes it (as [`ROTATE`] does) if it
+/// is still current; 0 if another rotation won.
+const SUPERSEDE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'superseded') == 1 then return 0 end
+if ARGV[1] == '0' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('HDEL', KEYS[1], 'predecessor')
+  redis.call('HSET', KEYS[1], 'superseded', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
 return 1";
 
 /// A Redis connection textdrop's records work on: one server or a cluster.
@@ -120,6 +166,13 @@ fn ttl_ms(now: NaiveDateTime, until: NaiveDateTime) -> i64 {
     (until - now).num_milliseconds().max(1)
 }
 
+/// The TTL a rotation leaves the old hash, in milliseconds; 0: delete it.
+fn keep_ms(rotation: Rotation) -> i64 {
+    rotation
+        .keep_until
+        .map_or(0, |until| ttl_ms(rotation.now, until))
+}
+
 /// The fields a new record's hash holds, as `HSET` arguments (the file written as it is, not
 /// copied first).
 struct Fields<'a>(&'a NewRecord);
@@ -148,15 +201,29 @@ impl<C: RedisConnection> RedisRecords<C> {
             .map_err(verdict)
     }
 
-    /// A cluster's rotation (see the module's doc): check, write new, delete old.
+    /// A cluster's rotation (see the module's doc): check the old hash, write the new one,
+    /// supersede the old one if it is still current (else undo the new one), then delete the
+    /// old one's predecessor.
     async fn rotate_across_slots(
         &self,
-        old: String,
-        new: String,
+        (old_id, new_id): (&str, &str),
         record: NewRecord,
+        rotation: Rotation,
     ) -> StoreResult<Rotated> {
-        let exists: i64 = self.query(redis::cmd("EXISTS").arg(&old)).await?;
-        if exists == 0 {
+        let (old, new) = (redis_key(old_id), redis_key(new_id));
+        let (exists, superseded, before): (i64, Option<String>, Option<String>) = redis::pipe()
+            .cmd("EXISTS")
+            .arg(&old)
+            .cmd("HGET")
+            .arg(&old)
+            .arg("superseded")
+            .cmd("HGET")
+            .arg(&old)
+            .arg("predecessor")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(verdict)?;
+        if exists == 0 || superseded.is_some() {
             return Ok(Err(record));
         }
         let mut write = redis::pipe();
@@ -165,7 +232,16 @@ impl<C: RedisConnection> RedisRecords<C> {
             .cmd("HSET")
             .arg(&new)
             .arg(Fields(&record))
-            .ignore()
+            .ignore();
+        if rotation.keep_until.is_some() {
+            write
+                .cmd("HSET")
+                .arg(&new)
+                .arg("predecessor")
+                .arg(old_id)
+                .ignore();
+        }
+        write
             .cmd("PEXPIRE")
             .arg(&new)
             .arg(ttl_ms(record.created_at, record.expires_at))
@@ -174,7 +250,21 @@ impl<C: RedisConnection> RedisRecords<C> {
             .query_async::<()>(&mut self.conn.clone())
             .await
             .map_err(verdict)?;
-        self.query::<()>(redis::cmd("DEL").arg(&old)).await?;
+        let superseded: i64 = redis::Script::new(SUPERSEDE)
+            .key(&old)
+            .arg(keep_ms(rotation))
+            .arg(micros(rotation.now))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(verdict)?;
+        if superseded == 0 {
+            self.query::<()>(redis::cmd("DEL").arg(&new)).await?;
+            return Ok(Err(record));
+        }
+        if let Some(before) = before {
+            self.query::<()>(redis::cmd("DEL").arg(redis_key(&before)))
+                .await?;
+        }
         Ok(Ok(()))
     }
 }
@@ -184,7 +274,11 @@ impl<C: RedisConnection> Records for RedisRecords<C> {
         Box::pin(async move {
             let key = redis_key(id);
             let mut fields = redis::cmd("HMGET");
-            fields.arg(&key).arg("state").arg("created");
+            fields
+                .arg(&key)
+                .arg("state")
+                .arg("created")
+                .arg("superseded");
             if fetch.with_file {
                 fields.arg("file");
             }
@@ -195,12 +289,18 @@ impl<C: RedisConnection> Records for RedisRecords<C> {
                 .query_async(&mut self.conn.clone())
                 .await
                 .map_err(verdict)?;
-            // HMGET answers in the order asked: state, created, then file if asked for.
+            // HMGET answers in the order asked: state, created, superseded, then file if asked
+            // for.
             let file = if fetch.with_file {
                 values.pop().flatten()
             } else {
                 None
             };
+            let superseded_at = values
+                .pop()
+                .flatten()
+                .and_then(|c| c.parse().ok())
+                .and_then(from_micros);
             let created = values
                 .pop()
                 .flatten()
@@ -218,6 +318,7 @@ impl<C: RedisConnection> Records for RedisRecords<C> {
                 loaded: Loaded {
                     expires_at,
                     created_at,
+                    superseded_at,
                 },
                 file,
             }))
@@ -250,18 +351,23 @@ impl<C: RedisConnection> Records for RedisRecords<C> {
         old_id: &'a str,
         new_id: &'a str,
         record: NewRecord,
-        _now: NaiveDateTime,
+        rotation: Rotation,
     ) -> StoreFuture<'a, Rotated> {
         Box::pin(async move {
-            let (old, new) = (redis_key(old_id), redis_key(new_id));
             if C::CLUSTER {
-                return self.rotate_across_slots(old, new, record).await;
+                return self
+                    .rotate_across_slots((old_id, new_id), record, rotation)
+                    .await;
             }
             let script = redis::Script::new(ROTATE);
-            let mut invocation = script.key(&old);
+            let mut invocation = script.key(redis_key(old_id));
             invocation
-                .key(&new)
+                .key(redis_key(new_id))
                 .arg(ttl_ms(record.created_at, record.expires_at))
+                .arg(keep_ms(rotation))
+                .arg(micros(rotation.now))
+                .arg(old_id)
+                .arg(KEY_PREFIX)
                 .arg(Fields(&record));
             let rotated: i64 = invocation
                 .invoke_async(&mut self.conn.clone())
@@ -273,7 +379,7 @@ impl<C: RedisConnection> Records for RedisRecords<C> {
 
     fn replace<'a>(&'a self, id: &'a str, with: Replacement) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let script = redis::Script::new(REPLACE_IF_EXISTS);
+            let script = redis::Script::new(REPLACE_IF_CURRENT);
             let mut invocation = script.key(redis_key(id));
             invocation
                 .arg(ttl_ms(with.now, with.expires_at))
@@ -298,18 +404,30 @@ impl<C: RedisConnection> Records for RedisRecords<C> {
         Box::pin(async move {
             // PEXPIRE GT: only ever later, so overlapping reads never shorten one another's
             // move.
-            self.query(
-                redis::cmd("PEXPIRE")
-                    .arg(redis_key(id))
-                    .arg(ttl_ms(extension.now, extension.expires_at))
-                    .arg("GT"),
-            )
-            .await
+            redis::Script::new(EXTEND_IF_CURRENT)
+                .key(redis_key(id))
+                .arg(ttl_ms(extension.now, extension.expires_at))
+                .invoke_async::<()>(&mut self.conn.clone())
+                .await
+                .map_err(verdict)
         })
     }
 
     fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
-        Box::pin(async move { self.query(redis::cmd("DEL").arg(redis_key(id))).await })
+        Box::pin(async move {
+            // The hash and the one it superseded: on a cluster they may sit on different
+            // slots, so one after the other.
+            let key = redis_key(id);
+            let before: Option<String> = self
+                .query(redis::cmd("HGET").arg(&key).arg("predecessor"))
+                .await?;
+            self.query::<()>(redis::cmd("DEL").arg(&key)).await?;
+            if let Some(before) = before {
+                self.query::<()>(redis::cmd("DEL").arg(redis_key(&before)))
+                    .await?;
+            }
+            Ok(())
+        })
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {

@@ -1,6 +1,5 @@
 //! Session records as rows of SQLite's `sessions` table.
 
-use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
 
@@ -8,7 +7,7 @@ use super::pool::SqlitePool;
 use super::queries;
 use crate::backends::sql::{record_of, NewSession};
 use crate::session::records::{
-    Extension, Fetch, NewRecord, Record, Records, Replacement, Rotated, StoreFuture,
+    Extension, Fetch, NewRecord, Record, Records, Replacement, Rotated, Rotation, StoreFuture,
 };
 
 /// The `sessions` table of one SQLite database.
@@ -48,12 +47,12 @@ impl Records for SqliteRecords {
         old_id: &'a str,
         new_id: &'a str,
         record: NewRecord,
-        now: NaiveDateTime,
+        rotation: Rotation,
     ) -> StoreFuture<'a, Rotated> {
         let (old, new) = (old_id.to_owned(), new_id.to_owned());
         Box::pin(self.pool.write(move |conn| {
             conn.transaction(|conn| {
-                if queries::delete_live(conn, &old, now)? == 0 {
+                if queries::supersede(conn, &old, &new, rotation)? == 0 {
                     return Ok(Err(record));
                 }
                 queries::insert(conn, &NewSession::of(&new, &record))?;

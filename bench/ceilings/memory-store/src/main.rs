@@ -12,7 +12,7 @@ use chrono::NaiveDateTime;
 use textdrop::clock::Clock;
 use textdrop::config::Settings;
 use textdrop::session::records::{
-    Extension, Fetch, Loaded, NewRecord, Record, Records, Replacement, Rotated, StoreFuture,
+    Extension, Fetch, Loaded, NewRecord, Record, Records, Replacement, Rotated, Rotation, StoreFuture,
 };
 use textdrop::startup::Application;
 use textdrop::storage::SessionStorage;
@@ -46,6 +46,7 @@ impl Records for Memory {
                 loaded: Loaded {
                     expires_at: r.expires_at,
                     created_at: r.created_at,
+                    superseded_at: None,
                 },
                 file: r.file.clone().filter(|_| fetch.with_file),
             });
@@ -62,10 +63,11 @@ impl Records for Memory {
         old_id: &'a str,
         new_id: &'a str,
         record: NewRecord,
-        now: NaiveDateTime,
+        rotation: Rotation,
     ) -> StoreFuture<'a, Rotated> {
+        // The ceiling deletes the old record at once, grace period or not.
         let mut map = self.map();
-        if !map.get(old_id).is_some_and(|r| live(r, now)) {
+        if !map.get(old_id).is_some_and(|r| live(r, rotation.now)) {
             return ready(Err(record));
         }
         map.remove(old_id);

@@ -1,0 +1,213 @@
+//! Key rotation with a grace period (ROTATION_GRACE_SECS): after an upload the previous key
+//! shows the previous file, read-only, for the grace period, then nothing; the new key alone
+//! sees the new file; forget removes both; a lost reply never leaves a visitor with nothing
+//! (a crash: `faults::kill_9_during_writes_leaves_every_session_whole`; no grace:
+//! `safety::every_upload_rotates_the_key_and_old_keys_show_nothing`).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::helpers::{
+    cookie_client, metric_value, page_with_cookie, session_cookie_pair, spawn_app, upload_with,
+    TestApp, TestDb,
+};
+
+/// The grace period of these tests, short enough to wait out.
+const GRACE: &str = "2";
+
+/// Uploads `text` with only `cookie` (no jar: whatever key the answer sets is for the caller to
+/// keep or drop). Returns the status and the new cookie pair, if one was set.
+async fn upload_as(
+    app: &TestApp,
+    cookie: &str,
+    name: &str,
+    text: &str,
+) -> (StatusCode, Option<String>) {
+    let part = reqwest::multipart::Part::bytes(text.as_bytes().to_vec())
+        .file_name(name.to_owned())
+        .mime_str("text/plain")
+        .expect("mime");
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(format!("{}/", app.address))
+        .header(reqwest::header::COOKIE, cookie)
+        .multipart(reqwest::multipart::Form::new().part("textfile", part))
+        .send()
+        .await
+        .expect("POST");
+    (response.status(), session_cookie_pair(&response))
+}
+
+/// A first upload of `text` by a new visitor: its cookie pair.
+async fn first_upload(app: &TestApp, text: &str) -> String {
+    let response = upload_with(&cookie_client(), &app.address, "first.txt", text)
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    session_cookie_pair(&response).expect("a session cookie")
+}
+
+async fn action_with(app: &TestApp, cookie: &str) -> String {
+    page_with_cookie(&format!("{}/action", app.address), cookie).await
+}
+
+/// The uses of superseded keys after their grace period the app counted.
+fn late_uses(app: &TestApp) -> f64 {
+    metric_value(&app.metrics.render(), "textdrop_superseded_key_uses_total")
+        .expect("the superseded key counter is exported")
+}
+
+/// The reply to an upload is lost (the browser keeps the old key): the old key shows the
+/// previous file, never the new one, for the grace period, then nothing, and that late use is
+/// counted. The new key shows the new file.
+async fn a_lost_reply_leaves_the_old_key_on_the_previous_file_for_the_grace(db: TestDb) {
+    let app = spawn_app(&db, &[("ROTATION_GRACE_SECS", GRACE)]).await;
+    let old = first_upload(&app, "version one\n").await;
+    let (status, new) = upload_as(&app, &old, "second.txt", "version two\n").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let new = new.expect("the upload rotates the key");
+    assert_ne!(new, old);
+
+    let by_old = action_with(&app, &old).await;
+    assert!(by_old.contains("version one"), "{by_old:.400}");
+    assert!(!by_old.contains("version two"));
+    let by_new = action_with(&app, &new).await;
+    assert!(by_new.contains("version two"), "{by_new:.400}");
+    assert!(!by_new.contains("version one"));
+    // Read-only: reading with the old key within the grace does not extend it.
+    assert_eq!(late_uses(&app), 0.0);
+
+    actix_web::rt::time::sleep(Duration::from_millis(2_300)).await;
+    let late = action_with(&app, &old).await;
+    assert!(!late.contains("version one"), "{late:.400}");
+    assert!(
+        late.contains("You have not yet uploaded a file"),
+        "{late:.400}"
+    );
+    assert_eq!(
+        late_uses(&app),
+        1.0,
+        "the late use of a superseded key is counted"
+    );
+    assert!(action_with(&app, &new).await.contains("version two"));
+    app.stop().await;
+}
+
+/// The client closes its socket as soon as its upload is written, never reading the answer:
+/// the key it keeps shows the previous file within the grace (whether or not the rotation
+/// happened), then either the previous file (no rotation) or nothing.
+async fn a_client_that_hangs_up_after_its_upload_keeps_its_previous_file(db: TestDb) {
+    use std::io::Write;
+    let app = spawn_app(&db, &[("ROTATION_GRACE_SECS", GRACE)]).await;
+    let old = first_upload(&app, "kept version\n").await;
+    let port = app.port;
+    let cookie = old.clone();
+    actix_web::rt::task::spawn_blocking(move || {
+        let head = crate::helpers::multipart_head("lost.txt");
+        let body = format!("{head}in flight version\n{}", crate::helpers::MULTIPART_TAIL);
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n{body}",
+            crate::helpers::MULTIPART,
+            body.len()
+        );
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream.write_all(request.as_bytes()).expect("send");
+        // Gone before the answer.
+    })
+    .await
+    .expect("upload");
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let page = action_with(&app, &old).await;
+    assert!(page.contains("kept version"), "{page:.400}");
+    assert!(!page.contains("in flight version"), "{page:.400}");
+    app.stop().await;
+}
+
+/// Session fixation: an attacker plants its key in a victim's browser; the victim's upload
+/// rotates it, and the planted key never shows the victim's file, within the grace or after.
+async fn a_planted_key_never_shows_the_victims_upload(db: TestDb) {
+    let app = spawn_app(&db, &[("ROTATION_GRACE_SECS", GRACE)]).await;
+    let planted = first_upload(&app, "the attacker bait\n").await;
+    let (status, victims) = upload_as(&app, &planted, "secret.txt", "the victim secret\n").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let victims = victims.expect("the victim's own key");
+
+    let within = action_with(&app, &planted).await;
+    assert!(!within.contains("the victim secret"), "{within:.400}");
+    // An upload with the planted key after the victim's starts a session of its own.
+    let (status, attackers) = upload_as(&app, &planted, "probe.txt", "the attacker again\n").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let attackers = attackers.expect("a new key");
+    assert!(!action_with(&app, &attackers)
+        .await
+        .contains("the victim secret"));
+    actix_web::rt::time::sleep(Duration::from_millis(2_300)).await;
+    assert!(!action_with(&app, &planted)
+        .await
+        .contains("the victim secret"));
+    let page = action_with(&app, &victims).await;
+    assert!(page.contains("the victim secret"), "{page:.400}");
+    app.stop().await;
+}
+
+/// "Forget my data now" within the grace deletes the current record and the one it superseded:
+/// neither key shows anything, and nothing is stored.
+async fn forget_within_the_grace_empties_both_keys(db: TestDb) {
+    let app = spawn_app(&db, &[("ROTATION_GRACE_SECS", "60")]).await;
+    let old = first_upload(&app, "first version\n").await;
+    let (_, new) = upload_as(&app, &old, "second.txt", "second version\n").await;
+    let new = new.expect("new key");
+    assert!(action_with(&app, &old).await.contains("first version"));
+    assert_eq!(
+        db.row_count(),
+        2,
+        "the current record and the superseded one"
+    );
+
+    let forgot = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(format!("{}/forget", app.address))
+        .header(reqwest::header::COOKIE, &new)
+        .send()
+        .await
+        .expect("POST /forget");
+    assert_eq!(forgot.status(), StatusCode::SEE_OTHER);
+    for key in [&old, &new] {
+        let page = action_with(&app, key).await;
+        assert!(!page.contains("version"), "{page:.400}");
+    }
+    assert_eq!(db.row_count(), 0);
+    app.stop().await;
+}
+
+/// A rotation keeps one superseded record per session: the one before it goes.
+async fn each_session_keeps_one_superseded_record(db: TestDb) {
+    let app = spawn_app(&db, &[("ROTATION_GRACE_SECS", "60")]).await;
+    let first = first_upload(&app, "version 1\n").await;
+    let (_, second) = upload_as(&app, &first, "2.txt", "version 2\n").await;
+    let second = second.expect("key 2");
+    let (_, third) = upload_as(&app, &second, "3.txt", "version 3\n").await;
+    let third = third.expect("key 3");
+    assert_eq!(
+        db.row_count(),
+        2,
+        "the current record and the one it superseded"
+    );
+    assert!(!action_with(&app, &first).await.contains("version"));
+    assert!(action_with(&app, &second).await.contains("version 2"));
+    assert!(action_with(&app, &third).await.contains("version 3"));
+    app.stop().await;
+}
+
+page_tests!(
+    a_lost_reply_leaves_the_old_key_on_the_previous_file_for_the_grace,
+    a_client_that_hangs_up_after_its_upload_keeps_its_previous_file,
+    a_planted_key_never_shows_the_victims_upload,
+    forget_within_the_grace_empties_both_keys,
+    each_session_keeps_one_superseded_record,
+);
