@@ -95,7 +95,7 @@ serve() { # $1 binary, $2 DATABASE_URL
 echo "| binary | storage | new session (first upload) | read of /action | upload with a session (rotation) |"
 echo "| --- | --- | --- | --- | --- |"
 for bin in "${@:-target/release/textdrop}"; do
-  name=$(basename "$(dirname "$(dirname "$(dirname "$bin")")")")/$(basename "$bin")
+  name=$bin
 
   psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS textdrop_count WITH (FORCE)" -c "CREATE DATABASE textdrop_count" \
     -c "ALTER DATABASE textdrop_count SET log_statement = 'all'"

@@ -268,10 +268,14 @@ async fn a_visitor_uploads_reads_reloads_loses_the_cookie_and_forgets(db: TestDb
         Some("page=2")
     );
 
-    // Upload again, then "Forget my data now": the row goes and the page says so (each upload
-    // rotated the key and replaced the row it came from).
+    // Upload again, then "Forget my data now": the rows go and the page says so (each upload
+    // rotated the key; the row it came from stays, superseded, for the grace period).
     upload_through_the_form(client, &app, &path).await;
-    assert_eq!(db.row_count(), 2, "the new upload and the abandoned row");
+    assert_eq!(
+        db.row_count(),
+        3,
+        "the new upload, the one it superseded, and the abandoned row"
+    );
     click_and_wait(client, "form.forget button", ".notice").await;
     assert_eq!(client.current_url().await.expect("url").path(), "/");
     assert!(text_of(client, ".notice")
@@ -280,7 +284,7 @@ async fn a_visitor_uploads_reads_reloads_loses_the_cookie_and_forgets(db: TestDb
     assert_eq!(
         db.row_count(),
         1,
-        "only the abandoned row from before is left"
+        "forget took the current row and the one it superseded; the abandoned row is left"
     );
     client
         .goto(&format!("{}/action", app.address))
