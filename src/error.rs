@@ -16,6 +16,13 @@ use crate::templates;
 pub enum AppError {
     #[error("page not found")]
     NotFound,
+    /// The page exists, but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The address's query is not one the page understands (a repeated or malformed
+    /// parameter).
+    #[error("bad query: {0}")]
+    BadQuery(String),
     #[error("storage unavailable: {0:#}")]
     Unavailable(anyhow::Error),
     #[error("internal error: {0:#}")]
@@ -26,6 +33,8 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::BadQuery(_) => StatusCode::BAD_REQUEST,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -34,6 +43,14 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         let (title, message) = match self {
             AppError::NotFound => ("Page not found", "There is no page at this address."),
+            AppError::MethodNotAllowed => (
+                "Method not allowed",
+                "This page cannot be asked for that way; open it in a browser or use its form.",
+            ),
+            AppError::BadQuery(_) => (
+                "Bad address",
+                "This address has a query textdrop does not understand; remove what follows the ? and try again.",
+            ),
             AppError::Unavailable(_) => (
                 "Temporarily unavailable",
                 "textdrop cannot reach its database right now. Please try again in a moment.",

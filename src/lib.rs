@@ -12,6 +12,7 @@ pub(crate) mod backends;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub(crate) mod connection;
 pub mod database;
 pub(crate) mod error;
 pub mod limits;

@@ -62,3 +62,32 @@ pub async fn store_failure_page(
         }
     }
 }
+
+/// The most of a request's target (path and query) an access-log line quotes; the rest is
+/// counted, not written, so a visitor cannot grow the log by more than this a request.
+pub const LOGGED_TARGET_BYTES: usize = 256;
+
+/// A request line as the access log shows it: the method, at most [`LOGGED_TARGET_BYTES`] of
+/// the target with quotes, backslashes and anything not printable ASCII escaped (`\xNN`), a
+/// note of how much was left out, and the version.
+pub fn logged_request_line(req: &ServiceRequest) -> String {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |target| target.as_str())
+        .as_bytes();
+    let shown = &target[..target.len().min(LOGGED_TARGET_BYTES)];
+    let mut line = format!("{} ", req.method());
+    for &byte in shown {
+        match byte {
+            b'"' | b'\\' => line.push_str(&format!("\\x{byte:02x}")),
+            0x20..=0x7e => line.push(char::from(byte)),
+            _ => line.push_str(&format!("\\x{byte:02x}")),
+        }
+    }
+    if target.len() > shown.len() {
+        line.push_str(&format!("…(+{} bytes)", target.len() - shown.len()));
+    }
+    line.push_str(&format!(" {:?}", req.version()));
+    line
+}

@@ -8,22 +8,27 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::config::split_connections;
 use crate::config::{SessionSettings, Settings};
-use crate::limits::{StorageCap, UploadBuffer, UploadRate};
+use crate::connection::{track_requests, ConnectionLimits, GuardedStream};
+use crate::limits::{ClientShares, StorageCap, UploadBuffer, UploadRate};
 use crate::metrics::Metrics;
-use crate::middleware::security_headers;
+use crate::middleware::{logged_request_line, security_headers};
 use crate::routes::{self, guard::Guard};
 use crate::session::{MeteredStore, Sessions};
 use crate::storage::SessionStorage;
 use crate::sweeper::CleanupTask;
 use crate::templates;
 use crate::upkeep::spawn_upkeep;
+use actix_http::error::DispatchError;
+use actix_http::{Extensions, HttpService};
 use actix_multipart::form::MultipartFormConfig;
+use actix_service::{fn_service, map_config, ServiceFactoryExt as _};
 use actix_session::config::{BrowserSession, PersistentSession, TtlExtensionPolicy};
 use actix_session::SessionMiddleware;
 use actix_web::cookie::{time::Duration as CookieDuration, Key, SameSite};
-use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::Logger;
+use actix_web::dev::{AppConfig, Server, ServerHandle};
+use actix_web::middleware::{from_fn, Logger};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
@@ -161,10 +166,19 @@ impl Application {
     }
 }
 
-/// The cookie key: derived from SECRET_KEY, or random for this process only.
-fn cookie_key(settings: &SessionSettings) -> Key {
+/// The cookie key: derived from SECRET_KEY, or random for this process only (with a warning,
+/// louder when other instances may share the database).
+fn cookie_key(settings: &SessionSettings, shared: bool) -> Key {
     match &settings.secret_key {
         Some(secret) => Key::derive_from(secret.as_bytes()),
+        None if shared => {
+            log::warn!(
+                "SECRET_KEY is not set: using a random key, so sessions will not survive a \
+                 restart, and other instances on this database cannot read this one's cookies \
+                 (give every instance the same SECRET_KEY)"
+            );
+            Key::generate()
+        }
         None => {
             log::warn!(
                 "SECRET_KEY is not set: using a random key, so sessions will not survive a restart"
@@ -233,28 +247,50 @@ fn run(
     metrics: Metrics,
     clock: Clock,
 ) -> anyhow::Result<Server> {
-    let key = cookie_key(&settings.session);
+    let shared = settings.database.url.backend() != crate::config::Backend::Sqlite;
+    let key = cookie_key(&settings.session, shared);
     let max_upload = settings.limits.max_upload_bytes;
     let grace = settings.server.shutdown_grace.as_secs();
     let hsts = settings.session.cookie_secure;
     // actix counts connections per worker: split the instance's cap between them.
-    let workers = settings.server.workers();
-    let per_worker = settings.server.max_connections.div_ceil(workers);
+    let cores = settings.server.workers();
+    let (workers, per_worker) = split_connections(settings.server.max_connections, cores);
+    if workers < cores {
+        log::info!(
+            "MAX_CONNECTIONS={} is below the {cores} cores: {workers} HTTP workers, one \
+             connection each",
+            settings.server.max_connections
+        );
+    }
+    let limits = ConnectionLimits {
+        head: settings.server.request_head_timeout,
+        write: settings.server.write_timeout,
+    };
+    let shares = ClientShares::new(
+        settings.server.max_connections_per_client,
+        settings.limits.trusted_proxies.clone(),
+    );
     let cap = web::Data::new(cap);
     let guard = web::Data::new(guard);
     let metrics = web::Data::new(metrics);
     let clock = web::Data::new(clock);
     let settings = web::Data::new(settings);
-    let server = HttpServer::new(move || {
+    let factory = move || {
         // Runs once per worker, on the worker's thread: its store, on its own connections.
         let store = storage
             .worker_store()
             .counting_late_uses(metrics.superseded_key_uses());
         let metered = MeteredStore::new(store.clone(), (**metrics).clone());
         let sessions = || session_middleware(metered.clone(), key.clone(), &settings.session);
-        App::new()
+        let app = App::new()
             .wrap(security_headers(hsts))
-            .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+            // The request line quoted at most 256 bytes of its target (a 60 KB URL would be a
+            // 60 KB log line).
+            .wrap(
+                Logger::new("%a \"%{request_line}xi\" %s %b %Dms")
+                    .custom_request_replace("request_line", logged_request_line),
+            )
+            .wrap(from_fn(track_requests))
             .app_data(settings.clone())
             .app_data(storage.clone())
             .app_data(web::Data::new(store))
@@ -262,6 +298,10 @@ fn run(
             .app_data(guard.clone())
             .app_data(metrics.clone())
             .app_data(clock.clone())
+            // A query the page cannot parse (`?page=2&page=3`) gets the app's 400 page.
+            .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+                crate::error::AppError::BadQuery(err.to_string()).into()
+            }))
             .app_data(
                 MultipartFormConfig::default()
                     .total_limit(max_upload)
@@ -269,17 +309,38 @@ fn run(
             )
             .configure(routes::probes_and_assets)
             .configure(|cfg| routes::pages(cfg, sessions))
-            .default_service(web::to(routes::not_found))
-    })
-    .workers(workers)
-    .max_connections(per_worker)
-    .shutdown_timeout(grace)
-    // Explicit limits against slow or broken clients: headers must arrive within 5 s, and a
-    // closing connection gets 1 s. (actix-http caps headers: 431 past 128 KiB, 400 past 96.)
-    // The body of an upload has UPLOAD_TIMEOUT_SECS (routes::guard).
-    .client_request_timeout(Duration::from_secs(5))
-    .client_disconnect_timeout(Duration::from_secs(1))
-    .listen(listener)?
-    .run();
+            .default_service(web::to(routes::not_found));
+        // actix-http under the connection's own deadlines (`connection`): every request head
+        // within REQUEST_HEAD_TIMEOUT_SECS, writes within WRITE_TIMEOUT_SECS. A closing
+        // connection gets 1 s. (actix-http caps headers: 431 past 128 KiB, 400 past 96.) The
+        // body of an upload has UPLOAD_TIMEOUT_SECS (routes::guard).
+        let http = HttpService::build()
+            .client_request_timeout(limits.head)
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .on_connect_ext(|io: &GuardedStream, ext: &mut Extensions| {
+                ext.insert(io.activity());
+            })
+            .h1(map_config(app, |_| AppConfig::default()));
+        let shares = shares.clone();
+        fn_service(move |io: actix_web::rt::net::TcpStream| {
+            let peer = io.peer_addr().ok();
+            // One address gets its share of the connections; past it, closed at once.
+            let claim = peer.and_then(|peer| shares.claim(peer.ip()));
+            std::future::ready(match claim {
+                Some(claim) => Ok((GuardedStream::new(io, limits, claim), peer)),
+                None => Err(DispatchError::Io(std::io::Error::other(
+                    "MAX_CONNECTIONS_PER_CLIENT reached",
+                ))),
+            })
+        })
+        .and_then(http)
+    };
+    listener.set_nonblocking(true)?;
+    let server = Server::build()
+        .workers(workers)
+        .max_concurrent_connections(per_worker)
+        .shutdown_timeout(grace)
+        .listen("textdrop", listener, factory)?
+        .run();
     Ok(server)
 }

@@ -13,7 +13,7 @@ pub mod vars;
 
 use std::time::Duration;
 
-use crate::limits::TrustedProxies;
+use crate::limits::{ForwardedHeader, TrustedProxies};
 pub use database_url::{Backend, DatabaseUrl, SCHEMES};
 use env::Env;
 pub use secret::SecretKey;
@@ -37,6 +37,13 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// Open connections accepted at once.
     pub max_connections: usize,
+    /// Open connections one client address may hold.
+    pub max_connections_per_client: u32,
+    /// A request head must arrive within this long of the connection's start or of the
+    /// previous response's last write.
+    pub request_head_timeout: Duration,
+    /// A write that makes no progress this long closes its connection.
+    pub write_timeout: Duration,
     /// Where `/metrics` is served; `None`: nowhere.
     pub metrics_addr: Option<String>,
 }
@@ -46,6 +53,14 @@ impl ServerSettings {
     pub fn workers(&self) -> usize {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     }
+}
+
+/// Splits `max_connections` between `cores` workers (actix counts connections per worker):
+/// the number of workers and each one's cap, so that the total never exceeds the setting. At
+/// least one connection per worker: a setting lower than the core count means fewer workers.
+pub fn split_connections(max_connections: usize, cores: usize) -> (usize, usize) {
+    let workers = cores.clamp(1, max_connections.max(1));
+    (workers, max_connections / workers)
 }
 
 /// Which storage holds the sessions, and how to reach it.
@@ -113,6 +128,8 @@ pub struct LimitSettings {
     /// Uploads per client address and minute; 0: unlimited.
     pub uploads_per_minute: u32,
     pub trusted_proxies: TrustedProxies,
+    /// The one header a trusted proxy names the client in.
+    pub forwarded_header: ForwardedHeader,
     /// Bytes all files may take together; `None`: unlimited.
     pub max_stored_bytes: Option<u64>,
     /// The whole upload body must arrive within this long.
@@ -142,6 +159,17 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         use vars::*;
         let env = Env { lookup };
+        // Unset or empty means "a random key"; a value of blanks is a mistake, not a wish.
+        if let Some(raw) = (env.lookup)(SECRET_KEY.name) {
+            if !raw.is_empty() && raw.trim().is_empty() {
+                return Err(ConfigError {
+                    variable: SECRET_KEY.name,
+                    problem: "is blank (only whitespace): set at least 32 bytes of key material, \
+                              or leave it empty for a random key"
+                        .into(),
+                });
+            }
+        }
         let secret_key = match env.raw(&SECRET_KEY) {
             None => None,
             Some(raw) => Some(env.parsed(&SECRET_KEY, |_| SecretKey::try_from(raw.as_str()))?),
@@ -156,6 +184,9 @@ impl Settings {
                 port: env.whole(&PORT)?,
                 shutdown_grace: env.secs(&SHUTDOWN_GRACE_SECS)?,
                 max_connections: env.whole(&MAX_CONNECTIONS)?,
+                max_connections_per_client: env.whole(&MAX_CONNECTIONS_PER_CLIENT)?,
+                request_head_timeout: env.secs(&REQUEST_HEAD_TIMEOUT_SECS)?,
+                write_timeout: env.secs(&WRITE_TIMEOUT_SECS)?,
                 metrics_addr,
             },
             database: DatabaseSettings {
@@ -184,6 +215,7 @@ impl Settings {
                 max_upload_bytes: env.whole(&MAX_UPLOAD_BYTES)?,
                 uploads_per_minute: env.whole(&UPLOADS_PER_MINUTE)?,
                 trusted_proxies: env.parsed(&TRUSTED_PROXIES, TrustedProxies::parse)?,
+                forwarded_header: env.parsed(&FORWARDED_HEADER, ForwardedHeader::parse)?,
                 max_stored_bytes: env.optional(&MAX_STORED_BYTES)?,
                 upload_timeout: env.secs(&UPLOAD_TIMEOUT_SECS)?,
                 upload_buffer_bytes: env.whole(&UPLOAD_BUFFER_BYTES)?,
@@ -278,6 +310,22 @@ mod tests {
     }
 
     #[test]
+    fn connections_are_split_so_the_total_never_exceeds_the_setting() {
+        assert_eq!(split_connections(1024, 2), (2, 512));
+        assert_eq!(split_connections(1025, 2), (2, 512));
+        assert_eq!(
+            split_connections(1, 2),
+            (1, 1),
+            "one worker when one connection"
+        );
+        assert_eq!(split_connections(3, 4), (3, 1));
+        for (max, cores) in [(1, 2), (2, 2), (7, 4), (1000, 3)] {
+            let (workers, each) = split_connections(max, cores);
+            assert!(workers * each <= max && each >= 1, "{max} on {cores}");
+        }
+    }
+
+    #[test]
     fn zero_cleanup_interval_disables_the_task() {
         let s = settings(&[("CLEANUP_INTERVAL_SECS", "0")]).expect("valid");
         assert_eq!(s.cleanup.interval, None);
@@ -303,8 +351,10 @@ mod tests {
             ),
             ("CLEANUP_INTERVAL_SECS", "soon", "whole number"),
             ("CLEANUP_MODE", "cockroach", "auto, postgres or portable"),
+            ("FORWARDED_HEADER", "both", "x-forwarded-for or forwarded"),
             ("DATABASE_URL", "ftp://x", "postgres://"),
             ("SECRET_KEY", "short", "at least 32 bytes"),
+            ("SECRET_KEY", "   \t ", "is blank"),
             ("ROTATION_GRACE_SECS", "3601", "whole number from 0 to 3600"),
             ("UPLOAD_QUEUE_SECS", "61", "whole number from 0 to 60"),
             (

@@ -72,6 +72,8 @@ pub const MAX_UPLOAD_BYTES: Var = var("MAX_UPLOAD_BYTES", "1048576", whole(1, 64
 pub const UPLOADS_PER_MINUTE: Var = var("UPLOADS_PER_MINUTE", "30", whole(0, 1_000_000));
 /// Proxies whose X-Forwarded-For/Forwarded headers name the client (CIDRs, comma-separated).
 pub const TRUSTED_PROXIES: Var = var("TRUSTED_PROXIES", "", Kind::Text);
+/// The one header a trusted proxy names the client in: `x-forwarded-for` or `forwarded`.
+pub const FORWARDED_HEADER: Var = var("FORWARDED_HEADER", "x-forwarded-for", Kind::Text);
 /// Bytes all sessions' files may take together; 0: unlimited.
 pub const MAX_STORED_BYTES: Var = var("MAX_STORED_BYTES", "1073741824", whole(0, 1 << 50));
 /// The whole upload body must arrive within this many seconds, else 408.
@@ -83,6 +85,14 @@ pub const UPLOAD_BUFFER_BYTES: Var =
 pub const UPLOAD_QUEUE_SECS: Var = var("UPLOAD_QUEUE_SECS", "2", whole(0, 60));
 /// Open connections the instance accepts; more wait in the listen queue.
 pub const MAX_CONNECTIONS: Var = var("MAX_CONNECTIONS", "1024", whole(1, 1_000_000));
+/// Open connections one client address may hold; past it, new ones are closed at once.
+pub const MAX_CONNECTIONS_PER_CLIENT: Var =
+    var("MAX_CONNECTIONS_PER_CLIENT", "256", whole(1, 1_000_000));
+/// A request head must arrive within this long of the connection's start or of the previous
+/// response.
+pub const REQUEST_HEAD_TIMEOUT_SECS: Var = var("REQUEST_HEAD_TIMEOUT_SECS", "5", whole(1, 300));
+/// A connection whose writes make no progress this long is closed.
+pub const WRITE_TIMEOUT_SECS: Var = var("WRITE_TIMEOUT_SECS", "10", whole(1, 3_600));
 /// Connections in the pool.
 pub const DATABASE_POOL_SIZE: Var = var("DATABASE_POOL_SIZE", "10", whole(1, 512));
 /// How long startup retries an unreachable database; 0 tries once.
@@ -112,11 +122,15 @@ pub const ALL: &[Var] = &[
     MAX_UPLOAD_BYTES,
     UPLOADS_PER_MINUTE,
     TRUSTED_PROXIES,
+    FORWARDED_HEADER,
     MAX_STORED_BYTES,
     UPLOAD_TIMEOUT_SECS,
     UPLOAD_BUFFER_BYTES,
     UPLOAD_QUEUE_SECS,
     MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_CLIENT,
+    REQUEST_HEAD_TIMEOUT_SECS,
+    WRITE_TIMEOUT_SECS,
     DATABASE_POOL_SIZE,
     DATABASE_CONNECT_TIMEOUT_SECS,
     SHUTDOWN_GRACE_SECS,

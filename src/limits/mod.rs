@@ -7,8 +7,10 @@ mod buffer;
 mod cap;
 mod client;
 mod rate;
+mod shares;
 
 pub use buffer::{BufferRoom, NoRoom, UploadBuffer, FRAMING_ALLOWANCE};
 pub use cap::{Reservation, StorageCap};
-pub use client::{client_address, TrustedProxies};
+pub use client::{client_address, client_key, ForwardedHeader, TrustedProxies};
 pub use rate::UploadRate;
+pub use shares::{Claim, ClientShares};

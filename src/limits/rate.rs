@@ -27,7 +27,7 @@ impl UploadRate {
             return Ok(());
         };
         limiter
-            .check_key(&rate_key(client))
+            .check_key(&super::client_key(client))
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
@@ -38,18 +38,6 @@ impl UploadRate {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
-    }
-}
-
-/// The key an address is limited under: IPv4 addresses one by one; IPv6 by /64, the block one
-/// subscriber usually holds (one client must not get 2^64 keys).
-fn rate_key(client: IpAddr) -> IpAddr {
-    match client {
-        IpAddr::V6(v6) => {
-            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(prefix.into())
-        }
-        v4 => v4,
     }
 }
 
@@ -82,6 +70,18 @@ mod tests {
         assert_eq!(rate.check("2001:db8::1".parse().expect("ip")), Ok(()));
         assert!(rate.check("2001:db8::ffff:2".parse().expect("ip")).is_err());
         assert_eq!(rate.check("2001:db8:0:1::1".parse().expect("ip")), Ok(()));
+    }
+
+    #[test]
+    fn a_dual_stack_listener_keeps_ipv4_clients_apart() {
+        let rate = UploadRate::per_minute(1);
+        assert_eq!(rate.check("::ffff:192.0.2.7".parse().expect("ip")), Ok(()));
+        assert!(
+            rate.check("192.0.2.7".parse().expect("ip")).is_err(),
+            "the same client, seen over IPv4"
+        );
+        assert_eq!(rate.check("::ffff:192.0.2.8".parse().expect("ip")), Ok(()));
+        assert_eq!(rate.check("::1".parse().expect("ip")), Ok(()));
     }
 
     #[test]

@@ -53,7 +53,8 @@ pub async fn post_guard(
     if req.path() != "/" {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
-    if let Some(client) = client_address(&req, &settings.limits.trusted_proxies) {
+    let limits = &settings.limits;
+    if let Some(client) = client_address(&req, &limits.trusted_proxies, limits.forwarded_header) {
         if let Err(wait) = guard.rate.check(client) {
             let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             return refuse(req, UploadError::TooMany { retry_after });

@@ -9,8 +9,11 @@ mod paging;
 mod refusal;
 mod upload;
 
-use actix_web::middleware::from_fn;
-use actix_web::web;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, ResponseError};
 
 use crate::middleware::store_failure_page;
 use crate::session::scope::{request_scope, request_scope_with_file};
@@ -30,30 +33,66 @@ pub fn metrics(cfg: &mut web::ServiceConfig) {
 
 /// The pages, each inside the session middleware that `sessions` builds, the store-failure
 /// page around it and the request scope around both; the forms' POSTs pass the guard first.
+/// Each page's methods: another method gets the 405 page before anything else runs (no
+/// session loaded, no cookie set). HEAD answers like GET, without the body.
+const FORM_METHODS: &[Method] = &[Method::GET, Method::HEAD, Method::POST];
+const FORGET_METHODS: &[Method] = &[Method::POST];
+const ACTION_METHODS: &[Method] = &[Method::GET, Method::HEAD];
+
 pub fn pages(cfg: &mut web::ServiceConfig, sessions: impl Fn() -> Sessions) {
-    let page = |resource: actix_web::Resource| {
+    let page = |resource: actix_web::Resource, methods: &'static [Method]| {
         resource
             .wrap(sessions())
             .wrap(from_fn(store_failure_page))
             .wrap(from_fn(request_scope))
             .wrap(from_fn(guard::post_guard))
+            .wrap(from_fn(move |req, next| allow_only(methods, req, next)))
     };
     cfg.service(page(
         web::resource("/")
             .route(web::get().to(upload::form))
+            .route(web::head().to(upload::form))
             .route(web::post().to(upload::upload)),
+        FORM_METHODS,
     ))
     .service(page(
         web::resource("/forget").route(web::post().to(action::forget)),
+        FORGET_METHODS,
     ))
     // The one page that shows the file: its session is loaded with it.
     .service(
         web::resource("/action")
             .route(web::get().to(action::show))
+            .route(web::head().to(action::show))
             .wrap(sessions())
             .wrap(from_fn(store_failure_page))
-            .wrap(from_fn(request_scope_with_file)),
+            .wrap(from_fn(request_scope_with_file))
+            .wrap(from_fn(move |req, next| {
+                allow_only(ACTION_METHODS, req, next)
+            })),
     );
+}
+
+/// Middleware, outermost on a page: a method the page does not take gets the 405 page with
+/// `Allow`, before the session is loaded or a cookie set.
+async fn allow_only(
+    methods: &'static [Method],
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if methods.contains(req.method()) {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    let mut response = crate::error::AppError::MethodNotAllowed.error_response();
+    let allow = methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Ok(allow) = header::HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    Ok(req.into_response(response))
 }
 
 /// The answer for every path no route matches.

@@ -16,6 +16,8 @@ pub enum UploadError {
     NoFile,
     NotAFile,
     SeveralFiles,
+    /// A part the form does not have.
+    UnknownPart,
     NotMultipart,
     Malformed,
     /// The body did not arrive within UPLOAD_TIMEOUT_SECS.
@@ -57,6 +59,9 @@ impl UploadError {
             UploadError::NoFile => "Choose a text file to upload first.".into(),
             UploadError::NotAFile => "The textfile field must be a file, not plain text.".into(),
             UploadError::SeveralFiles => "Upload one file at a time.".into(),
+            UploadError::UnknownPart => {
+                "The upload form takes only its textfile part, and nothing else.".into()
+            }
             UploadError::NotMultipart => {
                 "The upload must be sent as a multipart/form-data form.".into()
             }
@@ -104,6 +109,7 @@ impl UploadError {
             | MultipartError::ContentTypeParse
             | MultipartError::ContentTypeIncompatible => UploadError::NotMultipart,
             MultipartError::DuplicateField(_) => UploadError::SeveralFiles,
+            MultipartError::UnknownField(_) => UploadError::UnknownPart,
             MultipartError::MissingField(_) => UploadError::NoFile,
             MultipartError::Field { source, .. } => Self::from_extractor(source),
             _ => UploadError::Malformed,
@@ -126,6 +132,7 @@ mod tests {
             UploadError::NoFile,
             UploadError::NotAFile,
             UploadError::SeveralFiles,
+            UploadError::UnknownPart,
             UploadError::NotMultipart,
             UploadError::Malformed,
             UploadError::TimedOut,

@@ -21,9 +21,10 @@ use crate::session::{FileInfo, TextdropSession};
 /// Longest file name kept in the session; longer names are cut.
 const MAX_NAME_CHARS: usize = 255;
 
-/// The upload form's one field. A second `textfile` part is refused, other fields are ignored.
+/// The upload form's one field. A second `textfile` part, or a part of any other name, is
+/// refused as soon as its headers are read, before its data.
 #[derive(MultipartForm)]
-#[multipart(duplicate_field = "deny")]
+#[multipart(duplicate_field = "deny", deny_unknown_fields)]
 pub struct UploadForm {
     textfile: Option<Bytes>,
 }
@@ -135,7 +136,9 @@ pub async fn upload(
         Ok(file) => file,
         Err(err) => return refuse(err),
     };
-    let Some(reservation) = cap.try_reserve(text.len() as u64) else {
+    // The file and the record around it (crate::session::records::RECORD_CHARGE).
+    let charge = text.len() as u64 + crate::session::records::RECORD_CHARGE;
+    let Some(reservation) = cap.try_reserve(charge) else {
         return refuse(UploadError::StorageFull);
     };
     session

@@ -8,6 +8,11 @@ use std::fmt;
 use chrono::NaiveDateTime;
 use futures_util::future::LocalBoxFuture;
 
+/// What the storage cap counts for each record besides its file: the state, the file's name,
+/// the key and the row's own overhead (a row of an empty upload with a 255-character name took
+/// 1,485 bytes on SQLite), so that empty uploads fill the cap too.
+pub const RECORD_CHARGE: u64 = 2048;
+
 /// What `load` found of a live session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Loaded {

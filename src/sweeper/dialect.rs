@@ -90,6 +90,10 @@ pub trait Walker {
 
 /// A database that gives freed pages back in steps of its own (SQLite's incremental vacuum).
 pub trait Reclaimer {
+    /// Free pages waiting to be given back, whatever deleted their rows (forget, rotation, a
+    /// sweep).
+    fn free_pages(&self) -> DialectFuture<'_, i64>;
+
     /// Gives up to `pages` free pages back (one short write); how many free pages are left.
     fn reclaim(&self, pages: i64) -> DialectFuture<'_, i64>;
 

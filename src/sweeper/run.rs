@@ -98,8 +98,12 @@ pub async fn delete_expired(
             break;
         }
     }
-    if let (Some(reclaimer), true) = (dialect.reclaimer(), report.deleted > 0) {
-        reclaim(reclaimer, &mut pace, &should_stop).await?;
+    // Space freed by any delete (forget, rotation, this run) is given back, by the sweeper that
+    // won the run.
+    if let (Some(reclaimer), false) = (dialect.reclaimer(), report.skipped) {
+        if report.deleted > 0 || reclaimer.free_pages().await? > 0 {
+            reclaim(reclaimer, &mut pace, &should_stop).await?;
+        }
     }
     if !report.skipped {
         dialect.finish(now).await?;

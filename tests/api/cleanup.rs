@@ -399,11 +399,39 @@ async fn sqlite_gives_the_space_of_deleted_files_back(db: TestDb) {
     );
 }
 
+/// SQLite: twelve files of a megabyte, each forgotten by its visitor (no row expires): the
+/// cleanup task gives the space back all the same, within a few of its runs.
+async fn sqlite_gives_back_the_space_of_forgotten_files(db: TestDb) {
+    let app = spawn_app(&db, &[("CLEANUP_INTERVAL_SECS", "1")]).await;
+    for n in 0..12 {
+        let client = crate::helpers::cookie_client();
+        let file = format!("file {n}\n").repeat(100_000);
+        let stored = crate::helpers::upload_with(&client, &app.address, "big.txt", file).await;
+        assert_eq!(stored.expect("upload").status(), 303);
+        let forgot = client
+            .post(format!("{}/forget", app.address))
+            .send()
+            .await
+            .expect("forget");
+        assert!(forgot.status().is_success() || forgot.status().is_redirection());
+    }
+    assert_eq!(db.row_count(), 0);
+    let given_back =
+        crate::helpers::eventually(Duration::from_secs(8), || sqlite_on_disk(&db) < 4 << 20).await;
+    eprintln!(
+        "SQLite after 12 forgotten 1 MiB files: {} KiB on disk",
+        sqlite_on_disk(&db) >> 10
+    );
+    assert!(given_back, "{} bytes on disk", sqlite_on_disk(&db));
+    app.stop().await;
+}
+
 sql_tests!(a_sweep_in_progress_leaves_a_pool_of_one_to_requests);
 
 tests_on!(on_sqlite: Sqlite;
     sqlite_batches_use_the_expires_at_index,
     sqlite_gives_the_space_of_deleted_files_back,
+    sqlite_gives_back_the_space_of_forgotten_files,
 );
 
 tests_on!(on_mysql: Mysql;

@@ -159,6 +159,36 @@ async fn the_storage_cap_refuses_with_507_and_frees_space_on_forget(db: TestDb, 
     app.stop().await;
 }
 
+/// An empty file still costs its record (RECORD_CHARGE, 2 KiB): with room for 20 records,
+/// empty uploads with long names are refused with 507 once the cap is full, never more than 20
+/// are stored, and those stored still read.
+async fn empty_uploads_count_against_the_cap(db: TestDb) {
+    let cap = (20 * 2048).to_string();
+    let app = spawn_app(&db, &[("MAX_STORED_BYTES", &cap)]).await;
+    let name = format!("{}.txt", "n".repeat(200));
+    let mut stored = Vec::new();
+    let mut refused = None;
+    for _ in 0..40 {
+        let client = cookie_client();
+        let response = upload_with(&client, &app.address, &name, "")
+            .await
+            .expect("POST");
+        if response.status() != StatusCode::SEE_OTHER {
+            refused = Some(refusal(response).await);
+            break;
+        }
+        stored.push(client);
+    }
+    let (status, page) = refused.expect("the cap refuses empty uploads too");
+    assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE);
+    assert!(page.contains("textdrop is full"), "{page}");
+    assert!((1..=20).contains(&stored.len()), "{} stored", stored.len());
+    assert_eq!(db.row_count(), stored.len());
+    let page = page_at(&stored[0], &format!("{}/action", app.address)).await;
+    assert!(page.contains("The file is empty"), "{page:.400}");
+    app.stop().await;
+}
+
 async fn the_storage_cap_holds_on_sql(db: TestDb) {
     // Room for two files of 1 MiB and a half.
     the_storage_cap_refuses_with_507_and_frees_space_on_forget(db, (5 << 20) / 2).await;
@@ -330,10 +360,8 @@ async fn every_body_byte_counts_against_the_upload_limit(db: TestDb) {
     assert!(declared.starts_with("HTTP/1.1 413"), "{declared:.200}");
     assert!(declared.contains("too large"), "{declared}");
 
-    // 200 KB of an unknown part before a tiny file, sent chunked.
-    let mut body = format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"junk\"\r\n\r\n")
-        .into_bytes();
-    body.extend(vec![b'j'; 200_000]);
+    // 200 KB of preamble (which a multipart reader skips) before a tiny file, sent chunked.
+    let mut body = vec![b'j'; 200_000];
     body.extend(format!("\r\n{}tiny\r\n--{BOUNDARY}--\r\n", multipart_head("t.txt")).into_bytes());
     let answer = actix_web::rt::task::spawn_blocking(move || {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -359,6 +387,24 @@ async fn every_body_byte_counts_against_the_upload_limit(db: TestDb) {
     .expect("chunked upload");
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer:.200}");
     assert!(answer.contains("too large"), "{answer}");
+    // A part the form does not have is refused as soon as its headers are read.
+    let other = reqwest::multipart::Form::new()
+        .text("other", "x".repeat(50_000))
+        .part(
+            "textfile",
+            reqwest::multipart::Part::text("t\n").file_name("t.txt"),
+        );
+    let (status, page) = refusal(
+        client
+            .post(format!("{}/", app.address))
+            .multipart(other)
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("only its textfile part"), "{page:.600}");
     // Nothing else suffered: the stored file is there, and an upload of the limit's size fits.
     assert!(page_at(&client, &format!("{}/action", app.address))
         .await
@@ -534,5 +580,6 @@ tests_on!(on_sqlite: Sqlite;
     connections_past_the_cap_wait_until_one_closes,
 );
 tests_on!(on_postgres: Postgres; the_storage_cap_holds_on_sql);
+sql_tests!(empty_uploads: empty_uploads_count_against_the_cap);
 tests_on!(on_mysql: Mysql; the_storage_cap_holds_on_sql);
 tests_on!(on_cluster: RedisCluster; the_storage_cap_holds_on_a_redis_cluster);

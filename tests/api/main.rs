@@ -8,6 +8,7 @@ mod cleanup;
 mod cluster;
 mod faults;
 mod hardening;
+mod hostile;
 mod instances;
 mod limits;
 mod metrics;

@@ -12,10 +12,11 @@ use crate::helpers::{
 
 async fn a_session_expires_in_real_time_and_survives_a_restart(db: TestDb) {
     let client = cookie_client();
-    let vars = [("SESSION_LIFETIME_SECS", "2")];
+    let vars = [("SESSION_LIFETIME_SECS", "4")];
     let first = spawn_app_with(&db, &vars, TestClock::default(), client.clone()).await;
     let upload = first.upload("a.txt", "short lived\n").await;
     let pair = session_cookie_pair(&upload).expect("cookie");
+    // A graceful stop waits (up to 2 s) for the client's idle kept-alive connection.
     first.stop().await;
 
     let second = spawn_app_with(&db, &vars, TestClock::default(), client).await;
@@ -27,7 +28,7 @@ async fn a_session_expires_in_real_time_and_survives_a_restart(db: TestDb) {
         "a restart keeps it"
     );
     // Redis counts real time: a lifetime with no visit, and the key is gone.
-    actix_web::rt::time::sleep(Duration::from_millis(2500)).await;
+    actix_web::rt::time::sleep(Duration::from_millis(4500)).await;
     let page = with_old_cookie().await;
     assert!(page.contains("You have not yet uploaded a file"), "{page}");
     assert_eq!(db.row_count(), 0);

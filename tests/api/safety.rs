@@ -284,6 +284,19 @@ async fn a_big_file_is_shown_in_pages(db: TestDb) {
         let response = app.get(&format!("/action?page={bad}")).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "page {bad}");
     }
+    // A query the page cannot parse gets the app's 400 page, not actix's plain text.
+    let repeated = app.get("/action?page=2&page=3").await;
+    assert_eq!(repeated.status(), StatusCode::BAD_REQUEST);
+    crate::hardening::assert_security_headers("400", &repeated);
+    let page = repeated.text().await.expect("body");
+    assert!(
+        page.contains("Bad address") && page.contains("<html"),
+        "{page:.300}"
+    );
+    assert_eq!(
+        app.get("/?forgotten=1&forgotten=2").await.status(),
+        StatusCode::BAD_REQUEST
+    );
 
     // A line longer than a page (70,000 bytes to escape, rendered off the request's thread) is
     // shown in pieces, the later one marked as continuing it.

@@ -104,7 +104,7 @@ async fn upload_mistakes_are_answered_on_the_form_and_keep_the_stored_file(db: T
     let at_limit_is_fine = vec![b'b'; 1024];
     let not_utf8 = app.upload("latin1.txt", b"caf\xE9\n".to_vec()).await;
     let binary = app.upload("bin.txt", b"abc\0def".to_vec()).await;
-    let missing = app.post_form(Form::new().text("other", "value")).await;
+    let other_part = app.post_form(Form::new().text("other", "value")).await;
     let not_a_file = app.post_form(Form::new().text("textfile", "hello")).await;
     let nothing_chosen = app
         .post_form(Form::new().part("textfile", Part::bytes(Vec::new()).file_name("")))
@@ -126,7 +126,11 @@ async fn upload_mistakes_are_answered_on_the_form_and_keep_the_stored_file(db: T
             StatusCode::UNPROCESSABLE_ENTITY,
             "must be UTF-8 text",
         ),
-        (missing, StatusCode::BAD_REQUEST, "Choose a text file"),
+        (
+            other_part,
+            StatusCode::BAD_REQUEST,
+            "takes only its textfile part",
+        ),
         (not_a_file, StatusCode::BAD_REQUEST, "must be a file"),
         (
             nothing_chosen,

@@ -159,12 +159,15 @@ impl Storage for MysqlStorage {
     }
 
     fn stored_bytes(&self, now: NaiveDateTime) -> LocalBoxFuture<'_, anyhow::Result<u64>> {
+        // Each record's files, and the charge for the record itself.
+        let charge = crate::session::records::RECORD_CHARGE as i64;
         Box::pin(async move {
             // MySQL casts to SIGNED (a BIGINT), not BIGINT.
             let Total { total } = on_pool!(self.maintenance, conn => diesel::sql_query(
-                            "SELECT CAST(COALESCE(SUM(file_bytes), 0) AS SIGNED) AS total \
-                             FROM sessions WHERE expires_at > ?",
+                            "SELECT CAST(COALESCE(SUM(file_bytes), 0) + COUNT(*) * ? AS SIGNED) \
+                             AS total FROM sessions WHERE expires_at > ?",
                         )
+                        .bind::<diesel::sql_types::BigInt, _>(charge)
                         .bind::<Timestamp, _>(now)
                         .get_result(&mut conn).await)?;
             Ok(u64::try_from(total).unwrap_or(0))

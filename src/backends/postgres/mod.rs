@@ -248,12 +248,15 @@ impl Storage for PgStorage {
     }
 
     fn stored_bytes(&self, now: NaiveDateTime) -> LocalBoxFuture<'_, anyhow::Result<u64>> {
+        // Each record's files, and the charge for the record itself.
+        let charge = crate::session::records::RECORD_CHARGE as i64;
         Box::pin(async move {
             let Total { total } = on_pool!(self.maintenance, conn => diesel::sql_query(
-                            "SELECT CAST(COALESCE(SUM(file_bytes), 0) AS BIGINT) AS total \
-                             FROM sessions WHERE expires_at > $1",
+                            "SELECT CAST(COALESCE(SUM(file_bytes), 0) + COUNT(*) * $2 AS BIGINT) \
+                             AS total FROM sessions WHERE expires_at > $1",
                         )
                         .bind::<Timestamp, _>(now)
+                        .bind::<diesel::sql_types::BigInt, _>(charge)
                         .get_result(&mut conn).await)?;
             Ok(u64::try_from(total).unwrap_or(0))
         })

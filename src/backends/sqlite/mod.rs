@@ -110,14 +110,17 @@ impl Storage for SqliteStorage {
     }
 
     fn stored_bytes(&self, now: NaiveDateTime) -> LocalBoxFuture<'_, anyhow::Result<u64>> {
+        // Each record's files, and the charge for the record itself.
+        let charge = crate::session::records::RECORD_CHARGE as i64;
         Box::pin(async move {
             let Total { total } = self
                 .pool
                 .read(move |conn| {
                     diesel::sql_query(
-                        "SELECT CAST(COALESCE(SUM(file_bytes), 0) AS BIGINT) AS total \
+                        "SELECT CAST(COALESCE(SUM(file_bytes), 0) + COUNT(*) * ? AS BIGINT) AS total \
                          FROM sessions WHERE expires_at > ?",
                     )
+                    .bind::<diesel::sql_types::BigInt, _>(charge)
                     .bind::<Timestamp, _>(now)
                     .get_result(conn)
                 })

@@ -73,6 +73,16 @@ impl Dialect for SqliteDialect {
 }
 
 impl Reclaimer for SqliteDialect {
+    fn free_pages(&self) -> DialectFuture<'_, i64> {
+        Box::pin(async move {
+            let FreePages { freelist_count } = self
+                .pool
+                .read(|conn| diesel::sql_query("PRAGMA freelist_count").get_result(conn))
+                .await?;
+            Ok(freelist_count)
+        })
+    }
+
     fn reclaim(&self, pages: i64) -> DialectFuture<'_, i64> {
         Box::pin(async move {
             let FreePages { freelist_count } = self

@@ -43,6 +43,8 @@ fn test_environment(db: &TestDb, vars: &[(&str, &str)]) -> Vec<(String, String)>
         ("SECRET_KEY".into(), TEST_SECRET.into()),
         ("CLEANUP_INTERVAL_SECS".into(), "0".into()),
         ("UPLOADS_PER_MINUTE".into(), "0".into()),
+        // Every test client is 127.0.0.1; the share has tests of its own.
+        ("MAX_CONNECTIONS_PER_CLIENT".into(), "1000000".into()),
     ];
     env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     env

@@ -68,6 +68,8 @@ impl ServerProcess {
             .env("SECRET_KEY", TEST_SECRET)
             .env("RUST_LOG", "warn")
             .env("UPLOADS_PER_MINUTE", "0")
+            // Every test client is 127.0.0.1; the share has tests of its own.
+            .env("MAX_CONNECTIONS_PER_CLIENT", "1000000")
             .stdout(Stdio::null())
             .stderr(log.reopen().expect("log file"));
         for (k, v) in extra {
@@ -84,6 +86,11 @@ impl ServerProcess {
 
     pub fn address(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's resident memory now (VmRSS), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        proc_status_kib(self.child.id(), "VmRSS:")
     }
 
     /// The server's peak resident memory so far (VmHWM), in KiB.
