@@ -6,7 +6,14 @@
 # limit (UPLOADS_PER_MINUTE=0) with a 256 MiB cap to show the cap holding alone.
 # Reports, per cell: the readers' requests/s and p99, the flooder's answers (303 stored,
 # 429 limited, 507 full), the bytes stored against the cap, the database on disk and the
-# server's peak RSS. Needs wrk, psql, curl, python3.
+# server's peak RSS.
+# Then the connection attacks (bench/attacks/connections.py, from 127.0.0.2) on SQLite, against
+# this binary and, with BENCH_BASELINE=path, another one: a slowloris that sends one whole
+# request and half of a second head on 1,024 connections, and 64 connections pipelining
+# requests without ever reading; each measures the readers alone and under the attack (their
+# requests/s, p99 and socket errors), the connections the attacker held and the server's peak
+# RSS. ABUSE_PARTS picks the parts ("flood connections", the default, or one of them).
+# Needs wrk, psql, curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -15,6 +22,9 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-30s}
 PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 BIN=target/release/textdrop
+BASELINE=${BENCH_BASELINE:-}
+PARTS=${ABUSE_PARTS:-flood connections}
+CONN_DURATION=${CONN_DURATION:-15s}
 WORK=$(mktemp -d)
 PORT=18201
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -43,8 +53,10 @@ end
 function done(summary, latency, requests)
   local w = 0
   for _, t in ipairs(threads) do w = w + t:get("wrong") end
-  io.write(string.format("READERS rps=%.1f p99=%.3f wrong=%d\n",
-    summary.requests / (summary.duration / 1e6), latency:percentile(99) / 1000, w))
+  local e = summary.errors
+  io.write(string.format("READERS rps=%.1f p99=%.3f wrong=%d errors=%d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(99) / 1000, w,
+    e.connect + e.read + e.write + e.timeout))
 end
 LUA
 cat > "$WORK/flood.lua" <<'LUA'
@@ -77,7 +89,7 @@ start() { # $1 system, then extra VAR=value settings
       URL[$sys]="$PG/textdrop_abuse" ;;
   esac
   env DATABASE_URL="${URL[$sys]}" PORT=$PORT SECRET_KEY=$BENCH_SECRET \
-    RUST_LOG=warn "$@" $BIN serve > "$WORK/server.log" 2>&1 &
+    RUST_LOG=warn "$@" "${CELL_BIN:-$BIN}" serve > "$WORK/server.log" 2>&1 &
   PID=$!
   wait_ready "$PORT" "$PID" "$WORK/server.log"
 }
@@ -117,12 +129,39 @@ cell() { # $1 round, $2 system, $3 label, then extra settings
 }
 
 : > "$WORK/results"
+if [[ " $PARTS " == *" flood "* ]]; then
 for round in $(seq 1 "$ROUNDS"); do
   for sys in sqlite postgres; do cell "$round" "$sys" defaults; done
 done
 cell 1 sqlite "no rate limit, 256 MiB cap" UPLOADS_PER_MINUTE=0 MAX_STORED_BYTES=268435456
+fi
 
-python3 - "$WORK/results" "$ROUNDS" "$DURATION" <<'PY'
+# One connection attack against one binary on SQLite, with its default limits.
+conn_cell() { # $1 attack, $2 label, $3 binary
+  local attack=$1 label=$2
+  CELL_BIN=$3 start sqlite
+  local cookie; cookie=$(reader_cookie)
+  TD_COOKIE=$cookie wrk -t2 -c32 -d3s -s "$WORK/read.lua" "http://127.0.0.1:$PORT/action" >/dev/null
+  TD_COOKIE=$cookie wrk -t2 -c32 -d"$CONN_DURATION" --timeout 5s -s "$WORK/read.lua" "http://127.0.0.1:$PORT/action" > "$WORK/alone.out"
+  python3 bench/attacks/connections.py "$attack" "$PORT" "$(( ${CONN_DURATION%s} + 3 ))" > "$WORK/attack.out" &
+  local attacker=$!
+  sleep 2
+  TD_COOKIE=$cookie wrk -t2 -c32 -d"$CONN_DURATION" --timeout 5s -s "$WORK/read.lua" "http://127.0.0.1:$PORT/action" > "$WORK/attacked.out"
+  wait "$attacker"
+  local rss; rss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$PID/status")
+  echo "$attack $label alone $(grep READERS "$WORK/alone.out" | cut -d' ' -f2-)" >> "$WORK/conn_results"
+  echo "$attack $label attacked $(grep READERS "$WORK/attacked.out" | cut -d' ' -f2-) $(grep ATTACK "$WORK/attack.out" | cut -d' ' -f2-) rss=$rss" >> "$WORK/conn_results"
+  stop
+}
+: > "$WORK/conn_results"
+if [[ " $PARTS " == *" connections "* ]]; then
+  for attack in slowloris pipeline; do
+    conn_cell "$attack" this "$BIN"
+    [[ -n $BASELINE ]] && conn_cell "$attack" baseline "$BASELINE"
+  done
+fi
+
+[[ -s "$WORK/results" ]] && python3 - "$WORK/results" "$ROUNDS" "$DURATION" <<'PY'
 import collections, datetime, os, statistics, sys
 path, rounds, duration = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 cells = collections.defaultdict(list)
@@ -153,3 +192,26 @@ for (system, label, phase), runs in sorted(cells.items()):
 wrong = sum(int(r.get("wrong", 0)) for runs in cells.values() for r in runs)
 print(f"\nWrong reader bodies in all cells: {wrong}.")
 PY
+
+[[ -s "$WORK/conn_results" ]] && python3 - "$WORK/conn_results" "$CONN_DURATION" "$BASELINE" <<'PY'
+import datetime, os, sys
+path, duration, baseline = sys.argv[1], sys.argv[2], sys.argv[3]
+rows = {}
+for line in open(path):
+    attack, label, phase, *rest = line.split()
+    rows[(attack, label, phase)] = dict(p.split("=", 1) for p in rest)
+print("\n## Abuse: hostile connections while 32 readers read\n")
+print(f"Date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores; release builds on SQLite with their "
+      f"default limits. Readers: wrk -t2 -c32 --timeout 5s GET /action of a 40-line file from 127.0.0.1, {duration} alone, "
+      f"then {duration} under the attack (bench/attacks/connections.py from 127.0.0.2, started 2 s before). "
+      f"Baseline: {baseline or 'none'}. Command: `bash scripts/bench-abuse.sh` (ABUSE_PARTS=connections for this part).\n")
+print("| attack | binary | readers req/s alone | under attack | p99 ms alone | under attack | reader errors under attack | attacker's connections held (most at once, at the end) | closed by the server | peak RSS MiB |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+for (attack, label, phase), run in sorted(rows.items()):
+    if phase != "attacked":
+        continue
+    alone = rows[(attack, label, "alone")]
+    print(f"| {attack} | {label} | {float(alone['rps']):.0f} | {float(run['rps']):.0f} | {float(alone['p99']):.2f} | "
+          f"{float(run['p99']):.2f} | {run['errors']} | {run['held_max']}, {run['held_end']} | {run['closed']} | {run['rss']} |")
+PY
+true

@@ -16,6 +16,9 @@ use crate::templates;
 pub enum AppError {
     #[error("page not found")]
     NotFound,
+    /// Two uploads of one session at once (two tabs): the other one was stored.
+    #[error("upload conflict")]
+    UploadConflict,
     /// The page exists, but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -33,6 +36,7 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::UploadConflict => StatusCode::CONFLICT,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::BadQuery(_) => StatusCode::BAD_REQUEST,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -43,6 +47,11 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         let (title, message) = match self {
             AppError::NotFound => ("Page not found", "There is no page at this address."),
+            AppError::UploadConflict => (
+                "Another upload came first",
+                "Another upload from this browser replaced this session a moment ago, so this \
+                 one was not stored. Please upload it again in a minute.",
+            ),
             AppError::MethodNotAllowed => (
                 "Method not allowed",
                 "This page cannot be asked for that way; open it in a browser or use its form.",

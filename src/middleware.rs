@@ -53,7 +53,9 @@ pub async fn store_failure_page(
     match next.call(req).await {
         Ok(response) => Ok(response.map_into_boxed_body()),
         Err(err) => {
-            let failure = if scope::store_unavailable() {
+            let failure = if scope::rotation_conflict() {
+                AppError::UploadConflict
+            } else if scope::store_unavailable() {
                 AppError::Unavailable(anyhow::anyhow!("session store unreachable: {err}"))
             } else {
                 AppError::Internal(anyhow::anyhow!("session middleware failed: {err}"))

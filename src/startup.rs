@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::config::split_connections;
 use crate::config::{SessionSettings, Settings};
 use crate::connection::{track_requests, ConnectionLimits, GuardedStream};
-use crate::limits::{ClientShares, StorageCap, UploadBuffer, UploadRate};
+use crate::limits::{ClientShares, StorageCap, UploadBuffer, UploadRate, FRAMING_ALLOWANCE};
 use crate::metrics::Metrics;
 use crate::middleware::{logged_request_line, security_headers};
 use crate::routes::{self, guard::Guard};
@@ -101,7 +101,11 @@ impl Application {
         let cap = StorageCap::new(limits.max_stored_bytes);
         let guard = Guard {
             rate: UploadRate::per_minute(limits.uploads_per_minute),
-            buffer: UploadBuffer::new(limits.upload_buffer_bytes, limits.upload_queue),
+            buffer: UploadBuffer::new(
+                limits.upload_buffer_bytes,
+                limits.upload_queue,
+                (limits.max_upload_bytes + FRAMING_ALLOWANCE) as u64,
+            ),
         };
         let storage = web::Data::new(storage);
         let upkeep = spawn_upkeep(storage.clone(), cap.clone(), guard.rate.clone());

@@ -54,7 +54,8 @@ pub async fn post_guard(
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let limits = &settings.limits;
-    if let Some(client) = client_address(&req, &limits.trusted_proxies, limits.forwarded_header) {
+    let client = client_address(&req, &limits.trusted_proxies, limits.forwarded_header);
+    if let Some(client) = client {
         if let Err(wait) = guard.rate.check(client) {
             let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             return refuse(req, UploadError::TooMany { retry_after });
@@ -65,7 +66,7 @@ pub async fn post_guard(
         deadline: tokio::time::Instant::now() + settings.limits.upload_timeout,
         declared: declared_length(&req),
     };
-    let room = BufferRoom::default();
+    let room = guard.buffer.room_for(client);
     // A chunked body (no declared length) reserves its room chunk by chunk as it arrives.
     if let Some(length) = limits.declared {
         if length > limits.bytes {

@@ -35,6 +35,7 @@ struct RequestScope {
     loaded_file: RefCell<Option<String>>,
     pending_file: RefCell<Option<PendingFile>>,
     store_unavailable: Cell<bool>,
+    rotation_conflict: Cell<bool>,
 }
 
 tokio::task_local! {
@@ -111,6 +112,17 @@ pub fn take_pending_file() -> Option<PendingFile> {
 /// Records that a store call of this request failed because the storage was unreachable.
 pub fn mark_store_unavailable() {
     with(|scope| scope.store_unavailable.set(true));
+}
+
+/// Records that this request's upload was refused because another upload had just superseded
+/// its session (two tabs, one cookie).
+pub fn mark_rotation_conflict() {
+    with(|scope| scope.rotation_conflict.set(true));
+}
+
+/// Whether this request's upload lost a race with another upload of the same session.
+pub fn rotation_conflict() -> bool {
+    with(|scope| scope.rotation_conflict.get()).unwrap_or(false)
 }
 
 /// Whether a store call of this request failed because the storage was unreachable.

@@ -18,7 +18,7 @@
 //! The old record is kept for a grace period (`ROTATION_GRACE_SECS`), read-only: a browser
 //! that never received the new key (a lost reply, a crash, a phone off the network) still sees
 //! the previous file. It is never written or extended, and a rotation from it is refused (one
-//! key has one successor), so an upload sent with it starts a session of its own. After the
+//! key has one successor), so an upload sent with it is refused (409). After the
 //! grace its key loads nothing; a use then (while the record is kept, one more grace period)
 //! is counted as a replayed or stolen cookie's signal, and logged without the key.
 //!
@@ -203,16 +203,36 @@ impl TextdropStore {
         let Some(PendingFile { text, reservation }) = scope::take_pending_file() else {
             return self.write_new(state, ttl).await;
         };
+        // A key has one successor: an upload sent with a key another upload has replaced (two
+        // tabs, a lost reply, a planted key) is refused during the grace period, so a session
+        // is one chain that forget removes whole, and a planted key never supersedes the
+        // victim's session.
+        if scope::loaded().is_some_and(|loaded| loaded.superseded_at.is_some()) {
+            return Err(self.conflict());
+        }
         let key = generate_session_key();
         let id = session_id(&key);
         let record = self.new_record(state, ttl, Some(text));
         let rotation = self.rotation(record.created_at);
         if let Err(record) = self.records.rotate(old, &id, record, rotation).await? {
-            // The old session is gone or was superseded already: the upload starts a new one.
+            // Superseded meanwhile by a concurrent upload of the same session: refused the
+            // same way. Gone (expired, forgotten): the upload starts a new session.
+            let current = self.records.fetch(old, self.fetch_now(false)).await?;
+            if current.is_some_and(|r| r.loaded.superseded_at.is_some()) {
+                return Err(self.conflict());
+            }
             self.records.insert(&id, record).await?;
         }
         reservation.stored();
         Ok(key)
+    }
+
+    /// The error of an upload that lost the race to rotate its session.
+    fn conflict(&self) -> StoreError {
+        scope::mark_rotation_conflict();
+        StoreError::failed(anyhow::anyhow!(
+            "another upload of the same session superseded it first"
+        ))
     }
 }
 

@@ -350,8 +350,21 @@ async fn two_tabs_uploading_at_once_leave_one_whole_file(db: TestDb) {
         app.upload("b.txt", file("B"))
     );
 
-    assert_eq!(a.status(), StatusCode::SEE_OTHER);
-    assert_eq!(b.status(), StatusCode::SEE_OTHER);
+    // One rotates the start session; the other, finding it superseded, is refused with 409
+    // (or, when one ran after the other, rotates the first one's result).
+    let statuses = [a.status(), b.status()];
+    assert!(statuses.contains(&StatusCode::SEE_OTHER), "{statuses:?}");
+    for (status, response) in [(statuses[0], a), (statuses[1], b)] {
+        if status != StatusCode::SEE_OTHER {
+            assert_eq!(status, StatusCode::CONFLICT);
+            let page = response.text().await.expect("body");
+            assert!(
+                page.contains("Another upload from this browser"),
+                "{page:.400}"
+            );
+            assert!(page.contains("was not stored"), "{page:.400}");
+        }
+    }
     let page = app.get_text("/action").await;
     let a_lines = page.matches(">A<").count();
     let b_lines = page.matches(">B<").count();
@@ -359,11 +372,14 @@ async fn two_tabs_uploading_at_once_leave_one_whole_file(db: TestDb) {
         (a_lines, b_lines) == (400, 0) || (a_lines, b_lines) == (0, 400),
         "a mix: {a_lines} A lines and {b_lines} B lines"
     );
-    // Each upload rotates the key. One rotated the start session (kept, superseded, for the
-    // grace period); a key has one successor, so the other, finding it superseded, started a
-    // session of its own (or, one after the other, rotated the first one's successor).
-    let rows = db.row_count();
-    assert!(rows == 2 || rows == 3, "{rows} sessions");
+    // One chain: the current record and the one it superseded; forget removes both.
+    assert_eq!(db.row_count(), 2);
+    app.client
+        .post(format!("{}/forget", app.address))
+        .send()
+        .await
+        .expect("forget");
+    assert_eq!(db.row_count(), 0, "forget removed the whole chain");
     app.stop().await;
 }
 

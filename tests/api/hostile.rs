@@ -109,13 +109,18 @@ async fn a_second_head_that_never_ends_is_closed_at_the_head_deadline(db: TestDb
     assert_eq!(failed, 0);
     assert!(slowest < Duration::from_secs(1), "{slowest:?}");
 
-    // Closed at the deadline: 2 s after their answer, well before 4 s.
+    // Closed at the deadline: 2 s after their answer (with room for a loaded machine); the
+    // attacker holds them open, so only the server can have closed them.
+    let closed =
+        crate::helpers::eventually(Duration::from_secs(8), || established_on(port) <= 2).await;
     let waited = opened.elapsed();
-    let still_open = established_on(port);
+    eprintln!("slowloris: all closed {waited:?} after the last was opened");
     assert!(
-        still_open <= 2,
-        "{still_open} connections still open {waited:?} after the attack (the prober may keep one)"
+        closed,
+        "{} connections still open {waited:?} after the attack",
+        established_on(port)
     );
+    assert!(waited < Duration::from_secs(6), "{waited:?}");
     drop(open);
 }
 

@@ -9,8 +9,8 @@ use futures_util::future::join_all;
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    cookie_client, multipart_head, page_at, spawn_app, upload_with, PrivateRedis, ServerProcess,
-    TestApp, TestDb, BOUNDARY, MULTIPART,
+    cookie_client, cookie_client_from, multipart_head, page_at, spawn_app, upload_with,
+    PrivateRedis, ServerProcess, TestApp, TestDb, BOUNDARY, MULTIPART,
 };
 
 /// The form page answered for a refused upload: its status, and the sentence in it.
@@ -263,13 +263,18 @@ async fn a_stalled_body_gets_408_and_loses_its_connection_and_its_room(db: TestD
         String::from_utf8_lossy(&answer).into_owned()
     });
 
-    // While it stalls, it holds the buffer: another upload waits the queue time (1 s), then is
-    // told to come back.
+    // While it stalls, it holds the buffer: another client's upload waits the queue time (1 s),
+    // then is told to come back.
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
     let asked = Instant::now();
-    let response = upload_with(&cookie_client(), &app.address, "b.txt", "b\n")
-        .await
-        .expect("POST");
+    let response = upload_with(
+        &cookie_client_from("127.0.0.2"),
+        &app.address,
+        "b.txt",
+        "b\n",
+    )
+    .await
+    .expect("POST");
     let waited = asked.elapsed();
     assert_eq!(
         response.headers().get("retry-after").map(|v| v.as_bytes()),
@@ -314,7 +319,7 @@ async fn an_upload_waits_for_room_in_the_buffer(db: TestDb) {
     });
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
     let asked = Instant::now();
-    let client = cookie_client();
+    let client = cookie_client_from("127.0.0.2");
     let status = upload_with(&client, &app.address, "waited.txt", "I waited\n")
         .await
         .expect("POST")
@@ -329,6 +334,63 @@ async fn an_upload_waits_for_room_in_the_buffer(db: TestDb) {
         .await
         .contains("I waited"));
     assert!(stalled.await.expect("stalled").starts_with("HTTP/1.1 408"));
+    app.stop().await;
+}
+
+/// One address's stalled bodies fill its own share of the buffer (a quarter, or one upload of
+/// the largest size), not the buffer: its next upload is refused at once, another address's
+/// goes through.
+async fn one_clients_stalled_bodies_leave_room_for_others(db: TestDb) {
+    // Room for four uploads of the largest size; one address gets one.
+    let vars = [
+        ("MAX_UPLOAD_BYTES", "100000"),
+        ("UPLOAD_BUFFER_BYTES", "465536"),
+        ("UPLOAD_TIMEOUT_SECS", "3"),
+    ];
+    let app = spawn_app(&db, &vars).await;
+    let port = app.port;
+    let stalled = actix_web::rt::task::spawn_blocking(move || {
+        let mut stream = stall_an_upload(port, 116_000);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    let (same, page) = refusal(
+        upload_with(
+            &cookie_client(),
+            &app.address,
+            "mine.txt",
+            "x".repeat(1_000),
+        )
+        .await
+        .expect("POST"),
+    )
+    .await;
+    assert_eq!(same, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.contains("too many uploads right now"), "{page}");
+    assert!(
+        asked.elapsed() < Duration::from_millis(500),
+        "refused at once"
+    );
+    let other = cookie_client_from("127.0.0.2");
+    let status = upload_with(&other, &app.address, "theirs.txt", "another client\n")
+        .await
+        .expect("POST")
+        .status();
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(stalled.await.expect("stalled").starts_with("HTTP/1.1 408"));
+    // The share came back with the stalled body's room.
+    let mine = upload_with(
+        &cookie_client(),
+        &app.address,
+        "mine.txt",
+        "x".repeat(1_000),
+    )
+    .await
+    .expect("POST");
+    assert_eq!(mine.status(), StatusCode::SEE_OTHER);
     app.stop().await;
 }
 
@@ -543,10 +605,12 @@ async fn big_files_read_and_uploaded_at_once_stay_in_bounded_memory(db: TestDb) 
     drop(server);
     let server = ServerProcess::start(&db, &[("UPLOAD_BUFFER_BYTES", "16777216")]);
     let address = server.address();
-    let uploads = join_all((0..16).map(|_| {
+    // From 16 addresses: one address holds at most a quarter of the upload buffer.
+    let uploads = join_all((0..16).map(|n| {
         let (address, body) = (address.clone(), newlines.clone());
         async move {
-            upload_with(&cookie_client(), &address, "u.txt", body)
+            let client = cookie_client_from(&format!("127.0.0.{}", n + 2));
+            upload_with(&client, &address, "u.txt", body)
                 .await
                 .map(|r| r.status())
         }
@@ -570,6 +634,7 @@ page_tests!(
     forwarded_addresses_count_only_from_trusted_proxies,
     a_stalled_body_gets_408_and_loses_its_connection_and_its_room,
     an_upload_waits_for_room_in_the_buffer,
+    one_clients_stalled_bodies_leave_room_for_others,
     every_body_byte_counts_against_the_upload_limit,
     big_files_read_and_uploaded_at_once_stay_in_bounded_memory,
 );

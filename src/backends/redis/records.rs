@@ -17,7 +17,7 @@
 //! `MULTI` reaches both, so the pair is kept consistent by order: the old hash is checked,
 //! the new one written, then the old one superseded by a check-and-set script on its own slot.
 //! If another rotation superseded it meanwhile (two tabs uploading at once), the new hash is
-//! deleted again and the upload starts a session of its own: one key never has two
+//! deleted again and the upload is refused (409, in the store): one key never has two
 //! successors. A crash after the new hash is written and before the old one is marked leaves
 //! the old one current (the visitor, who never got the new key, keeps using it) and the new
 //! one unreachable until its TTL ends; the old one's predecessor is deleted last, and if that

@@ -11,6 +11,18 @@ use super::TestApp;
 
 /// A client that keeps cookies and does not follow redirects.
 pub fn cookie_client() -> reqwest::Client {
+    cookie_client_builder().build().expect("client")
+}
+
+/// [`cookie_client`] connecting from `address` (127.0.0.2, …: another client to the server).
+pub fn cookie_client_from(address: &str) -> reqwest::Client {
+    cookie_client_builder()
+        .local_address(address.parse::<std::net::IpAddr>().expect("an address"))
+        .build()
+        .expect("client")
+}
+
+fn cookie_client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -18,8 +30,6 @@ pub fn cookie_client() -> reqwest::Client {
         // request sent on it at that moment fails. Tests that wait that long (the slowloris
         // one) must not reuse such a connection.
         .pool_idle_timeout(Duration::from_secs(2))
-        .build()
-        .expect("client")
 }
 
 impl TestApp {
