@@ -261,9 +261,16 @@ impl<C: RedisConnection> RedisRecords<C> {
             self.query::<()>(redis::cmd("DEL").arg(&new)).await?;
             return Ok(Err(record));
         }
+        // The rotation is done: the new hash is written and the old one superseded. The hash
+        // before it expires at its own (short) TTL if this delete fails, so a failure here must
+        // not turn a stored upload into an error the visitor would retry with the old key.
         if let Some(before) = before {
-            self.query::<()>(redis::cmd("DEL").arg(redis_key(&before)))
-                .await?;
+            if let Err(err) = self
+                .query::<()>(redis::cmd("DEL").arg(redis_key(&before)))
+                .await
+            {
+                log::warn!("rotation: the superseded hash before it was not deleted: {err}");
+            }
         }
         Ok(Ok(()))
     }
