@@ -15,8 +15,10 @@
 //!   head, the idle keep-alive time, and the rest of a body the app did not read;
 //! - **a write deadline**: a write that makes no progress for `WRITE_TIMEOUT_SECS` closes the
 //!   connection;
-//! - **a bound on queued requests**: while a request without a body is served, and while a
-//!   write is waiting for the client to read, nothing more is read from the connection; between
+//! - **a bound on queued requests**: a request being served reads no more than the body it
+//!   declares (its `Content-Length`; a chunked body at most twice the largest upload with its
+//!   framing), so with a body of none (`Content-Length: 0` too) and while a write is waiting
+//!   for the client to read, nothing more is read from the connection; between
 //!   two requests' starts at most [`IDLE_READ_BYTES`] are read, more only once actix-http has
 //!   asked again without starting a request (a head longer than that, still arriving). A
 //!   client that pipelines requests therefore has at most the requests in about a kilobyte
@@ -64,8 +66,9 @@ pub struct Activity {
     serving: Cell<usize>,
     /// Requests started so far.
     started: Cell<u64>,
-    /// Whether the request being served has a body to read.
-    reads_body: Cell<bool>,
+    /// The bytes the request being served may still read: what is left of the body it
+    /// declared.
+    body_left: Cell<usize>,
     /// Since when no request has been served.
     idle_since: Cell<Instant>,
     /// The wrapper's reader, waiting for the request being served to end.
@@ -77,27 +80,33 @@ impl Activity {
         Self {
             serving: Cell::new(0),
             started: Cell::new(0),
-            reads_body: Cell::new(false),
+            body_left: Cell::new(0),
             idle_since: Cell::new(Instant::now()),
             reader: RefCell::new(None),
         }
     }
 
-    fn start(self: &Rc<Self>, reads_body: bool) -> Serving {
+    fn start(self: &Rc<Self>, body: usize) -> Serving {
         self.serving.set(self.serving.get() + 1);
         self.started.set(self.started.get() + 1);
-        self.reads_body.set(reads_body);
+        self.body_left.set(body);
         Serving(Rc::clone(self))
     }
 
-    /// Whether the wrapper may read now: `Some(true)` without bound (a body is being read),
-    /// `Some(false)` within the idle budget (between requests), `None` not at all.
-    fn may_read(&self) -> Option<bool> {
+    /// What the wrapper may read now.
+    fn may_read(&self) -> MayRead {
         match self.serving.get() {
-            0 => Some(false),
-            _ if self.reads_body.get() => Some(true),
-            _ => None,
+            0 => MayRead::Idle,
+            _ => match self.body_left.get() {
+                0 => MayRead::Nothing,
+                left => MayRead::Body(left),
+            },
         }
+    }
+
+    /// `n` bytes of the served request's body were read.
+    fn body_read(&self, n: usize) {
+        self.body_left.set(self.body_left.get().saturating_sub(n));
     }
 
     fn started(&self) -> u64 {
@@ -113,6 +122,17 @@ impl Activity {
     }
 }
 
+/// What a connection may read at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MayRead {
+    /// Between requests: within the idle budget.
+    Idle,
+    /// A body being read: up to this many bytes more.
+    Body(usize),
+    /// A request without a body left to read is served: nothing.
+    Nothing,
+}
+
 /// A request being served; its end, when dropped.
 struct Serving(Rc<Activity>);
 
@@ -123,7 +143,7 @@ impl Drop for Serving {
             .serving
             .set(activity.serving.get().saturating_sub(1));
         if activity.serving.get() == 0 {
-            activity.reads_body.set(false);
+            activity.body_left.set(0);
             activity.idle_since.set(Instant::now());
             if let Some(reader) = activity.reader.borrow_mut().take() {
                 reader.wake();
@@ -132,16 +152,72 @@ impl Drop for Serving {
     }
 }
 
+/// The bytes a request may read from its connection: the `Content-Length` it declares, at most
+/// the largest body the app accepts (`largest`); a chunked body, with its framing, at most
+/// twice that; none without either header.
+pub fn body_allowance(headers: &header::HeaderMap, largest: usize) -> usize {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return largest.saturating_mul(2);
+    }
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .map_or(0, |length| {
+            usize::try_from(length).unwrap_or(usize::MAX).min(largest)
+        })
+}
+
 /// Middleware, outermost: marks a request as served on its connection until its response is
-/// ready (the wrapper then times its writes and the next head).
+/// ready (the wrapper then times its writes and the next head), with the body it may read.
 pub async fn track_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let reads_body = req.headers().contains_key(header::CONTENT_LENGTH)
-        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let largest = req
+        .app_data::<actix_web::web::Data<crate::config::Settings>>()
+        .map_or(0, |settings| {
+            settings.limits.max_upload_bytes + crate::limits::FRAMING_ALLOWANCE
+        });
+    let body = body_allowance(req.headers(), largest);
     let _serving = req
         .conn_data::<Rc<Activity>>()
-        .map(|activity| activity.start(reads_body));
+        .map(|activity| activity.start(body));
     next.call(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::{
+        self, HeaderMap, HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING,
+    };
+
+    use super::body_allowance;
+
+    fn headers(pairs: &[(header::HeaderName, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(name.clone(), HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn a_request_may_read_the_body_it_declares_and_no_more() {
+        assert_eq!(body_allowance(&headers(&[]), 1000), 0);
+        assert_eq!(body_allowance(&headers(&[(CONTENT_LENGTH, "0")]), 1000), 0);
+        assert_eq!(
+            body_allowance(&headers(&[(CONTENT_LENGTH, "12")]), 1000),
+            12
+        );
+        assert_eq!(
+            body_allowance(&headers(&[(CONTENT_LENGTH, "99999999999")]), 1000),
+            1000
+        );
+        assert_eq!(body_allowance(&headers(&[(CONTENT_LENGTH, "x")]), 1000), 0);
+        assert_eq!(
+            body_allowance(&headers(&[(TRANSFER_ENCODING, "chunked")]), 1000),
+            2000
+        );
+    }
 }

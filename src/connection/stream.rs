@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-use super::{Activity, ConnectionLimits, IDLE_READ_BYTES};
+use super::{Activity, ConnectionLimits, MayRead, IDLE_READ_BYTES};
 use crate::limits::Claim;
 
 /// An accepted connection under its deadlines.
@@ -112,6 +112,32 @@ impl GuardedStream {
     }
 }
 
+impl GuardedStream {
+    /// Reads at most `left` bytes of a body: straight into `buf` when it has no more room than
+    /// that, else through a buffer of `left` bytes (once a request, at its body's end).
+    fn read_body(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+        left: usize,
+    ) -> Poll<io::Result<()>> {
+        if buf.remaining() <= left {
+            let before = buf.filled().len();
+            let outcome = Pin::new(&mut self.io).poll_read(cx, buf);
+            self.activity.body_read(buf.filled().len() - before);
+            return outcome;
+        }
+        let mut rest = vec![0u8; left];
+        let mut limited = ReadBuf::new(&mut rest);
+        let outcome = Pin::new(&mut self.io).poll_read(cx, &mut limited);
+        if let Poll::Ready(Ok(())) = outcome {
+            self.activity.body_read(limited.filled().len());
+            buf.put_slice(limited.filled());
+        }
+        outcome
+    }
+}
+
 impl AsyncRead for GuardedStream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -125,16 +151,17 @@ impl AsyncRead for GuardedStream {
             }
         }
         let may_read = match this.activity.may_read() {
-            Some(_) if this.write_stalled_since.is_some() => None,
+            _ if this.write_stalled_since.is_some() => MayRead::Nothing,
             may_read => may_read,
         };
-        let Some(unbounded) = may_read else {
-            // Woken when the request ends or the write moves on.
-            this.activity.wait_for_the_end(cx.waker());
-            return Poll::Pending;
-        };
-        if unbounded {
-            return Pin::new(&mut this.io).poll_read(cx, buf);
+        match may_read {
+            MayRead::Nothing => {
+                // Woken when the request ends or the write moves on.
+                this.activity.wait_for_the_end(cx.waker());
+                return Poll::Pending;
+            }
+            MayRead::Body(left) => return this.read_body(cx, buf, left),
+            MayRead::Idle => {}
         }
         // Between requests: the idle budget, renewed by each request's start, or when actix-http
         // asks again after the reader was sent back once without starting one (the head is
@@ -198,5 +225,77 @@ impl AsyncWrite for GuardedStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::limits::{ClientShares, TrustedProxies};
+
+    /// A guarded server side of a loopback connection whose client has sent `sent`.
+    async fn guarded_with(sent: &[u8]) -> (GuardedStream, std::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let mut client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, peer) = listener.accept().await.expect("accept");
+        client.write_all(sent).expect("send");
+        let claim = ClientShares::new(8, TrustedProxies::default())
+            .claim(peer.ip())
+            .expect("a place");
+        let limits = ConnectionLimits {
+            head: Duration::from_secs(5),
+            write: Duration::from_secs(5),
+        };
+        (GuardedStream::new(server, limits, claim), client)
+    }
+
+    /// One read of at most 64 bytes, or `None` when none is ready within 300 ms.
+    async fn read_some(stream: &mut GuardedStream) -> Option<Vec<u8>> {
+        let mut bytes = [0u8; 64];
+        let read = std::future::poll_fn(|cx| {
+            let mut buf = ReadBuf::new(&mut bytes);
+            Pin::new(&mut *stream)
+                .poll_read(cx, &mut buf)
+                .map(|outcome| outcome.map(|()| buf.filled().to_vec()))
+        });
+        tokio::time::timeout(Duration::from_millis(300), read)
+            .await
+            .ok()
+            .map(|outcome| outcome.expect("read"))
+    }
+
+    #[tokio::test]
+    async fn a_served_request_reads_its_declared_body_and_nothing_after_it() {
+        let (mut stream, _client) = guarded_with(b"body|GET / HTTP/1.1").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let activity = stream.activity();
+
+        let serving = activity.start(5);
+        assert_eq!(read_some(&mut stream).await.as_deref(), Some(&b"body|"[..]));
+        // The body is read: the pipelined request behind it waits for the response.
+        assert_eq!(read_some(&mut stream).await, None);
+        drop(serving);
+        assert_eq!(
+            read_some(&mut stream).await.as_deref(),
+            Some(&b"GET / HTTP/1.1"[..])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_served_request_with_an_empty_body_reads_nothing() {
+        let (mut stream, _client) = guarded_with(b"GET / HTTP/1.1").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let activity = stream.activity();
+
+        let serving = activity.start(0);
+        assert_eq!(read_some(&mut stream).await, None);
+        drop(serving);
+        assert!(read_some(&mut stream).await.is_some());
     }
 }
