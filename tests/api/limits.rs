@@ -629,6 +629,58 @@ async fn big_files_read_and_uploaded_at_once_stay_in_bounded_memory(db: TestDb) 
     assert!(upload_growth < 128 * 1024, "+{upload_growth} KiB");
 }
 
+/// An upload to `base` from its client, claiming to forward for `forwarded`; its status.
+async fn upload_forwarded_for(base: &str, forwarded: &str) -> StatusCode {
+    cookie_client()
+        .post(format!("{base}/"))
+        .header("x-forwarded-for", forwarded)
+        .header("content-type", MULTIPART)
+        .body(format!("{}x\r\n--XyZ--\r\n", multipart_head("x.txt")))
+        .send()
+        .await
+        .expect("POST")
+        .status()
+}
+
+/// On a dual-stack listener (`HOST=::`) IPv4 clients arrive as `::ffff:a.b.c.d`: 127.0.0.1 has
+/// a rate bucket of its own, apart from `::1`'s, and `TRUSTED_PROXIES=127.0.0.1` still matches
+/// it.
+async fn a_dual_stack_listener_keeps_ipv4_clients_apart(db: TestDb) {
+    let server = ServerProcess::start(&db, &[("HOST", "::"), ("UPLOADS_PER_MINUTE", "1")]);
+    let (v4, v6) = (
+        format!("http://127.0.0.1:{}", server.port),
+        format!("http://[::1]:{}", server.port),
+    );
+    assert_eq!(upload_forwarded_for(&v4, "-").await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        upload_forwarded_for(&v4, "-").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(upload_forwarded_for(&v6, "-").await, StatusCode::SEE_OTHER);
+    drop(server);
+
+    let proxied = ServerProcess::start(
+        &db,
+        &[
+            ("HOST", "::"),
+            ("UPLOADS_PER_MINUTE", "1"),
+            ("TRUSTED_PROXIES", "127.0.0.1"),
+        ],
+    );
+    let v4 = format!("http://127.0.0.1:{}", proxied.port);
+    for client in ["198.51.100.1", "198.51.100.2"] {
+        assert_eq!(
+            upload_forwarded_for(&v4, client).await,
+            StatusCode::SEE_OTHER,
+            "{client} behind the trusted proxy"
+        );
+    }
+    assert_eq!(
+        upload_forwarded_for(&v4, "198.51.100.1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
 page_tests!(
     uploads_past_the_rate_get_429_with_retry_after,
     forwarded_addresses_count_only_from_trusted_proxies,
@@ -641,6 +693,7 @@ page_tests!(
 
 tests_on!(on_sqlite: Sqlite;
     the_storage_cap_holds_on_sql,
+    a_dual_stack_listener_keeps_ipv4_clients_apart,
     a_trickling_body_is_cut_at_the_deadline,
     connections_past_the_cap_wait_until_one_closes,
 );
