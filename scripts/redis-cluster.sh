@@ -4,7 +4,9 @@
 # off, so while a master fails over only its own slots are refused. Each node also binds port+10000 for
 # the cluster bus, so BASE+6+10000 must stay below 32768 (the ephemeral range starts there).
 #
-#   scripts/redis-cluster.sh start DIR [BASE]   start (or find running) nodes, create the cluster
+#   scripts/redis-cluster.sh start DIR [BASE]   start the nodes and create the cluster; refuses
+#                                               (exit 3) when a node's port or bus port is
+#                                               taken: it never touches a Redis it did not start
 #   scripts/redis-cluster.sh stop DIR           stop exactly the nodes this script started in DIR
 #   scripts/redis-cluster.sh url [BASE]         print the DATABASE_URL for it
 #
@@ -28,12 +30,20 @@ case $command in
     [[ $# -ge 2 ]] || usage
     dir=$2; base=${3:-7000}
     (( base + 6 + 10000 < 32768 )) || { echo "BASE $base: port+10000 would reach the ephemeral range" >&2; exit 2; }
+    taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+    for i in 1 2 3 4 5 6; do
+      for port in $((base + i)) $((base + i + 10000)); do
+        if taken "$port"; then
+          echo "port $port is taken: choose another BASE (this script starts its own nodes only)" >&2
+          exit 3
+        fi
+      done
+    done
     mkdir -p "$dir"
     echo "$base" > "$dir/base"
     ports=()
     for i in 1 2 3 4 5 6; do
       port=$((base + i)); ports+=("127.0.0.1:$port")
-      if redis-cli -p "$port" ping >/dev/null 2>&1; then continue; fi
       rm -f "$dir/nodes-$port.conf"
       redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
         --cluster-config-file "$dir/nodes-$port.conf" --cluster-node-timeout 2000 \
@@ -43,10 +53,8 @@ case $command in
     for i in 1 2 3 4 5 6; do
       for _ in $(seq 1 50); do redis-cli -p $((base + i)) ping >/dev/null 2>&1 && break; sleep 0.1; done
     done
-    if ! redis-cli -p $((base + 1)) cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then
-      redis-cli --cluster create "${ports[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 \
-        || { cat "$dir/create.log" >&2; exit 1; }
-    fi
+    redis-cli --cluster create "${ports[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 \
+      || { cat "$dir/create.log" >&2; exit 1; }
     for _ in $(seq 1 100); do
       ok=0
       for i in 1 2 3 4 5 6; do

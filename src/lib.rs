@@ -26,4 +26,6 @@ pub mod startup;
 pub mod storage;
 pub mod sweeper;
 pub(crate) mod templates;
+#[doc(hidden)]
+pub mod testing;
 pub(crate) mod upkeep;

@@ -17,6 +17,8 @@ use crate::helpers::{free_port, spawn_app, wait_for_port, TestApp, TestDb};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// What the browser tests need.
+pub(crate) const BINARIES: (&str, &str) = (CHROMIUM, CHROMEDRIVER);
 
 /// chromedriver and one headless Chromium session; both end on drop.
 struct Browser {
@@ -32,17 +34,8 @@ impl Drop for Browser {
     }
 }
 
-async fn browser() -> Option<Browser> {
-    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
-        assert!(
-            !crate::helpers::required("TEXTDROP_REQUIRE_BROWSER"),
-            "browser tests must run: install Debian's chromium and chromium-driver"
-        );
-        crate::helpers::skip_notice!(
-            "skipping a browser test: {CHROMIUM} or {CHROMEDRIVER} is missing"
-        );
-        return None;
-    }
+async fn browser() -> Browser {
+    crate::helpers::harness::service(crate::helpers::Need::Browser);
     let port = free_port();
     let driver = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
@@ -77,11 +70,11 @@ async fn browser() -> Option<Browser> {
         .connect(&format!("http://127.0.0.1:{port}"))
         .await
         .expect("a WebDriver session");
-    Some(Browser {
+    Browser {
         client,
         driver,
         _profile: profile,
-    })
+    }
 }
 
 /// Where screenshots go: the README's folder when asked, else a temp dir (tests never write
@@ -171,9 +164,7 @@ fn a_day_from_now(app: &TestApp) -> String {
 }
 
 async fn a_visitor_uploads_reads_reloads_loses_the_cookie_and_forgets(db: TestDb) {
-    let Some(browser) = browser().await else {
-        return;
-    };
+    let browser = browser().await;
     let client = &browser.client;
     let app = spawn_app(&db, &[]).await;
     let files = tempfile::tempdir().expect("dir");
@@ -298,9 +289,7 @@ async fn a_visitor_uploads_reads_reloads_loses_the_cookie_and_forgets(db: TestDb
 }
 
 async fn errors_show_next_to_the_form_and_uploaded_script_never_runs(db: TestDb) {
-    let Some(browser) = browser().await else {
-        return;
-    };
+    let browser = browser().await;
     let client = &browser.client;
     let app = spawn_app(&db, &[("MAX_UPLOAD_BYTES", "400")]).await;
     let files = tempfile::tempdir().expect("dir");
@@ -333,7 +322,7 @@ async fn errors_show_next_to_the_form_and_uploaded_script_never_runs(db: TestDb)
     app.stop().await;
 }
 
-tests_on!(sqlite_only: Sqlite;
+tests_on!(sqlite_only: Sqlite needs Browser;
     a_visitor_uploads_reads_reloads_loses_the_cookie_and_forgets,
     errors_show_next_to_the_form_and_uploaded_script_never_runs,
 );

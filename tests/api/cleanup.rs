@@ -41,7 +41,7 @@ async fn a_sweeper_skips_its_run_while_another_holds_the_lock(db: TestDb) {
 /// MySQL's named locks belong to the server: a sweeper in another database of the same server
 /// must not make this one skip.
 async fn a_sweeper_lock_in_another_database_does_not_hold_this_one(db: TestDb) {
-    let other = TestDb::new(db.backend).expect("a second database on the same server");
+    let other = TestDb::new(db.backend);
     other.connect().migrate();
     let _held_there = other.hold(Held::Sweeper);
     db.insert_rows("expired", 5, -60);
@@ -448,11 +448,9 @@ tests_on!(on_postgres: Postgres;
     postgres_sweeps_use_the_expires_at_index_or_a_tid_range_scan,
 );
 
-#[actix_web::test]
+crate::case!(async the_sweeper_keeps_running_after_a_database_error needs PostgresServer);
 async fn the_sweeper_keeps_running_after_a_database_error() {
-    let Some(pg) = PrivatePostgres::start() else {
-        return;
-    };
+    let pg = PrivatePostgres::start();
     let db = TestDb::existing(Backend::Postgres, pg.url());
     let app = spawn_app(&db, &[("CLEANUP_INTERVAL_SECS", "1")]).await;
 

@@ -3,84 +3,48 @@
 //! under a load of reads and uploads.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::helpers::{
-    cookie_client, page_at, required, spawn_app, upload_with, Backend, TestApp, TestDb,
-};
+use crate::helpers::harness::RunCluster;
+use crate::helpers::{cookie_client, page_at, spawn_app, upload_with, Backend, TestApp, TestDb};
 
-/// The cluster's first port is this plus one (its buses sit 10000 above, below 32768).
-const BASE: u16 = 7100;
-
-/// A 6-node cluster on BASE+1..BASE+6, stopped on drop.
+/// A 6-node cluster of the test's own on free ports (`RunCluster`), stopped on drop.
 struct PrivateCluster {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/redis-cluster.sh")
+    run: RunCluster,
+    /// Its nodes are on `base + 1 ..= base + 6`.
+    base: u16,
 }
 
 impl PrivateCluster {
-    fn start() -> Option<Self> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            assert!(
-                !required("TEXTDROP_REQUIRE_REDIS_CLUSTER"),
-                "redis-server is needed for the cluster tests"
-            );
-            crate::helpers::skip_notice!("skipping a Redis Cluster test: no redis-server");
-            return None;
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("textdrop-cluster-")
-            .tempdir()
-            .expect("dir");
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .arg(dir.path())
-            .arg(BASE.to_string())
-            .output()
-            .expect("run the cluster script");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        Some(Self { dir, url })
+    fn start() -> Self {
+        let run = RunCluster::start().unwrap_or_else(|why| panic!("{why}"));
+        let base = std::fs::read_to_string(run.dir().join("base"))
+            .expect("the cluster's base port")
+            .trim()
+            .parse()
+            .expect("a port");
+        Self { run, base }
     }
 
     fn db(&self) -> TestDb {
-        TestDb::existing(Backend::RedisCluster, self.url.clone())
+        TestDb::existing(Backend::RedisCluster, self.run.url.clone())
+    }
+
+    /// The nodes' ports.
+    fn ports(&self) -> std::ops::RangeInclusive<u16> {
+        self.base + 1..=self.base + 6
     }
 
     /// The pid of the node on `port`.
     fn pid(&self, port: u16) -> u32 {
-        std::fs::read_to_string(self.dir.path().join(format!("redis-{port}.pid")))
+        std::fs::read_to_string(self.run.dir().join(format!("redis-{port}.pid")))
             .expect("pid file")
             .trim()
             .parse()
             .expect("pid")
-    }
-}
-
-impl Drop for PrivateCluster {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .arg(self.dir.path())
-            .status();
     }
 }
 
@@ -135,7 +99,12 @@ struct Visitor {
 }
 
 /// `count` visitors, each with a file "visitor N" uploaded, and the master of its key.
-async fn visitors(app: &TestApp, db: &TestDb, count: usize) -> Vec<Visitor> {
+async fn visitors(
+    app: &TestApp,
+    cluster: &PrivateCluster,
+    db: &TestDb,
+    count: usize,
+) -> Vec<Visitor> {
     let mut visitors = Vec::new();
     for n in 0..count {
         let client = cookie_client();
@@ -144,7 +113,7 @@ async fn visitors(app: &TestApp, db: &TestDb, count: usize) -> Vec<Visitor> {
         assert_eq!(response.expect("upload").status(), StatusCode::SEE_OTHER);
         visitors.push((client, text));
     }
-    let owners = slot_owners(BASE + 1);
+    let owners = slot_owners(cluster.base + 1);
     let mut master_of_text = HashMap::new();
     for key in db.redis_keys() {
         let file: String = db.redis(redis::cmd("HGET").arg(&key).arg("file"));
@@ -168,7 +137,7 @@ async fn sessions_spread_over_all_three_masters(cluster: &PrivateCluster) {
     let db = cluster.db();
     let app = spawn_app(&db, &[]).await;
 
-    let visitors = visitors(&app, &db, 300).await;
+    let visitors = visitors(&app, cluster, &db, 300).await;
 
     let mut per_master: BTreeMap<u16, usize> = BTreeMap::new();
     for visitor in &visitors {
@@ -198,7 +167,7 @@ struct Outcome {
 async fn a_killed_master_gives_503_until_its_replica_takes_over(cluster: &PrivateCluster) {
     let db = cluster.db();
     let app = spawn_app(&db, &[]).await;
-    let visitors = visitors(&app, &db, 60).await;
+    let visitors = visitors(&app, cluster, &db, 60).await;
     // Everything was written more than a second before the kill.
     actix_web::rt::time::sleep(Duration::from_millis(1_200)).await;
     let killed = visitors[1].master;
@@ -338,19 +307,17 @@ async fn a_killed_master_gives_503_until_its_replica_takes_over(cluster: &Privat
     app.stop().await;
 }
 
+crate::case!(async a_private_cluster_spreads_sessions_and_survives_a_master_kill needs RedisServer);
 /// Both scenarios on one private cluster, in order (the kill must come last).
-#[actix_web::test]
 async fn a_private_cluster_spreads_sessions_and_survives_a_master_kill() {
-    let Some(cluster) = PrivateCluster::start() else {
-        return;
-    };
+    let cluster = PrivateCluster::start();
     sessions_spread_over_all_three_masters(&cluster).await;
     on_every_master_flush(&cluster);
     a_killed_master_gives_503_until_its_replica_takes_over(&cluster).await;
 }
 
 fn on_every_master_flush(cluster: &PrivateCluster) {
-    for port in BASE + 1..=BASE + 6 {
+    for port in cluster.ports() {
         if cli(port, &["role"]).starts_with("master") {
             cli(port, &["flushall"]);
         }

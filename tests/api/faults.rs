@@ -24,18 +24,16 @@ fn count_panics() -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
     count
 }
 
-#[actix_web::test]
+crate::case!(async a_postgres_outage_answers_503_then_recovers_without_a_restart needs PostgresServer);
 async fn a_postgres_outage_answers_503_then_recovers_without_a_restart() {
-    if let Some(pg) = PrivatePostgres::start() {
-        an_outage_answers_503_then_recovers(&pg, Backend::Postgres).await;
-    }
+    let pg = PrivatePostgres::start();
+    an_outage_answers_503_then_recovers(&pg, Backend::Postgres).await;
 }
 
-#[actix_web::test]
+crate::case!(async a_mysql_outage_answers_503_then_recovers_without_a_restart needs MariaDbServer);
 async fn a_mysql_outage_answers_503_then_recovers_without_a_restart() {
-    if let Some(mariadb) = crate::private_mysql::PrivateMariaDb::start() {
-        an_outage_answers_503_then_recovers(&mariadb, Backend::Mysql).await;
-    }
+    let mariadb = crate::private_mysql::PrivateMariaDb::start();
+    an_outage_answers_503_then_recovers(&mariadb, Backend::Mysql).await;
 }
 
 async fn an_outage_answers_503_then_recovers(pg: &impl Outage, backend: Backend) {
@@ -96,11 +94,9 @@ async fn an_outage_answers_503_then_recovers(pg: &impl Outage, backend: Backend)
     app.stop().await;
 }
 
-#[actix_web::test]
+crate::case!(async startup_waits_for_a_database_that_comes_up_late needs PostgresServer);
 async fn startup_waits_for_a_database_that_comes_up_late() {
-    let Some(pg) = PrivatePostgres::start() else {
-        return;
-    };
+    let pg = PrivatePostgres::start();
     pg.halt();
     let db = TestDb::existing(Backend::Postgres, pg.url());
     let starting = actix_web::rt::spawn(async move {
@@ -120,7 +116,7 @@ async fn startup_waits_for_a_database_that_comes_up_late() {
     assert_eq!(starting.await.expect("startup"), StatusCode::OK);
 }
 
-#[test]
+crate::case!(an_absent_database_stops_startup_after_the_retry_budget_naming_the_host);
 fn an_absent_database_stops_startup_after_the_retry_budget_naming_the_host() {
     let started = Instant::now();
     let output = textdrop(&["serve"])

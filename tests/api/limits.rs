@@ -194,9 +194,9 @@ async fn the_storage_cap_holds_on_sql(db: TestDb) {
     the_storage_cap_refuses_with_507_and_frees_space_on_forget(db, (5 << 20) / 2).await;
 }
 
+crate::case!(async the_storage_cap_holds_on_redis needs RedisServer);
 /// On Redis the cap counts Redis's own `used_memory`; a private server keeps other tests'
 /// keys out of the figure.
-#[actix_web::test]
 async fn the_storage_cap_holds_on_redis() {
     let redis = PrivateRedis::start();
     let db = redis.db();

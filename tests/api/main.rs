@@ -1,5 +1,6 @@
-//! One integration-test binary: the real application over a real socket, on SQLite, PostgreSQL
-//! and Redis (each test gets its own database; see helpers.rs).
+//! One integration-test binary: the real application over a real socket, on SQLite, PostgreSQL,
+//! MySQL, Redis and a Redis Cluster (each test gets its own database; see helpers), run by its
+//! own harness ([`helpers::harness`]): a test whose service is missing is counted as ignored.
 
 #[macro_use]
 mod helpers;
@@ -24,3 +25,7 @@ mod statements;
 mod store;
 mod tls;
 mod upload;
+
+fn main() -> std::process::ExitCode {
+    helpers::harness::main()
+}

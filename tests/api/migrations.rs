@@ -115,7 +115,7 @@ async fn the_migrate_and_cleanup_commands_do_their_job_and_exit(db: TestDb) {
     assert_eq!(db.row_count(), 1);
 }
 
-#[test]
+crate::case!(an_invalid_setting_stops_the_binary_with_one_line_naming_it);
 fn an_invalid_setting_stops_the_binary_with_one_line_naming_it() {
     let output = textdrop(&["migrate"])
         .env("SESSION_LIFETIME_SECS", "forever")
@@ -131,9 +131,9 @@ fn an_invalid_setting_stops_the_binary_with_one_line_naming_it() {
     );
 }
 
+crate::case!(a_database_url_that_is_not_a_url_stops_startup_without_echoing_it);
 /// A libpq keyword string is not taken as a SQLite path: startup stops naming DATABASE_URL,
 /// never repeats the value (it holds a password), and creates no file.
-#[test]
 fn a_database_url_that_is_not_a_url_stops_startup_without_echoing_it() {
     let dir = tempfile::tempdir().expect("dir");
     let value = "host=db user=app password=s3cret-pw";

@@ -3,15 +3,16 @@
 //! dir, then `mariadbd` as a child process. It runs without grant tables: nothing but the test
 //! reaches it, on loopback.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{free_port, required, Outage, TestConn};
+use crate::helpers::{free_port, Outage, TestConn};
 
 const INSTALL: &str = "/usr/bin/mariadb-install-db";
 const SERVER: &str = "/usr/sbin/mariadbd";
+/// What a private server needs: the installer and the server.
+pub(crate) const BINARIES: (&str, &str) = (INSTALL, SERVER);
 
 pub struct PrivateMariaDb {
     dir: tempfile::TempDir,
@@ -20,17 +21,10 @@ pub struct PrivateMariaDb {
 }
 
 impl PrivateMariaDb {
-    /// Creates and starts a server with a `textdrop` database, or returns `None` with the
-    /// reason printed when this machine cannot. In CI that is an error instead.
-    pub fn start() -> Option<Self> {
-        if !Path::new(INSTALL).exists() || !Path::new(SERVER).exists() {
-            assert!(
-                !required("TEXTDROP_REQUIRE_MYSQL"),
-                "a private MariaDB needs {INSTALL} and {SERVER}"
-            );
-            crate::helpers::skip_notice!("skipping: no MariaDB server binaries");
-            return None;
-        }
+    /// Creates and starts a server with a `textdrop` database (the test needs
+    /// [`Need::MariaDbServer`](crate::helpers::Need)).
+    pub fn start() -> Self {
+        crate::helpers::harness::service(crate::helpers::Need::MariaDbServer);
         let dir = tempfile::Builder::new()
             .prefix("textdrop-mariadb-")
             .tempdir()
@@ -56,7 +50,7 @@ impl PrivateMariaDb {
             .expect("connect to MariaDB")
             .execute("CREATE DATABASE textdrop")
             .expect("create the database");
-        Some(server)
+        server
     }
 }
 

@@ -23,7 +23,7 @@ fn run_as_postgres(program: &Path, args: &[&str]) -> Output {
         .expect("runuser runs")
 }
 
-fn pg_bin_dir() -> Option<PathBuf> {
+pub(crate) fn pg_bin_dir() -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
@@ -34,30 +34,16 @@ fn pg_bin_dir() -> Option<PathBuf> {
 }
 
 impl PrivatePostgres {
-    /// Creates and starts a server, or returns `None` with the reason printed when this machine
-    /// cannot (not root, no PostgreSQL binaries). In CI that is an error instead.
-    pub fn start() -> Option<Self> {
+    /// Creates and starts a server (the test needs [`Need::PostgresServer`](crate::helpers::Need)).
+    pub fn start() -> Self {
         Self::start_with(|_| Vec::new())
     }
 
     /// [`start`](Self::start), with server settings that `settings` makes from the server's
     /// own directory (where it may write files the server reads, owned by `postgres`).
-    pub fn start_with(settings: impl FnOnce(&Path) -> Vec<String>) -> Option<Self> {
-        let is_root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-        let bin = pg_bin_dir();
-        let Some(bin) = bin.filter(|_| is_root) else {
-            assert!(
-                !crate::helpers::required("TEXTDROP_REQUIRE_POSTGRES"),
-                "a private PostgreSQL is needed: run as root with PostgreSQL installed"
-            );
-            crate::helpers::skip_notice!(
-                "skipping: a private PostgreSQL needs root and /usr/lib/postgresql/*/bin"
-            );
-            return None;
-        };
+    pub fn start_with(settings: impl FnOnce(&Path) -> Vec<String>) -> Self {
+        crate::helpers::harness::service(crate::helpers::Need::PostgresServer);
+        let bin = pg_bin_dir().expect("PostgreSQL's server binaries");
         let dir = tempfile::Builder::new()
             .prefix("textdrop-pg-")
             .tempdir()
@@ -101,7 +87,7 @@ impl PrivatePostgres {
             settings,
         };
         server.resume();
-        Some(server)
+        server
     }
 
     fn data(&self) -> String {

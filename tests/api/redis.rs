@@ -63,7 +63,7 @@ tests_on!(cluster_only: RedisCluster;
     redis_keys_are_hashes_never_the_session_key,
 );
 
-#[test]
+crate::case!(maintenance_commands_have_nothing_to_do_on_redis);
 fn maintenance_commands_have_nothing_to_do_on_redis() {
     for command in ["migrate", "cleanup", "stats"] {
         let output = textdrop(&[command])

@@ -48,7 +48,7 @@ fn taken() -> Vec<String> {
     statements
 }
 
-#[actix_web::test]
+crate::case!(async sqlite_runs_one_statement_a_read_and_one_transaction_an_upload);
 async fn sqlite_runs_one_statement_a_read_and_one_transaction_an_upload() {
     set_default_instrumentation(|| Some(Box::new(Counter::default()))).expect("instrumentation");
     let dir = tempfile::tempdir().expect("temp dir");

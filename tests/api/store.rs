@@ -343,8 +343,8 @@ async fn a_non_utc_postgres_time_zone_changes_nothing(db: TestDb) {
     }
 }
 
+crate::case!(the_clock_keeps_microseconds_only);
 /// The system clock truncates to microseconds, so what SQLite stores compares exactly.
-#[test]
 fn the_clock_keeps_microseconds_only() {
     let now = Clock::system().now();
     assert_eq!(now.and_utc().timestamp_subsec_nanos() % 1000, 0);
@@ -461,3 +461,22 @@ async fn a_non_utc_mysql_time_zone_changes_nothing(db: TestDb) {
 }
 
 tests_on!(on_mysql: Mysql; a_non_utc_mysql_time_zone_changes_nothing);
+
+/// A statement InnoDB rolls back as a deadlock's victim is run once more on textdrop's MySQL
+/// pool instead of failing the request, and the retry runs after the other side committed.
+async fn a_deadlock_victim_is_retried_once(db: TestDb) {
+    let run = textdrop::testing::mysql_deadlock_victim(&db.url).await;
+    assert!(
+        run.other.is_ok(),
+        "the other session is not the victim: {run:?}"
+    );
+    assert!(run.outcome.is_ok(), "{run:?}");
+    assert_eq!(run.attempts, 2, "one retry");
+    assert_eq!(
+        run.values,
+        ["pool", "pool"],
+        "the retry ran after the other commit"
+    );
+}
+
+tests_on!(deadlock: Mysql; a_deadlock_victim_is_retried_once);

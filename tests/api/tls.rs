@@ -63,15 +63,13 @@ fn app_connections_use_tls(admin_url: &str) -> Vec<bool> {
     .collect()
 }
 
-#[actix_web::test]
+crate::case!(async sslmode_disable_require_verify_ca_and_verify_full_mean_what_libpq_says needs PostgresServer);
 async fn sslmode_disable_require_verify_ca_and_verify_full_mean_what_libpq_says() {
     let mut dir = None;
-    let Some(pg) = PrivatePostgres::start_with(|path| {
+    let pg = PrivatePostgres::start_with(|path| {
         dir = Some(path.to_owned());
         certificates(path)
-    }) else {
-        return;
-    };
+    });
     let ca = dir.expect("the server's directory").join("ca.pem");
     let admin = format!("{}?sslmode=disable", pg.url());
     let with = |params: &str| format!("{}?{params}", pg.url());

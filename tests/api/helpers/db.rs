@@ -1,7 +1,7 @@
 //! A database of its own for each test: a SQLite file in a temp dir, a new PostgreSQL or MySQL
-//! database made from TEST_DATABASE_URL or TEST_MYSQL_URL and dropped afterwards, a Redis
-//! database number of its own at TEST_REDIS_URL, or the Redis Cluster at TEST_REDIS_CLUSTER_URL
-//! held by one test at a time; and what tests read and write there directly.
+//! database on the server the harness found and dropped afterwards, a Redis database number of
+//! its own on the run's Redis, or the run's Redis Cluster held by one test at a time; and what
+//! tests read and write there directly.
 
 use std::sync::{Condvar, LazyLock, Mutex};
 
@@ -14,7 +14,7 @@ use textdrop::database::sessions;
 use textdrop::session::TextdropStore;
 use textdrop::storage::{Maintenance, SessionStorage};
 
-use super::{skip_notice, test_settings, TestConn};
+use super::{harness, test_settings, Need, TestConn};
 use crate::on_conn;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,18 +34,17 @@ pub fn required(variable: &str) -> bool {
     std::env::var(variable).is_ok_and(|v| v == "1" || v == "true")
 }
 
-/// The value of `variable`, or `None` after printing why the test skips (or failing when
-/// `require` says the service must be there).
-pub fn service_url(variable: &str, require: &str, what: &str) -> Option<String> {
-    let url = std::env::var(variable).ok().filter(|u| !u.is_empty());
-    if url.is_none() {
-        assert!(
-            !required(require),
-            "{variable} is not set but {require} is: the {what} tests must run"
-        );
-        skip_notice!("skipping a {what} test: {variable} is not set");
+impl Backend {
+    /// What a test on this backend needs besides SQLite.
+    pub const fn needs(self) -> &'static [Need] {
+        match self {
+            Self::Sqlite => &[],
+            Self::Postgres => &[Need::Postgres],
+            Self::Mysql => &[Need::Mysql],
+            Self::Redis => &[Need::Redis],
+            Self::RedisCluster => &[Need::RedisCluster],
+        }
     }
-    url
 }
 
 /// Creates a uniquely named database on the server at `admin_url` (named by the variable
@@ -91,8 +90,8 @@ enum DbCleanup {
 }
 
 impl TestDb {
-    /// A fresh database, or `None` (with the reason printed) when the backend is not configured.
-    pub fn new(backend: Backend) -> Option<Self> {
+    /// A fresh database of `backend` (on the server the harness found for it).
+    pub fn new(backend: Backend) -> Self {
         let (url, cleanup) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -100,41 +99,32 @@ impl TestDb {
                 (url, DbCleanup::Sqlite(dir))
             }
             Backend::Redis => {
-                let base = service_url("TEST_REDIS_URL", "TEXTDROP_REQUIRE_REDIS", "Redis")?;
-                let db = RedisDb::take(&base);
+                let db = RedisDb::take(&harness::service(Need::Redis));
                 (db.url.clone(), DbCleanup::Redis(db))
             }
             Backend::RedisCluster => {
-                let url = service_url(
-                    "TEST_REDIS_CLUSTER_URL",
-                    "TEXTDROP_REQUIRE_REDIS_CLUSTER",
-                    "Redis Cluster",
-                )?;
+                let url = harness::service(Need::RedisCluster);
                 let hold = ClusterHold::take(&url);
                 (url, DbCleanup::Cluster(hold))
             }
             Backend::Postgres => {
-                let admin_url = service_url(
-                    "TEST_DATABASE_URL",
-                    "TEXTDROP_REQUIRE_POSTGRES",
-                    "PostgreSQL",
-                )?;
+                let admin_url = harness::service(Need::Postgres);
                 let (name, url) = create_database(&admin_url, "TEST_DATABASE_URL", '"');
                 let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
                 (url, DbCleanup::Dropped { admin_url, drop })
             }
             Backend::Mysql => {
-                let admin_url = service_url("TEST_MYSQL_URL", "TEXTDROP_REQUIRE_MYSQL", "MySQL")?;
+                let admin_url = harness::service(Need::Mysql);
                 let (name, url) = create_database(&admin_url, "TEST_MYSQL_URL", '`');
                 let drop = format!("DROP DATABASE IF EXISTS `{name}`");
                 (url, DbCleanup::Dropped { admin_url, drop })
             }
         };
-        Some(Self {
+        Self {
             backend,
             url,
             cleanup,
-        })
+        }
     }
 
     /// An existing database of `backend` at `url`, left as it is afterwards.
@@ -384,7 +374,7 @@ pub fn with_database(url: &str, name: &str) -> String {
     format!("{base}/{name}{query}")
 }
 
-/// Redis databases 1 to 15 of TEST_REDIS_URL's server, handed out one per test and flushed
+/// Redis databases 1 to 15 of the run's Redis server, handed out one per test and flushed
 /// before and after, so tests can count keys without seeing each other's.
 struct RedisDb {
     index: u8,
@@ -465,7 +455,7 @@ fn cluster_keys(url: &str) -> Vec<String> {
         .collect()
 }
 
-/// The cluster at TEST_REDIS_CLUSTER_URL for one test at a time, flushed before and after.
+/// The run's cluster for one test at a time, flushed before and after.
 pub struct ClusterHold {
     url: String,
     _turn: std::sync::MutexGuard<'static, ()>,

@@ -7,12 +7,14 @@
 
 mod app;
 mod db;
+pub mod harness;
 mod http;
 mod servers;
 mod sql;
 
 pub use app::*;
 pub use db::*;
+pub use harness::{block_on, Case, Need};
 pub use http::*;
 pub use servers::*;
 pub use sql::*;
@@ -20,31 +22,61 @@ pub use sql::*;
 /// Key material every test app shares, so a restarted app can read the same cookies.
 pub const TEST_SECRET: &str = "test-secret-key-material-that-is-long-enough-0123456789";
 
-/// Prints why a test skips straight to stderr: the test harness captures `eprintln!` of
-/// passing tests, and a skip must be seen.
-macro_rules! skip_notice {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
-pub(crate) use skip_notice;
-
-/// One `#[actix_web::test]` per backend in `[$($backend)*]` for each listed `async fn(TestDb)`;
-/// the test gets a fresh database of that backend, or is skipped (outside CI) when the backend
-/// is not configured.
+/// One test on `$backend` for each listed `async fn(TestDb)` (each also needing what `needs`
+/// lists); the test gets a fresh database of that backend, and is reported ignored when
+/// something it needs is missing (see [`harness`]).
 #[macro_export]
 macro_rules! tests_on {
+    ($module:ident: $backend:ident needs $($also:ident),+; $($name:ident),* $(,)?) => {
+        $crate::tests_on!(@ $module, $backend, &[$($crate::helpers::Need::$also),+]; $($name),*);
+    };
     ($module:ident: $backend:ident; $($name:ident),* $(,)?) => {
+        $crate::tests_on!(@ $module, $backend, &[]; $($name),*);
+    };
+    (@ $module:ident, $backend:ident, $also:expr; $($name:ident),*) => {
         mod $module {
             $(
-                #[actix_web::test]
-                async fn $name() {
-                    if let Some(db) = $crate::helpers::TestDb::new($crate::helpers::Backend::$backend) {
-                        super::$name(db).await
+                ::inventory::submit! {
+                    $crate::helpers::Case {
+                        module: module_path!(),
+                        name: stringify!($name),
+                        needs: $crate::helpers::Backend::$backend.needs(),
+                        also: $also,
+                        run: || $crate::helpers::block_on(async {
+                            let db = $crate::helpers::TestDb::new($crate::helpers::Backend::$backend);
+                            super::$name(db).await
+                        }),
                     }
                 }
             )*
+        }
+    };
+}
+
+/// Registers a test that is a function of its own: `case!(name)` for `fn name()`,
+/// `case!(async name)` for `async fn name()`, each with `needs A, B` when it needs services.
+#[macro_export]
+macro_rules! case {
+    (async $name:ident $(needs $($need:ident),+)?) => {
+        ::inventory::submit! {
+            $crate::helpers::Case {
+                module: module_path!(),
+                name: stringify!($name),
+                needs: &[$($($crate::helpers::Need::$need),+)?],
+                also: &[],
+                run: || $crate::helpers::block_on($name()),
+            }
+        }
+    };
+    ($name:ident $(needs $($need:ident),+)?) => {
+        ::inventory::submit! {
+            $crate::helpers::Case {
+                module: module_path!(),
+                name: stringify!($name),
+                needs: &[$($($crate::helpers::Need::$need),+)?],
+                also: &[],
+                run: $name,
+            }
         }
     };
 }
