@@ -26,6 +26,9 @@ pub enum AppError {
     /// parameter).
     #[error("bad query: {0}")]
     BadQuery(String),
+    /// A search longer than `routes::search::MAX_QUERY_CHARS`.
+    #[error("search too long")]
+    SearchTooLong,
     #[error("storage unavailable: {0:#}")]
     Unavailable(anyhow::Error),
     #[error("internal error: {0:#}")]
@@ -38,7 +41,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::UploadConflict => StatusCode::CONFLICT,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            AppError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            AppError::BadQuery(_) | AppError::SearchTooLong => StatusCode::BAD_REQUEST,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -59,6 +62,10 @@ impl ResponseError for AppError {
             AppError::BadQuery(_) => (
                 "Bad address",
                 "This address has a query textdrop does not understand; remove what follows the ? and try again.",
+            ),
+            AppError::SearchTooLong => (
+                "Search too long",
+                "Search for at most 200 characters at a time.",
             ),
             AppError::Unavailable(_) => (
                 "Temporarily unavailable",

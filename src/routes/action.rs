@@ -1,5 +1,6 @@
 //! GET /action shows the stored file back as escaped text, a page at a time, with when it will
-//! be deleted; POST /forget deletes it at once.
+//! be deleted: numbered lines a link can point at (`?line=N`, `?lines=A-B`), a search
+//! (`?q=words`), wrapping switched off with `?wrap=0`. POST /forget deletes it at once.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
@@ -7,7 +8,8 @@ use tera::Context;
 
 use crate::config::Settings;
 use crate::error::AppError;
-use crate::routes::paging;
+use crate::routes::decode::line_endings;
+use crate::routes::{paging, search};
 use crate::session::scope;
 use crate::session::TextdropSession;
 use crate::storage::SessionStorage;
@@ -17,11 +19,136 @@ use crate::templates;
 /// in well under a millisecond); bigger ones on the blocking pool.
 const RENDER_INLINE_BYTES: usize = 16 * 1024;
 
-/// The query /action understands: `?page=N`.
+/// The query /action understands: `page=N`, `line=N`, `lines=A-B`, `q=words` with `case=1`,
+/// `wrap=0`.
 #[derive(Debug, serde::Deserialize)]
 pub struct ActionQuery {
     #[serde(default)]
     page: Option<String>,
+    #[serde(default)]
+    line: Option<String>,
+    #[serde(default)]
+    lines: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    case: Option<String>,
+    #[serde(default)]
+    wrap: Option<String>,
+}
+
+/// What the page is asked to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// Page N of the lines.
+    Page(usize),
+    /// The page holding lines A to B (A = B for one line), those highlighted.
+    Lines(usize, usize),
+    /// Page N of the lines matching a search.
+    Search {
+        words: String,
+        case: bool,
+        page: usize,
+    },
+}
+
+/// The parsed query: what to show, and whether long lines wrap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct View {
+    target: Target,
+    wrap: bool,
+}
+
+fn flag(value: Option<&str>, name: &str, default: bool) -> Result<bool, AppError> {
+    match value {
+        None => Ok(default),
+        Some("1") => Ok(true),
+        Some("0") => Ok(false),
+        Some(_) => Err(AppError::BadQuery(format!("{name} takes 1 or 0"))),
+    }
+}
+
+fn line_number(raw: &str) -> Result<usize, AppError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| AppError::BadQuery("a line is a whole number".into()))
+}
+
+impl View {
+    fn parse(query: &ActionQuery) -> Result<Self, AppError> {
+        let wrap = flag(query.wrap.as_deref(), "wrap", true)?;
+        let case = flag(query.case.as_deref(), "case", false)?;
+        let page = match query.page.as_deref() {
+            None => 1,
+            Some(raw) => raw.parse::<usize>().map_err(|_| AppError::NotFound)?,
+        };
+        let target = match (
+            query.q.as_deref(),
+            query.line.as_deref(),
+            query.lines.as_deref(),
+        ) {
+            (Some(words), _, _) if !words.is_empty() => {
+                if words.chars().count() > search::MAX_QUERY_CHARS {
+                    return Err(AppError::SearchTooLong);
+                }
+                Target::Search {
+                    words: words.to_owned(),
+                    case,
+                    page,
+                }
+            }
+            (_, _, Some(range)) => {
+                let (from, to) = range.split_once('-').unwrap_or((range, range));
+                let (from, to) = (line_number(from)?, line_number(to)?);
+                Target::Lines(from.min(to), from.max(to))
+            }
+            (_, Some(line), None) => {
+                let line = line_number(line)?;
+                Target::Lines(line, line)
+            }
+            _ => Target::Page(page),
+        };
+        Ok(Self { target, wrap })
+    }
+
+    /// What every link on the page carries besides its own parameters (HTML-escaped).
+    fn link_query(&self) -> &'static str {
+        if self.wrap {
+            ""
+        } else {
+            "&amp;wrap=0"
+        }
+    }
+}
+
+/// An `/action` address with `params` (already URL-encoded, so no character in them needs
+/// escaping) and the view's wrap setting, its `&` escaped for an HTML attribute.
+fn action_url(params: &[(&str, String)], wrap: bool) -> String {
+    let mut pairs: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if !wrap {
+        pairs.push("wrap=0".into());
+    }
+    if pairs.is_empty() {
+        "/action".into()
+    } else {
+        format!("/action?{}", pairs.join("&amp;"))
+    }
+}
+
+fn encoded(text: &str) -> String {
+    serde_urlencoded::to_string([("", text)])
+        .map(|pair| pair.trim_start_matches('=').to_owned())
+        .unwrap_or_default()
+}
+
+/// The page's links to other pages of the same view: previous, next, and the same page with
+/// wrapping switched.
+#[derive(Debug, Default, serde::Serialize)]
+struct Links {
+    prev: Option<String>,
+    next: Option<String>,
+    wrap: String,
+    nowrap: String,
 }
 
 /// GET /action
@@ -37,25 +164,18 @@ pub async fn show(
     let (Some(info), Some(text)) = (session.file(), scope::take_loaded_file()) else {
         return Ok(templates::page(StatusCode::OK, "action.html", &context));
     };
-    let number = match query.page.as_deref() {
-        None => 1,
-        Some(raw) => raw.parse::<usize>().map_err(|_| AppError::NotFound)?,
-    };
+    let view = View::parse(&query)?;
     if let Some((kept_until, deadline)) = storage.kept_until(lifetime) {
         let shown = |at: chrono::NaiveDateTime| at.format("%Y-%m-%d %H:%M UTC").to_string();
         context.insert("kept_until", &shown(kept_until));
         context.insert("deadline", &deadline.map(shown));
     }
     context.insert("file", &info);
+    context.insert("wrap", &view.wrap);
     let small = text.len() <= RENDER_INLINE_BYTES;
-    let mut render = move || {
-        let page = paging::page(&text, number)?;
-        context.insert("page", &page);
-        context.insert("lines_html", &paging::lines_html(&page.lines));
-        Some(templates::render("action.html", &context))
-    };
+    let render = move || fill(&text, &view, context).map(|c| templates::render("action.html", &c));
     // A small file renders in microseconds, less than a hop to the blocking pool costs;
-    // splitting and escaping a big one is real CPU work: off the async executor.
+    // splitting, searching and escaping a big one is real CPU work: off the async executor.
     let body = if small {
         render()
     } else {
@@ -65,6 +185,96 @@ pub async fn show(
     };
     let body = body.ok_or(AppError::NotFound)?;
     Ok(templates::html(StatusCode::OK, body))
+}
+
+/// The page's lines or search results for `view` of `text`; `None` for a page that does not
+/// exist.
+fn fill(text: &str, view: &View, mut context: Context) -> Option<Context> {
+    let (endings, no_final_newline) = line_endings(text);
+    context.insert("endings", &endings);
+    context.insert("no_final_newline", &no_final_newline);
+    let link_query = view.link_query();
+    let mut links = Links::default();
+    let base: Vec<(&str, String)> = match &view.target {
+        Target::Search { words, case, .. } => {
+            let mut base = vec![("q", encoded(words))];
+            if *case {
+                base.push(("case", "1".into()));
+            }
+            base
+        }
+        _ => Vec::new(),
+    };
+    let page_url = |number: usize| {
+        let mut params = base.clone();
+        if number > 1 {
+            params.push(("page", number.to_string()));
+        }
+        action_url(&params, view.wrap)
+    };
+    let (number, count) = match &view.target {
+        Target::Search { words, case, page } => {
+            let query = search::Query::new(words, *case)?;
+            let results = search::search(text, &query, *page, link_query)?;
+            context.insert("search", &serde_json::json!({
+                "words": words,
+                "case": case,
+                "matching_lines": results.matching_lines,
+                "other_case": action_url(&[("q", encoded(words)), ("case", if *case { "0" } else { "1" }.into())], view.wrap),
+                "all_lines": action_url(&[], view.wrap),
+            }));
+            context.insert("lines_html", &results.html);
+            context.insert(
+                "page",
+                &serde_json::json!({"number": results.number, "count": results.count}),
+            );
+            (results.number, results.count)
+        }
+        Target::Page(_) | Target::Lines(..) => {
+            let (number, highlight) = match view.target {
+                Target::Page(number) => (number, None),
+                Target::Lines(from, to) => match paging::page_of_line(text, from) {
+                    Some(number) => (number, Some(from..=to)),
+                    None => {
+                        let last = paging::page(text, 1)?.count;
+                        context.insert("note", &past_the_end(from, text.lines().count()));
+                        (last, None)
+                    }
+                },
+                Target::Search { .. } => unreachable!("handled above"),
+            };
+            let page = paging::page(text, number)?;
+            let shown = paging::Shown {
+                highlight,
+                link_query,
+            };
+            context.insert("lines_html", &paging::lines_html(&page.lines, &shown));
+            context.insert("page", &page);
+            (page.number, page.count)
+        }
+    };
+    links.prev = (number > 1).then(|| page_url(number - 1));
+    links.next = (number < count).then(|| page_url(number + 1));
+    let here: Vec<(&str, String)> = {
+        let mut here = base.clone();
+        match view.target {
+            Target::Lines(from, to) if from == to => here.push(("line", from.to_string())),
+            Target::Lines(from, to) => here.push(("lines", format!("{from}-{to}"))),
+            _ if number > 1 => here.push(("page", number.to_string())),
+            _ => {}
+        }
+        here
+    };
+    links.wrap = action_url(&here, true);
+    links.nowrap = action_url(&here, false);
+    context.insert("links", &links);
+    Some(context)
+}
+
+/// The note for a line number past the end of the file.
+fn past_the_end(line: usize, lines: usize) -> String {
+    let plural = if lines == 1 { "" } else { "s" };
+    format!("There is no line {line}: the file has {lines} line{plural}. This is its last page.")
 }
 
 /// POST /forget: the row and the cookie go now; the form page confirms.
@@ -89,7 +299,49 @@ pub(crate) fn human_duration(secs: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::human_duration;
+    use super::*;
+
+    fn query(pairs: &str) -> ActionQuery {
+        serde_urlencoded::from_str(pairs).expect("a query")
+    }
+
+    #[test]
+    fn queries_name_what_to_show() {
+        let view = |pairs: &str| View::parse(&query(pairs)).map_err(|e| e.to_string());
+        assert_eq!(view("").map(|v| v.target), Ok(Target::Page(1)));
+        assert_eq!(view("page=3").map(|v| v.target), Ok(Target::Page(3)));
+        assert_eq!(view("line=12").map(|v| v.target), Ok(Target::Lines(12, 12)));
+        assert_eq!(
+            view("lines=40-20").map(|v| v.target),
+            Ok(Target::Lines(20, 40))
+        );
+        assert_eq!(
+            view("q=a+b&case=1&page=2").map(|v| v.target),
+            Ok(Target::Search {
+                words: "a b".into(),
+                case: true,
+                page: 2
+            })
+        );
+        assert_eq!(view("q=&line=3").map(|v| v.target), Ok(Target::Lines(3, 3)));
+        assert_eq!(view("wrap=0").map(|v| v.wrap), Ok(false));
+        assert!(view("line=x").is_err());
+        assert!(view("lines=1-y").is_err());
+        assert!(view("wrap=maybe").is_err());
+        assert_eq!(
+            view(&format!("q={}", "a".repeat(201))),
+            Err("search too long".into())
+        );
+    }
+
+    #[test]
+    fn links_keep_the_view() {
+        assert_eq!(action_url(&[], true), "/action");
+        assert_eq!(
+            action_url(&[("q", encoded("a&b c")), ("page", "2".into())], false),
+            "/action?q=a%26b+c&amp;page=2&amp;wrap=0"
+        );
+    }
 
     #[test]
     fn lifetimes_read_naturally() {

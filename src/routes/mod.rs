@@ -2,11 +2,14 @@
 
 mod action;
 mod assets;
+mod decode;
 mod form;
 pub mod guard;
 mod health;
 mod paging;
+mod raw;
 mod refusal;
+mod search;
 mod upload;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -48,6 +51,16 @@ pub fn pages(cfg: &mut web::ServiceConfig, sessions: impl Fn() -> Sessions) {
             .wrap(from_fn(guard::post_guard))
             .wrap(from_fn(move |req, next| allow_only(methods, req, next)))
     };
+    // The pages that show the stored file (GET and HEAD only): their session is loaded with it.
+    let file_page = |resource: actix_web::Resource| {
+        resource
+            .wrap(sessions())
+            .wrap(from_fn(store_failure_page))
+            .wrap(from_fn(request_scope_with_file))
+            .wrap(from_fn(move |req, next| {
+                allow_only(ACTION_METHODS, req, next)
+            }))
+    };
     cfg.service(page(
         web::resource("/")
             .route(web::get().to(upload::form))
@@ -59,18 +72,16 @@ pub fn pages(cfg: &mut web::ServiceConfig, sessions: impl Fn() -> Sessions) {
         web::resource("/forget").route(web::post().to(action::forget)),
         FORGET_METHODS,
     ))
-    // The one page that shows the file: its session is loaded with it.
-    .service(
+    .service(file_page(
         web::resource("/action")
             .route(web::get().to(action::show))
-            .route(web::head().to(action::show))
-            .wrap(sessions())
-            .wrap(from_fn(store_failure_page))
-            .wrap(from_fn(request_scope_with_file))
-            .wrap(from_fn(move |req, next| {
-                allow_only(ACTION_METHODS, req, next)
-            })),
-    );
+            .route(web::head().to(action::show)),
+    ))
+    .service(file_page(
+        web::resource("/action/raw")
+            .route(web::get().to(raw::raw))
+            .route(web::head().to(raw::raw)),
+    ));
 }
 
 /// Middleware, outermost on a page: a method the page does not take gets the 405 page with

@@ -13,6 +13,8 @@ pub const BYTES_PER_PAGE: usize = 64 * 1024;
 /// One shown line, or a piece of a long one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Line<'a> {
+    /// Its number in the file, from 1.
+    pub number: usize,
     pub text: &'a str,
     /// This piece continues the line above.
     pub continued: bool,
@@ -47,6 +49,7 @@ fn pieces(text: &str) -> impl Iterator<Item = (usize, Line<'_>)> {
             }
             let (piece, after) = rest.split_at(cut);
             let line = Line {
+                number: index + 1,
                 text: piece,
                 continued,
             };
@@ -57,21 +60,69 @@ fn pieces(text: &str) -> impl Iterator<Item = (usize, Line<'_>)> {
     })
 }
 
+/// How a page's lines are shown: which to highlight, and what every line link carries besides
+/// its line number (the page's other settings, such as `&wrap=0`).
+#[derive(Debug, Clone, Default)]
+pub struct Shown<'a> {
+    pub highlight: Option<std::ops::RangeInclusive<usize>>,
+    pub link_query: &'a str,
+}
+
 /// A page's lines as the file view shows them, HTML-escaped: one `<span class="line">` per line
-/// (`line continued` for the later pieces of a long one), each followed by a newline. Built
-/// here in one buffer rather than by a template loop over the lines.
-pub fn lines_html(lines: &[Line<'_>]) -> String {
-    let mut out = String::with_capacity(lines.iter().map(|l| l.text.len() + 32).sum());
+/// (`line continued` for the later pieces of a long one; `hl` when highlighted), each followed
+/// by a newline. A line's first piece has `id="L{n}"` and begins with an empty link to
+/// `/action?line={n}#L{n}` whose number the stylesheet draws (`data-n`), so that copying the
+/// text copies no numbers. Built here in one buffer rather than by a template loop.
+pub fn lines_html(lines: &[Line<'_>], shown: &Shown<'_>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(lines.iter().map(|l| l.text.len() + 120).sum());
     for line in lines {
-        out.push_str(if line.continued {
-            "<span class=\"line continued\">"
+        let lit = shown
+            .highlight
+            .as_ref()
+            .is_some_and(|range| range.contains(&line.number));
+        let class = match (line.continued, lit) {
+            (false, false) => "line",
+            (false, true) => "line hl",
+            (true, false) => "line continued",
+            (true, true) => "line continued hl",
+        };
+        if line.continued {
+            let _ = write!(out, "<span class=\"{class}\"><span class=\"n\"></span>");
         } else {
-            "<span class=\"line\">"
-        });
+            let n = line.number;
+            let _ = write!(
+                out,
+                "<span class=\"{class}\" id=\"L{n}\"><a class=\"n\" data-n=\"{n}\" \
+                 aria-label=\"Line {n}\" href=\"/action?line={n}{}#L{n}\"></a>",
+                shown.link_query
+            );
+        }
         crate::templates::escape_into(&mut out, line.text);
         out.push_str("</span>\n");
     }
     out
+}
+
+/// The page that holds line `line`'s first piece, or `None` when the text has no such line.
+pub fn page_of_line(text: &str, line: usize) -> Option<usize> {
+    let mut current = 1;
+    let (mut lines_here, mut bytes_here) = (0, 0);
+    for (number, piece) in pieces(text) {
+        if lines_here == LINES_PER_PAGE || bytes_here + piece.text.len() > BYTES_PER_PAGE {
+            current += 1;
+            (lines_here, bytes_here) = (0, 0);
+        }
+        lines_here += 1;
+        bytes_here += piece.text.len();
+        if number == line {
+            return Some(current);
+        }
+        if number > line {
+            break;
+        }
+    }
+    None
 }
 
 /// Page `number` of `text`, or `None` when it has no such page. An empty text has one empty
@@ -127,6 +178,33 @@ mod tests {
         assert_eq!(last.count, 2_000);
         assert_eq!(last.lines.len(), LINES_PER_PAGE);
         assert_eq!((last.first_line, last.last_line), (999_501, 1_000_000));
+    }
+
+    #[test]
+    fn a_line_is_found_on_its_page_and_linked_without_its_number_in_the_text() {
+        let text: String = (1..=1_200).map(|n| format!("line {n}\n")).collect();
+        assert_eq!(page_of_line(&text, 1), Some(1));
+        assert_eq!(page_of_line(&text, 500), Some(1));
+        assert_eq!(page_of_line(&text, 501), Some(2));
+        assert_eq!(page_of_line(&text, 1_200), Some(3));
+        assert_eq!(page_of_line(&text, 1_201), None);
+        assert_eq!(page_of_line(&text, 0), None);
+
+        let second = page(&text, 2).expect("page 2");
+        let html = lines_html(
+            &second.lines[..2],
+            &Shown {
+                highlight: Some(502..=503),
+                link_query: "&amp;wrap=0",
+            },
+        );
+        assert_eq!(
+            html,
+            "<span class=\"line\" id=\"L501\"><a class=\"n\" data-n=\"501\" aria-label=\"Line 501\" \
+             href=\"/action?line=501&amp;wrap=0#L501\"></a>line 501</span>\n\
+             <span class=\"line hl\" id=\"L502\"><a class=\"n\" data-n=\"502\" aria-label=\"Line 502\" \
+             href=\"/action?line=502&amp;wrap=0#L502\"></a>line 502</span>\n"
+        );
     }
 
     #[test]

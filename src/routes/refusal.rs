@@ -55,7 +55,9 @@ impl UploadError {
                 "The file is too large: textdrop accepts files up to {}.",
                 human_bytes(limits.max_upload_bytes)
             ),
-            UploadError::NotText => "The file must be UTF-8 text; this one is not.".into(),
+            UploadError::NotText => "This file looks binary, not like text: textdrop shows text \
+                                     files (UTF-8, UTF-16 or a common legacy encoding)."
+                .into(),
             UploadError::NoFile => "Choose a text file to upload first.".into(),
             UploadError::NotAFile => "The textfile field must be a file, not plain text.".into(),
             UploadError::SeveralFiles => "Upload one file at a time.".into(),

@@ -13,6 +13,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use crate::config::Settings;
 use crate::error::AppError;
 use crate::limits::StorageCap;
+use crate::routes::decode::decode_text;
 use crate::routes::form::form_page;
 use crate::routes::guard::BodyStop;
 pub use crate::routes::refusal::UploadError;
@@ -27,17 +28,6 @@ const MAX_NAME_CHARS: usize = 255;
 #[multipart(duplicate_field = "deny", deny_unknown_fields)]
 pub struct UploadForm {
     textfile: Option<Bytes>,
-}
-
-/// Decodes an uploaded file as a text editor would: a UTF-8 byte-order mark is dropped, lines
-/// end at `\n` or `\r\n`. NUL bytes mean binary. Returns the text and its line count.
-pub fn decode_text(bytes: &[u8]) -> Result<(String, usize), UploadError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if bytes.contains(&0) {
-        return Err(UploadError::NotText);
-    }
-    let text = std::str::from_utf8(bytes).map_err(|_| UploadError::NotText)?;
-    Ok((text.to_owned(), text.lines().count()))
 }
 
 /// A file name fit to show: control and format characters (Unicode Cc and Cf, bidirectional
@@ -77,15 +67,16 @@ async fn received_file(form: UploadForm) -> Result<(FileInfo, String), UploadErr
     }
     let size = part.data.len() as u64;
     let data = part.data;
-    let (text, lines) = web::block(move || decode_text(&data))
+    let decoded = web::block(move || decode_text(&data))
         .await
         .map_err(|_| UploadError::Malformed)??;
     let info = FileInfo {
         name: clean_name(&name),
         size,
-        lines,
+        lines: decoded.lines,
+        encoding: decoded.converted_from.map(str::to_owned),
     };
-    Ok((info, text))
+    Ok((info, decoded.text))
 }
 
 /// The query GET / understands: `?forgotten=1` after "Forget my data now".
@@ -152,20 +143,6 @@ pub async fn upload(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn text_is_decoded_like_an_editor_would() {
-        let (text, lines) = decode_text(b"\xEF\xBB\xBFone\r\ntwo\n\nfour\n").expect("text");
-        assert_eq!((text.as_str(), lines), ("one\r\ntwo\n\nfour\n", 4));
-        assert_eq!(decode_text(b"no newline").expect("text").1, 1);
-        assert_eq!(decode_text(b"").expect("empty is text").1, 0);
-    }
-
-    #[test]
-    fn binary_and_invalid_utf8_are_not_text() {
-        assert_eq!(decode_text(b"abc\0def"), Err(UploadError::NotText));
-        assert_eq!(decode_text(b"caf\xE9"), Err(UploadError::NotText));
-    }
 
     #[test]
     fn names_lose_control_and_bidirectional_characters() {

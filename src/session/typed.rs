@@ -21,6 +21,10 @@ pub struct FileInfo {
     pub size: u64,
     /// Lines of the decoded text.
     pub lines: usize,
+    /// The encoding the upload was converted from to UTF-8 (`windows-1252`, `UTF-16LE`, …);
+    /// `None` when it was UTF-8 (and in sessions stored before conversions existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
 }
 
 /// A visitor's session, seen through textdrop's own keys.

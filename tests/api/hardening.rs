@@ -108,9 +108,12 @@ async fn bom_and_crlf_are_handled_like_a_text_editor(db: TestDb) {
         .await;
 
     let page = app.get_text("/action").await;
-    assert!(page.contains("<span class=\"line\">first</span>"), "{page}");
-    assert!(
-        page.contains("<span class=\"line\">second</span>"),
+    assert_eq!(
+        crate::helpers::shown_lines(&page),
+        [
+            (Some(1), "first".to_owned()),
+            (Some(2), "second".to_owned())
+        ],
         "{page}"
     );
     assert!(!page.contains('\u{feff}') && !page.contains('\r'));

@@ -25,6 +25,7 @@ mod statements;
 mod store;
 mod tls;
 mod upload;
+mod viewer;
 
 fn main() -> std::process::ExitCode {
     helpers::harness::main()

@@ -154,3 +154,32 @@ pub fn trickled_body(file_name: &str, lines: &[&str], pause: Duration) -> reqwes
         }),
     )
 }
+
+/// The lines a file page shows, in order: each line's number (`None` for a later piece of a
+/// long line) and its text as the page has it (HTML-escaped), without the number's link.
+pub fn shown_lines(page: &str) -> Vec<(Option<usize>, String)> {
+    let Some(start) = page.find("<pre class=\"file") else {
+        return Vec::new();
+    };
+    let end = page[start..]
+        .find("</pre>")
+        .map_or(page.len(), |e| start + e);
+    page[start..end]
+        .split("<span class=\"line")
+        .skip(1)
+        .map(|span| {
+            let inner = span.split_once('>').map_or("", |(_, rest)| rest);
+            let inner = inner.strip_suffix('\n').unwrap_or(inner);
+            let inner = inner.strip_suffix("</span>").unwrap_or(inner);
+            if let Some(rest) = inner.strip_prefix("<span class=\"n\"></span>") {
+                return (None, rest.to_owned());
+            }
+            let number = inner
+                .strip_prefix("<a class=\"n\" data-n=\"")
+                .and_then(|rest| rest.split_once('"'))
+                .and_then(|(n, _)| n.parse().ok());
+            let text = inner.split_once("</a>").map_or(inner, |(_, text)| text);
+            (number, text.to_owned())
+        })
+        .collect()
+}
