@@ -37,6 +37,8 @@ pub enum Need {
     RedisServer,
     /// Chromium and ChromeDriver.
     Browser,
+    /// axe-core, installed by `npm ci --prefix tests/browser`.
+    Axe,
 }
 
 impl Need {
@@ -50,6 +52,7 @@ impl Need {
             Self::MariaDbServer => "private MariaDB server",
             Self::RedisServer => "private redis-server",
             Self::Browser => "browser",
+            Self::Axe => "axe-core",
         }
     }
 
@@ -60,7 +63,7 @@ impl Need {
             Self::Mysql | Self::MariaDbServer => "TEXTDROP_REQUIRE_MYSQL",
             Self::Redis => "TEXTDROP_REQUIRE_REDIS",
             Self::RedisCluster | Self::RedisServer => "TEXTDROP_REQUIRE_REDIS_CLUSTER",
-            Self::Browser => "TEXTDROP_REQUIRE_BROWSER",
+            Self::Browser | Self::Axe => "TEXTDROP_REQUIRE_BROWSER",
         }
     }
 }
@@ -256,6 +259,16 @@ fn look_for(need: Need, started: &mut Started) -> Result<String, String> {
             if !Path::new(chromium).exists() || !Path::new(driver).exists() {
                 return Err(format!(
                     "no {chromium} or {driver} (apt-get install chromium chromium-driver)"
+                ));
+            }
+            Ok(String::new())
+        }
+        Need::Axe => {
+            let axe = Path::new(env!("CARGO_MANIFEST_DIR")).join(crate::browser::AXE);
+            if !axe.exists() {
+                return Err(format!(
+                    "no {} (npm ci --prefix tests/browser)",
+                    crate::browser::AXE
                 ));
             }
             Ok(String::new())

@@ -3,8 +3,14 @@
 //! the README's in docs/screenshots/ only when TEXTDROP_SCREENSHOTS=1 asks for it
 //! (`TEXTDROP_SCREENSHOTS=1 cargo test --locked browser`), and go to a temp dir otherwise.
 //!
-//! Needs Debian's `chromium` and `chromium-driver`. Without them these tests skip with a reason,
-//! except when TEXTDROP_REQUIRE_BROWSER is set (CI), where they fail.
+//! Needs Debian's `chromium` and `chromium-driver`; the accessibility checks also need axe-core
+//! (`npm ci --prefix tests/browser`). Without them these tests are reported ignored, except when
+//! TEXTDROP_REQUIRE_BROWSER is set (CI), where they fail.
+
+mod accessibility;
+mod viewer;
+
+pub(crate) use accessibility::AXE;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,6 +41,20 @@ impl Drop for Browser {
 }
 
 async fn browser() -> Browser {
+    browser_with(&[]).await
+}
+
+/// A browser whose pages prefer a dark colour scheme (`prefers-color-scheme: dark`).
+async fn dark_browser() -> Browser {
+    browser_with(&[
+        "--blink-settings=preferredColorScheme=0",
+        "--force-dark-mode",
+    ])
+    .await
+}
+
+/// A browser started with `extra` command-line switches.
+async fn browser_with(extra: &[&str]) -> Browser {
     crate::helpers::harness::service(crate::helpers::Need::Browser);
     let port = free_port();
     let driver = Command::new(CHROMEDRIVER)
@@ -51,18 +71,27 @@ async fn browser() -> Browser {
     // and textdrop's): say which one serves when it asks for the default.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let profile = tempfile::tempdir().expect("profile dir");
+    let mut args: Vec<String> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|arg| (*arg).to_owned())
+    .collect();
+    args.push(format!("--user-data-dir={}", profile.path().display()));
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".into(),
-        json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1280,900",
-                format!("--user-data-dir={}", profile.path().display()),
-            ]
-        }),
+        json!({ "binary": CHROMIUM, "args": args }),
     );
     let client = ClientBuilder::rustls()
         .expect("rustls roots")

@@ -1,0 +1,130 @@
+//! axe-core (from the npm registry: `npm ci --prefix tests/browser`), injected through
+//! WebDriver, finds no serious or critical violation on the upload page, the file page, a search
+//! and an error page, in the light and the dark colour scheme. Also takes the dark screenshots.
+
+use std::path::Path;
+
+use fantoccini::Client;
+use serde_json::{json, Value};
+
+use super::{browser, dark_browser, save_screenshot, upload_through_the_form, Browser};
+use crate::helpers::{spawn_app, TestApp, TestDb};
+
+/// Where `npm ci --prefix tests/browser` puts axe-core.
+pub(crate) const AXE: &str = "tests/browser/node_modules/axe-core/axe.min.js";
+
+/// axe's violations on the page `client` shows: `[{id, impact, nodes, help}]`.
+async fn violations(client: &Client) -> Vec<Value> {
+    let axe = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(AXE))
+        .expect("axe-core: npm ci --prefix tests/browser");
+    client.execute(&axe, vec![]).await.expect("inject axe-core");
+    let found = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { resultTypes: ['violations'] })
+                .then(r => done(r.violations.map(v => ({
+                    id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help,
+                    targets: v.nodes.slice(0, 3).map(n => n.target.join(' ')) }))))
+                .catch(e => done([{ id: 'axe-error', impact: 'critical', help: String(e) }]));",
+            vec![],
+        )
+        .await
+        .expect("axe.run");
+    found.as_array().cloned().unwrap_or_default()
+}
+
+/// The pages checked: the form, the file, a search, an error page; each page's violations of
+/// serious or critical impact, and every violation printed.
+async fn serious_violations(client: &Client, app: &TestApp, scheme: &str) -> Vec<Value> {
+    let mut serious = Vec::new();
+    for path in [
+        "/",
+        "/action",
+        "/action?q=needle",
+        "/action?line=seven",
+        "/nowhere",
+    ] {
+        client
+            .goto(&format!("{}{path}", app.address))
+            .await
+            .expect("open");
+        for violation in violations(client).await {
+            eprintln!("axe {scheme} {path}: {violation}");
+            if matches!(violation["impact"].as_str(), Some("serious" | "critical")) {
+                serious.push(json!({ "page": path, "scheme": scheme, "violation": violation }));
+            }
+        }
+    }
+    serious
+}
+
+/// Uploads a file with a word to search for through `browser`'s form.
+async fn with_a_file(browser: &Browser, app: &TestApp, dir: &Path) {
+    let path = dir.join("notes.txt");
+    let text: String = (1..=40)
+        .map(|n| format!("Line {n}: a needle in the haystack,\tafter a tab.\n"))
+        .collect();
+    std::fs::write(&path, text).expect("write");
+    upload_through_the_form(&browser.client, app, &path.display().to_string()).await;
+}
+
+async fn axe_finds_no_serious_violation_in_light_or_dark(db: TestDb) {
+    let app = spawn_app(&db, &[]).await;
+    let files = tempfile::tempdir().expect("dir");
+
+    let light = browser().await;
+    with_a_file(&light, &app, files.path()).await;
+    let mut serious = serious_violations(&light.client, &app, "light").await;
+    light.client.clone().close().await.expect("close");
+
+    let dark = dark_browser().await;
+    let client = &dark.client;
+    assert_eq!(
+        client
+            .execute(
+                "return matchMedia('(prefers-color-scheme: dark)').matches",
+                vec![]
+            )
+            .await
+            .expect("script"),
+        json!(true),
+        "the dark browser prefers dark"
+    );
+    with_a_file(&dark, &app, files.path()).await;
+    serious.extend(serious_violations(client, &app, "dark").await);
+    let background = client
+        .execute(
+            "return getComputedStyle(document.body).backgroundColor",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(
+        background,
+        json!("rgb(19, 19, 22)"),
+        "the dark scheme applies"
+    );
+
+    // The dark screenshots, desktop and phone.
+    client
+        .goto(&format!("{}/action", app.address))
+        .await
+        .expect("open");
+    save_screenshot(client, "desktop-action-dark").await;
+    client.set_window_size(390, 844).await.expect("resize");
+    client.refresh().await.expect("reload");
+    save_screenshot(client, "phone-action-dark").await;
+    client
+        .goto(&format!("{}/", app.address))
+        .await
+        .expect("open");
+    save_screenshot(client, "phone-upload-dark").await;
+    client.clone().close().await.expect("close");
+    app.stop().await;
+
+    assert!(serious.is_empty(), "{}", Value::Array(serious));
+}
+
+tests_on!(on_sqlite: Sqlite needs Browser, Axe;
+    axe_finds_no_serious_violation_in_light_or_dark,
+);
