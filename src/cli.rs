@@ -26,8 +26,17 @@ pub struct Cli {
 pub enum Command {
     /// Run pending migrations, then serve HTTP until SIGTERM or Ctrl-C (the default).
     Serve,
-    /// Run pending migrations and exit.
-    Migrate,
+    /// Run pending migrations and exit (whatever MIGRATE_ON_STARTUP says).
+    Migrate {
+        /// Print the SQL of the pending migrations as textdrop would run them (its lock
+        /// statements commented out) and change nothing: for a DBA to apply.
+        #[arg(long)]
+        print_sql: bool,
+        /// Change nothing; exit 1 when a migration is pending, 0 when none is (for deploy and
+        /// readiness scripts).
+        #[arg(long, conflicts_with = "print_sql")]
+        check: bool,
+    },
     /// Delete expired sessions once (in batches), print how many went and how long it took.
     Cleanup,
     /// Print live and expired session counts and the oldest expiry.
@@ -61,7 +70,27 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             let (host, port) = (settings.server.host.clone(), settings.server.port);
             actix_web::rt::task::spawn_blocking(move || healthcheck(&host, port)).await??;
         }
-        Command::Migrate => {
+        Command::Migrate {
+            print_sql: true, ..
+        } => match crate::backends::migration_plan(&settings).await? {
+            Some(plan) => print!("{}", plan.script()),
+            None => println!("{NOTHING_TO_MAINTAIN}"),
+        },
+        Command::Migrate { check: true, .. } => {
+            match crate::backends::migration_plan(&settings).await? {
+                Some(plan) if !plan.pending.is_empty() => anyhow::bail!(
+                    "{} migration(s) pending on {}: {}",
+                    plan.pending.len(),
+                    plan.database,
+                    plan.names()
+                ),
+                Some(plan) => println!("no migration pending on {}", plan.database),
+                None => println!("{NOTHING_TO_MAINTAIN}"),
+            }
+        }
+        Command::Migrate { .. } => {
+            let mut settings = settings;
+            settings.database.migrate_on_startup = true;
             if maintenance(&settings).await?.is_some() {
                 println!(
                     "migrations are up to date on {}",

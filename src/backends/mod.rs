@@ -49,6 +49,17 @@ pub fn expires_sessions_itself(url: &DatabaseUrl) -> bool {
     matches!(url.backend(), Backend::Redis | Backend::RedisCluster)
 }
 
+/// The migrations the SQL database `settings` names has not applied, read without changing
+/// anything; `None` for a storage without migrations (Redis).
+pub async fn migration_plan(settings: &Settings) -> anyhow::Result<Option<migrate::Plan>> {
+    Ok(match settings.database.url.backend() {
+        Backend::Sqlite => Some(sqlite::plan(settings).await?),
+        Backend::Postgres => Some(postgres::plan(settings).await?),
+        Backend::Mysql => Some(mysql::plan(settings).await?),
+        Backend::Redis | Backend::RedisCluster => None,
+    })
+}
+
 /// Connects to the storage `settings` name, retrying an unreachable one with backoff for the
 /// connect timeout; a SQL database is migrated first.
 pub async fn connect(settings: &Settings) -> anyhow::Result<Arc<dyn Storage>> {

@@ -70,6 +70,8 @@ pub struct DatabaseSettings {
     pub pool_size: u32,
     /// How long startup keeps retrying an unreachable database before giving up.
     pub connect_timeout: Duration,
+    /// Whether startup runs pending migrations (else it refuses to start while some are).
+    pub migrate_on_startup: bool,
 }
 
 /// The session cookie and how long a session lives.
@@ -193,6 +195,7 @@ impl Settings {
                 url: env.parsed(&DATABASE_URL, DatabaseUrl::parse)?,
                 pool_size: env.whole(&DATABASE_POOL_SIZE)?,
                 connect_timeout: env.secs(&DATABASE_CONNECT_TIMEOUT_SECS)?,
+                migrate_on_startup: env.bool(&MIGRATE_ON_STARTUP)?,
             },
             session: SessionSettings {
                 secret_key,

@@ -98,6 +98,9 @@ pub const DATABASE_POOL_SIZE: Var = var("DATABASE_POOL_SIZE", "10", whole(1, 512
 /// How long startup retries an unreachable database; 0 tries once.
 pub const DATABASE_CONNECT_TIMEOUT_SECS: Var =
     var("DATABASE_CONNECT_TIMEOUT_SECS", "30", whole(0, 3_600));
+/// `false`: startup runs no migration, and refuses to start while one is pending (for
+/// deployments whose database user has no DDL rights: `textdrop migrate --print-sql`).
+pub const MIGRATE_ON_STARTUP: Var = var("MIGRATE_ON_STARTUP", "true", Kind::Bool);
 /// After SIGTERM, how long requests in flight may take to finish.
 pub const SHUTDOWN_GRACE_SECS: Var = var("SHUTDOWN_GRACE_SECS", "10", whole(0, 3_600));
 /// Where `/metrics` is served (host:port); unset: nowhere. Never the public port.
@@ -133,6 +136,7 @@ pub const ALL: &[Var] = &[
     WRITE_TIMEOUT_SECS,
     DATABASE_POOL_SIZE,
     DATABASE_CONNECT_TIMEOUT_SECS,
+    MIGRATE_ON_STARTUP,
     SHUTDOWN_GRACE_SECS,
     METRICS_ADDR,
     RUST_LOG,

@@ -57,7 +57,64 @@ async fn a_failing_migration_stops_startup_with_a_clear_message(db: TestDb) {
     assert!(message.to_lowercase().contains("sessions"), "{message}");
 }
 
+/// A DBA's path on a fresh database: `--check` fails naming what is pending, `serve` with
+/// `MIGRATE_ON_STARTUP=false` refuses to start naming `textdrop migrate` and changes nothing,
+/// `--print-sql` prints SQL that, applied by hand, leaves nothing pending, and then that
+/// server starts and stores an upload.
+async fn a_dba_applies_the_printed_sql_and_textdrop_finds_nothing_pending(db: TestDb) {
+    let check = textdrop_command(&db, &["migrate", "--check"]);
+    assert!(!check.status.success(), "{check:?}");
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        stderr.contains("4 migration(s) pending") && stderr.contains("_rotation_grace"),
+        "{stderr}"
+    );
+
+    let refused = textdrop(&["serve"])
+        .env("DATABASE_URL", &db.url)
+        .env("MIGRATE_ON_STARTUP", "false")
+        .env("DATABASE_CONNECT_TIMEOUT_SECS", "0")
+        .output()
+        .expect("run textdrop");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("MIGRATE_ON_STARTUP=false: run `textdrop migrate`"),
+        "{stderr}"
+    );
+    let mut conn = db.connect();
+    assert_eq!(conn.pending_migrations().len(), 4, "nothing was applied");
+
+    let printed = textdrop_command(&db, &["migrate", "--print-sql"]);
+    assert!(printed.status.success(), "{printed:?}");
+    let sql = String::from_utf8(printed.stdout).expect("UTF-8");
+    assert!(
+        sql.starts_with("-- textdrop: 4 pending migrations for "),
+        "{sql}"
+    );
+    conn.batch(&sql).expect("the printed SQL runs");
+    assert!(
+        conn.pending_migrations().is_empty(),
+        "diesel sees every migration applied"
+    );
+    let check = textdrop_command(&db, &["migrate", "--check"]);
+    assert!(check.status.success(), "{check:?}");
+
+    let server = crate::helpers::ServerProcess::start(&db, &[("MIGRATE_ON_STARTUP", "false")]);
+    let response = crate::helpers::upload_with(
+        &crate::helpers::cookie_client(),
+        &server.address(),
+        "dba.txt",
+        "applied by hand\n",
+    )
+    .await
+    .expect("upload");
+    assert_eq!(response.status(), reqwest::StatusCode::SEE_OTHER);
+    assert_eq!(db.row_count(), 1);
+}
+
 sql_tests!(
+    a_dba_applies_the_printed_sql_and_textdrop_finds_nothing_pending,
     startup_creates_the_table_and_leaves_nothing_pending,
     every_migration_reverts_and_reapplies,
     a_failing_migration_stops_startup_with_a_clear_message,

@@ -21,7 +21,7 @@ use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
 use diesel_migrations::MigrationHarness;
 use futures_util::future::LocalBoxFuture;
 
-use crate::backends::migrate::{self, MYSQL_MIGRATIONS};
+use crate::backends::migrate::{self, Plan, MYSQL_MIGRATIONS};
 use crate::backends::pool::on_pool;
 use crate::backends::pool::{AsyncPool, Driver, Open};
 use crate::backends::wait::{wait_for_lock, Lock};
@@ -111,28 +111,12 @@ impl MysqlStorage {
             async move { Ok(open().await?) }
         })
         .await?;
-        let lock = Lock {
-            name: &format!(
-                "the migration lock (MySQL GET_LOCK('{}:<database>'))",
-                named_lock::MIGRATIONS
-            ),
-            hint: "see performance_schema.metadata_locks",
-        };
-        wait_for_lock(lock, database.connect_timeout, &mut conn, |conn| {
-            Box::pin(async move { Ok(named_lock::try_lock(conn, named_lock::MIGRATIONS).await?) })
-        })
-        .await?;
-        let wrapper: AsyncConnectionWrapper<AsyncMysqlConnection> = conn.into();
-        let (wrapper, outcome) = migrate::run_blocking(wrapper, |conn| {
-            conn.run_pending_migrations(MYSQL_MIGRATIONS)
-                .map(migrate::versions)
-                .map_err(migrate::harness_error)
-        })
-        .await?;
-        let mut conn = wrapper.into_inner();
-        let released = named_lock::release(&mut conn, named_lock::MIGRATIONS).await;
-        migrate::applied(&location, outcome)?;
-        released?;
+        if database.migrate_on_startup {
+            migrate_under_lock(conn, database.connect_timeout, &location).await?;
+        } else {
+            let applied = applied_versions(&mut conn).await?;
+            migrate::require_none_pending(&plan_for(&location, &applied))?;
+        }
         let workers = settings.server.workers();
         Ok(Self {
             maintenance: AsyncPool::new(Arc::clone(&open), database.pool_size.min(2) as usize),
@@ -146,6 +130,65 @@ impl MysqlStorage {
 struct Total {
     #[diesel(sql_type = BigInt)]
     total: i64,
+}
+
+/// Runs the pending migrations on `conn` under the migration lock, waiting at most `patience`
+/// for it.
+async fn migrate_under_lock(
+    mut conn: AsyncMysqlConnection,
+    patience: std::time::Duration,
+    location: &str,
+) -> anyhow::Result<()> {
+    let lock = Lock {
+        name: &format!(
+            "the migration lock (MySQL GET_LOCK('{}:<database>'))",
+            named_lock::MIGRATIONS
+        ),
+        hint: "see performance_schema.metadata_locks",
+    };
+    wait_for_lock(lock, patience, &mut conn, |conn| {
+        Box::pin(async move { Ok(named_lock::try_lock(conn, named_lock::MIGRATIONS).await?) })
+    })
+    .await?;
+    let wrapper: AsyncConnectionWrapper<AsyncMysqlConnection> = conn.into();
+    let (wrapper, outcome) = migrate::run_blocking(wrapper, |conn| {
+        conn.run_pending_migrations(MYSQL_MIGRATIONS)
+            .map(migrate::versions)
+            .map_err(migrate::harness_error)
+    })
+    .await?;
+    let mut conn = wrapper.into_inner();
+    let released = named_lock::release(&mut conn, named_lock::MIGRATIONS).await;
+    migrate::applied(location, outcome)?;
+    Ok(released?)
+}
+
+/// The versions applied to the database on `conn`.
+async fn applied_versions(conn: &mut AsyncMysqlConnection) -> anyhow::Result<Vec<String>> {
+    migrate::applied_versions(diesel::sql_query(migrate::APPLIED).load(conn).await)
+}
+
+fn plan_for(location: &str, applied: &[String]) -> Plan {
+    let name = named_lock::MIGRATIONS;
+    let lock = (
+        format!("SELECT GET_LOCK(LEFT(CONCAT('{name}', ':', DATABASE()), 64), 30);"),
+        format!("SELECT RELEASE_LOCK(LEFT(CONCAT('{name}', ':', DATABASE()), 64));"),
+    );
+    Plan::new(format!("MySQL at {location}"), true, applied, Some(lock))
+}
+
+/// The migrations the database `settings` name has not applied, read without changing it.
+pub(crate) async fn plan(settings: &Settings) -> anyhow::Result<Plan> {
+    let database = &settings.database;
+    let opener = Opener::parse(database.url.target())
+        .map_err(|problem| anyhow::anyhow!("DATABASE_URL: {problem}"))?;
+    let location = database.url.location();
+    let what = format!("the database at {location}");
+    let mut conn = retry::with_backoff(&what, database.connect_timeout, || async {
+        Ok(opener.open().await?)
+    })
+    .await?;
+    Ok(plan_for(&location, &applied_versions(&mut conn).await?))
 }
 
 impl Storage for MysqlStorage {

@@ -24,7 +24,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::MigrationHarness;
 use futures_util::future::LocalBoxFuture;
 
-use crate::backends::migrate::{self, MIGRATIONS};
+use crate::backends::migrate::{self, Plan, MIGRATIONS};
 use crate::backends::pool::on_pool;
 use crate::backends::pool::{AsyncPool, Driver, Open};
 use crate::backends::wait::{wait_for_lock, Lock};
@@ -107,7 +107,12 @@ impl PgStorage {
         let portable = portable_mode(&mut conn, settings.cleanup.mode)
             .await?
             .then(Holder::new);
-        migrate_under_lock(conn, portable, database.connect_timeout, &location).await?;
+        if database.migrate_on_startup {
+            migrate_under_lock(conn, portable, database.connect_timeout, &location).await?;
+        } else {
+            let applied = applied_versions(&mut conn).await?;
+            migrate::require_none_pending(&plan_for(&location, &applied))?;
+        }
         if portable.is_some() {
             log::info!(
                 "portable mode: a lease row elects the sweeper; no ctid, xmin or advisory locks"
@@ -121,6 +126,38 @@ impl PgStorage {
             portable,
         })
     }
+}
+
+/// The versions applied to the database on `conn`.
+async fn applied_versions(conn: &mut AsyncPgConnection) -> anyhow::Result<Vec<String>> {
+    migrate::applied_versions(diesel::sql_query(migrate::APPLIED).load(conn).await)
+}
+
+fn plan_for(location: &str, applied: &[String]) -> Plan {
+    let lock = (
+        format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY});"),
+        format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY});"),
+    );
+    Plan::new(
+        format!("PostgreSQL at {location}"),
+        false,
+        applied,
+        Some(lock),
+    )
+}
+
+/// The migrations the database `settings` name has not applied, read without changing it.
+pub(crate) async fn plan(settings: &Settings) -> anyhow::Result<Plan> {
+    let database = &settings.database;
+    let opener = Opener::parse(database.url.target())
+        .map_err(|problem| anyhow::anyhow!("DATABASE_URL: {problem}"))?;
+    let location = database.url.location();
+    let what = format!("the database at {location}");
+    let mut conn = retry::with_backoff(&what, database.connect_timeout, || async {
+        Ok(opener.open().await?)
+    })
+    .await?;
+    Ok(plan_for(&location, &applied_versions(&mut conn).await?))
 }
 
 #[derive(QueryableByName)]

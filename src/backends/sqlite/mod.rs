@@ -13,11 +13,11 @@ use anyhow::Context as _;
 use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::{BigInt, Integer, Timestamp};
-use diesel::{QueryableByName, RunQueryDsl, SqliteConnection};
+use diesel::{Connection as _, QueryableByName, RunQueryDsl, SqliteConnection};
 use diesel_migrations::MigrationHarness;
 use futures_util::future::LocalBoxFuture;
 
-use crate::backends::migrate::{self, MIGRATIONS};
+use crate::backends::migrate::{self, Plan, MIGRATIONS};
 use crate::backends::Storage;
 use crate::config::{CleanupSettings, Settings};
 use crate::retry;
@@ -55,12 +55,47 @@ impl SqliteStorage {
             }
         })
         .await?;
-        let (_, outcome) = migrate::run_blocking(conn, run_migrations).await?;
-        migrate::applied(&location, outcome)?;
+        if database.migrate_on_startup {
+            let (_, outcome) = migrate::run_blocking(conn, run_migrations).await?;
+            migrate::applied(&location, outcome)?;
+        } else {
+            let (_, applied) = migrate::run_blocking(conn, applied_versions).await?;
+            migrate::require_none_pending(&plan_for(&location, &applied?))?;
+        }
         Ok(Self {
             pool: SqlitePool::new(manager, database.pool_size),
         })
     }
+}
+
+/// The versions applied to the database on `conn`. Blocking.
+fn applied_versions(conn: &mut SqliteConnection) -> anyhow::Result<Vec<String>> {
+    migrate::applied_versions(diesel::sql_query(migrate::APPLIED).load(conn))
+}
+
+fn plan_for(location: &str, applied: &[String]) -> Plan {
+    Plan::new(format!("SQLite at {location}"), false, applied, None)
+}
+
+/// The migrations the database `settings` name has not applied, read without changing it (a
+/// file that does not exist yet has applied none, and is not created).
+pub(crate) async fn plan(settings: &Settings) -> anyhow::Result<Plan> {
+    let location = settings.database.url.location();
+    let target = settings.database.url.target().to_owned();
+    let file = target
+        .strip_prefix("sqlite://")
+        .or_else(|| target.strip_prefix("file:"))
+        .unwrap_or(&target);
+    let file = std::path::PathBuf::from(file.split('?').next().unwrap_or_default());
+    let applied = actix_web::rt::task::spawn_blocking(move || {
+        if !file.exists() {
+            return Ok(Vec::new());
+        }
+        let mut conn = SqliteConnection::establish(&target)?;
+        applied_versions(&mut conn)
+    })
+    .await??;
+    Ok(plan_for(&location, &applied))
 }
 
 /// Runs the pending migrations; a database made before textdrop used incremental auto-vacuum
