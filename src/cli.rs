@@ -122,6 +122,14 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                     Some(at) => println!("oldest expiry:    {at} UTC"),
                     None => println!("oldest expiry:    none (no rows)"),
                 }
+                let now = crate::clock::Clock::system().now();
+                match counts.oldest_expiry.filter(|_| counts.expired > 0) {
+                    Some(at) => println!(
+                        "oldest expired:   {} s ago",
+                        (now - at).num_seconds().max(0)
+                    ),
+                    None => println!("oldest expired:   none"),
+                }
             }
         }
     }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 /// The `operation` label values of the store metrics.
@@ -30,7 +30,39 @@ struct Inner {
     store_latency: HistogramVec,
     store_errors: IntCounterVec,
     superseded_key_uses: IntCounter,
+    sweeper: SweeperGauges,
+    refusals: IntCounterVec,
+    responses: IntCounterVec,
 }
+
+/// What the cleanup task says about itself and the backlog, sampled at every tick.
+struct SweeperGauges {
+    expired: IntGauge,
+    oldest_expired_age: Gauge,
+    last_success: Gauge,
+    lock_held: IntGauge,
+    interval: Gauge,
+}
+
+/// The `reason` label values of `textdrop_refusals_total`, one per refusal an upload can get.
+pub const REFUSAL_REASONS: [&str; 13] = [
+    "cross_site",
+    "too_large",
+    "not_text",
+    "no_file",
+    "not_a_file",
+    "several_files",
+    "unknown_part",
+    "not_multipart",
+    "malformed",
+    "timed_out",
+    "too_many",
+    "busy",
+    "storage_full",
+];
+
+/// The `class` label values of `textdrop_http_responses_total`.
+const RESPONSE_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -96,6 +128,53 @@ impl Metrics {
         )
         .expect("valid counter");
 
+        let gauge = |name: &str, help: &str| Gauge::new(name, help).expect("valid gauge");
+        let int_gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid gauge");
+        let sweeper = SweeperGauges {
+            expired: int_gauge(
+                "sessions_expired",
+                "Rows whose expiry has passed and that the cleanup task has not deleted yet \
+                 (counted through the expires_at index at every cleanup tick).",
+            ),
+            oldest_expired_age: gauge(
+                "sessions_oldest_expired_age_seconds",
+                "How long ago the oldest row not yet deleted expired; 0 when none has.",
+            ),
+            last_success: gauge(
+                "cleanup_last_success_timestamp_seconds",
+                "When a cleanup run of this instance last completed (Unix time; the process's \
+                 start until one has).",
+            ),
+            lock_held: int_gauge(
+                "cleanup_lock_held",
+                "1 when this instance held the sweeper's lock at its last tick (it swept), 0 \
+                 when another instance held it.",
+            ),
+            interval: gauge(
+                "cleanup_interval_seconds",
+                "CLEANUP_INTERVAL_SECS: how often the cleanup task runs (0: it does not).",
+            ),
+        };
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "refusals_total",
+                "Uploads refused, by reason (the form page's 4xx or 503).",
+            ),
+            &["reason"],
+        )
+        .expect("valid counter");
+        let responses = IntCounterVec::new(
+            Opts::new("http_responses_total", "Responses sent, by status class."),
+            &["class"],
+        )
+        .expect("valid counter");
+        for reason in REFUSAL_REASONS {
+            refusals.with_label_values(&[reason]);
+        }
+        for class in RESPONSE_CLASSES {
+            responses.with_label_values(&[class]);
+        }
+
         // Export every operation's error count from the start, at 0, so a dashboard sees them.
         for operation in STORE_OPERATIONS {
             store_errors.with_label_values(&[operation]);
@@ -110,6 +189,13 @@ impl Metrics {
             Box::new(store_latency.clone()),
             Box::new(store_errors.clone()),
             Box::new(superseded_key_uses.clone()),
+            Box::new(sweeper.expired.clone()),
+            Box::new(sweeper.oldest_expired_age.clone()),
+            Box::new(sweeper.last_success.clone()),
+            Box::new(sweeper.lock_held.clone()),
+            Box::new(sweeper.interval.clone()),
+            Box::new(refusals.clone()),
+            Box::new(responses.clone()),
         ] {
             registry
                 .register(metric)
@@ -126,7 +212,43 @@ impl Metrics {
             store_latency,
             store_errors,
             superseded_key_uses,
+            sweeper,
+            refusals,
+            responses,
         }))
+    }
+
+    /// The cleanup task starts: its interval, and "the last success" set to now, so that a
+    /// sweeper that never succeeds is noticed three intervals after the start.
+    pub fn cleanup_started(&self, interval: Duration) {
+        self.0.sweeper.interval.set(interval.as_secs_f64());
+        self.0.sweeper.last_success.set(unix_now());
+    }
+
+    /// A tick's sample of the backlog: rows expired and not yet deleted, and the oldest's age.
+    pub fn set_backlog(&self, expired: i64, oldest_expired_age: Duration) {
+        self.0.sweeper.expired.set(expired);
+        self.0
+            .sweeper
+            .oldest_expired_age
+            .set(oldest_expired_age.as_secs_f64());
+    }
+
+    /// An upload refused for `reason` (one of [`REFUSAL_REASONS`]).
+    pub fn refused(&self, reason: &str) {
+        self.0.refusals.with_label_values(&[reason]).inc();
+    }
+
+    /// A response with `status` was sent.
+    pub fn responded(&self, status: u16) {
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.0.responses.with_label_values(&[class]).inc();
     }
 
     pub fn observe_store(&self, operation: &str, took: Duration, ok: bool) {
@@ -141,6 +263,8 @@ impl Metrics {
 
     pub fn observe_cleanup(&self, deleted: usize, took: Duration) {
         self.0.cleanup_runs.inc();
+        self.0.sweeper.lock_held.set(1);
+        self.0.sweeper.last_success.set(unix_now());
         self.0.cleanup_deleted.inc_by(deleted as u64);
         self.0.cleanup_duration.observe(took.as_secs_f64());
     }
@@ -152,6 +276,7 @@ impl Metrics {
 
     pub fn cleanup_skipped(&self) {
         self.0.cleanup_skipped.inc();
+        self.0.sweeper.lock_held.set(0);
     }
 
     pub fn cleanup_failed(&self) {
@@ -170,4 +295,11 @@ impl Metrics {
         }
         String::from_utf8(buffer).unwrap_or_default()
     }
+}
+
+/// Now, as Unix seconds.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64())
 }

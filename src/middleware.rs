@@ -93,3 +93,18 @@ pub fn logged_request_line(req: &ServiceRequest) -> String {
     line.push_str(&format!(" {:?}", req.version()));
     line
 }
+
+/// Middleware: counts every response by its status class (`textdrop_http_responses_total`).
+pub async fn count_responses(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let metrics = req
+        .app_data::<actix_web::web::Data<crate::metrics::Metrics>>()
+        .cloned();
+    let response = next.call(req).await?;
+    if let Some(metrics) = metrics {
+        metrics.responded(response.status().as_u16());
+    }
+    Ok(response)
+}

@@ -294,6 +294,7 @@ fn run(
                 Logger::new("%a \"%{request_line}xi\" %s %b %Dms")
                     .custom_request_replace("request_line", logged_request_line),
             )
+            .wrap(from_fn(crate::middleware::count_responses))
             .wrap(from_fn(track_requests))
             .app_data(settings.clone())
             .app_data(storage.clone())

@@ -44,6 +44,9 @@ pub async fn post_guard(
         .expect("Guard is app data")
         .clone();
     let refuse = |req: ServiceRequest, err: UploadError| {
+        if let Some(metrics) = req.app_data::<web::Data<crate::metrics::Metrics>>() {
+            metrics.refused(err.reason());
+        }
         let page = form_page(err.status(), &settings.limits, false, Some(err), None);
         Ok(req.into_response(page))
     };

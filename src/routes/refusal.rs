@@ -36,6 +36,25 @@ pub enum UploadError {
 }
 
 impl UploadError {
+    /// Its `reason` label on `textdrop_refusals_total` (one of `metrics::REFUSAL_REASONS`).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::NotText => "not_text",
+            Self::NoFile => "no_file",
+            Self::NotAFile => "not_a_file",
+            Self::SeveralFiles => "several_files",
+            Self::UnknownPart => "unknown_part",
+            Self::NotMultipart => "not_multipart",
+            Self::Malformed => "malformed",
+            Self::TimedOut => "timed_out",
+            Self::StorageFull => "storage_full",
+            Self::TooMany { .. } => "too_many",
+            Self::Busy => "busy",
+            Self::CrossSite => "cross_site",
+        }
+    }
+
     pub fn status(self) -> StatusCode {
         match self {
             UploadError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,

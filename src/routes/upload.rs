@@ -106,6 +106,7 @@ pub async fn upload(
     session: TextdropSession,
     settings: web::Data<Settings>,
     cap: web::Data<StorageCap>,
+    metrics: web::Data<crate::metrics::Metrics>,
     form: Result<MultipartForm<UploadForm>, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
     let received = match form {
@@ -114,6 +115,7 @@ pub async fn upload(
             .unwrap_or_else(|| UploadError::from_extractor(&err))),
     };
     let refuse = |err: UploadError| {
+        metrics.refused(err.reason());
         let has_file = session.file().is_some();
         Ok(form_page(
             err.status(),

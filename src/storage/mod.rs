@@ -89,6 +89,7 @@ impl SessionStorage {
     ) -> Option<CleanupTask> {
         let period = settings.interval?;
         let sweeper = self.sweeper(settings)?;
+        metrics.cleanup_started(period);
         Some(CleanupTask::spawn(
             sweeper.dialect,
             sweeper.clock,

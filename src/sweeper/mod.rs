@@ -75,6 +75,7 @@ impl Sweeper {
                 } else {
                     log::debug!("cleanup: another instance is sweeping; skipped this tick");
                 }
+                self.sample().await;
                 return;
             }
             Ok(report) => {
@@ -98,9 +99,23 @@ impl Sweeper {
                 return;
             }
         }
-        match self.dialect.count_live(self.clock.now()).await {
-            Ok(live) => self.metrics.set_live_sessions(live),
-            Err(err) => log::warn!("cleanup: counting live sessions failed: {err:#}"),
+        self.sample().await;
+    }
+
+    /// The live sessions and the backlog, on the sweeper's connection.
+    async fn sample(&self) {
+        let now = self.clock.now();
+        match self.dialect.counts(now).await {
+            Ok(counts) => {
+                self.metrics.set_live_sessions(counts.live);
+                let age = counts
+                    .oldest_expiry
+                    .filter(|_| counts.expired > 0)
+                    .and_then(|oldest| (now - oldest).to_std().ok())
+                    .unwrap_or_default();
+                self.metrics.set_backlog(counts.expired, age);
+            }
+            Err(err) => log::warn!("cleanup: counting sessions failed: {err:#}"),
         }
     }
 }
