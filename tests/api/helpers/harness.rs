@@ -324,6 +324,7 @@ impl RunCluster {
             .prefix("textdrop-cluster-")
             .tempdir()
             .map_err(|e| e.to_string())?;
+        stop_on_interrupt(dir.path());
         let out = Command::new("bash")
             .arg(cluster_script())
             .arg("start")
@@ -349,12 +350,50 @@ impl RunCluster {
 
 impl Drop for RunCluster {
     fn drop(&mut self) {
+        RUNNING_CLUSTERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|dir| dir != self.dir.path());
         let _ = Command::new("bash")
             .arg(cluster_script())
             .arg("stop")
             .arg(self.dir.path())
             .status();
     }
+}
+
+/// The directories of the clusters running now: their nodes run as daemons, so a Ctrl-C that
+/// ends the run would leave them behind.
+static RUNNING_CLUSTERS: std::sync::Mutex<Vec<std::path::PathBuf>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Counts `dir`'s cluster as running; the first time, installs the handler that stops every
+/// running cluster on SIGINT or SIGTERM, then exits with 130.
+fn stop_on_interrupt(dir: &Path) {
+    static HANDLER: std::sync::Once = std::sync::Once::new();
+    RUNNING_CLUSTERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(dir.to_owned());
+    HANDLER.call_once(|| {
+        let handler = ctrlc::set_handler(|| {
+            let dirs = RUNNING_CLUSTERS
+                .lock()
+                .map(|d| d.clone())
+                .unwrap_or_default();
+            for dir in dirs {
+                let _ = Command::new("bash")
+                    .arg(cluster_script())
+                    .arg("stop")
+                    .arg(&dir)
+                    .status();
+            }
+            std::process::exit(130);
+        });
+        if let Err(err) = handler {
+            eprintln!("cannot stop the run's Redis Clusters on Ctrl-C: {err}");
+        }
+    });
 }
 
 pub fn cluster_script() -> std::path::PathBuf {
