@@ -63,13 +63,20 @@ const MIGRATION_LEASE: Duration = Duration::from_secs(120);
 
 impl Driver for AsyncPgConnection {
     fn lost(&mut self, err: &DieselError) -> bool {
-        matches!(
-            err,
+        match err {
             DieselError::DatabaseError(
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-                _
-            )
-        ) || PoolableConnection::is_broken(self)
+                _,
+            ) => true,
+            // The server's FATAL goodbye (SQLSTATE 57P01 admin shutdown, 57P02 crash, 57P05
+            // idle timeout…), read before the socket's end: the connection is gone too.
+            DieselError::DatabaseError(_, info)
+                if info.message().starts_with("terminating connection") =>
+            {
+                true
+            }
+            _ => PoolableConnection::is_broken(self),
+        }
     }
 }
 
