@@ -1,11 +1,12 @@
-//! The command line: `serve` (the default), `migrate`, `cleanup`, `stats` and `healthcheck`.
+//! The command line: `serve` (the default), `migrate`, `cleanup`, `stats`, `sessions copy` and
+//! `healthcheck`.
 
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{DatabaseUrl, Settings};
 use crate::startup::Application;
 use crate::storage::{Maintenance, SessionStorage};
 
@@ -22,7 +23,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-#[derive(Debug, Subcommand, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Subcommand, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Run pending migrations, then serve HTTP until SIGTERM or Ctrl-C (the default).
     Serve,
@@ -41,8 +42,38 @@ pub enum Command {
     Cleanup,
     /// Print live and expired session counts and the oldest expiry.
     Stats,
+    /// Move sessions between storages (see `textdrop sessions copy --help`).
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
     /// Ask the server on HOST:PORT for /readyz; exit 0 when ready, 1 otherwise (for HEALTHCHECK).
     Healthcheck,
+}
+
+/// What `textdrop sessions` does.
+#[derive(Debug, Subcommand, Clone, PartialEq, Eq)]
+pub enum SessionsCommand {
+    /// Copy every live session (state, file, times, a rotation's superseded record) from one
+    /// storage to another, in batches, skipping expired ones. The destination is migrated
+    /// first. Run again, it copies nothing twice and never overwrites a session that is newer
+    /// in the destination; Ctrl-C stops it after the batch in flight. Ends with counts and a
+    /// check that the destination holds every session copied; exits 1 if one is missing.
+    ///
+    /// A URL given here shows in the process list: leave a password-bearing one out and set
+    /// PREVIOUS_DATABASE_URL and DATABASE_URL instead.
+    Copy {
+        /// The storage to copy from, in any DATABASE_URL form [default: PREVIOUS_DATABASE_URL].
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
+        /// The storage to copy into [default: DATABASE_URL].
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+        /// Sessions read and written per batch (each batch's files are in memory at once).
+        #[arg(long, value_name = "N", default_value_t = crate::transfer::copy::DEFAULT_BATCH,
+              value_parser = clap::value_parser!(u16).range(1..=10_000))]
+        batch_size: u16,
+    },
 }
 
 /// Libraries whose debug and trace lines would quote what visitors sent (statement parameters)
@@ -113,6 +144,37 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Sessions {
+            command:
+                SessionsCommand::Copy {
+                    from,
+                    to,
+                    batch_size,
+                },
+        } => {
+            let from = storage_url("--from", from, settings.database.previous_url.clone())?;
+            let to = storage_url("--to", to, Some(settings.database.url.clone()))?;
+            println!(
+                "copying sessions from {} to {}",
+                from.location(),
+                to.location()
+            );
+            let report = crate::transfer::copy::run(&settings, from, to, batch_size.into()).await?;
+            for line in report.lines() {
+                println!("{line}");
+            }
+            if report.interrupted {
+                anyhow::bail!(
+                    "interrupted: run the same command again to copy the rest (what is \
+                     there already is not copied twice)"
+                );
+            }
+            anyhow::ensure!(
+                report.missing == 0,
+                "{} session(s) copied are missing in the destination",
+                report.missing
+            );
+        }
         Command::Stats => {
             if let Some(sql) = maintenance(&settings).await? {
                 let counts = sql.stats().await?;
@@ -134,6 +196,23 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The storage `flag` names, else `default` (from the environment); the error never repeats
+/// the URL (it may hold a password).
+fn storage_url(
+    flag: &str,
+    given: Option<String>,
+    default: Option<DatabaseUrl>,
+) -> anyhow::Result<DatabaseUrl> {
+    match given {
+        Some(raw) => {
+            DatabaseUrl::parse(&raw).map_err(|problem| anyhow::anyhow!("{flag}: {problem}"))
+        }
+        None => default.ok_or_else(|| {
+            anyhow::anyhow!("{flag} is needed (or PREVIOUS_DATABASE_URL, which it defaults to)")
+        }),
+    }
 }
 
 /// The storage's maintenance side, connected and migrated; or `None`, after saying so, when

@@ -28,4 +28,5 @@ pub mod sweeper;
 pub(crate) mod templates;
 #[doc(hidden)]
 pub mod testing;
+pub mod transfer;
 pub(crate) mod upkeep;

@@ -26,6 +26,7 @@ use futures_util::future::LocalBoxFuture;
 use crate::config::{Backend, CleanupSettings, DatabaseUrl, Settings};
 use crate::session::Records;
 use crate::sweeper::Dialect;
+use crate::transfer::Transfer;
 
 /// A storage, connected (and, for SQL, migrated): what the rest of textdrop asks of it.
 /// Shared by every thread; what it hands out is for the calling thread.
@@ -34,6 +35,10 @@ pub trait Storage: Send + Sync {
     /// connections belong to the runtime that opened them gives each caller a pool of its
     /// own.
     fn records(&self) -> Rc<dyn Records>;
+
+    /// The sessions read and written whole, on the calling thread's connections (moving them
+    /// to another storage); `None` for a storage textdrop does not ship.
+    fn transfer(&self) -> Option<Rc<dyn Transfer>>;
 
     /// The cleanup side, for the task (or command) that sweeps on the calling thread; `None`
     /// when the storage expires sessions by itself.

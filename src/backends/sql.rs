@@ -6,10 +6,13 @@
 //! clock, never the database's `now()`, so a server in another time zone behaves the same and
 //! tests control time.
 
+use std::collections::HashMap;
+
 use chrono::NaiveDateTime;
 
 use crate::schema::sessions;
 use crate::session::records::{Loaded, NewRecord, Record};
+use crate::transfer::{Census, Exported, Page, Written, SAME_EXPIRY};
 
 /// A new row, as an insert writes it.
 #[derive(Debug, diesel::Insertable)]
@@ -35,6 +38,178 @@ impl<'a> NewSession<'a> {
             file_bytes: record.file_bytes(),
         }
     }
+}
+
+/// A row whole, as a copy reads it: id, state, expiry, creation, file, successor, when it was
+/// superseded.
+pub type StoredRow = (
+    String,
+    String,
+    NaiveDateTime,
+    NaiveDateTime,
+    Option<String>,
+    Option<String>,
+    Option<NaiveDateTime>,
+);
+
+/// The record a whole row holds; its predecessor comes from another row.
+pub fn exported_of(
+    (id, state, expires_at, created_at, file, successor, superseded_at): StoredRow,
+    predecessor: Option<String>,
+) -> Exported {
+    // A row superseded while its successor was unknown names itself (see `CopiedRow`).
+    let successor = successor.filter(|s| *s != id);
+    Exported {
+        id,
+        state,
+        created_at,
+        expires_at,
+        file,
+        superseded_at,
+        successor,
+        predecessor,
+    }
+}
+
+/// A row as a copy writes it, every column.
+#[derive(Debug, diesel::Insertable, diesel::AsChangeset)]
+#[diesel(table_name = sessions, treat_none_as_null = true)]
+pub struct CopiedRow {
+    pub id: String,
+    pub state: String,
+    pub expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub file: Option<String>,
+    pub file_bytes: i64,
+    pub successor: Option<String>,
+    pub superseded_at: Option<NaiveDateTime>,
+}
+
+impl CopiedRow {
+    /// The row that stores `record`. A superseded record whose successor is not known (Redis
+    /// keeps the link on the successor) names itself as its successor: it is not current, so
+    /// it is never written or rotated, and deleting it by its id deletes it; the successor's
+    /// copy links it properly ([`link`](self)).
+    pub fn of(record: Exported) -> Self {
+        let successor = match (&record.successor, record.superseded_at) {
+            (Some(successor), _) => Some(successor.clone()),
+            (None, Some(_)) => Some(record.id.clone()),
+            (None, None) => None,
+        };
+        Self {
+            file_bytes: record.file.as_ref().map_or(0, |f| f.len() as i64),
+            id: record.id,
+            state: record.state,
+            expires_at: record.expires_at,
+            created_at: record.created_at,
+            file: record.file,
+            successor,
+            superseded_at: record.superseded_at,
+        }
+    }
+}
+
+/// Whole records of `rows`, each with its predecessor from `links` (predecessor id, successor
+/// id).
+pub fn exported_with_links(
+    rows: Vec<StoredRow>,
+    links: Vec<(String, Option<String>)>,
+) -> Vec<Exported> {
+    let mut before: HashMap<String, String> = links
+        .into_iter()
+        .filter_map(|(id, successor)| successor.filter(|s| *s != id).map(|s| (s, id)))
+        .collect();
+    rows.into_iter()
+        .map(|row| {
+            let predecessor = before.remove(&row.0);
+            exported_of(row, predecessor)
+        })
+        .collect()
+}
+
+/// The ids of `rows`.
+pub fn ids_of(rows: &[StoredRow]) -> Vec<String> {
+    rows.iter().map(|row| row.0.clone()).collect()
+}
+
+/// A page of `rows` read with a `limit`, each with its predecessor from `links`: the next page
+/// starts after the last id, unless the page came short (the last).
+pub fn page_of(rows: Vec<StoredRow>, links: Vec<(String, Option<String>)>, limit: usize) -> Page {
+    let next = match rows.last() {
+        Some(last) if rows.len() >= limit => Some(last.0.clone()),
+        _ => None,
+    };
+    Page {
+        records: exported_with_links(rows, links),
+        next,
+    }
+}
+
+/// `textdrop stats`' counts as a census.
+pub fn census_of(counts: crate::sweeper::SessionCounts) -> Census {
+    Census {
+        live: u64::try_from(counts.live).unwrap_or(0),
+        expired: u64::try_from(counts.expired).unwrap_or(0),
+    }
+}
+
+/// What a batch of copies writes into a SQL destination, given the expiries of the rows it
+/// already has.
+pub struct WritePlan {
+    /// Rows it does not have.
+    pub fresh: Vec<CopiedRow>,
+    /// Rows whose copy there expires before ours (less [`SAME_EXPIRY`]): replaced.
+    pub older: Vec<CopiedRow>,
+    /// (predecessor, successor) pairs to link.
+    pub links: Vec<(String, String)>,
+    /// Already there, or expired: not written.
+    skipped: Written,
+}
+
+impl WritePlan {
+    /// What the batch did once `changed` rows were inserted or replaced: the others of the
+    /// plan were taken meanwhile by a write as new as ours (a visitor's, or another copy's).
+    pub fn outcome(&self, changed: usize) -> Written {
+        let planned = (self.fresh.len() + self.older.len()) as u64;
+        let changed = (changed as u64).min(planned);
+        Written {
+            copied: changed,
+            already: self.skipped.already + planned - changed,
+            expired: self.skipped.expired,
+        }
+    }
+}
+
+/// Plans writing `records` at `now` where the destination has the rows `existing` (id →
+/// expiry): see the `transfer` module's doc for "already there".
+pub fn plan_writes(
+    records: Vec<Exported>,
+    existing: &HashMap<String, NaiveDateTime>,
+    now: NaiveDateTime,
+) -> WritePlan {
+    let mut plan = WritePlan {
+        fresh: Vec::new(),
+        older: Vec::new(),
+        links: Vec::new(),
+        skipped: Written::default(),
+    };
+    for record in records {
+        if record.expires_at <= now {
+            plan.skipped.expired += 1;
+            continue;
+        }
+        if let Some(before) = &record.predecessor {
+            plan.links.push((before.clone(), record.id.clone()));
+        }
+        match existing.get(&record.id) {
+            None => plan.fresh.push(CopiedRow::of(record)),
+            Some(there) if *there < record.expires_at - SAME_EXPIRY => {
+                plan.older.push(CopiedRow::of(record))
+            }
+            Some(_) => plan.skipped.already += 1,
+        }
+    }
+    plan
 }
 
 /// A live row as `fetch` reads it: state, expiry, creation, when it was superseded, and the
@@ -212,6 +387,138 @@ macro_rules! session_queries {
             $($run)*
         }
 
+        /// Up to `limit` rows live at `now` whose id sorts after `after`, in id order, whole.
+        pub(super) $($async)? fn live_page(
+            conn: &mut $conn,
+            after: &str,
+            limit: i64,
+            now: NaiveDateTime,
+        ) -> QueryResult<Vec<crate::backends::sql::StoredRow>> {
+            sessions::table
+                .filter(sessions::expires_at.gt(now))
+                .filter(sessions::id.gt(after))
+                .order(sessions::id.asc())
+                .limit(limit)
+                .select((
+                    sessions::id,
+                    sessions::state,
+                    sessions::expires_at,
+                    sessions::created_at,
+                    sessions::file,
+                    sessions::successor,
+                    sessions::superseded_at,
+                ))
+                .load(conn)
+                $($run)*
+        }
+
+        /// The row `id` if it is live at `now`, whole.
+        pub(super) $($async)? fn live_one(
+            conn: &mut $conn,
+            id: &str,
+            now: NaiveDateTime,
+        ) -> QueryResult<Vec<crate::backends::sql::StoredRow>> {
+            sessions::table
+                .filter(sessions::expires_at.gt(now))
+                .filter(sessions::id.eq(id))
+                .select((
+                    sessions::id,
+                    sessions::state,
+                    sessions::expires_at,
+                    sessions::created_at,
+                    sessions::file,
+                    sessions::successor,
+                    sessions::superseded_at,
+                ))
+                .load(conn)
+                $($run)*
+        }
+
+        /// (id, successor) of the rows that `ids` superseded.
+        pub(super) $($async)? fn predecessors_of(
+            conn: &mut $conn,
+            ids: &[String],
+        ) -> QueryResult<Vec<(String, Option<String>)>> {
+            sessions::table
+                .filter(sessions::successor.eq_any(ids))
+                .select((sessions::id, sessions::successor))
+                .load(conn)
+                $($run)*
+        }
+
+        /// (id, expiry) of the rows among `ids`.
+        pub(super) $($async)? fn expiries_of(
+            conn: &mut $conn,
+            ids: &[String],
+        ) -> QueryResult<Vec<(String, NaiveDateTime)>> {
+            sessions::table
+                .filter(sessions::id.eq_any(ids))
+                .select((sessions::id, sessions::expires_at))
+                .load(conn)
+                $($run)*
+        }
+
+        /// Inserts `row` unless its id is taken meanwhile; how many rows went in (0 or 1).
+        #[allow(dead_code, reason = "the async backends insert a batch in one statement")]
+        pub(super) $($async)? fn insert_copy(
+            conn: &mut $conn,
+            row: &crate::backends::sql::CopiedRow,
+        ) -> QueryResult<usize> {
+            diesel::insert_into(sessions::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(conn)
+                $($run)*
+        }
+
+        /// Replaces the row `row.id` with `row` if it expires before `row`'s expiry less
+        /// `SAME_EXPIRY`; how many rows changed.
+        pub(super) $($async)? fn replace_older(
+            conn: &mut $conn,
+            row: &crate::backends::sql::CopiedRow,
+        ) -> QueryResult<usize> {
+            let older_than = row.expires_at - crate::transfer::SAME_EXPIRY;
+            diesel::update(
+                sessions::table
+                    .filter(sessions::id.eq(&row.id))
+                    .filter(sessions::expires_at.lt(older_than)),
+            )
+            .set(row)
+            .execute(conn)
+            $($run)*
+        }
+
+        /// Names `successor` as the successor of the row `predecessor` when that row was
+        /// copied superseded without it (naming itself).
+        pub(super) $($async)? fn link(
+            conn: &mut $conn,
+            predecessor: &str,
+            successor: &str,
+        ) -> QueryResult<usize> {
+            diesel::update(
+                sessions::table
+                    .filter(sessions::id.eq(predecessor))
+                    .filter(sessions::successor.eq(predecessor)),
+            )
+            .set(sessions::successor.eq(successor))
+            .execute(conn)
+            $($run)*
+        }
+
+        /// How many of `ids` have a row, live or not.
+        pub(super) $($async)? fn count_present(conn: &mut $conn, ids: &[String]) -> QueryResult<i64> {
+            sessions::table
+                .filter(sessions::id.eq_any(ids))
+                .count()
+                .get_result(conn)
+                $($run)*
+        }
+
+        /// Deletes the row `id` alone.
+        pub(super) $($async)? fn delete_one(conn: &mut $conn, id: &str) -> QueryResult<usize> {
+            diesel::delete(sessions::table.filter(sessions::id.eq(id))).execute(conn) $($run)*
+        }
+
         /// Rows still live at `now`.
         pub(super) $($async)? fn count_live(conn: &mut $conn, now: NaiveDateTime) -> QueryResult<i64> {
             sessions::table
@@ -248,3 +555,119 @@ macro_rules! session_queries {
 }
 
 pub(crate) use session_queries;
+
+/// The [`Transfer`](crate::transfer::Transfer) of a diesel-async backend, on a pool of the
+/// calling thread's, over the statements its `queries` module expands from
+/// [`session_queries!`]. Expanded in the backend's module, as `SqlTransfer`.
+macro_rules! async_transfer {
+    ($conn:ty) => {
+        /// The `sessions` table read and written whole, on the calling thread's connections.
+        pub(crate) struct SqlTransfer {
+            pool: crate::backends::pool::AsyncPool<$conn>,
+        }
+
+        impl SqlTransfer {
+            pub(crate) fn new(pool: crate::backends::pool::AsyncPool<$conn>) -> Self {
+                Self { pool }
+            }
+        }
+
+        impl crate::transfer::Transfer for SqlTransfer {
+            fn census(
+                &self,
+                now: chrono::NaiveDateTime,
+            ) -> crate::transfer::TransferFuture<'_, crate::transfer::Census> {
+                Box::pin(async move {
+                    let counts = crate::backends::pool::on_pool!(self.pool, conn =>
+                        queries::counts(&mut conn, now).await)?;
+                    Ok(crate::backends::sql::census_of(counts))
+                })
+            }
+
+            fn page<'a>(
+                &'a self,
+                cursor: Option<&'a str>,
+                limit: usize,
+                now: chrono::NaiveDateTime,
+            ) -> crate::transfer::TransferFuture<'a, crate::transfer::Page> {
+                Box::pin(async move {
+                    let after = cursor.unwrap_or_default();
+                    let rows = crate::backends::pool::on_pool!(self.pool, conn =>
+                        queries::live_page(&mut conn, after, limit as i64, now).await)?;
+                    let ids = crate::backends::sql::ids_of(&rows);
+                    let links = crate::backends::pool::on_pool!(self.pool, conn =>
+                        queries::predecessors_of(&mut conn, &ids).await)?;
+                    Ok(crate::backends::sql::page_of(rows, links, limit))
+                })
+            }
+
+            fn one<'a>(
+                &'a self,
+                id: &'a str,
+                now: chrono::NaiveDateTime,
+            ) -> crate::transfer::TransferFuture<'a, Option<crate::transfer::Exported>> {
+                Box::pin(async move {
+                    let rows = crate::backends::pool::on_pool!(self.pool, conn =>
+                        queries::live_one(&mut conn, id, now).await)?;
+                    let links = crate::backends::pool::on_pool!(self.pool, conn =>
+                        queries::predecessors_of(&mut conn, &[id.to_owned()]).await)?;
+                    Ok(crate::backends::sql::exported_with_links(rows, links).pop())
+                })
+            }
+
+            fn write(
+                &self,
+                records: Vec<crate::transfer::Exported>,
+                now: chrono::NaiveDateTime,
+            ) -> crate::transfer::TransferFuture<'_, crate::transfer::Written> {
+                Box::pin(async move {
+                    let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+                    let existing = crate::backends::pool::on_pool!(self.pool, conn =>
+                        queries::expiries_of(&mut conn, &ids).await)?;
+                    let existing = existing.into_iter().collect();
+                    let plan = crate::backends::sql::plan_writes(records, &existing, now);
+                    let changed = crate::backends::pool::on_pool!(self.pool, conn => async {
+                        let mut changed = 0;
+                        if !plan.fresh.is_empty() {
+                            // One statement for the batch (SQLite inserts row by row).
+                            let insert = diesel::insert_into(crate::schema::sessions::table)
+                                .values(&plan.fresh)
+                                .on_conflict_do_nothing();
+                            changed += diesel_async::RunQueryDsl::execute(insert, &mut *conn)
+                                .await?;
+                        }
+                        for row in &plan.older {
+                            changed += queries::replace_older(&mut conn, row).await?;
+                        }
+                        for (before, after) in &plan.links {
+                            queries::link(&mut conn, before, after).await?;
+                        }
+                        diesel::QueryResult::Ok(changed)
+                    }.await)?;
+                    Ok(plan.outcome(changed))
+                })
+            }
+
+            fn present<'a>(
+                &'a self,
+                ids: &'a [String],
+            ) -> crate::transfer::TransferFuture<'a, u64> {
+                Box::pin(async move {
+                    let n = crate::backends::pool::on_pool!(self.pool, conn =>
+                        queries::count_present(&mut conn, ids).await)?;
+                    Ok(n as u64)
+                })
+            }
+
+            fn forget<'a>(&'a self, id: &'a str) -> crate::transfer::TransferFuture<'a, ()> {
+                Box::pin(async move {
+                    crate::backends::pool::on_pool!(self.pool, conn =>
+                        queries::delete_one(&mut conn, id).await)?;
+                    Ok(())
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use async_transfer;

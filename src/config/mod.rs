@@ -67,6 +67,9 @@ pub fn split_connections(max_connections: usize, cores: usize) -> (usize, usize)
 #[derive(Clone, Debug)]
 pub struct DatabaseSettings {
     pub url: DatabaseUrl,
+    /// The storage sessions are moving from (`PREVIOUS_DATABASE_URL`): a session not found in
+    /// `url` is moved over from there when its visitor comes back.
+    pub previous_url: Option<DatabaseUrl>,
     pub pool_size: u32,
     /// How long startup keeps retrying an unreachable database before giving up.
     pub connect_timeout: Duration,
@@ -193,6 +196,10 @@ impl Settings {
             },
             database: DatabaseSettings {
                 url: env.parsed(&DATABASE_URL, DatabaseUrl::parse)?,
+                previous_url: match env.raw(&PREVIOUS_DATABASE_URL) {
+                    None => None,
+                    Some(_) => Some(env.parsed(&PREVIOUS_DATABASE_URL, DatabaseUrl::parse)?),
+                },
                 pool_size: env.whole(&DATABASE_POOL_SIZE)?,
                 connect_timeout: env.secs(&DATABASE_CONNECT_TIMEOUT_SECS)?,
                 migrate_on_startup: env.bool(&MIGRATE_ON_STARTUP)?,
@@ -225,6 +232,14 @@ impl Settings {
                 upload_queue: env.secs(&UPLOAD_QUEUE_SECS)?,
             },
         };
+        if settings.database.previous_url.as_ref() == Some(&settings.database.url) {
+            return Err(ConfigError {
+                variable: PREVIOUS_DATABASE_URL.name,
+                problem: "names the same storage as DATABASE_URL: set it to the storage \
+                          sessions are moving from, or leave it unset"
+                    .into(),
+            });
+        }
         // The buffer must hold one upload of the largest size, framing included.
         let largest = settings.limits.max_upload_bytes + crate::limits::FRAMING_ALLOWANCE;
         if settings.limits.upload_buffer_bytes < largest as u64 {

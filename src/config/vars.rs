@@ -40,6 +40,9 @@ const TEN_YEARS: u64 = 10 * 365 * 24 * 3600;
 
 /// Where sessions live: `sqlite://PATH`, `postgres://…`, `redis://HOST:PORT/DB`.
 pub const DATABASE_URL: Var = var("DATABASE_URL", "sqlite://textdrop.db", Kind::Text);
+/// The storage sessions are moving from: a session not found in DATABASE_URL is read there,
+/// moved over and deleted there (unset: none). Same forms as DATABASE_URL.
+pub const PREVIOUS_DATABASE_URL: Var = var("PREVIOUS_DATABASE_URL", "", Kind::Text);
 /// Cookie key material, at least 32 bytes; unset: a random key per process.
 pub const SECRET_KEY: Var = var("SECRET_KEY", "", Kind::Text);
 /// Address to listen on (0.0.0.0 in a container).
@@ -111,6 +114,7 @@ pub const RUST_LOG: Var = var("RUST_LOG", "info,actix_session=warn", Kind::Text)
 /// Every variable, in the order the README and `.env.example` list them.
 pub const ALL: &[Var] = &[
     DATABASE_URL,
+    PREVIOUS_DATABASE_URL,
     SECRET_KEY,
     HOST,
     PORT,

@@ -16,11 +16,14 @@ use crate::metrics::Metrics;
 use crate::session::lifetime::{self, MaxLifetime};
 use crate::session::{Records, TextdropStore};
 use crate::sweeper::{self, CleanupReport, CleanupTask, Dialect, SessionCounts, SweepPolicy};
+use crate::transfer::moving::MovingRecords;
 
 /// The storage `DATABASE_URL` names, connected (and, for SQL, migrated). Shared by every
 /// thread.
 pub struct SessionStorage {
     storage: Arc<dyn Storage>,
+    /// The storage sessions are moving from (`PREVIOUS_DATABASE_URL`).
+    previous: Option<Arc<dyn Storage>>,
     clock: Clock,
     max: MaxLifetime,
     grace: Duration,
@@ -30,8 +33,22 @@ impl SessionStorage {
     /// Connects to the storage `settings` name, retrying an unreachable one with backoff for
     /// the connect timeout; a SQL database is migrated first.
     pub async fn connect(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
+        let previous = match &settings.database.previous_url {
+            Some(url) => {
+                let mut previous = settings.clone();
+                previous.database.url = url.clone();
+                previous.database.previous_url = None;
+                log::info!(
+                    "moving sessions over from {} as their visitors come back",
+                    url.location()
+                );
+                Some(backends::connect(&previous).await?)
+            }
+            None => None,
+        };
         Ok(Self {
             storage: backends::connect(settings).await?,
+            previous,
             clock,
             max: MaxLifetime::new(settings.session.max_lifetime),
             grace: settings.session.rotation_grace,
@@ -48,6 +65,7 @@ impl SessionStorage {
     ) -> Self {
         Self {
             storage: Arc::new(Custom(Box::new(records))),
+            previous: None,
             clock,
             max: MaxLifetime::new(settings.session.max_lifetime),
             grace: settings.session.rotation_grace,
@@ -64,11 +82,27 @@ impl SessionStorage {
     /// needs that. Call once per worker (in the `HttpServer::new` factory).
     pub fn worker_store(&self) -> TextdropStore {
         TextdropStore::new(
-            self.storage.records(),
+            self.worker_records(),
             self.clock.clone(),
             self.max,
             self.grace,
         )
+    }
+
+    /// The records for the calling worker: the storage's, moving what they miss over from the
+    /// previous storage when there is one.
+    fn worker_records(&self) -> Rc<dyn Records> {
+        let records = self.storage.records();
+        let Some(previous) = &self.previous else {
+            return records;
+        };
+        match (self.storage.transfer(), previous.transfer()) {
+            (Some(here), Some(there)) => Rc::new(MovingRecords::new(
+                (records, here),
+                (previous.records(), there),
+            )),
+            _ => records,
+        }
     }
 
     /// The cleanup side on the calling thread, or `None` when the storage expires sessions by
@@ -128,6 +162,10 @@ struct Custom(Box<dyn Fn() -> Rc<dyn Records> + Send + Sync>);
 impl Storage for Custom {
     fn records(&self) -> Rc<dyn Records> {
         (self.0)()
+    }
+
+    fn transfer(&self) -> Option<Rc<dyn crate::transfer::Transfer>> {
+        None
     }
 
     fn sweeper(&self, _cleanup: &CleanupSettings) -> Option<Rc<dyn Dialect>> {

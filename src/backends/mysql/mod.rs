@@ -30,6 +30,7 @@ use crate::config::{CleanupSettings, Settings};
 use crate::retry;
 use crate::session::Records;
 use crate::sweeper::Dialect;
+use crate::transfer::Transfer;
 pub(crate) use connect::Opener;
 
 /// The locks and the sweeper's statement, as `textdrop::database::mysql` shows them.
@@ -42,6 +43,12 @@ pub(crate) mod statements {
 mod queries {
     use diesel_async::RunQueryDsl;
     crate::backends::sql::session_queries!(diesel_async::AsyncMysqlConnection, async; .await);
+}
+
+/// The `sessions` table read and written whole (`sessions copy`, `PREVIOUS_DATABASE_URL`).
+mod transfer {
+    use super::queries;
+    crate::backends::sql::async_transfer!(diesel_async::AsyncMysqlConnection);
 }
 
 /// The MySQL client libraries' words for a server that went away or cannot be reached, and
@@ -195,6 +202,11 @@ impl Storage for MysqlStorage {
     fn records(&self) -> Rc<dyn Records> {
         let pool = AsyncPool::new(Arc::clone(&self.open), self.per_worker);
         Rc::new(records::MysqlRecords::new(pool))
+    }
+
+    fn transfer(&self) -> Option<Rc<dyn Transfer>> {
+        let pool = AsyncPool::new(Arc::clone(&self.open), 2);
+        Some(Rc::new(transfer::SqlTransfer::new(pool)))
     }
 
     fn sweeper(&self, _cleanup: &CleanupSettings) -> Option<Rc<dyn Dialect>> {

@@ -33,6 +33,7 @@ use crate::config::{CleanupMode, CleanupSettings, Settings};
 use crate::retry;
 use crate::session::Records;
 use crate::sweeper::Dialect;
+use crate::transfer::Transfer;
 pub(crate) use connect::Opener;
 pub(crate) use lease::Holder;
 
@@ -48,6 +49,12 @@ pub(crate) mod statements {
 mod queries {
     use diesel_async::RunQueryDsl;
     crate::backends::sql::session_queries!(diesel_async::AsyncPgConnection, async; .await);
+}
+
+/// The `sessions` table read and written whole (`sessions copy`, `PREVIOUS_DATABASE_URL`).
+mod transfer {
+    use super::queries;
+    crate::backends::sql::async_transfer!(diesel_async::AsyncPgConnection);
 }
 
 /// Key of the session-level advisory lock held while migrations run, so that several instances
@@ -281,6 +288,11 @@ impl Storage for PgStorage {
     fn records(&self) -> Rc<dyn Records> {
         let pool = AsyncPool::new(Arc::clone(&self.open), self.per_worker);
         Rc::new(records::PgRecords::new(pool))
+    }
+
+    fn transfer(&self) -> Option<Rc<dyn Transfer>> {
+        let pool = AsyncPool::new(Arc::clone(&self.open), 2);
+        Some(Rc::new(transfer::SqlTransfer::new(pool)))
     }
 
     fn sweeper(&self, cleanup: &CleanupSettings) -> Option<Rc<dyn Dialect>> {

@@ -6,6 +6,7 @@
 
 mod admin;
 mod records;
+mod transfer;
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use crate::config::{CleanupSettings, Settings};
 use crate::retry;
 use crate::session::Records;
 use crate::sweeper::Dialect;
+use crate::transfer::Transfer;
 use records::RedisRecords;
 
 /// How long a Redis command or connection attempt may take before the request gets its 503.
@@ -99,6 +101,12 @@ impl Storage for RedisStorage {
             Connection::Server(conn) => Rc::new(RedisRecords::server(conn.clone())),
             Connection::Cluster(conn) => Rc::new(RedisRecords::cluster(conn.clone())),
         }
+    }
+
+    fn transfer(&self) -> Option<Rc<dyn Transfer>> {
+        Some(Rc::new(transfer::RedisTransfer::new(
+            self.connection.clone(),
+        )))
     }
 
     fn sweeper(&self, _cleanup: &CleanupSettings) -> Option<Rc<dyn Dialect>> {

@@ -43,7 +43,7 @@ pub fn redis_key(id: &str) -> String {
 }
 
 /// The prefix of every session hash's key.
-const KEY_PREFIX: &str = "textdrop:session:";
+pub(super) const KEY_PREFIX: &str = "textdrop:session:";
 
 /// Writes the fields given after the TTL, and the TTL, only if the hash still exists and is
 /// current.
@@ -140,7 +140,7 @@ impl RedisRecords<ClusterConnection> {
 
 /// A Redis error with its verdict: a server or cluster that cannot be reached is
 /// "unavailable".
-fn verdict(err: RedisError) -> StoreError {
+pub(super) fn verdict(err: RedisError) -> StoreError {
     if err.is_io_error()
         || err.is_connection_refusal()
         || err.is_timeout()
@@ -153,16 +153,16 @@ fn verdict(err: RedisError) -> StoreError {
     }
 }
 
-fn micros(at: NaiveDateTime) -> i64 {
+pub(super) fn micros(at: NaiveDateTime) -> i64 {
     at.and_utc().timestamp_micros()
 }
 
-fn from_micros(micros: i64) -> Option<NaiveDateTime> {
+pub(super) fn from_micros(micros: i64) -> Option<NaiveDateTime> {
     DateTime::from_timestamp_micros(micros).map(|at| at.naive_utc())
 }
 
 /// Milliseconds from `now` to `until`, at least 1 (a TTL of 0 would not expire the key).
-fn ttl_ms(now: NaiveDateTime, until: NaiveDateTime) -> i64 {
+pub(super) fn ttl_ms(now: NaiveDateTime, until: NaiveDateTime) -> i64 {
     (until - now).num_milliseconds().max(1)
 }
 

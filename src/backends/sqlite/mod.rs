@@ -6,6 +6,7 @@
 mod pool;
 mod records;
 mod sweep;
+mod transfer;
 
 use std::rc::Rc;
 
@@ -23,6 +24,7 @@ use crate::config::{CleanupSettings, Settings};
 use crate::retry;
 use crate::session::Records;
 use crate::sweeper::Dialect;
+use crate::transfer::Transfer;
 pub(crate) use pool::{Manager, SqlitePool};
 
 /// The sweeper's statement, as `textdrop::database::sqlite` shows it.
@@ -138,6 +140,10 @@ struct Total {
 impl Storage for SqliteStorage {
     fn records(&self) -> Rc<dyn Records> {
         Rc::new(records::SqliteRecords::new(self.pool.clone()))
+    }
+
+    fn transfer(&self) -> Option<Rc<dyn Transfer>> {
+        Some(Rc::new(transfer::SqliteTransfer::new(self.pool.clone())))
     }
 
     fn sweeper(&self, _cleanup: &CleanupSettings) -> Option<Rc<dyn Dialect>> {
