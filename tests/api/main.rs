@@ -24,6 +24,7 @@ mod sessions;
 mod statements;
 mod store;
 mod tls;
+mod transfer;
 mod upload;
 mod viewer;
 
