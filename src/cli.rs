@@ -69,7 +69,8 @@ pub enum SessionsCommand {
         /// The storage to copy into [default: DATABASE_URL].
         #[arg(long, value_name = "URL")]
         to: Option<String>,
-        /// Sessions read and written per batch (each batch's files are in memory at once).
+        /// Sessions read and written per batch at most; fewer when files are big (a batch aims
+        /// at 32 MiB in memory).
         #[arg(long, value_name = "N", default_value_t = crate::transfer::copy::DEFAULT_BATCH,
               value_parser = clap::value_parser!(u16).range(1..=10_000))]
         batch_size: u16,

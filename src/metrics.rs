@@ -33,6 +33,8 @@ struct Inner {
     sweeper: SweeperGauges,
     refusals: IntCounterVec,
     responses: IntCounterVec,
+    stored_bytes: IntGauge,
+    stored_bytes_limit: IntGauge,
 }
 
 /// What the cleanup task says about itself and the backlog, sampled at every tick.
@@ -168,6 +170,16 @@ impl Metrics {
             &["class"],
         )
         .expect("valid counter");
+        let stored_bytes = int_gauge(
+            "stored_bytes",
+            "What the storage holds, as the storage cap counts it (SQL: the live files' bytes \
+             plus 2 KiB a record; Redis: used_memory), measured every 2 s with a cap, every \
+             60 s without.",
+        );
+        let stored_bytes_limit = int_gauge(
+            "stored_bytes_limit",
+            "MAX_STORED_BYTES: the storage cap (0: none).",
+        );
         for reason in REFUSAL_REASONS {
             refusals.with_label_values(&[reason]);
         }
@@ -196,6 +208,8 @@ impl Metrics {
             Box::new(sweeper.interval.clone()),
             Box::new(refusals.clone()),
             Box::new(responses.clone()),
+            Box::new(stored_bytes.clone()),
+            Box::new(stored_bytes_limit.clone()),
         ] {
             registry
                 .register(metric)
@@ -215,6 +229,8 @@ impl Metrics {
             sweeper,
             refusals,
             responses,
+            stored_bytes,
+            stored_bytes_limit,
         }))
     }
 
@@ -232,6 +248,13 @@ impl Metrics {
             .sweeper
             .oldest_expired_age
             .set(oldest_expired_age.as_secs_f64());
+    }
+
+    /// The bytes stored as last measured, and the cap (`None`: no cap).
+    pub fn set_stored(&self, measured: u64, limit: Option<u64>) {
+        let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        self.0.stored_bytes.set(gauge(measured));
+        self.0.stored_bytes_limit.set(limit.map_or(0, gauge));
     }
 
     /// An upload refused for `reason` (one of [`REFUSAL_REASONS`]).

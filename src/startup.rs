@@ -108,7 +108,12 @@ impl Application {
             ),
         };
         let storage = web::Data::new(storage);
-        let upkeep = spawn_upkeep(storage.clone(), cap.clone(), guard.rate.clone());
+        let upkeep = spawn_upkeep(
+            storage.clone(),
+            cap.clone(),
+            guard.rate.clone(),
+            metrics.clone(),
+        );
         let server = run(
             listener,
             settings,

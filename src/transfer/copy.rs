@@ -21,6 +21,13 @@ use crate::session::records::StoreResult;
 /// Sessions read and written per batch unless `--batch-size` says otherwise.
 pub const DEFAULT_BATCH: u16 = 500;
 
+/// What a batch aims to hold in memory: after each batch the next is sized from the bytes per
+/// session it held, so big files make smaller batches (500 files of 1 MiB would be 500 MiB).
+pub const BATCH_BYTES: u64 = 32 << 20;
+
+/// The first batch, before any session's size is known.
+const FIRST_BATCH: usize = 32;
+
 /// What a copy did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CopyReport {
@@ -82,9 +89,11 @@ pub(crate) async fn copy_all(
         ..CopyReport::default()
     };
     let mut cursor: Option<String> = None;
+    let mut limit = batch.min(FIRST_BATCH);
     loop {
-        let page = from.page(cursor.as_deref(), batch, clock.now()).await?;
+        let page = from.page(cursor.as_deref(), limit, clock.now()).await?;
         report.read += page.records.len() as u64;
+        limit = next_limit(&page.records, batch);
         report.batches += 1;
         let now = clock.now();
         let expected = live_ids(&page.records, now);
@@ -105,6 +114,19 @@ pub(crate) async fn copy_all(
     progress.finish();
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// How many sessions the next batch reads: as many as fit [`BATCH_BYTES`] at the bytes per
+/// session of `records`, at most `batch`.
+fn next_limit(records: &[super::Exported], batch: usize) -> usize {
+    let bytes: u64 = records
+        .iter()
+        .map(|r| (r.state.len() + r.file.as_ref().map_or(0, String::len)) as u64)
+        .sum();
+    let per_session = (bytes / records.len().max(1) as u64).max(1);
+    usize::try_from(BATCH_BYTES / per_session)
+        .unwrap_or(batch)
+        .clamp(1, batch)
 }
 
 /// The ids of the sessions in `records` still live at `now`.
@@ -167,4 +189,48 @@ pub async fn run(
     .await;
     listener.abort();
     Ok(copied?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transfer::Exported;
+
+    fn sessions(count: usize, file_bytes: usize) -> Vec<Exported> {
+        let at = chrono::DateTime::from_timestamp(0, 0)
+            .expect("epoch")
+            .naive_utc();
+        (0..count)
+            .map(|n| Exported {
+                id: n.to_string(),
+                state: String::new(),
+                created_at: at,
+                expires_at: at,
+                file: Some("x".repeat(file_bytes)),
+                superseded_at: None,
+                successor: None,
+                predecessor: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_of_big_files_are_cut_to_the_memory_aimed_at() {
+        assert_eq!(
+            next_limit(&sessions(32, 400), 500),
+            500,
+            "small files: as asked"
+        );
+        assert_eq!(
+            next_limit(&sessions(32, 1 << 20), 500),
+            32,
+            "1 MiB files: 32 MiB"
+        );
+        assert_eq!(
+            next_limit(&sessions(2, 64 << 20), 500),
+            1,
+            "never fewer than one"
+        );
+        assert_eq!(next_limit(&[], 500), 500, "an empty batch says nothing");
+    }
 }

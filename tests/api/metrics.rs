@@ -19,7 +19,9 @@ async fn metrics_expose_store_and_cleanup_figures_on_their_own_port_only(db: Tes
     app.upload("a.txt", "x\n").await;
     app.get("/action").await;
     let sampled = eventually(Duration::from_secs(10), || {
-        metric_value(&app.metrics.render(), "textdrop_sessions_live") == Some(1.0)
+        let text = app.metrics.render();
+        metric_value(&text, "textdrop_sessions_live") == Some(1.0)
+            && metric_value(&text, "textdrop_stored_bytes").is_some_and(|b| b > 0.0)
     })
     .await;
 
@@ -34,7 +36,10 @@ async fn metrics_expose_store_and_cleanup_figures_on_their_own_port_only(db: Tes
         StatusCode::NOT_FOUND,
         "not on the public port"
     );
-    assert!(sampled, "the sweeper samples the live gauge");
+    assert!(
+        sampled,
+        "the sweeper samples the live gauge, the upkeep the bytes stored"
+    );
     assert_eq!(response.status(), StatusCode::OK);
     let text = response.text().await.expect("body");
     let value = |name: &str| metric_value(&text, name).unwrap_or_else(|| panic!("{name}: {text}"));
@@ -44,6 +49,10 @@ async fn metrics_expose_store_and_cleanup_figures_on_their_own_port_only(db: Tes
     assert!(value("textdrop_cleanup_duration_seconds_count") >= 1.0);
     assert_eq!(value("textdrop_cleanup_skipped_total"), 0.0);
     assert_eq!(value("textdrop_cleanup_errors_total"), 0.0);
+    // The storage cap's measurement (MAX_STORED_BYTES is 1 GiB by default): one record, its
+    // 2-byte file and the record's charge (Redis: its used_memory).
+    assert_eq!(value("textdrop_stored_bytes_limit"), (1u64 << 30) as f64);
+    assert!(value("textdrop_stored_bytes") >= 2.0 + 2048.0, "{text}");
     let store =
         |metric: &str, operation: &str| value(&format!("{metric}{{operation=\"{operation}\"}}"));
     assert_eq!(
