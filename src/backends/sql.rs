@@ -52,6 +52,25 @@ pub type StoredRow = (
     Option<NaiveDateTime>,
 );
 
+/// The columns of a [`StoredRow`], in its order.
+pub const WHOLE_ROW: (
+    sessions::id,
+    sessions::state,
+    sessions::expires_at,
+    sessions::created_at,
+    sessions::file,
+    sessions::successor,
+    sessions::superseded_at,
+) = (
+    sessions::id,
+    sessions::state,
+    sessions::expires_at,
+    sessions::created_at,
+    sessions::file,
+    sessions::successor,
+    sessions::superseded_at,
+);
+
 /// The record a whole row holds; its predecessor comes from another row.
 pub fn exported_of(
     (id, state, expires_at, created_at, file, successor, superseded_at): StoredRow,
@@ -399,15 +418,7 @@ macro_rules! session_queries {
                 .filter(sessions::id.gt(after))
                 .order(sessions::id.asc())
                 .limit(limit)
-                .select((
-                    sessions::id,
-                    sessions::state,
-                    sessions::expires_at,
-                    sessions::created_at,
-                    sessions::file,
-                    sessions::successor,
-                    sessions::superseded_at,
-                ))
+                .select(crate::backends::sql::WHOLE_ROW)
                 .load(conn)
                 $($run)*
         }
@@ -421,15 +432,7 @@ macro_rules! session_queries {
             sessions::table
                 .filter(sessions::expires_at.gt(now))
                 .filter(sessions::id.eq(id))
-                .select((
-                    sessions::id,
-                    sessions::state,
-                    sessions::expires_at,
-                    sessions::created_at,
-                    sessions::file,
-                    sessions::successor,
-                    sessions::superseded_at,
-                ))
+                .select(crate::backends::sql::WHOLE_ROW)
                 .load(conn)
                 $($run)*
         }

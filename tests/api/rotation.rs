@@ -9,46 +9,11 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    cookie_client, metric_value, page_with_cookie, session_cookie_pair, spawn_app, upload_with,
-    TestApp, TestDb,
+    first_upload, metric_value, page_with_cookie, spawn_app, upload_as, TestApp, TestDb,
 };
 
 /// The grace period of these tests, short enough to wait out.
 const GRACE: &str = "2";
-
-/// Uploads `text` with only `cookie` (no jar: whatever key the answer sets is for the caller to
-/// keep or drop). Returns the status and the new cookie pair, if one was set.
-async fn upload_as(
-    app: &TestApp,
-    cookie: &str,
-    name: &str,
-    text: &str,
-) -> (StatusCode, Option<String>) {
-    let part = reqwest::multipart::Part::bytes(text.as_bytes().to_vec())
-        .file_name(name.to_owned())
-        .mime_str("text/plain")
-        .expect("mime");
-    let response = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-        .post(format!("{}/", app.address))
-        .header(reqwest::header::COOKIE, cookie)
-        .multipart(reqwest::multipart::Form::new().part("textfile", part))
-        .send()
-        .await
-        .expect("POST");
-    (response.status(), session_cookie_pair(&response))
-}
-
-/// A first upload of `text` by a new visitor: its cookie pair.
-async fn first_upload(app: &TestApp, text: &str) -> String {
-    let response = upload_with(&cookie_client(), &app.address, "first.txt", text)
-        .await
-        .expect("POST");
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    session_cookie_pair(&response).expect("a session cookie")
-}
 
 async fn action_with(app: &TestApp, cookie: &str) -> String {
     page_with_cookie(&format!("{}/action", app.address), cookie).await

@@ -13,8 +13,8 @@ use chrono::Utc;
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    cookie_client, page_with_cookie, session_cookie_pair, spawn_app, textdrop, upload_with,
-    Backend, NewRow, TestApp, TestDb,
+    first_upload, page_with_cookie, spawn_app, textdrop, upload_as, Backend, NewRow, TestApp,
+    TestDb,
 };
 
 /// How many sessions a copy test writes straight into its source.
@@ -96,37 +96,17 @@ const VISITOR_RECORDS: u64 = 3;
 /// The environment of the apps these tests run: a grace period longer than any test.
 const GRACE: (&str, &str) = ("ROTATION_GRACE_SECS", "600");
 
-async fn upload_as(app: &TestApp, cookie: &str, text: &str) -> String {
-    let part = reqwest::multipart::Part::bytes(text.as_bytes().to_vec())
-        .file_name("again.txt")
-        .mime_str("text/plain")
-        .expect("mime");
-    let response = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-        .post(format!("{}/", app.address))
-        .header(reqwest::header::COOKIE, cookie)
-        .multipart(reqwest::multipart::Form::new().part("textfile", part))
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    session_cookie_pair(&response).expect("a rotated key")
-}
-
-async fn first_upload(app: &TestApp, text: &str) -> String {
-    let response = upload_with(&cookie_client(), &app.address, "first.txt", text)
-        .await
-        .expect("POST");
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    session_cookie_pair(&response).expect("a session cookie")
+/// An upload with only `cookie` that rotates its key: the new cookie pair.
+async fn upload_again(app: &TestApp, cookie: &str, text: &str) -> String {
+    let (status, rotated) = upload_as(app, cookie, "again.txt", text).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    rotated.expect("a rotated key")
 }
 
 async fn visit(db: &TestDb) -> Visitors {
     let app = spawn_app(db, &[GRACE]).await;
     let superseded = first_upload(&app, "first of two\n").await;
-    let current = upload_as(&app, &superseded, "second of two\n").await;
+    let current = upload_again(&app, &superseded, "second of two\n").await;
     let other = first_upload(&app, "only upload\n").await;
     app.stop().await;
     Visitors {
@@ -240,7 +220,7 @@ async fn copies_every_live_session_once(from: TestDb, to: TestDb) {
     assert!(page(&app, &visitors.other).await.contains("only upload"));
     let old = page(&app, &visitors.superseded).await;
     assert!(old.contains("first of two"), "the superseded key: {old}");
-    let newest = upload_as(&app, &visitors.current, "third upload\n").await;
+    let newest = upload_again(&app, &visitors.current, "third upload\n").await;
     assert!(page(&app, &newest).await.contains("third upload"));
     assert!(page(&app, &visitors.current)
         .await
@@ -434,7 +414,7 @@ async fn sessions_move_while_serving_and_nobody_is_logged_out() {
         .await
         .contains("first of two"));
     // An upload after the switch: only in the new storage.
-    let newest = upload_as(&app, &before.current, "after the switch\n").await;
+    let newest = upload_again(&app, &before.current, "after the switch\n").await;
     assert!(page(&app, &newest).await.contains("after the switch"));
     let old_files: Vec<String> = old.files().into_iter().flatten().collect();
     assert!(
@@ -459,20 +439,21 @@ async fn sessions_move_while_serving_and_nobody_is_logged_out() {
     // The copy moves the rest in the background, never over what moved already.
     let output = copy(&old, &new, &[]);
     assert!(output.status.success(), "{output:?}");
-    assert!(page(&app, &copied_later)
-        .await
-        .contains("moved by the copy"));
-    assert!(page(&app, &before.other).await.contains("only upload"));
-    assert!(page(&app, &newest).await.contains("after the switch"));
+    let everybody = [
+        (copied_later.as_str(), "moved by the copy"),
+        (before.other.as_str(), "only upload"),
+        (newest.as_str(), "after the switch"),
+    ];
+    for (cookie, file) in everybody {
+        assert!(page(&app, cookie).await.contains(file), "{file}");
+    }
     app.stop().await;
 
     // Without PREVIOUS_DATABASE_URL (the move is over) everybody is still there.
     let app = spawn_app(&new, &[GRACE]).await;
-    assert!(page(&app, &copied_later)
-        .await
-        .contains("moved by the copy"));
-    assert!(page(&app, &before.other).await.contains("only upload"));
-    assert!(page(&app, &newest).await.contains("after the switch"));
+    for (cookie, file) in everybody {
+        assert!(page(&app, cookie).await.contains(file), "{file}");
+    }
     app.stop().await;
 }
 case!(async sessions_move_while_serving_and_nobody_is_logged_out needs Postgres);

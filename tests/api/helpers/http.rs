@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use actix_web::cookie::Cookie;
 use reqwest::multipart::{Form, Part};
+use reqwest::StatusCode;
 use textdrop::startup::{SECURE_SESSION_COOKIE, SESSION_COOKIE};
 
 use super::TestApp;
@@ -105,6 +106,40 @@ pub async fn upload_with(
         .multipart(Form::new().part("textfile", part))
         .send()
         .await
+}
+
+/// Uploads `text` with only `cookie` (no jar: whatever key the answer sets is for the caller to
+/// keep or drop). Returns the status and the new cookie pair, if one was set.
+pub async fn upload_as(
+    app: &TestApp,
+    cookie: &str,
+    name: &str,
+    text: &str,
+) -> (StatusCode, Option<String>) {
+    let part = reqwest::multipart::Part::bytes(text.as_bytes().to_vec())
+        .file_name(name.to_owned())
+        .mime_str("text/plain")
+        .expect("mime");
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(format!("{}/", app.address))
+        .header(reqwest::header::COOKIE, cookie)
+        .multipart(reqwest::multipart::Form::new().part("textfile", part))
+        .send()
+        .await
+        .expect("POST");
+    (response.status(), session_cookie_pair(&response))
+}
+
+/// A first upload of `text` by a new visitor: its cookie pair.
+pub async fn first_upload(app: &TestApp, text: &str) -> String {
+    let response = upload_with(&cookie_client(), &app.address, "first.txt", text)
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    session_cookie_pair(&response).expect("a session cookie")
 }
 
 /// The session cookie `response` sets, if any, parsed.
