@@ -151,6 +151,11 @@ impl Plan {
         }
     }
 
+    /// Whether no migration at all is applied: not a textdrop database (or an empty one).
+    pub fn nothing_applied(&self) -> bool {
+        self.pending.len() == text::SQL.len()
+    }
+
     /// The pending migrations' names, comma-separated.
     pub fn names(&self) -> String {
         let names: Vec<&str> = self.pending.iter().map(|(name, _)| *name).collect();

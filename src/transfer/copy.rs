@@ -158,6 +158,22 @@ pub async fn run(
     let mut destination = settings.clone();
     destination.database.url = to;
     destination.database.migrate_on_startup = true;
+    // Read first, without changing anything (a SQLite file that does not exist is not made).
+    if let Some(plan) = backends::migration_plan(&source).await? {
+        anyhow::ensure!(
+            !plan.nothing_applied(),
+            "the source, {}, holds no textdrop sessions: no migration was ever applied there \
+             (a wrong URL, or an empty database)",
+            plan.database
+        );
+        anyhow::ensure!(
+            plan.pending.is_empty(),
+            "the source, {}, was last migrated by an older textdrop ({} pending): run \
+             `textdrop migrate` with DATABASE_URL set to it first",
+            plan.database,
+            plan.names()
+        );
+    }
     let source = backends::connect(&source).await?;
     let destination = backends::connect(&destination).await?;
     let (Some(from), Some(to)) = (source.transfer(), destination.transfer()) else {

@@ -374,6 +374,18 @@ async fn a_copy_refuses_bad_urls_without_showing_passwords() {
     assert!(stderr.contains("--from:"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "{stderr}");
 
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("missing.db");
+    let from = format!("sqlite://{}", missing.display());
+    let to = format!("sqlite://{}", dir.path().join("to.db").display());
+    let nothing = textdrop(&["sessions", "copy", "--from", &from, "--to", &to])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&nothing.stderr);
+    assert!(!nothing.status.success());
+    assert!(stderr.contains("holds no textdrop sessions"), "{stderr}");
+    assert!(!missing.exists(), "a mistyped source is not created");
+
     let no_source = textdrop(&["sessions", "copy"]).output().expect("run");
     let stderr = String::from_utf8_lossy(&no_source.stderr);
     assert!(stderr.contains("PREVIOUS_DATABASE_URL"), "{stderr}");

@@ -72,7 +72,15 @@ impl TestConn {
     /// Opens a connection to the database at `url` (`sqlite://`, `postgres://`, `mysql://`).
     pub fn open(url: &str) -> ConnectionResult<Self> {
         if let Some(path) = url.strip_prefix("sqlite://") {
-            return SqliteConnection::establish(path).map(Self::Sqlite);
+            // A read that meets the app's write lock (a commit's checkpoint) waits for it, as
+            // the app's own connections do, instead of failing with "database is locked".
+            let mut conn = SqliteConnection::establish(path)?;
+            diesel::connection::SimpleConnection::batch_execute(
+                &mut conn,
+                "PRAGMA busy_timeout = 5000",
+            )
+            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+            return Ok(Self::Sqlite(conn));
         }
         if url.starts_with("postgres") {
             return <SyncPg as Connection>::establish(url).map(Self::Postgres);
