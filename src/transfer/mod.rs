@@ -1,6 +1,6 @@
 //! Moving sessions from one storage to another without logging anyone out: `textdrop sessions
 //! copy` ([`copy`]) copies every live session in batches, and `PREVIOUS_DATABASE_URL`
-//! ([`moving`]) makes a running textdrop move a session it does not find over from the previous
+//! (`moving`) makes a running textdrop move a session it does not find over from the previous
 //! storage when its visitor comes back. Both go through one seam each backend implements,
 //! [`Transfer`]: a storage's sessions read and written whole, whatever the storage.
 //!
