@@ -174,7 +174,7 @@ impl Metrics {
             "stored_bytes",
             "What the storage holds, as the storage cap counts it (SQL: the live files' bytes \
              plus 2 KiB a record; Redis: used_memory), measured every 2 s with a cap, every \
-             60 s without.",
+             60 s without (0 until the first measurement).",
         );
         let stored_bytes_limit = int_gauge(
             "stored_bytes_limit",

@@ -31,7 +31,8 @@ pub fn spawn_upkeep(
     let stop = token.clone();
     actix_web::rt::spawn(async move {
         let mut since_forget = Duration::ZERO;
-        let mut since_metric = METRIC_MEASURE_EVERY;
+        // Without a cap, the first measurement for the metric comes a minute after the start.
+        let mut since_metric = Duration::ZERO;
         loop {
             let measured = if cap.limit().is_some() {
                 Some(cap.measure(storage.stored_bytes()).await)
