@@ -4,12 +4,13 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use reqwest::StatusCode;
 use textdrop::startup::Application;
 
-use crate::helpers::{spawn_app, test_settings, Backend, Outage, TestConn, TestDb};
+use crate::helpers::{eventually, spawn_app, test_settings, Backend, Outage, TestConn, TestDb};
 use crate::private_pg::PrivatePostgres;
 
 /// A CA, and a server certificate it signed for `db.textdrop.test` only, written into `dir`:
@@ -38,17 +39,17 @@ fn certificates(dir: &Path) -> Vec<String> {
     ]
 }
 
-/// Whether every connection textdrop holds to the database uses TLS (`pg_stat_ssl`), asked on
-/// a plain connection of the test's own.
-fn app_connections_use_tls(admin_url: &str) -> Vec<bool> {
+/// Whether each connection textdrop holds to the database uses TLS (`pg_stat_ssl`), asked on
+/// `watcher`, a plain connection of the test's own kept for the whole test (one opened per
+/// question would still be listed, closing, when the next is asked).
+fn app_connections_use_tls(watcher: &mut TestConn) -> Vec<bool> {
     #[derive(diesel::QueryableByName)]
     struct Ssl {
         #[diesel(sql_type = diesel::sql_types::Bool)]
         ssl: bool,
     }
     use diesel::RunQueryDsl;
-    let mut conn = TestConn::open(admin_url).expect("connect");
-    let TestConn::Postgres(pg) = &mut conn else {
+    let TestConn::Postgres(pg) = watcher else {
         unreachable!("a PostgreSQL URL")
     };
     diesel::sql_query(
@@ -72,6 +73,7 @@ async fn sslmode_disable_require_verify_ca_and_verify_full_mean_what_libpq_says(
     });
     let ca = dir.expect("the server's directory").join("ca.pem");
     let admin = format!("{}?sslmode=disable", pg.url());
+    let mut watcher = TestConn::open(&admin).expect("connect");
     let with = |params: &str| format!("{}?{params}", pg.url());
 
     for (params, tls) in [
@@ -90,13 +92,23 @@ async fn sslmode_disable_require_verify_ca_and_verify_full_mean_what_libpq_says(
             app.get_text("/action").await.contains("over TLS or not"),
             "{params}"
         );
-        let connections = app_connections_use_tls(&admin);
+        let connections = app_connections_use_tls(&mut watcher);
         assert!(!connections.is_empty(), "{params}");
         assert!(
             connections.iter().all(|&ssl| ssl == tls),
             "{params}: {connections:?}"
         );
         app.stop().await;
+        // A stopped app's connections close a moment later, not at once: the next mode's
+        // check must see only its own app's.
+        assert!(
+            eventually(Duration::from_secs(10), || app_connections_use_tls(
+                &mut watcher
+            )
+            .is_empty())
+            .await,
+            "{params}: the stopped app's connections closed"
+        );
     }
 
     // The certificate is for db.textdrop.test, not 127.0.0.1: verify-full refuses it.
