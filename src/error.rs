@@ -16,7 +16,8 @@ use crate::templates;
 pub enum AppError {
     #[error("page not found")]
     NotFound,
-    /// Two uploads of one session at once (two tabs): the other one was stored.
+    /// An upload sent with a key another upload had replaced (two tabs, a stale page): the
+    /// other one was stored.
     #[error("upload conflict")]
     UploadConflict,
     /// The page exists, but not for this method.
@@ -51,9 +52,10 @@ impl ResponseError for AppError {
         let (title, message) = match self {
             AppError::NotFound => ("Page not found", "There is no page at this address."),
             AppError::UploadConflict => (
-                "Another upload came first",
-                "Another upload from this browser replaced this session a moment ago, so this \
-                 one was not stored. Please upload it again in a minute.",
+                "A newer upload replaced this file",
+                "A newer upload replaced the file of this session a moment ago (another tab or \
+                 window, or an earlier try), so this upload was not stored. Open your file page \
+                 to see which file is kept, then upload this one again if you want it instead.",
             ),
             AppError::MethodNotAllowed => (
                 "Method not allowed",

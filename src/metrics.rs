@@ -30,6 +30,7 @@ struct Inner {
     store_latency: HistogramVec,
     store_errors: IntCounterVec,
     superseded_key_uses: IntCounter,
+    corrupt_records: IntCounter,
     sweeper: SweeperGauges,
     refusals: IntCounterVec,
     responses: IntCounterVec,
@@ -130,6 +131,13 @@ impl Metrics {
         )
         .expect("valid counter");
 
+        let corrupt_records = IntCounter::new(
+            "corrupt_records_total",
+            "Session records that did not read back (a value that no longer parses, in this \
+             storage or the previous one): each was treated as no session.",
+        )
+        .expect("valid counter");
+
         let gauge = |name: &str, help: &str| Gauge::new(name, help).expect("valid gauge");
         let int_gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid gauge");
         let sweeper = SweeperGauges {
@@ -201,6 +209,7 @@ impl Metrics {
             Box::new(store_latency.clone()),
             Box::new(store_errors.clone()),
             Box::new(superseded_key_uses.clone()),
+            Box::new(corrupt_records.clone()),
             Box::new(sweeper.expired.clone()),
             Box::new(sweeper.oldest_expired_age.clone()),
             Box::new(sweeper.last_success.clone()),
@@ -226,6 +235,7 @@ impl Metrics {
             store_latency,
             store_errors,
             superseded_key_uses,
+            corrupt_records,
             sweeper,
             refusals,
             responses,
@@ -295,6 +305,11 @@ impl Metrics {
     /// The counter of superseded keys used after their grace period, for the stores.
     pub fn superseded_key_uses(&self) -> IntCounter {
         self.0.superseded_key_uses.clone()
+    }
+
+    /// The counter of records that did not read back (`textdrop_corrupt_records_total`).
+    pub fn corrupt_records(&self) -> IntCounter {
+        self.0.corrupt_records.clone()
     }
 
     pub fn cleanup_skipped(&self) {

@@ -15,7 +15,7 @@ use crate::limits::{ClientShares, StorageCap, UploadBuffer, UploadRate, FRAMING_
 use crate::metrics::Metrics;
 use crate::middleware::{logged_request_line, security_headers};
 use crate::routes::{self, guard::Guard};
-use crate::session::{MeteredStore, Sessions};
+use crate::session::{MeteredStore, RotationKey, Sessions};
 use crate::storage::SessionStorage;
 use crate::sweeper::CleanupTask;
 use crate::templates;
@@ -288,7 +288,9 @@ fn run(
         // Runs once per worker, on the worker's thread: its store, on its own connections.
         let store = storage
             .worker_store()
-            .counting_late_uses(metrics.superseded_key_uses());
+            .with_rotation_key(RotationKey::derived_from(key.master()))
+            .counting_late_uses(metrics.superseded_key_uses())
+            .counting_corrupt_records(metrics.corrupt_records());
         let metered = MeteredStore::new(store.clone(), (**metrics).clone());
         let sessions = || session_middleware(metered.clone(), key.clone(), &settings.session);
         let app = App::new()

@@ -49,7 +49,7 @@ pub async fn mysql_deadlock_victim(url: &str) -> DeadlockRun {
         ))
         .await
         .expect("hold row 0 and 58 more");
-    let pool = AsyncPool::new(open, 1);
+    let pool = AsyncPool::new(open, 1, std::time::Duration::from_secs(5));
     let attempts = Cell::new(0u32);
     let update = |id: i32| format!("UPDATE {table} SET v = 'pool' WHERE id = {id}");
 

@@ -15,6 +15,7 @@ pub(crate) mod postgres;
 pub(crate) mod redis;
 pub(crate) mod sql;
 pub(crate) mod sqlite;
+pub(crate) mod verdict;
 pub(crate) mod wait;
 
 use std::rc::Rc;

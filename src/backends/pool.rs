@@ -10,7 +10,11 @@
 //!
 //! A checkout waits at most [`CHECKOUT_TIMEOUT`]; connections are not tested on checkout (that
 //! would be a round trip per request) but a statement that fails because its connection is
-//! gone takes that connection out of the pool ([`PooledConn::settle`]).
+//! gone takes that connection out of the pool ([`PooledConn::settle`]) and runs once more on a
+//! fresh one ([`on_pool!`]): every statement textdrop runs may run twice (a rotation or an
+//! insert that did commit before the connection went is recognised as done by the store).
+//! Every statement has a deadline on this side too ([`AsyncPool::statement_deadline`]): a
+//! server that stops answering costs a request that long, then its connection is dropped.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -68,25 +72,46 @@ impl<C: Driver> managed::Manager for Manager<C> {
 /// A pool of connections of one driver to one database. Cheap to clone.
 pub(crate) struct AsyncPool<C: Driver> {
     pool: Pool<Manager<C>>,
+    statement_deadline: Duration,
 }
 
 impl<C: Driver> Clone for AsyncPool<C> {
     fn clone(&self) -> Self {
         Self {
             pool: self.pool.clone(),
+            statement_deadline: self.statement_deadline,
         }
     }
 }
 
+/// The statement timeout of the main thread's connections (the sweeper, the storage cap's
+/// measurement, the commands), unless requests get longer: their work reads or deletes many
+/// rows, and no visitor waits for it.
+pub(crate) const MAINTENANCE_STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How much longer than the server's own statement timeout this side waits for an answer
+/// before it gives the connection up: the server's error has that long to arrive first.
+pub(crate) const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+
 impl<C: Driver> AsyncPool<C> {
     /// A pool of at most `size` connections made by `open`, opened on first use by the task
-    /// that asks (nothing is connected here).
-    pub(crate) fn new(open: Open<C>, size: usize) -> Self {
+    /// that asks (nothing is connected here), whose statements the server stops after
+    /// `statement_timeout` (the connections' own setting) and this side after that and
+    /// [`DEADLINE_MARGIN`].
+    pub(crate) fn new(open: Open<C>, size: usize, statement_timeout: Duration) -> Self {
         let pool = Pool::builder(Manager(open))
             .max_size(size.max(1))
             .build()
             .expect("a pool without a runtime-dependent option builds");
-        Self { pool }
+        Self {
+            pool,
+            statement_deadline: statement_timeout + DEADLINE_MARGIN,
+        }
+    }
+
+    /// How long a piece of work on one connection may take before the connection is given up.
+    pub(crate) fn statement_deadline(&self) -> Duration {
+        self.statement_deadline
     }
 
     /// A connection, waiting at most [`CHECKOUT_TIMEOUT`]; a database that cannot be reached
@@ -109,19 +134,36 @@ impl<C: Driver> AsyncPool<C> {
 pub(crate) struct PooledConn<C: Driver>(Object<Manager<C>>);
 
 /// Runs `$work` (an expression using the connection `$conn`, awaited) on a connection of
-/// `$pool`, once more at once if the driver says its error is worth it, and settles the
-/// outcome ([`PooledConn::settle`]): a `StoreResult`.
+/// `$pool` within the pool's statement deadline, once more at once if the driver says its
+/// error is worth it, and settles the outcome ([`PooledConn::settle`]): a `StoreResult`. Work
+/// whose connection was lost under it runs once more on a fresh connection.
 macro_rules! on_pool {
     ($pool:expr, $conn:ident => $work:expr) => {{
-        match $pool.get().await {
-            Err(err) => Err(err),
-            Ok(mut $conn) => {
-                let mut result = $work;
-                if $conn.worth_retrying(&result) {
-                    log::debug!("retrying once after: {:?}", result.as_ref().err());
-                    result = $work;
+        let pool = &$pool;
+        let mut lost_before = false;
+        loop {
+            let mut $conn = match pool.get().await {
+                Err(err) => break Err(err),
+                Ok(conn) => conn,
+            };
+            let deadline = pool.statement_deadline();
+            let mut result = match tokio::time::timeout(deadline, async { $work }).await {
+                Ok(result) => result,
+                Err(_) => break Err($conn.abandon(deadline)),
+            };
+            if $conn.worth_retrying(&result) {
+                log::debug!("retrying once after: {:?}", result.as_ref().err());
+                result = match tokio::time::timeout(deadline, async { $work }).await {
+                    Ok(result) => result,
+                    Err(_) => break Err($conn.abandon(deadline)),
+                };
+            }
+            match $conn.settle(result) {
+                Err(err) if err.is_lost() && !lost_before => {
+                    log::info!("a database connection was lost under a statement; running it again on a new one: {err}");
+                    lost_before = true;
                 }
-                $conn.settle(result)
+                settled => break settled,
             }
         }
     }};
@@ -142,10 +184,19 @@ impl<C: Driver> PooledConn<C> {
             Ok(value) => Ok(value),
             Err(err) if self.0.lost(&err) => {
                 drop(Object::take(self.0));
-                Err(StoreError::unavailable(err))
+                Err(StoreError::lost(err))
             }
-            Err(err) => Err(StoreError::failed(err)),
+            Err(err) => Err(crate::backends::verdict::verdict(err)),
         }
+    }
+
+    /// Gives up a connection whose work ran past `deadline`: in the middle of a statement, it
+    /// is in no state to serve another, so it is closed rather than pooled.
+    pub(crate) fn abandon(self, deadline: Duration) -> StoreError {
+        drop(Object::take(self.0));
+        StoreError::unavailable(anyhow::anyhow!(
+            "the database did not answer within {deadline:?}"
+        ))
     }
 }
 

@@ -231,18 +231,21 @@ pub fn plan_writes(
     plan
 }
 
-/// A live row as `fetch` reads it: state, expiry, creation, when it was superseded, and the
-/// file when asked for.
+/// A live row as `fetch` reads it: state, expiry, creation, when it was superseded and by
+/// which row, and the file when asked for.
 pub type LiveRow = (
     String,
     NaiveDateTime,
     NaiveDateTime,
     Option<NaiveDateTime>,
     Option<String>,
+    Option<String>,
 );
 
 /// The record a live row holds.
-pub fn record_of((state, expires_at, created_at, superseded_at, file): LiveRow) -> Record {
+pub fn record_of(
+    (state, expires_at, created_at, superseded_at, successor, file): LiveRow,
+) -> Record {
     Record {
         state,
         loaded: Loaded {
@@ -251,8 +254,30 @@ pub fn record_of((state, expires_at, created_at, superseded_at, file): LiveRow) 
             superseded_at,
         },
         file,
+        successor,
     }
 }
+
+/// The most rows a chain walk follows: a session keeps one superseded record, so a chain is
+/// two or three rows long (a copy may add one); this bounds the walk whatever the table holds.
+pub const CHAIN_WALK: usize = 8;
+
+/// The ids of a chain, grown by the (id, successor) pairs a step read: every id and every
+/// successor named. `None` once it grows no more (or reaches [`CHAIN_WALK`] ids).
+pub fn grown_chain(chain: &[String], links: Vec<(String, Option<String>)>) -> Option<Vec<String>> {
+    let mut grown = chain.to_vec();
+    for (id, successor) in links {
+        for id in std::iter::once(id).chain(successor) {
+            if !grown.contains(&id) && grown.len() < CHAIN_WALK {
+                grown.push(id);
+            }
+        }
+    }
+    (grown.len() > chain.len()).then_some(grown)
+}
+
+/// The state a tombstone keeps (a record superseded without a grace period): an empty map.
+pub const TOMBSTONE_STATE: &str = "{}";
 
 /// The statements every SQL backend runs on the `sessions` table, in Diesel's query builder,
 /// expanded in a backend's module for its connection type. `$($run)*` is `.await` for the
@@ -284,24 +309,28 @@ macro_rules! session_queries {
                     sessions::expires_at,
                     sessions::created_at,
                     sessions::superseded_at,
+                    sessions::successor,
                     sessions::file,
                 ))
                 .first::<LiveRow>(conn)
                 $($run)*
                 .optional()
             } else {
+                type WithoutFile =
+                    (String, NaiveDateTime, NaiveDateTime, Option<NaiveDateTime>, Option<String>);
                 let row = live
                     .select((
                         sessions::state,
                         sessions::expires_at,
                         sessions::created_at,
                         sessions::superseded_at,
+                        sessions::successor,
                     ))
-                    .first::<(String, NaiveDateTime, NaiveDateTime, Option<NaiveDateTime>)>(conn)
+                    .first::<WithoutFile>(conn)
                     $($run)*
                     .optional()?;
-                Ok(row.map(|(state, expires_at, created_at, superseded_at)| {
-                    (state, expires_at, created_at, superseded_at, None)
+                Ok(row.map(|(state, expires_at, created_at, superseded_at, successor)| {
+                    (state, expires_at, created_at, superseded_at, successor, None)
                 }))
             }
         }
@@ -312,9 +341,9 @@ macro_rules! session_queries {
         }
 
         /// The old side of a rotation from `old` to `new`, if `old` is live and current: the
-        /// row is deleted (`rotation.keep_until` is `None`) or marked superseded by `new` and
-        /// set to expire at `keep_until`, and the row `old` had superseded goes. How many rows
-        /// `old` was (0 or 1): 0 means nothing changed.
+        /// row is marked superseded by `new` and set to expire at `rotation.keep_until`, its
+        /// state and file emptied unless `rotation.keep_data`, and the row `old` had superseded
+        /// goes. How many rows `old` was (0 or 1): 0 means nothing changed.
         #[allow(dead_code, reason = "PostgreSQL rotates a key in one statement of its own")]
         pub(super) $($async)? fn supersede(
             conn: &mut $conn,
@@ -326,16 +355,23 @@ macro_rules! session_queries {
                 .filter(sessions::id.eq(old))
                 .filter(sessions::expires_at.gt(rotation.now))
                 .filter(sessions::successor.is_null());
-            let changed = match rotation.keep_until {
-                None => diesel::delete(current).execute(conn) $($run)* ?,
-                Some(until) => diesel::update(current)
+            let mark = (
+                sessions::successor.eq(new),
+                sessions::superseded_at.eq(rotation.now),
+                sessions::expires_at.eq(rotation.keep_until),
+            );
+            let changed = if rotation.keep_data {
+                diesel::update(current).set(mark).execute(conn) $($run)* ?
+            } else {
+                diesel::update(current)
                     .set((
-                        sessions::successor.eq(new),
-                        sessions::superseded_at.eq(rotation.now),
-                        sessions::expires_at.eq(until),
+                        mark,
+                        sessions::state.eq(crate::backends::sql::TOMBSTONE_STATE),
+                        sessions::file.eq(None::<String>),
+                        sessions::file_bytes.eq(0),
                     ))
                     .execute(conn)
-                    $($run)* ?,
+                    $($run)* ?
             };
             if changed > 0 {
                 diesel::delete(sessions::table.filter(sessions::successor.eq(old)))
@@ -397,13 +433,25 @@ macro_rules! session_queries {
             $($run)*
         }
 
-        /// Deletes the row `id`, live or not, and the row it superseded.
+        /// Deletes the row `id`, live or not, and its whole chain: the rows it superseded and
+        /// the rows that superseded it, found by following `successor` both ways (at most
+        /// `CHAIN_WALK` rows).
         pub(super) $($async)? fn delete(conn: &mut $conn, id: &str) -> QueryResult<usize> {
-            diesel::delete(
-                sessions::table.filter(sessions::id.eq(id).or(sessions::successor.eq(id))),
-            )
-            .execute(conn)
-            $($run)*
+            let mut chain = vec![id.to_owned()];
+            loop {
+                let links: Vec<(String, Option<String>)> = sessions::table
+                    .filter(sessions::id.eq_any(&chain).or(sessions::successor.eq_any(&chain)))
+                    .select((sessions::id, sessions::successor))
+                    .load(conn)
+                    $($run)* ?;
+                match crate::backends::sql::grown_chain(&chain, links) {
+                    Some(grown) => chain = grown,
+                    None => break,
+                }
+            }
+            diesel::delete(sessions::table.filter(sessions::id.eq_any(&chain)))
+                .execute(conn)
+                $($run)*
         }
 
         /// Up to `limit` rows live at `now` whose id sorts after `after`, in id order, whole.

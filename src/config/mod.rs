@@ -73,6 +73,8 @@ pub struct DatabaseSettings {
     pub pool_size: u32,
     /// How long startup keeps retrying an unreachable database before giving up.
     pub connect_timeout: Duration,
+    /// How long one statement may run or wait for a lock (SQL databases).
+    pub statement_timeout: Duration,
     /// Whether startup runs pending migrations (else it refuses to start while some are).
     pub migrate_on_startup: bool,
 }
@@ -202,6 +204,7 @@ impl Settings {
                 },
                 pool_size: env.whole(&DATABASE_POOL_SIZE)?,
                 connect_timeout: env.secs(&DATABASE_CONNECT_TIMEOUT_SECS)?,
+                statement_timeout: env.secs(&DATABASE_STATEMENT_TIMEOUT_SECS)?,
                 migrate_on_startup: env.bool(&MIGRATE_ON_STARTUP)?,
             },
             session: SessionSettings {

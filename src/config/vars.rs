@@ -101,6 +101,10 @@ pub const DATABASE_POOL_SIZE: Var = var("DATABASE_POOL_SIZE", "10", whole(1, 512
 /// How long startup retries an unreachable database; 0 tries once.
 pub const DATABASE_CONNECT_TIMEOUT_SECS: Var =
     var("DATABASE_CONNECT_TIMEOUT_SECS", "30", whole(0, 3_600));
+/// Every statement on a SQL database is stopped after this long (the server's statement and
+/// lock timeouts, and this side's own deadline a second later): the request gets 503.
+pub const DATABASE_STATEMENT_TIMEOUT_SECS: Var =
+    var("DATABASE_STATEMENT_TIMEOUT_SECS", "5", whole(1, 3_600));
 /// `false`: startup runs no migration, and refuses to start while one is pending (for
 /// deployments whose database user has no DDL rights: `textdrop migrate --print-sql`).
 pub const MIGRATE_ON_STARTUP: Var = var("MIGRATE_ON_STARTUP", "true", Kind::Bool);
@@ -140,6 +144,7 @@ pub const ALL: &[Var] = &[
     WRITE_TIMEOUT_SECS,
     DATABASE_POOL_SIZE,
     DATABASE_CONNECT_TIMEOUT_SECS,
+    DATABASE_STATEMENT_TIMEOUT_SECS,
     MIGRATE_ON_STARTUP,
     SHUTDOWN_GRACE_SECS,
     METRICS_ADDR,

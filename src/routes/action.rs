@@ -165,7 +165,14 @@ pub async fn show(
         return Ok(templates::page(StatusCode::OK, "action.html", &context));
     };
     let view = View::parse(&query)?;
-    if let Some((kept_until, deadline)) = storage.kept_until(lifetime) {
+    // A superseded key shows the previous version until its grace ends, and says so; the
+    // current one says how long the file is kept.
+    if let Some(until) = scope::superseded().and_then(|s| s.shown_until) {
+        context.insert(
+            "previous_until",
+            &until.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        );
+    } else if let Some((kept_until, deadline)) = storage.kept_until(lifetime) {
         let shown = |at: chrono::NaiveDateTime| at.format("%Y-%m-%d %H:%M UTC").to_string();
         context.insert("kept_until", &shown(kept_until));
         context.insert("deadline", &deadline.map(shown));

@@ -17,6 +17,7 @@ use crate::routes::decode::decode_text;
 use crate::routes::form::form_page;
 use crate::routes::guard::BodyStop;
 pub use crate::routes::refusal::UploadError;
+use crate::session::rotation::{file_digest, FileDigest};
 use crate::session::{FileInfo, TextdropSession};
 
 /// Longest file name kept in the session; longer names are cut.
@@ -55,8 +56,9 @@ fn is_format_char(c: char) -> bool {
         .any(|range| (range[0]..=range[1]).contains(&u32::from(c)))
 }
 
-/// The file to store: its description and text, decoded off the async executor.
-async fn received_file(form: UploadForm) -> Result<(FileInfo, String), UploadError> {
+/// The file to store: its description, its text and the text's digest, decoded and hashed off
+/// the async executor.
+async fn received_file(form: UploadForm) -> Result<(FileInfo, String, FileDigest), UploadError> {
     let part = form.textfile.ok_or(UploadError::NoFile)?;
     let Some(name) = part.file_name else {
         return Err(UploadError::NotAFile);
@@ -67,16 +69,21 @@ async fn received_file(form: UploadForm) -> Result<(FileInfo, String), UploadErr
     }
     let size = part.data.len() as u64;
     let data = part.data;
-    let decoded = web::block(move || decode_text(&data))
-        .await
-        .map_err(|_| UploadError::Malformed)??;
+    let (decoded, digest) = web::block(move || {
+        decode_text(&data).map(|decoded| {
+            let digest = file_digest(&decoded.text);
+            (decoded, digest)
+        })
+    })
+    .await
+    .map_err(|_| UploadError::Malformed)??;
     let info = FileInfo {
         name: clean_name(&name),
         size,
         lines: decoded.lines,
         encoding: decoded.converted_from.map(str::to_owned),
     };
-    Ok((info, decoded.text))
+    Ok((info, decoded.text, digest))
 }
 
 /// The query GET / understands: `?forgotten=1` after "Forget my data now".
@@ -125,7 +132,7 @@ pub async fn upload(
             None,
         ))
     };
-    let (info, text) = match received {
+    let (info, text, digest) = match received {
         Ok(file) => file,
         Err(err) => return refuse(err),
     };
@@ -135,7 +142,7 @@ pub async fn upload(
         return refuse(UploadError::StorageFull);
     };
     session
-        .store_file(&info, text, reservation)
+        .store_file(&info, text, digest, reservation)
         .map_err(|err| AppError::Internal(err.into()))?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/action"))

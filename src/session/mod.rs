@@ -6,6 +6,7 @@
 pub(crate) mod lifetime;
 pub(crate) mod metered;
 pub mod records;
+pub mod rotation;
 pub(crate) mod scope;
 pub mod store;
 pub(crate) mod typed;
@@ -13,6 +14,7 @@ pub(crate) mod typed;
 pub use lifetime::MaxLifetime;
 pub use metered::MeteredStore;
 pub use records::{Records, StoreError};
+pub use rotation::RotationKey;
 pub use store::{session_id, TextdropStore};
 pub use typed::{FileInfo, TextdropSession};
 

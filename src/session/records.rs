@@ -31,6 +31,8 @@ pub struct Record {
     pub loaded: Loaded,
     /// The file, when it was asked for and there is one.
     pub file: Option<String>,
+    /// The id of the record that superseded this one (`None` while it is current).
+    pub successor: Option<String>,
 }
 
 /// A new record; its creation time is also "now" for the write.
@@ -67,14 +69,18 @@ pub struct Replacement {
     pub now: NaiveDateTime,
 }
 
-/// A key rotation's time and what happens to the old record.
+/// A key rotation's time and what happens to the old record: it is kept, marked superseded at
+/// `now` by the new record (so that a key has one successor, and a retry of this very rotation
+/// can be told from another upload), read-only, until `keep_until`; the record it superseded in
+/// turn is deleted.
 #[derive(Debug, Clone, Copy)]
 pub struct Rotation {
     pub now: NaiveDateTime,
-    /// `None`: the old record is deleted at once. `Some(until)`: it is kept, read-only and
-    /// marked superseded at `now`, expiring at `until` (two grace periods), and the record it
-    /// superseded in turn is deleted.
-    pub keep_until: Option<NaiveDateTime>,
+    /// When the old record goes.
+    pub keep_until: NaiveDateTime,
+    /// Whether the old record keeps its state and file (a grace period: its key still shows
+    /// them), or keeps only its link, an empty state and no file (a tombstone, without one).
+    pub keep_data: bool,
 }
 
 /// A later expiry for a live record, written only if it still expires before `due` (no other
@@ -89,31 +95,80 @@ pub struct Extension {
 /// Why a storage operation failed, with the verdict the page needs.
 #[derive(Debug)]
 pub struct StoreError {
-    unavailable: bool,
+    kind: ErrorKind,
     cause: anyhow::Error,
 }
 
+/// What a [`StoreError`] means for the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ErrorKind {
+    /// The storage could not be reached, or did not answer in time: 503.
+    Unavailable,
+    /// The connection a statement ran on was lost: the statement may or may not have run
+    /// (503 unless a retry on a fresh connection succeeds).
+    Lost,
+    /// The storage answered with an error: 500.
+    Failed,
+    /// A write met a record already stored under its id.
+    Duplicate,
+    /// A stored record that cannot be read (a value no longer parses): no session.
+    Corrupt,
+}
+
 impl StoreError {
-    /// The storage could not be reached (down, unreachable, no connection free in time): the
-    /// visitor is asked to try again (503).
-    pub fn unavailable(cause: impl Into<anyhow::Error>) -> Self {
+    fn of(kind: ErrorKind, cause: impl Into<anyhow::Error>) -> Self {
         Self {
-            unavailable: true,
+            kind,
             cause: cause.into(),
         }
+    }
+
+    /// The storage could not be reached (down, unreachable, no connection free in time, a
+    /// statement past its deadline): the visitor is asked to try again (503).
+    pub fn unavailable(cause: impl Into<anyhow::Error>) -> Self {
+        Self::of(ErrorKind::Unavailable, cause)
+    }
+
+    /// The connection went away under a statement: it may or may not have run. Unavailable,
+    /// and worth one more try on a fresh connection where running twice is harmless.
+    pub fn lost(cause: impl Into<anyhow::Error>) -> Self {
+        Self::of(ErrorKind::Lost, cause)
     }
 
     /// The storage answered, with an error (a failed statement, bad data): an opaque 500.
     pub fn failed(cause: impl Into<anyhow::Error>) -> Self {
-        Self {
-            unavailable: false,
-            cause: cause.into(),
-        }
+        Self::of(ErrorKind::Failed, cause)
     }
 
-    /// Whether the storage itself could not be reached.
+    /// A write found its id taken.
+    pub fn duplicate(cause: impl Into<anyhow::Error>) -> Self {
+        Self::of(ErrorKind::Duplicate, cause)
+    }
+
+    /// A stored record could not be read back (a date, a number or a text that no longer
+    /// parses).
+    pub fn corrupt(cause: impl Into<anyhow::Error>) -> Self {
+        Self::of(ErrorKind::Corrupt, cause)
+    }
+
+    /// Whether the storage itself could not be reached (or lost the connection).
     pub fn is_unavailable(&self) -> bool {
-        self.unavailable
+        matches!(self.kind, ErrorKind::Unavailable | ErrorKind::Lost)
+    }
+
+    /// Whether the connection was lost under the statement.
+    pub fn is_lost(&self) -> bool {
+        self.kind == ErrorKind::Lost
+    }
+
+    /// Whether a write found its id taken.
+    pub fn is_duplicate(&self) -> bool {
+        self.kind == ErrorKind::Duplicate
+    }
+
+    /// Whether a stored record could not be read back.
+    pub fn is_corrupt(&self) -> bool {
+        self.kind == ErrorKind::Corrupt
     }
 
     /// The cause, for the log.
@@ -169,7 +224,8 @@ pub trait Records {
     /// is never extended).
     fn extend<'a>(&'a self, id: &'a str, extension: Extension) -> StoreFuture<'a, ()>;
 
-    /// Deletes the record `id`, live or not, and the record it superseded if one is kept.
+    /// Deletes the record `id`, live or not, and every record of its chain: the record it
+    /// superseded and the record that superseded it, and theirs in turn.
     fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()>;
 
     /// Answers a trivial request (readiness).

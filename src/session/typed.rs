@@ -2,7 +2,7 @@
 //!
 //! The session map holds only the file's description ([`FileInfo`]); the file itself goes to
 //! the store through the request's scope ([`scope`]) and comes back only to the page that shows
-//! it. An upload rotates the session's key: a new key every time, the old one deleted.
+//! it. An upload rotates the session's key: a new key every time, the old one superseded.
 
 use actix_session::{Session, SessionExt, SessionInsertError};
 use actix_web::dev::Payload;
@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::future::{ready, Ready};
 
 use crate::limits::Reservation;
+use crate::session::rotation::FileDigest;
 use crate::session::scope::{self, PendingFile};
 
 /// What the session map says about the uploaded file.
@@ -45,17 +46,23 @@ impl TextdropSession {
         }
     }
 
-    /// Stores an uploaded file, replacing any previous one, under a new session key: after the
-    /// handler the store writes the new session and deletes the old one in one step
-    /// (`Records::rotate`), so a key someone else planted or saw never shows this upload.
+    /// Stores an uploaded file (whose text's SHA-256 is `digest`), replacing any previous
+    /// one, under a new session key: after the handler the store writes the new session and
+    /// supersedes the old one in one step (`Records::rotate`), so a key someone else planted or
+    /// saw never shows this upload.
     pub fn store_file(
         &self,
         info: &FileInfo,
         text: String,
+        digest: FileDigest,
         reservation: Reservation,
     ) -> Result<(), SessionInsertError> {
         self.0.insert(Self::FILE, info)?;
-        scope::put_pending_file(PendingFile { text, reservation });
+        scope::put_pending_file(PendingFile {
+            text,
+            digest,
+            reservation,
+        });
         Ok(())
     }
 

@@ -7,9 +7,10 @@
 //! A session read for a move is an [`Exported`] record: its state, its file, its creation and
 //! expiry times, and, while a rotation's grace period lasts, the link between the superseded
 //! record and the one that replaced it. SQL keeps that link on the superseded row
-//! (`successor`), Redis on the replacing hash (`predecessor`); each reader fills in what its
-//! storage knows, and each writer writes the link its storage keeps. A superseded record
-//! whose successor is not known yet is written so that it stays read-only.
+//! (`successor`), Redis on both hashes (`successor` on the superseded one, `predecessor` on the
+//! replacing one); each reader fills in what its storage knows, and each writer writes the
+//! links its storage keeps. A superseded record whose successor is not known yet is written so
+//! that it stays read-only.
 //!
 //! What "already there" means: the destination holds the record with an expiry no earlier
 //! than the source's (within [`SAME_EXPIRY`], the precision Redis keeps a TTL in when it is
@@ -41,7 +42,7 @@ pub struct Exported {
     pub file: Option<String>,
     /// When a rotation superseded it; `None`: the current record.
     pub superseded_at: Option<NaiveDateTime>,
-    /// The record that superseded it, when the source knows (SQL does).
+    /// The record that superseded it, when the source knows (SQL and Redis do).
     pub successor: Option<String>,
     /// The superseded record it replaced, when one is kept and the source knows (both do).
     pub predecessor: Option<String>,

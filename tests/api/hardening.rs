@@ -353,18 +353,15 @@ async fn two_tabs_uploading_at_once_leave_one_whole_file(db: TestDb) {
         app.upload("b.txt", file("B"))
     );
 
-    // One rotates the start session; the other, finding it superseded, is refused with 409
-    // (or, when one ran after the other, rotates the first one's result).
+    // One rotates the start session; the other, another file sent with the key it superseded,
+    // is refused with 409 (or, when one ran after the other, rotates the first one's result).
     let statuses = [a.status(), b.status()];
     assert!(statuses.contains(&StatusCode::SEE_OTHER), "{statuses:?}");
     for (status, response) in [(statuses[0], a), (statuses[1], b)] {
         if status != StatusCode::SEE_OTHER {
             assert_eq!(status, StatusCode::CONFLICT);
             let page = response.text().await.expect("body");
-            assert!(
-                page.contains("Another upload from this browser"),
-                "{page:.400}"
-            );
+            assert!(page.contains("A newer upload replaced"), "{page:.400}");
             assert!(page.contains("was not stored"), "{page:.400}");
         }
     }

@@ -167,7 +167,281 @@ async fn each_session_keeps_one_superseded_record(db: TestDb) {
     app.stop().await;
 }
 
+/// POST /forget with only `cookie`; the status.
+async fn forget_with(app: &TestApp, cookie: &str) -> StatusCode {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(format!("{}/forget", app.address))
+        .header(reqwest::header::COOKIE, cookie)
+        .send()
+        .await
+        .expect("POST /forget")
+        .status()
+}
+
+/// The same upload sent again with the key it replaced (the second request of a double
+/// click, a browser's retry after a lost reply) is answered as the success it was: 303 and a
+/// cookie for the key it is stored under. Nothing is stored twice; the chain stays one.
+async fn the_same_upload_sent_again_is_answered_with_its_key(db: TestDb) {
+    let app = spawn_app(&db, &[("ROTATION_GRACE_SECS", GRACE)]).await;
+    let old = first_upload(
+        &app,
+        "version one
+",
+    )
+    .await;
+    let (status, first) = upload_as(
+        &app,
+        &old,
+        "two.txt",
+        "version two
+",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let first = first.expect("the upload's key");
+
+    let (status, again) = upload_as(
+        &app,
+        &old,
+        "two.txt",
+        "version two
+",
+    )
+    .await;
+
+    assert_eq!(status, StatusCode::SEE_OTHER, "the retry is a success");
+    let again = again.expect("the retry gets the upload's key back");
+    let page = action_with(&app, &again).await;
+    assert!(page.contains("version two"), "{page:.400}");
+    assert!(!page.contains("A newer upload replaced"), "{page:.400}");
+    assert_eq!(
+        db.row_count(),
+        2,
+        "the superseded record and the one upload"
+    );
+    // Both cookies name one record: forget with the retry's removes what the first shows.
+    assert_eq!(forget_with(&app, &again).await, StatusCode::SEE_OTHER);
+    assert!(!action_with(&app, &first).await.contains("version two"));
+    assert_eq!(db.row_count(), 0);
+    app.stop().await;
+}
+
+/// Another upload sent with a key an upload has replaced is refused with a page that says a
+/// newer upload replaced this session, and changes nothing; the newer file stays.
+async fn another_upload_with_a_replaced_key_is_refused_and_says_why(db: TestDb) {
+    let app = spawn_app(&db, &[("ROTATION_GRACE_SECS", GRACE)]).await;
+    let old = first_upload(
+        &app,
+        "version one
+",
+    )
+    .await;
+    let (_, new) = upload_as(
+        &app,
+        &old,
+        "two.txt",
+        "version two
+",
+    )
+    .await;
+    let new = new.expect("new key");
+
+    let part = reqwest::multipart::Part::bytes(
+        b"version three
+"
+        .to_vec(),
+    )
+    .file_name("three.txt")
+    .mime_str("text/plain")
+    .expect("mime");
+    let refused = reqwest::Client::new()
+        .post(format!("{}/", app.address))
+        .header(reqwest::header::COOKIE, &old)
+        .multipart(reqwest::multipart::Form::new().part("textfile", part))
+        .send()
+        .await
+        .expect("POST");
+
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert!(crate::helpers::session_cookie(&refused).is_none());
+    let page = refused.text().await.expect("body");
+    assert!(page.contains("A newer upload replaced"), "{page:.600}");
+    assert!(page.contains("was not stored"), "{page:.600}");
+    assert!(!page.contains("from this browser"), "{page:.600}");
+    assert!(action_with(&app, &new).await.contains("version two"));
+    assert_eq!(db.row_count(), 2);
+    app.stop().await;
+}
+
+/// "Forget my data now" from a key an upload has replaced (a tab left on the previous
+/// version) removes the whole chain, the newer record included, on every storage.
+async fn forget_from_a_replaced_key_removes_the_newer_record_too(db: TestDb) {
+    let app = spawn_app(&db, &[("ROTATION_GRACE_SECS", "60")]).await;
+    let old = first_upload(
+        &app,
+        "version one
+",
+    )
+    .await;
+    let (_, new) = upload_as(
+        &app,
+        &old,
+        "two.txt",
+        "version two
+",
+    )
+    .await;
+    let new = new.expect("new key");
+    let (_, newest) = upload_as(
+        &app,
+        &new,
+        "three.txt",
+        "version three
+",
+    )
+    .await;
+    let newest = newest.expect("newest key");
+    assert_eq!(db.row_count(), 2);
+
+    assert_eq!(forget_with(&app, &new).await, StatusCode::SEE_OTHER);
+
+    assert_eq!(db.row_count(), 0, "the whole chain is gone");
+    for key in [&old, &new, &newest] {
+        let page = action_with(&app, key).await;
+        assert!(!page.contains("version"), "{page:.400}");
+    }
+    app.stop().await;
+}
+
+/// A replaced key's page says it shows the previous version, and until when; its cookie is
+/// sent back worth only that long, not a whole session lifetime.
+async fn a_replaced_keys_page_says_it_is_the_previous_version_and_until_when(db: TestDb) {
+    let app = spawn_app(&db, &[("ROTATION_GRACE_SECS", "60")]).await;
+    let old = first_upload(
+        &app,
+        "version one
+",
+    )
+    .await;
+    let (_, new) = upload_as(
+        &app,
+        &old,
+        "two.txt",
+        "version two
+",
+    )
+    .await;
+    let new = new.expect("new key");
+
+    let response = reqwest::Client::new()
+        .get(format!("{}/action", app.address))
+        .header(reqwest::header::COOKIE, &old)
+        .send()
+        .await
+        .expect("GET");
+    let cookie = crate::helpers::session_cookie(&response);
+    let page = response.text().await.expect("body");
+
+    assert!(page.contains("version one"), "{page:.600}");
+    assert!(
+        page.contains("A newer upload replaced this file"),
+        "{page:.600}"
+    );
+    assert!(page.contains("until"), "{page:.600}");
+    assert!(!page.contains("each visit keeps it"), "{page:.600}");
+    if let Some(cookie) = cookie {
+        let age = cookie.max_age().expect("a persistent cookie's Max-Age");
+        assert!(age.whole_seconds() <= 60, "Max-Age {age}");
+    }
+    let current = action_with(&app, &new).await;
+    assert!(current.contains("each visit keeps it"), "{current:.600}");
+    assert!(
+        !current.contains("A newer upload replaced"),
+        "{current:.600}"
+    );
+    app.stop().await;
+}
+
+/// Without a grace period, uploads sent at once with one key still give the key one
+/// successor: the same file five times is one rotation whose key every request gets; five
+/// different files are one rotation and four refusals. The replaced record keeps no data.
+async fn at_grace_zero_a_key_still_has_one_successor(db: TestDb) {
+    let app = spawn_app(&db, &[("ROTATION_GRACE_SECS", "0")]).await;
+    let old = first_upload(
+        &app,
+        "version one
+",
+    )
+    .await;
+
+    let same = futures_util::future::join_all((0..5).map(|_| {
+        upload_as(
+            &app,
+            &old,
+            "same.txt",
+            "the same file
+",
+        )
+    }))
+    .await;
+    for (status, cookie) in &same {
+        assert_eq!(*status, StatusCode::SEE_OTHER, "{same:?}");
+        let page = action_with(&app, cookie.as_deref().expect("a key")).await;
+        assert!(page.contains("the same file"), "{page:.400}");
+    }
+    assert_eq!(
+        db.row_count(),
+        2,
+        "one chain: the record and the tombstone it replaced"
+    );
+    if !matches!(
+        db.backend,
+        crate::helpers::Backend::Redis | crate::helpers::Backend::RedisCluster
+    ) {
+        assert!(
+            db.files().iter().filter(|f| f.is_some()).count() == 1,
+            "the tombstone keeps no file"
+        );
+    }
+
+    let current = same[0].1.clone().expect("key");
+    let different = futures_util::future::join_all((0..5).map(|n| {
+        upload_as(
+            &app,
+            &current,
+            "n.txt",
+            Box::leak(
+                format!(
+                    "file {n}
+"
+                )
+                .into_boxed_str(),
+            ),
+        )
+    }))
+    .await;
+    let stored = different
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::SEE_OTHER)
+        .count();
+    let refused = different
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((stored, refused), (1, 4), "{different:?}");
+    assert_eq!(db.row_count(), 2, "still one chain");
+    app.stop().await;
+}
+
 page_tests!(
+    the_same_upload_sent_again_is_answered_with_its_key,
+    another_upload_with_a_replaced_key_is_refused_and_says_why,
+    forget_from_a_replaced_key_removes_the_newer_record_too,
+    a_replaced_keys_page_says_it_is_the_previous_version_and_until_when,
+    at_grace_zero_a_key_still_has_one_successor,
     a_lost_reply_leaves_the_old_key_on_the_previous_file_for_the_grace,
     a_client_that_hangs_up_after_its_upload_keeps_its_previous_file,
     a_planted_key_never_shows_the_victims_upload,

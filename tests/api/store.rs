@@ -428,8 +428,9 @@ async fn a_failing_statement_keeps_its_connection_in_the_pool(db: TestDb) {
     );
 }
 
-/// A connection the server closed is dropped ("unavailable", a 503), and the next checkout
-/// opens a new one.
+/// A connection the server closed is dropped and replaced, and the statement that found it
+/// gone runs again on the new one: the request it served never sees the loss (before, MySQL
+/// answered one 503 per dead connection).
 async fn a_lost_connection_is_replaced(db: TestDb) {
     let storage = db
         .storage(Clock::system(), &[("DATABASE_POOL_SIZE", "1")])
@@ -446,11 +447,9 @@ async fn a_lost_connection_is_replaced(db: TestDb) {
     };
     watcher.batch(&kill).expect("close the app's connection");
 
-    let lost = store.ping().await.expect_err("the connection is gone");
-    let again = store.ping().await;
+    let first = store.ping().await;
 
-    assert!(lost.is_unavailable(), "{lost}");
-    assert!(again.is_ok(), "a new connection: {again:?}");
+    assert!(first.is_ok(), "run again on a new connection: {first:?}");
     let after = the_pool_connection(&mut watcher, &db).await;
     assert!(after.is_some(), "the pool holds one connection");
     assert_ne!(after, Some(before), "the lost connection was replaced");

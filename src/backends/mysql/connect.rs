@@ -61,6 +61,8 @@ pub(crate) struct Opener {
     opts: OptsBuilder,
     mode: SslMode,
     tls: Option<SslOpts>,
+    /// How long a statement on these connections may run or wait for a lock.
+    statement_timeout: Option<std::time::Duration>,
 }
 
 impl Opener {
@@ -108,11 +110,33 @@ impl Opener {
                 Some(ssl)
             }
         };
-        Ok(Self { opts, mode, tls })
+        Ok(Self {
+            opts,
+            mode,
+            tls,
+            statement_timeout: None,
+        })
+    }
+
+    /// Every statement on the connections this opens stops after `timeout`: lock waits, row
+    /// (`innodb_lock_wait_timeout`) and table or metadata (`lock_wait_timeout`), and the
+    /// statement's time (MariaDB's `max_statement_time`, MySQL's `max_execution_time`, which
+    /// covers reads only). Migrations lift them on their own connection.
+    pub(crate) fn with_statement_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.statement_timeout = Some(timeout);
+        self
     }
 
     /// Opens one connection; `PREFERRED` falls back to plain TCP when the server has no TLS.
     pub(crate) async fn open(&self) -> ConnectionResult<AsyncMysqlConnection> {
+        let mut conn = self.open_plain().await?;
+        if let Some(timeout) = self.statement_timeout {
+            set_statement_timeout(&mut conn, timeout).await?;
+        }
+        Ok(conn)
+    }
+
+    async fn open_plain(&self) -> ConnectionResult<AsyncMysqlConnection> {
         let conn = match mysql_async::Conn::new(self.opts.clone().ssl_opts(self.tls.clone())).await
         {
             Err(mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer))
@@ -125,6 +149,57 @@ impl Opener {
         .map_err(|e| ConnectionError::BadConnection(one_line(&e.to_string())))?;
         AsyncMysqlConnection::try_from(conn).await
     }
+}
+
+/// Sets the session's lock waits and statement time to `timeout` (whole seconds, at least 1:
+/// the lock waits take no less). MariaDB knows `max_statement_time` (seconds), MySQL
+/// `max_execution_time` (milliseconds, reads only): whichever the server refuses is the other
+/// server's.
+async fn set_statement_timeout(
+    conn: &mut AsyncMysqlConnection,
+    timeout: std::time::Duration,
+) -> ConnectionResult<()> {
+    use diesel_async::SimpleAsyncConnection;
+    let secs = timeout.as_secs().max(1);
+    let failed = |e: diesel::result::Error| {
+        ConnectionError::BadConnection(format!("could not set the statement timeout: {e}"))
+    };
+    conn.batch_execute(&format!(
+        "SET SESSION lock_wait_timeout = {secs}, innodb_lock_wait_timeout = {secs}"
+    ))
+    .await
+    .map_err(failed)?;
+    if conn
+        .batch_execute(&format!("SET SESSION max_statement_time = {secs}"))
+        .await
+        .is_err()
+    {
+        conn.batch_execute(&format!("SET SESSION max_execution_time = {}", secs * 1000))
+            .await
+            .map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// Lifts what [`Opener::with_statement_timeout`] set, for a migration's connection: a
+/// migration may rewrite or index a big table.
+pub(crate) async fn lift_statement_timeout(
+    conn: &mut AsyncMysqlConnection,
+) -> diesel::QueryResult<()> {
+    use diesel_async::SimpleAsyncConnection;
+    conn.batch_execute(
+        "SET SESSION lock_wait_timeout = DEFAULT, innodb_lock_wait_timeout = DEFAULT",
+    )
+    .await?;
+    if conn
+        .batch_execute("SET SESSION max_statement_time = 0")
+        .await
+        .is_err()
+    {
+        conn.batch_execute("SET SESSION max_execution_time = 0")
+            .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod sweep;
 
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -23,7 +24,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::backends::migrate::{self, Plan, MYSQL_MIGRATIONS};
 use crate::backends::pool::on_pool;
-use crate::backends::pool::{AsyncPool, Driver, Open};
+use crate::backends::pool::{AsyncPool, Driver, Open, MAINTENANCE_STATEMENT_TIMEOUT};
 use crate::backends::wait::{wait_for_lock, Lock};
 use crate::backends::Storage;
 use crate::config::{CleanupSettings, Settings};
@@ -53,8 +54,10 @@ mod transfer {
 
 /// The MySQL client libraries' words for a server that went away or cannot be reached, and
 /// mysql_async's for a connection that broke.
-const LOST: [&str; 7] = [
+const LOST: [&str; 9] = [
     "server has gone away",
+    "connection was killed",
+    "unexpected eof",
     "lost connection to",
     "can't connect to",
     "input/output error",
@@ -96,6 +99,8 @@ impl Driver for AsyncMysqlConnection {
 pub(crate) struct MysqlStorage {
     open: Open<AsyncMysqlConnection>,
     per_worker: usize,
+    /// How long a request's statement may take.
+    statement_timeout: Duration,
     /// The main thread's connections: the sweeper, the storage cap's measurements, the
     /// commands.
     maintenance: AsyncPool<AsyncMysqlConnection>,
@@ -104,9 +109,19 @@ pub(crate) struct MysqlStorage {
 impl MysqlStorage {
     pub(crate) async fn connect(settings: &Settings) -> anyhow::Result<Self> {
         let database = &settings.database;
-        let opener = Opener::parse(database.url.target())
-            .map_err(|problem| anyhow::anyhow!("DATABASE_URL: {problem}"))?;
-        let opener = Arc::new(opener);
+        let parsed = || {
+            Opener::parse(database.url.target())
+                .map_err(|problem| anyhow::anyhow!("DATABASE_URL: {problem}"))
+        };
+        let opener = Arc::new(parsed()?.with_statement_timeout(database.statement_timeout));
+        let maintenance_timeout = database
+            .statement_timeout
+            .max(MAINTENANCE_STATEMENT_TIMEOUT);
+        let maintenance_opener = Arc::new(parsed()?.with_statement_timeout(maintenance_timeout));
+        let maintenance_open: Open<AsyncMysqlConnection> = Arc::new(move || {
+            let opener = Arc::clone(&maintenance_opener);
+            Box::pin(async move { opener.open().await })
+        });
         let open: Open<AsyncMysqlConnection> = Arc::new(move || {
             let opener = Arc::clone(&opener);
             Box::pin(async move { opener.open().await })
@@ -126,8 +141,13 @@ impl MysqlStorage {
         }
         let workers = settings.server.workers();
         Ok(Self {
-            maintenance: AsyncPool::new(Arc::clone(&open), database.pool_size.min(2) as usize),
+            maintenance: AsyncPool::new(
+                maintenance_open,
+                database.pool_size.min(2) as usize,
+                maintenance_timeout,
+            ),
             per_worker: (database.pool_size as usize / workers).max(1),
+            statement_timeout: database.statement_timeout,
             open,
         })
     }
@@ -146,6 +166,7 @@ async fn migrate_under_lock(
     patience: std::time::Duration,
     location: &str,
 ) -> anyhow::Result<()> {
+    connect::lift_statement_timeout(&mut conn).await?;
     let lock = Lock {
         name: &format!(
             "the migration lock (MySQL GET_LOCK('{}:<database>'))",
@@ -200,12 +221,16 @@ pub(crate) async fn plan(settings: &Settings) -> anyhow::Result<Plan> {
 
 impl Storage for MysqlStorage {
     fn records(&self) -> Rc<dyn Records> {
-        let pool = AsyncPool::new(Arc::clone(&self.open), self.per_worker);
+        let pool = AsyncPool::new(
+            Arc::clone(&self.open),
+            self.per_worker,
+            self.statement_timeout,
+        );
         Rc::new(records::MysqlRecords::new(pool))
     }
 
     fn transfer(&self) -> Option<Rc<dyn Transfer>> {
-        let pool = AsyncPool::new(Arc::clone(&self.open), 2);
+        let pool = AsyncPool::new(Arc::clone(&self.open), 2, self.statement_timeout);
         Some(Rc::new(transfer::SqlTransfer::new(pool)))
     }
 

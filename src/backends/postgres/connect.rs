@@ -95,6 +95,20 @@ impl Opener {
         Ok(Self { config, tls })
     }
 
+    /// Every statement on the connections this opens stops after `timeout`, whether it runs
+    /// or waits for a lock (`statement_timeout` and `lock_timeout`, sent with the startup
+    /// packet, after any `options` the URL gives). Migrations lift both on their own
+    /// connection.
+    pub(crate) fn with_statement_timeout(mut self, timeout: std::time::Duration) -> Self {
+        let ms = timeout.as_millis();
+        let options = format!(
+            "{} -c statement_timeout={ms} -c lock_timeout={ms}",
+            self.config.get_options().unwrap_or_default()
+        );
+        self.config.options(options.trim_start());
+        self
+    }
+
     /// Opens one connection; its driver task runs on the calling runtime.
     pub(crate) async fn open(&self) -> ConnectionResult<AsyncPgConnection> {
         let failed = |e: tokio_postgres::Error| {

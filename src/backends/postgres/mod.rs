@@ -26,7 +26,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::backends::migrate::{self, Plan, MIGRATIONS};
 use crate::backends::pool::on_pool;
-use crate::backends::pool::{AsyncPool, Driver, Open};
+use crate::backends::pool::{AsyncPool, Driver, Open, MAINTENANCE_STATEMENT_TIMEOUT};
 use crate::backends::wait::{wait_for_lock, Lock};
 use crate::backends::Storage;
 use crate::config::{CleanupMode, CleanupSettings, Settings};
@@ -91,6 +91,8 @@ impl Driver for AsyncPgConnection {
 pub(crate) struct PgStorage {
     open: Open<AsyncPgConnection>,
     per_worker: usize,
+    /// How long a request's statement may take.
+    statement_timeout: Duration,
     /// The main thread's connections: the sweeper, the storage cap's measurements, the
     /// commands.
     maintenance: AsyncPool<AsyncPgConnection>,
@@ -101,9 +103,19 @@ pub(crate) struct PgStorage {
 impl PgStorage {
     pub(crate) async fn connect(settings: &Settings) -> anyhow::Result<Self> {
         let database = &settings.database;
-        let opener = Opener::parse(database.url.target())
-            .map_err(|problem| anyhow::anyhow!("DATABASE_URL: {problem}"))?;
-        let opener = Arc::new(opener);
+        let parsed = || {
+            Opener::parse(database.url.target())
+                .map_err(|problem| anyhow::anyhow!("DATABASE_URL: {problem}"))
+        };
+        let opener = Arc::new(parsed()?.with_statement_timeout(database.statement_timeout));
+        let maintenance_timeout = database
+            .statement_timeout
+            .max(MAINTENANCE_STATEMENT_TIMEOUT);
+        let maintenance_opener = Arc::new(parsed()?.with_statement_timeout(maintenance_timeout));
+        let maintenance_open: Open<AsyncPgConnection> = Arc::new(move || {
+            let opener = Arc::clone(&maintenance_opener);
+            Box::pin(async move { opener.open().await })
+        });
         let open: Open<AsyncPgConnection> = {
             let opener = Arc::clone(&opener);
             Arc::new(move || {
@@ -134,8 +146,13 @@ impl PgStorage {
         }
         let workers = settings.server.workers();
         Ok(Self {
-            maintenance: AsyncPool::new(Arc::clone(&open), database.pool_size.min(2) as usize),
+            maintenance: AsyncPool::new(
+                maintenance_open,
+                database.pool_size.min(2) as usize,
+                maintenance_timeout,
+            ),
             per_worker: (database.pool_size as usize / workers).max(1),
+            statement_timeout: database.statement_timeout,
             open,
             portable,
         })
@@ -214,6 +231,9 @@ async fn migrate_under_lock(
     patience: Duration,
     location: &str,
 ) -> anyhow::Result<()> {
+    // A migration may rewrite or index a big table: no statement deadline on its connection.
+    conn.batch_execute("SET statement_timeout = 0; SET lock_timeout = 0")
+        .await?;
     match portable {
         Some(holder) => {
             lease::ensure_table(&mut conn).await?;
@@ -286,12 +306,16 @@ struct Total {
 
 impl Storage for PgStorage {
     fn records(&self) -> Rc<dyn Records> {
-        let pool = AsyncPool::new(Arc::clone(&self.open), self.per_worker);
+        let pool = AsyncPool::new(
+            Arc::clone(&self.open),
+            self.per_worker,
+            self.statement_timeout,
+        );
         Rc::new(records::PgRecords::new(pool))
     }
 
     fn transfer(&self) -> Option<Rc<dyn Transfer>> {
-        let pool = AsyncPool::new(Arc::clone(&self.open), 2);
+        let pool = AsyncPool::new(Arc::clone(&self.open), 2, self.statement_timeout);
         Some(Rc::new(transfer::SqlTransfer::new(pool)))
     }
 

@@ -1,6 +1,6 @@
 //! Session records as rows of PostgreSQL's `sessions` table, on one worker's pool. A key
-//! rotation is one statement: a data-modifying `WITH` supersedes the old row (marks it, or
-//! deletes it without a grace period), deletes the row it superseded and inserts the new one,
+//! rotation is one statement: a data-modifying `WITH` supersedes the old row (marks it, and
+//! empties it without a grace period), deletes the row it superseded and inserts the new one,
 //! only if the old one was live and current.
 
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
@@ -14,19 +14,23 @@ use crate::session::records::{
     Extension, Fetch, NewRecord, Record, Records, Replacement, Rotated, Rotation, StoreFuture,
 };
 
-/// The rotation without a grace period: `$1` the old id, `$2` now, then the new row's columns
-/// (`$3` its id). The old row goes at once.
-pub const ROTATE: &str = "WITH old AS (\
-     DELETE FROM sessions WHERE id = $1 AND expires_at > $2 AND successor IS NULL RETURNING id), \
+/// The rotation with a grace period: `$1` the old id, `$2` now, then the new row's columns
+/// (`$3` its id); the old row is kept, marked superseded by `$3` at `$2`, expiring at `$9`.
+/// Every part of a `WITH` sees the table as it was before the statement, so `before` deletes
+/// the row the old one had superseded, not the old one.
+pub const ROTATE_KEEPING_OLD: &str = "WITH old AS (\
+     UPDATE sessions SET successor = $3, superseded_at = $2, expires_at = $9 \
+     WHERE id = $1 AND expires_at > $2 AND successor IS NULL RETURNING id), \
      before AS (DELETE FROM sessions WHERE successor = $1 AND EXISTS (SELECT 1 FROM old)) \
      INSERT INTO sessions (id, state, expires_at, created_at, file, file_bytes) \
      SELECT $3, $4, $5, $6, $7, $8 FROM old";
 
-/// The rotation with a grace period: as [`ROTATE`], but the old row is kept, marked superseded
-/// by `$3` at `$2`, expiring at `$9`. Every part of a `WITH` sees the table as it was before
-/// the statement, so `before` deletes the row the old one had superseded, not the old one.
-pub const ROTATE_KEEPING_OLD: &str = "WITH old AS (\
-     UPDATE sessions SET successor = $3, superseded_at = $2, expires_at = $9 \
+/// The rotation without a grace period: as [`ROTATE_KEEPING_OLD`], but the old row keeps only
+/// its link (a tombstone: an empty state, no file) until `$9`, so that a key still has one
+/// successor and a retry of this rotation is still told from another upload.
+pub const ROTATE: &str = "WITH old AS (\
+     UPDATE sessions SET successor = $3, superseded_at = $2, expires_at = $9, \
+     state = '{}', file = NULL, file_bytes = 0 \
      WHERE id = $1 AND expires_at > $2 AND successor IS NULL RETURNING id), \
      before AS (DELETE FROM sessions WHERE successor = $1 AND EXISTS (SELECT 1 FROM old)) \
      INSERT INTO sessions (id, state, expires_at, created_at, file, file_bytes) \
@@ -68,11 +72,12 @@ impl Records for PgRecords {
     ) -> StoreFuture<'a, Rotated> {
         Box::pin(async move {
             let row = NewSession::of(new_id, &record);
-            // `$9` is bound either way; `ROTATE` does not use it.
-            let (sql, until) = match rotation.keep_until {
-                None => (ROTATE, rotation.now),
-                Some(until) => (ROTATE_KEEPING_OLD, until),
+            let sql = if rotation.keep_data {
+                ROTATE_KEEPING_OLD
+            } else {
+                ROTATE
             };
+            let until = rotation.keep_until;
             let inserted = on_pool!(self.pool, conn => diesel::sql_query(sql)
                             .bind::<Text, _>(old_id)
                             .bind::<Timestamp, _>(rotation.now)

@@ -9,16 +9,19 @@
 //! writes only a hash that still exists, an extension a `PEXPIRE GT`.
 //!
 //! A key rotation on one server is one script: if the old hash exists and is current, it writes
-//! the new one and supersedes the old one: deletes it (no grace period) or marks it
-//! (`superseded`, the time, in microseconds) and cuts its TTL to two grace periods; the new
-//! hash names the old one in `predecessor`, and the old one's own predecessor is deleted.
+//! the new one and supersedes the old one: marks it (`superseded`, the time, in microseconds;
+//! `successor`, the new one's id), cuts its TTL to the rotation's and, without a grace period,
+//! empties it (a tombstone); the new hash names the old one in `predecessor`, and the old one's
+//! own predecessor is deleted. A chain is linked both ways, so forget from any key of it
+//! removes all of it.
 //!
 //! On a cluster the two hashes may sit on different slots (and nodes), where no script or
 //! `MULTI` reaches both, so the pair is kept consistent by order: the old hash is checked,
 //! the new one written, then the old one superseded by a check-and-set script on its own slot.
 //! If another rotation superseded it meanwhile (two tabs uploading at once), the new hash is
-//! deleted again and the upload is refused (409, in the store): one key never has two
-//! successors. A crash after the new hash is written and before the old one is marked leaves
+//! deleted again, unless that rotation wrote this same hash (the same upload sent twice: its
+//! key is derived from the old key and the upload), and the store decides what the upload gets:
+//! one key never has two successors. A crash after the new hash is written and before the old one is marked leaves
 //! the old one current (the visitor, who never got the new key, keeps using it) and the new
 //! one unreachable until its TTL ends; the old one's predecessor is deleted last, and if that
 //! is lost it expires at its own (short) TTL.
@@ -59,40 +62,43 @@ const EXTEND_IF_CURRENT: &str = r"
 if redis.call('HEXISTS', KEYS[1], 'superseded') == 1 then return 0 end
 return redis.call('PEXPIRE', KEYS[1], ARGV[1], 'GT')";
 
-/// One server's rotation: if the old hash (KEYS[1]) exists and is current, writes the new one
-/// (KEYS[2]) with the fields from ARGV[6] on and TTL ARGV[1], deletes the old one's
-/// predecessor (key prefix ARGV[5]), and supersedes the old one: deleted when ARGV[2] (its TTL
-/// from now on) is 0, else marked superseded at ARGV[3] and named as the new one's
-/// predecessor (ARGV[4]).
+/// One server's rotation: if the old hash (KEYS[1]) exists and is current, deletes the old
+/// one's predecessor (key prefix ARGV[5]), writes the new one (KEYS[2], id ARGV[6]) with the
+/// fields from ARGV[8] on, TTL ARGV[1] and the old one (ARGV[4]) as its predecessor, and
+/// supersedes the old one: marked superseded at ARGV[3] by the new one, TTL ARGV[2], its state
+/// and file emptied when ARGV[7] is `0` (a tombstone, without a grace period).
 const ROTATE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'superseded') == 1 then return 0 end
 local before = redis.call('HGET', KEYS[1], 'predecessor')
 if before then redis.call('DEL', ARGV[5] .. before) end
-redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+redis.call('HSET', KEYS[2], unpack(ARGV, 8))
+redis.call('HSET', KEYS[2], 'predecessor', ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
-if ARGV[2] == '0' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('HSET', KEYS[2], 'predecessor', ARGV[4])
-  redis.call('HDEL', KEYS[1], 'predecessor')
-  redis.call('HSET', KEYS[1], 'superseded', ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[1], 'predecessor')
+if ARGV[7] == '0' then
+  redis.call('HDEL', KEYS[1], 'file', 'bytes')
+  redis.call('HSET', KEYS[1], 'state', '{}')
 end
+redis.call('HSET', KEYS[1], 'superseded', ARGV[3], 'successor', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1";
 
-/// A cluster's rotation, on the old hash's slot alone: supersedes it (as [`ROTATE`] does) if it
-/// is still current; 0 if another rotation won.
+/// A cluster's rotation, on the old hash's slot alone: supersedes it (as [`ROTATE`] does: by
+/// ARGV[3] at ARGV[2], TTL ARGV[1], emptied when ARGV[4] is `0`) if it is still current and
+/// answers 1; else the successor it already has, or 0 if it is gone.
 const SUPERSEDE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local successor = redis.call('HGET', KEYS[1], 'successor')
+if successor then return successor end
 if redis.call('HEXISTS', KEYS[1], 'superseded') == 1 then return 0 end
-if ARGV[1] == '0' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('HDEL', KEYS[1], 'predecessor')
-  redis.call('HSET', KEYS[1], 'superseded', ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[1], 'predecessor')
+if ARGV[4] == '0' then
+  redis.call('HDEL', KEYS[1], 'file', 'bytes')
+  redis.call('HSET', KEYS[1], 'state', '{}')
 end
+redis.call('HSET', KEYS[1], 'superseded', ARGV[2], 'successor', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1";
 
 /// A Redis connection textdrop's records work on: one server or a cluster.
@@ -166,11 +172,18 @@ pub(super) fn ttl_ms(now: NaiveDateTime, until: NaiveDateTime) -> i64 {
     (until - now).num_milliseconds().max(1)
 }
 
-/// The TTL a rotation leaves the old hash, in milliseconds; 0: delete it.
+/// The TTL a rotation leaves the old hash, in milliseconds.
 fn keep_ms(rotation: Rotation) -> i64 {
-    rotation
-        .keep_until
-        .map_or(0, |until| ttl_ms(rotation.now, until))
+    ttl_ms(rotation.now, rotation.keep_until)
+}
+
+/// `1` when a rotation keeps the old hash's data (a grace period), `0` for a tombstone.
+fn keep_data(rotation: Rotation) -> &'static str {
+    if rotation.keep_data {
+        "1"
+    } else {
+        "0"
+    }
 }
 
 /// The fields a new record's hash holds, as `HSET` arguments (the file written as it is, not
@@ -232,16 +245,12 @@ impl<C: RedisConnection> RedisRecords<C> {
             .cmd("HSET")
             .arg(&new)
             .arg(Fields(&record))
-            .ignore();
-        if rotation.keep_until.is_some() {
-            write
-                .cmd("HSET")
-                .arg(&new)
-                .arg("predecessor")
-                .arg(old_id)
-                .ignore();
-        }
-        write
+            .ignore()
+            .cmd("HSET")
+            .arg(&new)
+            .arg("predecessor")
+            .arg(old_id)
+            .ignore()
             .cmd("PEXPIRE")
             .arg(&new)
             .arg(ttl_ms(record.created_at, record.expires_at))
@@ -250,16 +259,27 @@ impl<C: RedisConnection> RedisRecords<C> {
             .query_async::<()>(&mut self.conn.clone())
             .await
             .map_err(verdict)?;
-        let superseded: i64 = redis::Script::new(SUPERSEDE)
+        let superseded: redis::Value = redis::Script::new(SUPERSEDE)
             .key(&old)
             .arg(keep_ms(rotation))
             .arg(micros(rotation.now))
+            .arg(new_id)
+            .arg(keep_data(rotation))
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(verdict)?;
-        if superseded == 0 {
-            self.query::<()>(redis::cmd("DEL").arg(&new)).await?;
-            return Ok(Err(record));
+        match superseded {
+            redis::Value::Int(1) => {}
+            // Another rotation won. If it wrote this very hash (the same upload sent twice:
+            // its key is derived from the old key and the upload), the hash is that rotation's
+            // and stays; otherwise it is this one's, unreachable: deleted.
+            other => {
+                let theirs = redis::from_redis_value::<String>(&other).ok();
+                if theirs.as_deref() != Some(new_id) {
+                    self.query::<()>(redis::cmd("DEL").arg(&new)).await?;
+                }
+                return Ok(Err(record));
+            }
         }
         // The rotation is done: the new hash is written and the old one superseded. The hash
         // before it expires at its own (short) TTL if this delete fails, so a failure here must
@@ -285,7 +305,8 @@ impl<C: RedisConnection> Records for RedisRecords<C> {
                 .arg(&key)
                 .arg("state")
                 .arg("created")
-                .arg("superseded");
+                .arg("superseded")
+                .arg("successor");
             if fetch.with_file {
                 fields.arg("file");
             }
@@ -296,13 +317,14 @@ impl<C: RedisConnection> Records for RedisRecords<C> {
                 .query_async(&mut self.conn.clone())
                 .await
                 .map_err(verdict)?;
-            // HMGET answers in the order asked: state, created, superseded, then file if asked
-            // for.
+            // HMGET answers in the order asked: state, created, superseded, successor, then
+            // file if asked for.
             let file = if fetch.with_file {
                 values.pop().flatten()
             } else {
                 None
             };
+            let successor = values.pop().flatten();
             let superseded_at = values
                 .pop()
                 .flatten()
@@ -328,6 +350,7 @@ impl<C: RedisConnection> Records for RedisRecords<C> {
                     superseded_at,
                 },
                 file,
+                successor,
             }))
         })
     }
@@ -375,6 +398,8 @@ impl<C: RedisConnection> Records for RedisRecords<C> {
                 .arg(micros(rotation.now))
                 .arg(old_id)
                 .arg(KEY_PREFIX)
+                .arg(new_id)
+                .arg(keep_data(rotation))
                 .arg(Fields(&record));
             let rotated: i64 = invocation
                 .invoke_async(&mut self.conn.clone())
@@ -422,15 +447,29 @@ impl<C: RedisConnection> Records for RedisRecords<C> {
 
     fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            // The hash and the one it superseded: on a cluster they may sit on different
-            // slots, so one after the other.
-            let key = redis_key(id);
-            let before: Option<String> = self
-                .query(redis::cmd("HGET").arg(&key).arg("predecessor"))
-                .await?;
-            self.query::<()>(redis::cmd("DEL").arg(&key)).await?;
-            if let Some(before) = before {
-                self.query::<()>(redis::cmd("DEL").arg(redis_key(&before)))
+            // The whole chain, found by its links both ways (`predecessor` on the newer hash,
+            // `successor` on the older), at most CHAIN_WALK hashes; on a cluster they may sit
+            // on different slots, so one after the other.
+            let mut chain = vec![id.to_owned()];
+            let mut read = 0;
+            while read < chain.len() {
+                let (predecessor, successor): (Option<String>, Option<String>) = self
+                    .query(
+                        redis::cmd("HMGET")
+                            .arg(redis_key(&chain[read]))
+                            .arg("predecessor")
+                            .arg("successor"),
+                    )
+                    .await?;
+                read += 1;
+                for linked in [predecessor, successor].into_iter().flatten() {
+                    if !chain.contains(&linked) && chain.len() < crate::backends::sql::CHAIN_WALK {
+                        chain.push(linked);
+                    }
+                }
+            }
+            for id in &chain {
+                self.query::<()>(redis::cmd("DEL").arg(redis_key(id)))
                     .await?;
             }
             Ok(())

@@ -130,6 +130,9 @@ impl RedisTransfer {
         if let Some(before) = &record.predecessor {
             invocation.arg("predecessor").arg(before);
         }
+        if let Some(after) = &record.successor {
+            invocation.arg("successor").arg(after);
+        }
         let written: i64 = match &self.connection {
             Connection::Server(conn) => invocation.invoke_async(&mut conn.clone()).await,
             Connection::Cluster(conn) => invocation.invoke_async(&mut conn.clone()).await,
@@ -164,7 +167,7 @@ fn exported_of(
             .get("superseded")
             .and_then(|c| c.parse().ok())
             .and_then(from_micros),
-        successor: None,
+        successor: fields.remove("successor"),
         predecessor: fields.remove("predecessor"),
     })
 }

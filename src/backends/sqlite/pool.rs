@@ -123,7 +123,7 @@ impl SqlitePool {
         let deadline = Instant::now() + CHECKOUT_TIMEOUT;
         let _permit = permit(&self.gate, deadline).await?;
         let mut conn = self.checkout(deadline)?;
-        work(&mut conn).map_err(StoreError::failed)
+        work(&mut conn).map_err(crate::backends::verdict::verdict)
     }
 
     /// Runs `work`, which writes, on the blocking pool after its turn among writers.
@@ -138,7 +138,7 @@ impl SqlitePool {
         web::block(move || {
             let _held = (turn, permit);
             let mut conn = pool.checkout(deadline)?;
-            work(&mut conn).map_err(StoreError::failed)
+            work(&mut conn).map_err(crate::backends::verdict::verdict)
         })
         .await
         .map_err(StoreError::unavailable)?
