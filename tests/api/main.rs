@@ -7,6 +7,7 @@ mod helpers;
 mod browser;
 mod cleanup;
 mod cluster;
+mod deadlines;
 mod faults;
 mod hardening;
 mod hostile;

@@ -46,7 +46,8 @@ pub(crate) struct SqliteStorage {
 impl SqliteStorage {
     pub(crate) async fn connect(settings: &Settings) -> anyhow::Result<Self> {
         let database = &settings.database;
-        let manager = Manager::new(database.url.target());
+        let manager =
+            Manager::new(database.url.target()).with_busy_timeout(database.statement_timeout);
         let location = database.url.location();
         let what = format!("the database at {location}");
         let conn = retry::with_backoff(&what, database.connect_timeout, || {

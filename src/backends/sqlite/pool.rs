@@ -30,13 +30,25 @@ use crate::session::records::{StoreError, StoreResult};
 #[derive(Debug, Clone)]
 pub(crate) struct Manager {
     path: String,
+    /// How long a statement waits for another connection's (or process's) lock.
+    busy_timeout: Duration,
 }
 
 impl Manager {
+    /// Connections to the database file at `path`, waiting for a lock at most 5 s (see
+    /// [`with_busy_timeout`](Self::with_busy_timeout)).
     pub(crate) fn new(path: &str) -> Self {
         Self {
             path: path.to_owned(),
+            busy_timeout: Duration::from_secs(5),
         }
+    }
+
+    /// Statements wait at most `timeout` for a lock, then fail with "database is locked" (a
+    /// 503).
+    pub(crate) fn with_busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
     }
 
     /// Opens the connection migrations run on, which may create the database: before its
@@ -61,11 +73,12 @@ impl Manager {
         // is cut back to 4 MiB after each checkpoint. WAL lets readers proceed during a write;
         // NORMAL sync is durable against a process crash, and loses at most the last commits
         // on a power cut.
-        conn.batch_execute(
-            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
              PRAGMA journal_size_limit = 4194304; PRAGMA synchronous = NORMAL; \
              PRAGMA foreign_keys = ON;",
-        )
+            self.busy_timeout.as_millis()
+        ))
         .map_err(|e| {
             ConnectionError::BadConnection(format!("could not configure the SQLite database: {e}"))
         })?;
