@@ -30,6 +30,10 @@ pub enum AppError {
     /// A search longer than `routes::search::MAX_QUERY_CHARS`.
     #[error("search too long")]
     SearchTooLong,
+    /// No turn came free for a file page within its queue time (`limits::ViewGate`); the
+    /// client may try again after this many seconds.
+    #[error("too many file pages being prepared")]
+    ViewsBusy { retry_after: u64 },
     #[error("storage unavailable: {0:#}")]
     Unavailable(anyhow::Error),
     #[error("internal error: {0:#}")]
@@ -43,7 +47,9 @@ impl ResponseError for AppError {
             AppError::UploadConflict => StatusCode::CONFLICT,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::BadQuery(_) | AppError::SearchTooLong => StatusCode::BAD_REQUEST,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::ViewsBusy { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -69,6 +75,10 @@ impl ResponseError for AppError {
                 "Search too long",
                 "Search for at most 200 characters at a time.",
             ),
+            AppError::ViewsBusy { .. } => (
+                "Busy",
+                "textdrop is showing too many files right now. Please try again in a moment.",
+            ),
             AppError::Unavailable(_) => (
                 "Temporarily unavailable",
                 "textdrop cannot reach its database right now. Please try again in a moment.",
@@ -78,10 +88,18 @@ impl ResponseError for AppError {
                 "textdrop hit an internal error. Please try again.",
             ),
         };
-        if self.status_code().is_server_error() {
-            log::error!("{self}");
+        let mut page = error_page(self.status_code(), title, message);
+        match self {
+            // A refusal that protects the server, not a fault: not logged as one.
+            AppError::ViewsBusy { retry_after } => {
+                let retry_after = (*retry_after).max(1);
+                page.headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, retry_after.into());
+            }
+            _ if self.status_code().is_server_error() => log::error!("{self}"),
+            _ => {}
         }
-        error_page(self.status_code(), title, message)
+        page
     }
 }
 

@@ -47,8 +47,9 @@ struct SweeperGauges {
     interval: Gauge,
 }
 
-/// The `reason` label values of `textdrop_refusals_total`, one per refusal an upload can get.
-pub const REFUSAL_REASONS: [&str; 13] = [
+/// The `reason` label values of `textdrop_refusals_total`, one per refusal an upload can get,
+/// and `views_busy` for a file page that found no turn within its queue time.
+pub const REFUSAL_REASONS: [&str; 14] = [
     "cross_site",
     "too_large",
     "not_text",
@@ -62,6 +63,7 @@ pub const REFUSAL_REASONS: [&str; 13] = [
     "too_many",
     "busy",
     "storage_full",
+    "views_busy",
 ];
 
 /// The `class` label values of `textdrop_http_responses_total`.
@@ -168,7 +170,8 @@ impl Metrics {
         let refusals = IntCounterVec::new(
             Opts::new(
                 "refusals_total",
-                "Uploads refused, by reason (the form page's 4xx or 503).",
+                "Uploads refused, by reason (the form page's 4xx or 503), and file pages refused \
+                 for want of a turn (views_busy, 503).",
             ),
             &["reason"],
         )

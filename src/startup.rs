@@ -11,7 +11,9 @@ use crate::clock::Clock;
 use crate::config::split_connections;
 use crate::config::{SessionSettings, Settings};
 use crate::connection::{track_requests, ConnectionLimits, GuardedStream};
-use crate::limits::{ClientShares, StorageCap, UploadBuffer, UploadRate, FRAMING_ALLOWANCE};
+use crate::limits::{
+    ClientShares, StorageCap, UploadBuffer, UploadRate, ViewGate, FRAMING_ALLOWANCE,
+};
 use crate::metrics::Metrics;
 use crate::middleware::{logged_request_line, security_headers};
 use crate::routes::{self, guard::Guard};
@@ -106,6 +108,7 @@ impl Application {
                 limits.upload_queue,
                 (limits.max_upload_bytes + FRAMING_ALLOWANCE) as u64,
             ),
+            views: ViewGate::new(limits.max_views_in_flight, limits.view_queue),
         };
         let storage = web::Data::new(storage);
         let upkeep = spawn_upkeep(
@@ -283,6 +286,7 @@ fn run(
     let guard = web::Data::new(guard);
     let metrics = web::Data::new(metrics);
     let clock = web::Data::new(clock);
+    let indexes = web::Data::new(crate::routes::index_cache::IndexCache::default());
     let settings = web::Data::new(settings);
     let factory = move || {
         // Runs once per worker, on the worker's thread: its store, on its own connections.
@@ -310,6 +314,7 @@ fn run(
             .app_data(guard.clone())
             .app_data(metrics.clone())
             .app_data(clock.clone())
+            .app_data(indexes.clone())
             // A query the page cannot parse (`?page=2&page=3`) gets the app's 400 page.
             .app_data(web::QueryConfig::default().error_handler(|err, _req| {
                 crate::error::AppError::BadQuery(err.to_string()).into()
@@ -326,9 +331,12 @@ fn run(
         // within REQUEST_HEAD_TIMEOUT_SECS, writes within WRITE_TIMEOUT_SECS. A closing
         // connection gets 1 s. (actix-http caps headers: 431 past 128 KiB, 400 past 96.) The
         // body of an upload has UPLOAD_TIMEOUT_SECS (routes::guard).
+        // A client that closes its side while its request is served is gone: its request's
+        // work is dropped (see `connection`), not finished for no one.
         let http = HttpService::build()
             .client_request_timeout(limits.head)
             .client_disconnect_timeout(Duration::from_secs(1))
+            .h1_allow_half_closed(false)
             .on_connect_ext(|io: &GuardedStream, ext: &mut Extensions| {
                 ext.insert(io.activity());
             })

@@ -118,7 +118,7 @@ impl<C: Driver> AsyncPool<C> {
     /// (or no connection free in time) is "unavailable".
     pub(crate) async fn get(&self) -> StoreResult<PooledConn<C>> {
         match tokio::time::timeout(CHECKOUT_TIMEOUT, self.pool.get()).await {
-            Ok(Ok(conn)) => Ok(PooledConn(conn)),
+            Ok(Ok(conn)) => Ok(PooledConn(Some(conn))),
             Ok(Err(err)) => Err(StoreError::unavailable(anyhow::anyhow!(
                 "no database connection: {}",
                 one_line(&err.to_string())
@@ -130,8 +130,18 @@ impl<C: Driver> AsyncPool<C> {
     }
 }
 
-/// A connection checked out of an [`AsyncPool`].
-pub(crate) struct PooledConn<C: Driver>(Object<Manager<C>>);
+/// A connection checked out of an [`AsyncPool`]. It goes back into the pool only through
+/// [`settle`](Self::settle): dropped before (the request's future dropped mid-statement, when
+/// its client went away), it is closed, since it may be in the middle of a statement.
+pub(crate) struct PooledConn<C: Driver>(Option<Object<Manager<C>>>);
+
+impl<C: Driver> Drop for PooledConn<C> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(Object::take(conn));
+        }
+    }
+}
 
 /// Runs `$work` (an expression using the connection `$conn`, awaited) on a connection of
 /// `$pool` within the pool's statement deadline, once more at once if the driver says its
@@ -173,17 +183,23 @@ pub(crate) use on_pool;
 impl<C: Driver> PooledConn<C> {
     /// Whether `result` failed in a way the driver says is worth one more try at once.
     pub(crate) fn worth_retrying<T>(&self, result: &diesel::QueryResult<T>) -> bool {
-        matches!(result, Err(err) if self.0.retry_once(err))
+        matches!(result, Err(err) if (**self).retry_once(err))
+    }
+
+    fn object(&mut self) -> Object<Manager<C>> {
+        self.0.take().expect("a connection is settled once")
     }
 
     /// The outcome of the work done on this connection, with its verdict: an error that means
     /// the connection is gone takes it out of the pool (the next checkout opens a new one) and
     /// is "unavailable"; any other error leaves it pooled and is a plain failure.
     pub(crate) fn settle<T>(mut self, result: diesel::QueryResult<T>) -> StoreResult<T> {
+        let lost = matches!(&result, Err(err) if (*self).lost(err));
+        let conn = self.object();
         match result {
             Ok(value) => Ok(value),
-            Err(err) if self.0.lost(&err) => {
-                drop(Object::take(self.0));
+            Err(err) if lost => {
+                drop(Object::take(conn));
                 Err(StoreError::lost(err))
             }
             Err(err) => Err(crate::backends::verdict::verdict(err)),
@@ -192,8 +208,8 @@ impl<C: Driver> PooledConn<C> {
 
     /// Gives up a connection whose work ran past `deadline`: in the middle of a statement, it
     /// is in no state to serve another, so it is closed rather than pooled.
-    pub(crate) fn abandon(self, deadline: Duration) -> StoreError {
-        drop(Object::take(self.0));
+    pub(crate) fn abandon(mut self, deadline: Duration) -> StoreError {
+        drop(Object::take(self.object()));
         StoreError::unavailable(anyhow::anyhow!(
             "the database did not answer within {deadline:?}"
         ))
@@ -204,13 +220,13 @@ impl<C: Driver> Deref for PooledConn<C> {
     type Target = C;
 
     fn deref(&self) -> &C {
-        &self.0
+        self.0.as_ref().expect("an unsettled connection")
     }
 }
 
 impl<C: Driver> DerefMut for PooledConn<C> {
     fn deref_mut(&mut self) -> &mut C {
-        &mut self.0
+        self.0.as_mut().expect("an unsettled connection")
     }
 }
 

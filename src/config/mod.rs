@@ -145,6 +145,10 @@ pub struct LimitSettings {
     pub upload_buffer_bytes: u64,
     /// How long an upload waits for room in the buffer.
     pub upload_queue: Duration,
+    /// File pages prepared at once (`MAX_VIEWS_IN_FLIGHT`).
+    pub max_views_in_flight: u32,
+    /// How long a file page waits for its turn (`VIEW_QUEUE_SECS`).
+    pub view_queue: Duration,
 }
 
 /// A configuration problem, shown to the operator as one line.
@@ -233,6 +237,8 @@ impl Settings {
                 upload_timeout: env.secs(&UPLOAD_TIMEOUT_SECS)?,
                 upload_buffer_bytes: env.whole(&UPLOAD_BUFFER_BYTES)?,
                 upload_queue: env.secs(&UPLOAD_QUEUE_SECS)?,
+                max_views_in_flight: env.whole(&MAX_VIEWS_IN_FLIGHT)?,
+                view_queue: env.secs(&VIEW_QUEUE_SECS)?,
             },
         };
         if settings.database.previous_url.as_ref() == Some(&settings.database.url) {

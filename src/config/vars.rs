@@ -86,6 +86,12 @@ pub const UPLOAD_BUFFER_BYTES: Var =
     var("UPLOAD_BUFFER_BYTES", "16777216", whole(1, 4_294_967_295));
 /// How long an upload waits for room in the upload buffer before 503.
 pub const UPLOAD_QUEUE_SECS: Var = var("UPLOAD_QUEUE_SECS", "2", whole(0, 60));
+/// File pages (/action, /action/raw) being prepared at once across the instance; past it, a view
+/// waits up to VIEW_QUEUE_SECS for its turn, then 503. One client address holds a quarter of
+/// them while others wait.
+pub const MAX_VIEWS_IN_FLIGHT: Var = var("MAX_VIEWS_IN_FLIGHT", "16", whole(1, 100_000));
+/// How long a file page waits for its turn before 503.
+pub const VIEW_QUEUE_SECS: Var = var("VIEW_QUEUE_SECS", "5", whole(0, 60));
 /// Open connections the instance accepts; more wait in the listen queue.
 pub const MAX_CONNECTIONS: Var = var("MAX_CONNECTIONS", "1024", whole(1, 1_000_000));
 /// Open connections one client address may hold; past it, new ones are closed at once.
@@ -138,6 +144,8 @@ pub const ALL: &[Var] = &[
     UPLOAD_TIMEOUT_SECS,
     UPLOAD_BUFFER_BYTES,
     UPLOAD_QUEUE_SECS,
+    MAX_VIEWS_IN_FLIGHT,
+    VIEW_QUEUE_SECS,
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_CLIENT,
     REQUEST_HEAD_TIMEOUT_SECS,

@@ -26,6 +26,12 @@
 //!   5 KB of memory each, measured), and the answers to them; one that reads no answer is closed
 //!   at the write deadline.
 //!
+//! While a request is served, the wrapper reads nothing, but it still sees the client close its
+//! side (a peek, not a read): the end reaches actix-http, which stops the connection and drops
+//! the request's work where it waits (a view in line for its turn, a query not yet sent), since
+//! half-closed connections are not kept (`h1_allow_half_closed(false)` in `startup`). A request
+//! is answered to a client still there, or not at all.
+//!
 //! A request with a body (an upload) is read at full speed: its own bounds (size, buffer room,
 //! `UPLOAD_TIMEOUT_SECS`) are the guard's, in `routes::guard`.
 
@@ -73,6 +79,8 @@ pub struct Activity {
     idle_since: Cell<Instant>,
     /// The wrapper's reader, waiting for the request being served to end.
     reader: RefCell<Option<Waker>>,
+    /// Whether the client closed its side while a request was served.
+    peer_closed: Cell<bool>,
 }
 
 impl Activity {
@@ -83,7 +91,13 @@ impl Activity {
             body_left: Cell::new(0),
             idle_since: Cell::new(Instant::now()),
             reader: RefCell::new(None),
+            peer_closed: Cell::new(false),
         }
+    }
+
+    /// The client closed its side of the connection.
+    fn peer_closed(&self) {
+        self.peer_closed.set(true);
     }
 
     fn start(self: &Rc<Self>, body: usize) -> Serving {
@@ -166,6 +180,13 @@ pub fn body_allowance(headers: &header::HeaderMap, largest: usize) -> usize {
         .map_or(0, |length| {
             usize::try_from(length).unwrap_or(usize::MAX).min(largest)
         })
+}
+
+/// Whether the client of `req`'s connection has closed it: work for the request that has not
+/// started yet need not be done (actix-http drops the request's future soon after).
+pub fn client_gone(req: &actix_web::HttpRequest) -> bool {
+    req.conn_data::<Rc<Activity>>()
+        .is_some_and(|activity| activity.peer_closed.get())
 }
 
 /// Middleware, outermost: marks a request as served on its connection until its response is

@@ -113,6 +113,26 @@ impl GuardedStream {
 }
 
 impl GuardedStream {
+    /// Whether the client closed its side of the connection (a read would give its end, or an
+    /// error such as a reset), looked at without reading a byte: `Some` with what a read
+    /// returns then. `None` while it is open; the task is woken if that changes, unless bytes
+    /// it sent already wait to be read (a pipelined request), which say it was open.
+    fn peer_gone(&mut self, cx: &mut Context<'_>) -> Option<io::Result<()>> {
+        let mut byte = [0u8; 1];
+        let mut peeked = ReadBuf::new(&mut byte);
+        match self.io.poll_peek(cx, &mut peeked) {
+            Poll::Ready(Ok(0)) => {
+                self.activity.peer_closed();
+                Some(Ok(()))
+            }
+            Poll::Ready(Err(err)) => {
+                self.activity.peer_closed();
+                Some(Err(err))
+            }
+            Poll::Ready(Ok(_)) | Poll::Pending => None,
+        }
+    }
+
     /// Reads at most `left` bytes of a body: straight into `buf` when it has no more room than
     /// that, else through a buffer of `left` bytes (once a request, at its body's end).
     fn read_body(
@@ -158,7 +178,13 @@ impl AsyncRead for GuardedStream {
             MayRead::Nothing => {
                 // Woken when the request ends or the write moves on.
                 this.activity.wait_for_the_end(cx.waker());
-                return Poll::Pending;
+                // Nothing is read, but a client that closed its side is seen at once: its end
+                // reaches actix-http, which drops the request's work (half-closed connections
+                // are not kept; see `startup`).
+                return match this.peer_gone(cx) {
+                    Some(gone) => Poll::Ready(gone),
+                    None => Poll::Pending,
+                };
             }
             MayRead::Body(left) => return this.read_body(cx, buf, left),
             MayRead::Idle => {}

@@ -4,37 +4,29 @@
 //! up front where there is one, chunk by chunk where not. An upload that finds no room waits
 //! for it, up to `UPLOAD_QUEUE_SECS`, then is refused (503 with `Retry-After`).
 //!
-//! One client address holds at most a quarter of the buffer (or one upload of the largest
-//! size, if that is more): a client that stalls its bodies fills its own share, not everyone's.
-//! Past its share, a client's next upload is refused at once (its own bodies are what hold the
-//! room).
+//! The buffer is shared fairly ([`FairShare`]): one client address holds at most a quarter of
+//! it (or one upload of the largest size, if that is more) while other clients wait. Past its
+//! share, a client's upload queues like anyone else's and lets the others go first; a client
+//! alone (or many people behind one NAT address on an otherwise quiet server) may use all of
+//! it.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::cell::RefCell;
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+pub use super::fair::NoRoom;
+use super::fair::{FairShare, Held};
 
 /// Bytes a multipart body may carry beyond `MAX_UPLOAD_BYTES` for its framing: boundaries,
 /// part headers, the file name. A body longer than that is refused as too large.
 pub const FRAMING_ALLOWANCE: usize = 16 * 1024;
 
-/// Bytes each client address holds in the buffer.
-type Held = Arc<Mutex<HashMap<IpAddr, u64>>>;
-
 /// Upload bytes being read or held, across the instance. Cheap to clone.
 #[derive(Clone)]
 pub struct UploadBuffer {
-    room: Arc<Semaphore>,
-    capacity: u32,
+    room: FairShare,
     queue: Duration,
-    /// Bytes one client address may hold.
-    share: u64,
-    /// Bytes each client address holds now.
-    held: Held,
 }
 
 /// The room one request holds in the buffer, given back when the last clone is dropped (when
@@ -44,65 +36,40 @@ pub struct BufferRoom(Rc<Room>);
 
 #[derive(Default)]
 struct Room {
-    permits: RefCell<Vec<OwnedSemaphorePermit>>,
-    /// The client it is counted for, and the table it is counted in.
-    client: Option<(IpAddr, Held)>,
-    counted: Cell<u64>,
+    held: RefCell<Vec<Held>>,
+    /// The client it is counted for.
+    client: Option<IpAddr>,
 }
 
 impl BufferRoom {
     /// The bytes held.
     pub fn bytes(&self) -> usize {
         self.0
-            .permits
+            .held
             .borrow()
             .iter()
-            .map(|permit| permit.num_permits())
+            .map(|held| held.units() as usize)
             .sum()
     }
 }
 
-impl Drop for Room {
-    fn drop(&mut self) {
-        let Some((client, held)) = &self.client else {
-            return;
-        };
-        let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(bytes) = held.get_mut(client) {
-            *bytes = bytes.saturating_sub(self.counted.get());
-            if *bytes == 0 {
-                held.remove(client);
-            }
-        }
-    }
-}
-
-/// No room came free within the queue time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NoRoom;
-
 impl UploadBuffer {
     /// A buffer of `bytes` (at most `u32::MAX`), where an upload waits up to `queue` for room
     /// and one client holds at most a quarter of it, or `largest` (one upload of the largest
-    /// size) if that is more.
+    /// size) if that is more, while others wait.
     pub fn new(bytes: u64, queue: Duration, largest: u64) -> Self {
-        let capacity = u32::try_from(bytes).unwrap_or(u32::MAX);
+        let capacity = bytes.min(u64::from(u32::MAX));
         Self {
-            room: Arc::new(Semaphore::new(capacity as usize)),
-            capacity,
+            room: FairShare::new(capacity, (capacity / 4).max(largest)),
             queue,
-            share: (u64::from(capacity) / 4).max(largest),
-            held: Arc::default(),
         }
     }
 
     /// The room of a request from `client` (`None`: not counted for any client).
     pub fn room_for(&self, client: Option<IpAddr>) -> BufferRoom {
-        let client = client.map(|ip| (super::client_key(ip), Arc::clone(&self.held)));
         BufferRoom(Rc::new(Room {
-            permits: RefCell::default(),
-            client,
-            counted: Cell::new(0),
+            held: RefCell::default(),
+            client: client.map(super::client_key),
         }))
     }
 
@@ -113,7 +80,7 @@ impl UploadBuffer {
 
     /// Bytes free right now.
     pub fn free(&self) -> usize {
-        self.room.available_permits()
+        self.room.free() as usize
     }
 
     /// Reserves `bytes` more for `room`, waiting up to the queue time for them.
@@ -121,30 +88,12 @@ impl UploadBuffer {
         if bytes == 0 {
             return Ok(());
         }
-        // More than the whole buffer can never come free.
-        let bytes = u32::try_from(bytes)
-            .ok()
-            .filter(|b| *b <= self.capacity)
-            .ok_or(NoRoom)?;
-        // The client's share first: counted before the wait, so its own uploads that wait
-        // count too.
-        if let Some((client, held)) = &room.0.client {
-            let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
-            let mine = held.entry(*client).or_default();
-            if *mine + u64::from(bytes) > self.share {
-                return Err(NoRoom);
-            }
-            *mine += u64::from(bytes);
-            room.0.counted.set(room.0.counted.get() + u64::from(bytes));
-        }
-        let wait = Arc::clone(&self.room).acquire_many_owned(bytes);
-        match tokio::time::timeout(self.queue, wait).await {
-            Ok(Ok(permit)) => {
-                room.0.permits.borrow_mut().push(permit);
-                Ok(())
-            }
-            _ => Err(NoRoom),
-        }
+        let held = self
+            .room
+            .acquire(room.0.client, bytes as u64, self.queue)
+            .await?;
+        room.0.held.borrow_mut().push(held);
+        Ok(())
     }
 }
 
@@ -174,21 +123,46 @@ mod tests {
         assert_eq!(reserved, Ok(()));
         assert_eq!(buffer.free(), 50);
 
-        // One client holds at most its share (here a quarter: 25 of 100); others are not
-        // affected, and the share comes back with the room.
+        // A client alone may pass its share (here a quarter: 25 of 100) while a share stays
+        // free: its second upload is not refused while no one else waits.
         let buffer = UploadBuffer::new(100, Duration::from_secs(2), 10);
         let client: IpAddr = "192.0.2.1".parse().expect("ip");
         let mine = buffer.room_for(Some(client));
         buffer.reserve(&mine, 20).await.expect("within the share");
-        let started = tokio::time::Instant::now();
         let again = buffer.room_for(Some(client));
-        assert_eq!(buffer.reserve(&again, 10).await, Err(NoRoom));
-        assert_eq!(started.elapsed(), Duration::ZERO, "refused at once");
+        assert_eq!(
+            buffer.reserve(&again, 55).await,
+            Ok(()),
+            "alone: past the share"
+        );
+        let started = tokio::time::Instant::now();
+        let last_share = buffer.room_for(Some(client));
+        assert_eq!(
+            buffer.reserve(&last_share, 1).await,
+            Err(NoRoom),
+            "never the last share"
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        // Another client's upload waits for room, and gets it before the first client's next.
         let other = buffer.room_for(Some("192.0.2.2".parse().expect("ip")));
-        assert_eq!(buffer.reserve(&other, 25).await, Ok(()));
-        drop((mine, again));
-        let later = buffer.room_for(Some(client));
-        assert_eq!(buffer.reserve(&later, 25).await, Ok(()));
+        let third = buffer.room_for(Some(client));
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            drop(again);
+        };
+        let started = tokio::time::Instant::now();
+        let (theirs, mine_again, ()) = tokio::join!(
+            buffer.reserve(&other, 60),
+            async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                buffer.reserve(&third, 60).await
+            },
+            release
+        );
+        assert_eq!(theirs, Ok(()));
+        assert_eq!(mine_again, Err(NoRoom), "the other client went first");
+        assert_eq!(started.elapsed(), Duration::from_millis(2001));
+        drop(mine);
 
         // More than the whole buffer is refused at once.
         let started = tokio::time::Instant::now();

@@ -3,13 +3,15 @@
 //! (`?q=words`), wrapping switched off with `?wrap=0`. POST /forget deletes it at once.
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use tera::Context;
 
 use crate::config::Settings;
+use crate::connection::client_gone;
 use crate::error::AppError;
-use crate::routes::decode::line_endings;
-use crate::routes::{paging, search};
+use crate::routes::index_cache::IndexCache;
+use crate::routes::paging::{self, PageIndex};
+use crate::routes::search;
 use crate::session::scope;
 use crate::session::TextdropSession;
 use crate::storage::SessionStorage;
@@ -153,9 +155,11 @@ struct Links {
 
 /// GET /action
 pub async fn show(
+    req: HttpRequest,
     session: TextdropSession,
     settings: web::Data<Settings>,
     storage: web::Data<SessionStorage>,
+    indexes: web::Data<IndexCache>,
     query: web::Query<ActionQuery>,
 ) -> Result<HttpResponse, AppError> {
     let mut context = Context::new();
@@ -179,12 +183,23 @@ pub async fn show(
     }
     context.insert("file", &info);
     context.insert("wrap", &view.wrap);
-    let small = text.len() <= RENDER_INLINE_BYTES;
-    let render = move || fill(&text, &view, context).map(|c| templates::render("action.html", &c));
-    // A small file renders in microseconds, less than a hop to the blocking pool costs;
-    // splitting, searching and escaping a big one is real CPU work: off the async executor.
-    let body = if small {
+    let id = scope::loaded_id();
+    let cached = id.as_deref().and_then(|id| indexes.get(id, text.len()));
+    // A small file, or a big one whose page index is cached, renders a page in microseconds,
+    // less than a hop to the blocking pool costs; indexing a big file or searching it is real
+    // CPU work: off the async executor.
+    let inline = text.len() <= RENDER_INLINE_BYTES
+        || (cached.is_some() && !matches!(view.target, Target::Search { .. }));
+    let indexes = (**indexes).clone();
+    let render = move || {
+        let index = cached.unwrap_or_else(|| indexes.index_of(id.as_deref(), &text));
+        fill(&text, &index, &view, context).map(|c| templates::render("action.html", &c))
+    };
+    let body = if inline {
         render()
+    } else if client_gone(&req) {
+        // Nobody to show it to: not worth a thread.
+        return Ok(HttpResponse::NoContent().finish());
     } else {
         web::block(render)
             .await
@@ -194,10 +209,10 @@ pub async fn show(
     Ok(templates::html(StatusCode::OK, body))
 }
 
-/// The page's lines or search results for `view` of `text`; `None` for a page that does not
-/// exist.
-fn fill(text: &str, view: &View, mut context: Context) -> Option<Context> {
-    let (endings, no_final_newline) = line_endings(text);
+/// The page's lines or search results for `view` of `text`, whose page index is `index`;
+/// `None` for a page that does not exist.
+fn fill(text: &str, index: &PageIndex, view: &View, mut context: Context) -> Option<Context> {
+    let (endings, no_final_newline) = index.endings();
     context.insert("endings", &endings);
     context.insert("no_final_newline", &no_final_newline);
     let link_query = view.link_query();
@@ -240,17 +255,16 @@ fn fill(text: &str, view: &View, mut context: Context) -> Option<Context> {
         Target::Page(_) | Target::Lines(..) => {
             let (number, highlight) = match view.target {
                 Target::Page(number) => (number, None),
-                Target::Lines(from, to) => match paging::page_of_line(text, from) {
+                Target::Lines(from, to) => match index.page_of_line(from) {
                     Some(number) => (number, Some(from..=to)),
                     None => {
-                        let last = paging::page(text, 1)?.count;
-                        context.insert("note", &past_the_end(from, text.lines().count()));
-                        (last, None)
+                        context.insert("note", &past_the_end(from, index.lines()));
+                        (index.count(), None)
                     }
                 },
                 Target::Search { .. } => unreachable!("handled above"),
             };
-            let page = paging::page(text, number)?;
+            let page = index.page(text, number)?;
             let shown = paging::Shown {
                 highlight,
                 link_query,

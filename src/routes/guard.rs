@@ -16,7 +16,9 @@ use actix_web::{web, HttpMessage};
 use futures_util::StreamExt;
 
 use crate::config::Settings;
-use crate::limits::{client_address, BufferRoom, UploadBuffer, UploadRate, FRAMING_ALLOWANCE};
+use crate::limits::{
+    client_address, BufferRoom, UploadBuffer, UploadRate, ViewGate, FRAMING_ALLOWANCE,
+};
 use crate::routes::form::form_page;
 use crate::routes::refusal::UploadError;
 
@@ -25,6 +27,40 @@ use crate::routes::refusal::UploadError;
 pub struct Guard {
     pub rate: UploadRate,
     pub buffer: UploadBuffer,
+    pub views: ViewGate,
+}
+
+/// Middleware for the file pages, before their session is loaded: a view waits for its turn
+/// among the views in progress (`limits::ViewGate`), and holds it until its response is ready;
+/// none within the queue time gets the 503 page. A view whose connection closes while it waits
+/// is dropped with its place in the line.
+pub async fn view_gate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let settings = req
+        .app_data::<web::Data<Settings>>()
+        .expect("Settings are app data")
+        .clone();
+    let guard = req
+        .app_data::<web::Data<Guard>>()
+        .expect("Guard is app data")
+        .clone();
+    let limits = &settings.limits;
+    let client = client_address(&req, &limits.trusted_proxies, limits.forwarded_header);
+    let Ok(turn) = guard.views.enter(client).await else {
+        if let Some(metrics) = req.app_data::<web::Data<crate::metrics::Metrics>>() {
+            metrics.refused("views_busy");
+        }
+        let busy = crate::error::AppError::ViewsBusy {
+            retry_after: guard.views.queue().as_secs(),
+        };
+        let page = actix_web::ResponseError::error_response(&busy);
+        return Ok(req.into_response(page));
+    };
+    let response = next.call(req).await?.map_into_boxed_body();
+    drop(turn);
+    Ok(response)
 }
 
 /// Middleware for POST / and POST /forget (other methods pass untouched).

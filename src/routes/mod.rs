@@ -6,6 +6,7 @@ mod decode;
 mod form;
 pub mod guard;
 mod health;
+pub(crate) mod index_cache;
 mod paging;
 mod raw;
 mod refusal;
@@ -57,6 +58,7 @@ pub fn pages(cfg: &mut web::ServiceConfig, sessions: impl Fn() -> Sessions) {
             .wrap(sessions())
             .wrap(from_fn(store_failure_page))
             .wrap(from_fn(request_scope_with_file))
+            .wrap(from_fn(guard::view_gate))
             .wrap(from_fn(move |req, next| {
                 allow_only(ACTION_METHODS, req, next)
             }))

@@ -33,31 +33,195 @@ pub struct Page<'a> {
     pub last_line: usize,
 }
 
-/// The pieces of `text` as pages show them: each line, cut at character boundaries into pieces
-/// of at most [`BYTES_PER_PAGE`] bytes, with the number of the line it belongs to.
-fn pieces(text: &str) -> impl Iterator<Item = (usize, Line<'_>)> {
-    text.lines().enumerate().flat_map(|(index, line)| {
-        let mut rest = line;
-        let mut continued = false;
-        std::iter::from_fn(move || {
-            if rest.is_empty() && continued {
-                return None;
+/// The lines of `text` from byte `from` on (which starts a line), as `str::lines` gives them
+/// (ending at `\n` or `\r\n`, a last line without either included), each with the offset it
+/// starts at: found with `memchr`, bytes at a time.
+fn lines_from(text: &str, from: usize) -> impl Iterator<Item = (usize, &str)> {
+    let bytes = text.as_bytes();
+    let mut at = from;
+    std::iter::from_fn(move || {
+        if at >= bytes.len() {
+            return None;
+        }
+        let start = at;
+        let (end, next) = match memchr::memchr(b'\n', &bytes[start..]) {
+            Some(i) => {
+                let nl = start + i;
+                let end = if nl > start && bytes[nl - 1] == b'\r' {
+                    nl - 1
+                } else {
+                    nl
+                };
+                (end, nl + 1)
             }
-            let mut cut = rest.len().min(BYTES_PER_PAGE);
-            while !rest.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            let (piece, after) = rest.split_at(cut);
-            let line = Line {
-                number: index + 1,
-                text: piece,
-                continued,
-            };
-            rest = after;
-            continued = true;
-            Some((index + 1, line))
-        })
+            None => (bytes.len(), bytes.len()),
+        };
+        at = next;
+        Some((start, &text[start..end]))
     })
+}
+
+/// The pieces of one line as pages show them: cut at character boundaries into pieces of at
+/// most [`BYTES_PER_PAGE`] bytes, each with its offset in the line and whether it continues
+/// the line.
+fn cut(line: &str) -> impl Iterator<Item = (usize, &str, bool)> {
+    let mut rest = line;
+    let mut offset = 0;
+    let mut continued = false;
+    std::iter::from_fn(move || {
+        if rest.is_empty() && continued {
+            return None;
+        }
+        let mut end = rest.len().min(BYTES_PER_PAGE);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (piece, after) = rest.split_at(end);
+        let item = (offset, piece, continued);
+        offset += end;
+        rest = after;
+        continued = true;
+        Some(item)
+    })
+}
+
+/// Where one page starts: the byte offset of its first piece, the number of that piece's line
+/// and the piece's offset in its line (0: the page starts with a whole line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Start {
+    line_offset: usize,
+    line: usize,
+    piece_offset: usize,
+}
+
+/// Where every page of a text starts, and what the page header says of the whole text: built
+/// once for a file (one pass, `memchr` for the line ends), after which any page is cut in time
+/// proportional to the page, not the file, and the page holding a line is found by bisection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageIndex {
+    starts: Vec<Start>,
+    lines: usize,
+    endings: crate::routes::decode::LineEndings,
+    no_final_newline: bool,
+}
+
+impl PageIndex {
+    /// The index of `text`. An empty text has one empty page.
+    pub fn of(text: &str) -> Self {
+        let mut starts = vec![Start {
+            line_offset: 0,
+            line: 1,
+            piece_offset: 0,
+        }];
+        let (mut lines_here, mut bytes_here) = (0usize, 0usize);
+        let mut lines = 0;
+        for (number, (line_offset, line)) in lines_from(text, 0).enumerate() {
+            lines = number + 1;
+            if line.len() <= BYTES_PER_PAGE {
+                // The common case, one piece: no cutting.
+                if lines_here == LINES_PER_PAGE || bytes_here + line.len() > BYTES_PER_PAGE {
+                    starts.push(Start {
+                        line_offset,
+                        line: lines,
+                        piece_offset: 0,
+                    });
+                    (lines_here, bytes_here) = (0, 0);
+                }
+                lines_here += 1;
+                bytes_here += line.len();
+                continue;
+            }
+            for (piece_offset, piece, _) in cut(line) {
+                if lines_here == LINES_PER_PAGE || bytes_here + piece.len() > BYTES_PER_PAGE {
+                    starts.push(Start {
+                        line_offset,
+                        line: lines,
+                        piece_offset,
+                    });
+                    (lines_here, bytes_here) = (0, 0);
+                }
+                lines_here += 1;
+                bytes_here += piece.len();
+            }
+        }
+        let (endings, no_final_newline) = crate::routes::decode::line_endings(text);
+        Self {
+            starts,
+            lines,
+            endings,
+            no_final_newline,
+        }
+    }
+
+    /// How many pages the text has (at least one).
+    pub fn count(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// How many lines the text has.
+    pub fn lines(&self) -> usize {
+        self.lines
+    }
+
+    /// The text's line-ending style, and whether it ends without a newline.
+    pub fn endings(&self) -> (crate::routes::decode::LineEndings, bool) {
+        (self.endings, self.no_final_newline)
+    }
+
+    /// The memory the index takes, for the cache's bound.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.starts.len() * std::mem::size_of::<Start>()
+    }
+
+    /// The page that holds line `line`'s first piece, or `None` when the text has no such line.
+    pub fn page_of_line(&self, line: usize) -> Option<usize> {
+        if line == 0 || line > self.lines {
+            return None;
+        }
+        // The last page whose first piece belongs to a line at or before `line`, and that
+        // does not start in the middle of `line` itself (its first piece is on an earlier
+        // page).
+        let after = self
+            .starts
+            .partition_point(|s| s.line < line || (s.line == line && s.piece_offset == 0));
+        Some(after.max(1))
+    }
+
+    /// Page `number` (from 1) of `text` (the text this index was built from), or `None` when
+    /// it has no such page.
+    pub fn page<'a>(&self, text: &'a str, number: usize) -> Option<Page<'a>> {
+        let start = *self.starts.get(number.checked_sub(1)?)?;
+        let end = self.starts.get(number).copied();
+        let mut shown = Vec::new();
+        'lines: for (index, (line_offset, line)) in lines_from(text, start.line_offset).enumerate()
+        {
+            let number = start.line + index;
+            for (piece_offset, piece, continued) in cut(line) {
+                if index == 0 && piece_offset < start.piece_offset {
+                    continue;
+                }
+                if end.is_some_and(|end| {
+                    (line_offset, piece_offset) >= (end.line_offset, end.piece_offset)
+                }) {
+                    break 'lines;
+                }
+                shown.push(Line {
+                    number,
+                    text: piece,
+                    continued,
+                });
+            }
+        }
+        let first_line = shown.first().map_or(0, |l| l.number);
+        let last_line = shown.last().map_or(0, |l| l.number);
+        Some(Page {
+            number,
+            count: self.count(),
+            lines: shown,
+            first_line,
+            last_line,
+        })
+    }
 }
 
 /// How a page's lines are shown: which to highlight, and what every line link carries besides
@@ -104,71 +268,103 @@ pub fn lines_html(lines: &[Line<'_>], shown: &Shown<'_>) -> String {
     out
 }
 
-/// The page that holds line `line`'s first piece, or `None` when the text has no such line.
-pub fn page_of_line(text: &str, line: usize) -> Option<usize> {
-    let mut current = 1;
-    let (mut lines_here, mut bytes_here) = (0, 0);
-    for (number, piece) in pieces(text) {
-        if lines_here == LINES_PER_PAGE || bytes_here + piece.text.len() > BYTES_PER_PAGE {
-            current += 1;
-            (lines_here, bytes_here) = (0, 0);
-        }
-        lines_here += 1;
-        bytes_here += piece.text.len();
-        if number == line {
-            return Some(current);
-        }
-        if number > line {
-            break;
-        }
-    }
-    None
-}
-
-/// Page `number` of `text`, or `None` when it has no such page. An empty text has one empty
-/// page.
-pub fn page(text: &str, number: usize) -> Option<Page<'_>> {
-    let mut current = 1;
-    let (mut lines_here, mut bytes_here) = (0, 0);
-    let mut shown = Vec::new();
-    let (mut first_line, mut last_line) = (0, 0);
-    for (line_number, piece) in pieces(text) {
-        if lines_here == LINES_PER_PAGE || bytes_here + piece.text.len() > BYTES_PER_PAGE {
-            current += 1;
-            (lines_here, bytes_here) = (0, 0);
-        }
-        lines_here += 1;
-        bytes_here += piece.text.len();
-        if current == number {
-            if shown.is_empty() {
-                first_line = line_number;
-            }
-            last_line = line_number;
-            shown.push(piece);
-        }
-    }
-    (1..=current).contains(&number).then_some(Page {
-        number,
-        count: current,
-        lines: shown,
-        first_line,
-        last_line,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn page(text: &str, number: usize) -> Option<Page<'_>> {
+        PageIndex::of(text).page(text, number)
+    }
+
+    fn page_of_line(text: &str, line: usize) -> Option<usize> {
+        PageIndex::of(text).page_of_line(line)
+    }
+
+    /// Pages as they were cut before the index: every line of the text walked for each page.
+    fn reference_pages(text: &str) -> Vec<Vec<(usize, String, bool)>> {
+        let mut pages: Vec<Vec<(usize, String, bool)>> = vec![Vec::new()];
+        let (mut lines_here, mut bytes_here) = (0, 0);
+        for (index, line) in text.lines().enumerate() {
+            let mut rest = line;
+            let mut continued = false;
+            loop {
+                if rest.is_empty() && continued {
+                    break;
+                }
+                let mut cut = rest.len().min(BYTES_PER_PAGE);
+                while !rest.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                let (piece, after) = rest.split_at(cut);
+                if lines_here == LINES_PER_PAGE || bytes_here + piece.len() > BYTES_PER_PAGE {
+                    pages.push(Vec::new());
+                    (lines_here, bytes_here) = (0, 0);
+                }
+                lines_here += 1;
+                bytes_here += piece.len();
+                pages
+                    .last_mut()
+                    .expect("a page")
+                    .push((index + 1, piece.to_owned(), continued));
+                rest = after;
+                continued = true;
+            }
+        }
+        pages
+    }
+
+    #[test]
+    fn the_index_cuts_every_page_as_walking_the_whole_text_did() {
+        let long = "é".repeat(BYTES_PER_PAGE + 7);
+        let texts = [
+            String::new(),
+            "\n".into(),
+            "a".into(),
+            "a\r\nb\r\n".into(),
+            "a\n\n\nb".into(),
+            "x\r".into(),
+            "\r\n\r\n".into(),
+            (1..=1_234).map(|n| format!("line {n}\n")).collect(),
+            format!("short\n{long}\n{long}{long}\nafter"),
+            format!("{}\n", "y".repeat(3 * BYTES_PER_PAGE)),
+            "ab\n".repeat(40_000),
+            (0..3_000)
+                .map(|n| format!("{}\n", "z".repeat(n % 300)))
+                .collect(),
+        ];
+        for text in &texts {
+            let index = PageIndex::of(text);
+            let reference = reference_pages(text);
+            assert_eq!(index.count(), reference.len(), "{:.40?}", text);
+            assert_eq!(index.lines(), text.lines().count());
+            for (number, expected) in reference.iter().enumerate() {
+                let page = index.page(text, number + 1).expect("a page");
+                let got: Vec<(usize, String, bool)> = page
+                    .lines
+                    .iter()
+                    .map(|l| (l.number, l.text.to_owned(), l.continued))
+                    .collect();
+                assert_eq!(&got, expected, "page {} of {:.40?}", number + 1, text);
+                for (line, _, continued) in expected {
+                    if !continued {
+                        assert_eq!(index.page_of_line(*line), Some(number + 1));
+                    }
+                }
+            }
+            assert!(index.page(text, reference.len() + 1).is_none());
+            assert!(index.page(text, 0).is_none());
+        }
+    }
+
     #[test]
     fn a_small_file_is_one_page() {
-        let page = page("one\r\ntwo\n", 1).expect("page 1");
-        assert_eq!((page.number, page.count), (1, 1));
-        let texts: Vec<&str> = page.lines.iter().map(|l| l.text).collect();
+        let first = page("one\r\ntwo\n", 1).expect("page 1");
+        assert_eq!((first.number, first.count), (1, 1));
+        let texts: Vec<&str> = first.lines.iter().map(|l| l.text).collect();
         assert_eq!(texts, ["one", "two"]);
-        assert_eq!((page.first_line, page.last_line), (1, 2));
-        assert!(super::page("one\n", 2).is_none());
-        assert!(super::page("", 1).is_some_and(|p| p.lines.is_empty()));
+        assert_eq!((first.first_line, first.last_line), (1, 2));
+        assert!(page("one\n", 2).is_none());
+        assert!(page("", 1).is_some_and(|p| p.lines.is_empty()));
     }
 
     #[test]

@@ -69,6 +69,7 @@ pub fn copy_of(key: &SessionKey) -> SessionKey {
 struct RequestScope {
     wants_file: bool,
     loaded: Cell<Option<Loaded>>,
+    loaded_id: RefCell<Option<String>>,
     loaded_file: RefCell<Option<String>>,
     superseded: RefCell<Option<Superseded>>,
     pending_file: RefCell<Option<PendingFile>>,
@@ -154,12 +155,19 @@ pub fn wants_file() -> bool {
     with(|scope| scope.wants_file).unwrap_or(false)
 }
 
-/// Remembers what `load` found for this request, and the file if it fetched it.
-pub fn remember_loaded(loaded: Loaded, file: Option<String>) {
+/// Remembers what `load` found for this request (the record `id`), and the file if it
+/// fetched it.
+pub fn remember_loaded(id: String, loaded: Loaded, file: Option<String>) {
     with(|scope| {
         scope.loaded.set(Some(loaded));
+        *scope.loaded_id.borrow_mut() = Some(id);
         *scope.loaded_file.borrow_mut() = file;
     });
+}
+
+/// The id of the record `load` found for this request.
+pub fn loaded_id() -> Option<String> {
+    with(|scope| scope.loaded_id.borrow().clone()).flatten()
 }
 
 /// What `load` found for this request, if a live session was loaded in this scope.

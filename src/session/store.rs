@@ -324,7 +324,8 @@ impl TextdropStore {
 impl SessionStore for TextdropStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
         let fetch = self.fetch_now(scope::wants_file());
-        let record = match self.records.fetch(&session_id(session_key), fetch).await {
+        let id = session_id(session_key);
+        let record = match self.records.fetch(&id, fetch).await {
             Ok(record) => record,
             Err(err) if err.is_corrupt() => {
                 self.corrupt.inc();
@@ -360,7 +361,7 @@ impl SessionStore for TextdropStore {
         if state.is_err() {
             self.corrupt.inc();
         }
-        scope::remember_loaded(record.loaded, record.file);
+        scope::remember_loaded(id, record.loaded, record.file);
         state
             .map(Some)
             .map_err(|e| LoadError::Deserialization(e.into()))

@@ -28,6 +28,7 @@ mod tls;
 mod transfer;
 mod upload;
 mod viewer;
+mod views;
 
 fn main() -> std::process::ExitCode {
     helpers::harness::main()

@@ -226,7 +226,8 @@ impl Storage for MysqlStorage {
             self.per_worker,
             self.statement_timeout,
         );
-        Rc::new(records::MysqlRecords::new(pool))
+        let probe = AsyncPool::new(Arc::clone(&self.open), 1, self.statement_timeout);
+        Rc::new(records::MysqlRecords::new(pool, probe))
     }
 
     fn transfer(&self) -> Option<Rc<dyn Transfer>> {

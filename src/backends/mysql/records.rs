@@ -15,11 +15,17 @@ use crate::session::records::{
 /// The `sessions` table, through one worker's connections.
 pub(crate) struct MysqlRecords {
     pool: AsyncPool<AsyncMysqlConnection>,
+    /// A connection of its own for readiness checks: they say whether the database answers,
+    /// not how long visitors' requests wait for a connection.
+    probe: AsyncPool<AsyncMysqlConnection>,
 }
 
 impl MysqlRecords {
-    pub(crate) fn new(pool: AsyncPool<AsyncMysqlConnection>) -> Self {
-        Self { pool }
+    pub(crate) fn new(
+        pool: AsyncPool<AsyncMysqlConnection>,
+        probe: AsyncPool<AsyncMysqlConnection>,
+    ) -> Self {
+        Self { pool, probe }
     }
 }
 
@@ -82,6 +88,6 @@ impl Records for MysqlRecords {
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move { on_pool!(self.pool, conn => conn.batch_execute("SELECT 1").await) })
+        Box::pin(async move { on_pool!(self.probe, conn => conn.batch_execute("SELECT 1").await) })
     }
 }

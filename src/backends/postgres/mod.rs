@@ -311,7 +311,8 @@ impl Storage for PgStorage {
             self.per_worker,
             self.statement_timeout,
         );
-        Rc::new(records::PgRecords::new(pool))
+        let probe = AsyncPool::new(Arc::clone(&self.open), 1, self.statement_timeout);
+        Rc::new(records::PgRecords::new(pool, probe))
     }
 
     fn transfer(&self) -> Option<Rc<dyn Transfer>> {

@@ -39,11 +39,17 @@ pub const ROTATE: &str = "WITH old AS (\
 /// The `sessions` table, through one worker's connections.
 pub(crate) struct PgRecords {
     pool: AsyncPool<AsyncPgConnection>,
+    /// A connection of its own for readiness checks: they say whether the database answers,
+    /// not how long visitors' requests wait for a connection.
+    probe: AsyncPool<AsyncPgConnection>,
 }
 
 impl PgRecords {
-    pub(crate) fn new(pool: AsyncPool<AsyncPgConnection>) -> Self {
-        Self { pool }
+    pub(crate) fn new(
+        pool: AsyncPool<AsyncPgConnection>,
+        probe: AsyncPool<AsyncPgConnection>,
+    ) -> Self {
+        Self { pool, probe }
     }
 }
 
@@ -116,6 +122,6 @@ impl Records for PgRecords {
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move { on_pool!(self.pool, conn => conn.batch_execute("SELECT 1").await) })
+        Box::pin(async move { on_pool!(self.probe, conn => conn.batch_execute("SELECT 1").await) })
     }
 }
