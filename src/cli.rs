@@ -109,9 +109,13 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             None => println!("{NOTHING_TO_MAINTAIN}"),
         },
         Command::Migrate { check: true, .. } => {
+            if SessionStorage::expires_sessions_itself(&settings) {
+                // Nothing to migrate, but a check that says "fine" must have reached it.
+                SessionStorage::connect(&settings, Clock::system()).await?;
+            }
             match crate::backends::migration_plan(&settings).await? {
                 Some(plan) if !plan.pending.is_empty() => anyhow::bail!(
-                    "{} migration(s) pending on {}: {}",
+                    "{} migration(s) pending on {}: {} (`textdrop migrate` applies them)",
                     plan.pending.len(),
                     plan.database,
                     plan.names()
@@ -121,9 +125,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             }
         }
         Command::Migrate { .. } => {
-            let mut settings = settings;
-            settings.database.migrate_on_startup = true;
-            if maintenance(&settings).await?.is_some() {
+            if maintenance(&settings, Migrations::Run).await?.is_some() {
                 println!(
                     "migrations are up to date on {}",
                     settings.database.url.location()
@@ -131,7 +133,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             }
         }
         Command::Cleanup => {
-            if let Some(sql) = maintenance(&settings).await? {
+            if let Some(sql) = maintenance(&settings, Migrations::Applied).await? {
                 let report = sql.cleanup_once(settings.cleanup.batch_size).await?;
                 if report.skipped {
                     println!("another instance is sweeping right now; run again later");
@@ -177,7 +179,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             );
         }
         Command::Stats => {
-            if let Some(sql) = maintenance(&settings).await? {
+            if let Some(sql) = maintenance(&settings, Migrations::Applied).await? {
                 let counts = sql.stats().await?;
                 println!("live sessions:    {}", counts.live);
                 println!("expired sessions: {} (waiting for cleanup)", counts.expired);
@@ -216,15 +218,42 @@ fn storage_url(
     }
 }
 
-/// The storage's maintenance side, connected and migrated; or `None`, after saying so, when
-/// it has none.
-async fn maintenance(settings: &Settings) -> anyhow::Result<Option<Maintenance>> {
-    if SessionStorage::expires_sessions_itself(settings) {
-        println!("{NOTHING_TO_MAINTAIN}");
-        return Ok(None);
+/// What a maintenance command does about migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Migrations {
+    /// Runs the pending ones (`migrate`).
+    Run,
+    /// Needs every one applied, and changes nothing (`stats`, `cleanup`): a database that
+    /// does not exist is not created, one that was never migrated is said so.
+    Applied,
+}
+
+/// The storage's maintenance side, connected (and migrated, or checked to be); or `None`,
+/// after saying so, when it has none (a Redis that answers).
+async fn maintenance(
+    settings: &Settings,
+    migrations: Migrations,
+) -> anyhow::Result<Option<Maintenance>> {
+    let mut settings = settings.clone();
+    settings.database.migrate_on_startup = migrations == Migrations::Run;
+    if migrations == Migrations::Applied {
+        if let Some(plan) = crate::backends::migration_plan(&settings).await? {
+            anyhow::ensure!(
+                plan.pending.is_empty(),
+                "{} migration(s) pending on {} ({}): this command reads and cleans a migrated \
+                 database only; check DATABASE_URL, or run `textdrop migrate` first",
+                plan.pending.len(),
+                plan.database,
+                plan.names()
+            );
+        }
     }
-    let storage = SessionStorage::connect(settings, Clock::system()).await?;
-    Ok(storage.sweeper(&settings.cleanup))
+    let storage = SessionStorage::connect(&settings, Clock::system()).await?;
+    let maintenance = storage.sweeper(&settings.cleanup);
+    if maintenance.is_none() {
+        println!("{NOTHING_TO_MAINTAIN}");
+    }
+    Ok(maintenance)
 }
 
 /// GETs /readyz from the server these settings describe, with plain std networking (the

@@ -31,7 +31,7 @@ use actix_session::SessionMiddleware;
 use actix_web::cookie::{time::Duration as CookieDuration, Key, SameSite};
 use actix_web::dev::{AppConfig, Server, ServerHandle};
 use actix_web::middleware::{from_fn, Logger};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
@@ -81,7 +81,12 @@ impl Application {
         let port = listener.local_addr()?.port();
         let (metrics_server, metrics_port) = match &server.metrics_addr {
             Some(addr) => {
-                let (server, port) = metrics_server(addr, metrics.clone())?;
+                let (server, port) = metrics_server(
+                    addr,
+                    metrics.clone(),
+                    connection_limits(&settings),
+                    client_shares(&settings),
+                )?;
                 (Some(server), Some(port))
             }
             None => (None, None),
@@ -232,22 +237,81 @@ fn session_middleware(store: MeteredStore, key: Key, settings: &SessionSettings)
     builder.build()
 }
 
-/// The metrics listener on `addr`: `/metrics` and nothing else.
-fn metrics_server(addr: &str, metrics: Metrics) -> anyhow::Result<(Server, u16)> {
+/// The connection layer every listener serves through, around the app `$app` builds: each
+/// accepted socket claims its address's share of connections (`$shares`; past it, closed at
+/// once) and is wrapped in the connection's deadlines (`$limits`, see `connection`): every
+/// request head within REQUEST_HEAD_TIMEOUT_SECS, writes within WRITE_TIMEOUT_SECS. A closing
+/// connection gets 1 s; a client that closes its side while its request is served is gone,
+/// and its request's work is dropped. (actix-http caps headers: 431 past 128 KiB, 400 past
+/// 96.) The app must run `connection::track_requests` outermost.
+macro_rules! guarded_service {
+    ($app:expr, $limits:expr, $shares:expr) => {{
+        let limits: ConnectionLimits = $limits;
+        let http = HttpService::build()
+            .client_request_timeout(limits.head)
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .h1_allow_half_closed(false)
+            .on_connect_ext(|io: &GuardedStream, ext: &mut Extensions| {
+                ext.insert(io.activity());
+            })
+            .h1(map_config($app, |_| AppConfig::default()));
+        let shares: ClientShares = $shares;
+        fn_service(move |io: actix_web::rt::net::TcpStream| {
+            let peer = io.peer_addr().ok();
+            let claim = peer.and_then(|peer| shares.claim(peer.ip()));
+            std::future::ready(match claim {
+                Some(claim) => Ok((GuardedStream::new(io, limits, claim), peer)),
+                None => Err(DispatchError::Io(std::io::Error::other(
+                    "MAX_CONNECTIONS_PER_CLIENT reached",
+                ))),
+            })
+        })
+        .and_then(http)
+    }};
+}
+
+/// The metrics listener on `addr`: `/metrics` and nothing else, through the same connection
+/// layer as the public port (deadlines, a share per address), on one worker.
+fn metrics_server(
+    addr: &str,
+    metrics: Metrics,
+    limits: ConnectionLimits,
+    shares: ClientShares,
+) -> anyhow::Result<(Server, u16)> {
     let listener = TcpListener::bind(addr)
         .with_context(|| format!("METRICS_ADDR: cannot listen on {addr}"))?;
     let port = listener.local_addr()?.port();
+    listener.set_nonblocking(true)?;
     let metrics = web::Data::new(metrics);
-    let server = HttpServer::new(move || {
-        App::new()
+    let factory = move || {
+        let app = App::new()
+            .wrap(from_fn(track_requests))
             .app_data(metrics.clone())
-            .configure(routes::metrics)
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)?
-    .run();
+            .configure(routes::metrics);
+        guarded_service!(app, limits, shares.clone())
+    };
+    let server = Server::build()
+        .workers(1)
+        .disable_signals()
+        .listen("textdrop-metrics", listener, factory)?
+        .run();
     Ok((server, port))
+}
+
+/// The deadlines every connection gets.
+fn connection_limits(settings: &Settings) -> ConnectionLimits {
+    ConnectionLimits {
+        head: settings.server.request_head_timeout,
+        write: settings.server.write_timeout,
+    }
+}
+
+/// The share of connections each client address gets, on one listener.
+fn client_shares(settings: &Settings) -> ClientShares {
+    ClientShares::new(
+        settings.server.max_connections_per_client,
+        settings.limits.trusted_proxies.clone(),
+    )
 }
 
 fn run(
@@ -274,14 +338,8 @@ fn run(
             settings.server.max_connections
         );
     }
-    let limits = ConnectionLimits {
-        head: settings.server.request_head_timeout,
-        write: settings.server.write_timeout,
-    };
-    let shares = ClientShares::new(
-        settings.server.max_connections_per_client,
-        settings.limits.trusted_proxies.clone(),
-    );
+    let limits = connection_limits(&settings);
+    let shares = client_shares(&settings);
     let cap = web::Data::new(cap);
     let guard = web::Data::new(guard);
     let metrics = web::Data::new(metrics);
@@ -327,33 +385,7 @@ fn run(
             .configure(routes::probes_and_assets)
             .configure(|cfg| routes::pages(cfg, sessions))
             .default_service(web::to(routes::not_found));
-        // actix-http under the connection's own deadlines (`connection`): every request head
-        // within REQUEST_HEAD_TIMEOUT_SECS, writes within WRITE_TIMEOUT_SECS. A closing
-        // connection gets 1 s. (actix-http caps headers: 431 past 128 KiB, 400 past 96.) The
-        // body of an upload has UPLOAD_TIMEOUT_SECS (routes::guard).
-        // A client that closes its side while its request is served is gone: its request's
-        // work is dropped (see `connection`), not finished for no one.
-        let http = HttpService::build()
-            .client_request_timeout(limits.head)
-            .client_disconnect_timeout(Duration::from_secs(1))
-            .h1_allow_half_closed(false)
-            .on_connect_ext(|io: &GuardedStream, ext: &mut Extensions| {
-                ext.insert(io.activity());
-            })
-            .h1(map_config(app, |_| AppConfig::default()));
-        let shares = shares.clone();
-        fn_service(move |io: actix_web::rt::net::TcpStream| {
-            let peer = io.peer_addr().ok();
-            // One address gets its share of the connections; past it, closed at once.
-            let claim = peer.and_then(|peer| shares.claim(peer.ip()));
-            std::future::ready(match claim {
-                Some(claim) => Ok((GuardedStream::new(io, limits, claim), peer)),
-                None => Err(DispatchError::Io(std::io::Error::other(
-                    "MAX_CONNECTIONS_PER_CLIENT reached",
-                ))),
-            })
-        })
-        .and_then(http)
+        guarded_service!(app, limits, shares.clone())
     };
     listener.set_nonblocking(true)?;
     let server = Server::build()

@@ -217,6 +217,54 @@ fn limit_body(
         }
     });
     // Fused: the multipart reader may poll again after the end.
-    let payload: std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>> = Box::pin(body.fuse());
+    let payload: std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>> =
+        Box::pin(part_headers_as_text(Box::pin(body)).fuse());
     req.set_payload(Payload::Stream { payload });
+}
+
+/// A body whose first part's headers (everything up to the first blank line, at most
+/// [`FRAMING_ALLOWANCE`] bytes) are made UTF-8 before the multipart reader sees them: a file
+/// name sent in a legacy encoding (a Latin-1 `é`), which the reader would refuse as a
+/// malformed part, is read as windows-1252 instead. Nothing else of the body changes.
+fn part_headers_as_text<S>(body: S) -> impl futures_util::Stream<Item = S::Item>
+where
+    S: futures_util::Stream<Item = Result<actix_web::web::Bytes, PayloadError>> + Unpin,
+{
+    let start = (body, Some(Vec::new()));
+    futures_util::stream::unfold(start, |(mut body, mut head)| async move {
+        let Some(collected) = head.as_mut() else {
+            let next = body.next().await?;
+            return Some((next, (body, None)));
+        };
+        loop {
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    collected.extend_from_slice(&chunk);
+                    let end = memchr::memmem::find(collected, b"\r\n\r\n").map(|at| at + 4);
+                    if end.is_none() && collected.len() <= FRAMING_ALLOWANCE {
+                        continue;
+                    }
+                    let mut bytes = std::mem::take(collected);
+                    let end = end.unwrap_or(bytes.len());
+                    if std::str::from_utf8(&bytes[..end]).is_err() {
+                        let (text, _, _) = encoding_rs::WINDOWS_1252.decode(&bytes[..end]);
+                        let mut fixed = text.into_owned().into_bytes();
+                        fixed.extend_from_slice(&bytes[end..]);
+                        bytes = fixed;
+                    }
+                    return Some((Ok(bytes.into()), (body, None)));
+                }
+                // Ended or failed before the headers did: what came so far, as it is.
+                other => {
+                    let bytes = std::mem::take(collected);
+                    let item = match other {
+                        Some(Err(err)) => Err(err),
+                        _ if bytes.is_empty() => return None,
+                        _ => Ok(bytes.into()),
+                    };
+                    return Some((item, (body, None)));
+                }
+            }
+        }
+    })
 }

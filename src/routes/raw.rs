@@ -59,12 +59,21 @@ pub fn attachment(name: &str) -> ContentDisposition {
     let fallback: String = name
         .chars()
         .map(|c| {
-            if c.is_ascii_graphic() && !matches!(c, '"' | '\\' | ';' | '%') || c == ' ' {
+            if c.is_ascii_graphic() && !matches!(c, '"' | '\\' | ';' | '%' | '/') || c == ' ' {
                 c
             } else {
                 '_'
             }
         })
+        .collect();
+    // A path separator or a line break has no place in a saved file's name, in either form.
+    let name: String = name
+        .chars()
+        .map(|c| match c {
+            '/' | '\\' => '_',
+            c => c,
+        })
+        .filter(|c| !c.is_control() && !matches!(c, '\u{2028}' | '\u{2029}'))
         .collect();
     ContentDisposition {
         disposition: DispositionType::Attachment,
@@ -101,13 +110,14 @@ mod tests {
             hostile.starts_with("attachment; filename=\"a_b_c_d_e__f.txt\"; filename*=UTF-8''"),
             "{hostile}"
         );
-        assert!(
-            hostile.contains("a%22b%3Bc%5Cd%25e%0D%0Af.txt"),
-            "{hostile}"
-        );
+        assert!(hostile.contains("a%22b%3Bc_d%25ef.txt"), "{hostile}");
         assert_eq!(
             shown(""),
             "attachment; filename=\"textdrop.txt\"; filename*=UTF-8''textdrop.txt"
+        );
+        assert_eq!(
+            shown("../etc/pass\u{2028}wd"),
+            "attachment; filename=\".._etc_pass_wd\"; filename*=UTF-8''.._etc_passwd"
         );
     }
 }

@@ -32,10 +32,11 @@ pub struct UploadForm {
 }
 
 /// A file name fit to show: control and format characters (Unicode Cc and Cf, bidirectional
-/// overrides among them) removed, at most [`MAX_NAME_CHARS`] characters.
+/// overrides among them) and the line and paragraph separators (U+2028, U+2029) removed, at
+/// most [`MAX_NAME_CHARS`] characters.
 pub fn clean_name(name: &str) -> String {
     name.chars()
-        .filter(|c| !c.is_control() && !is_format_char(*c))
+        .filter(|c| !c.is_control() && !is_format_char(*c) && !matches!(c, '\u{2028}' | '\u{2029}'))
         .take(MAX_NAME_CHARS)
         .collect()
 }
@@ -82,6 +83,8 @@ async fn received_file(form: UploadForm) -> Result<(FileInfo, String, FileDigest
         size,
         lines: decoded.lines,
         encoding: decoded.converted_from.map(str::to_owned),
+        replaced_bytes: decoded.replaced_bytes as u64,
+        escapes_removed: decoded.escapes_removed as u64,
     };
     Ok((info, decoded.text, digest))
 }
@@ -161,6 +164,7 @@ mod tests {
             "ab[31mcde"
         );
         assert_eq!(clean_name("Ünïcødé name.txt"), "Ünïcødé name.txt");
+        assert_eq!(clean_name("two\u{2028}lines\u{2029}.txt"), "twolines.txt");
         assert_eq!(clean_name(&"x".repeat(300)).chars().count(), MAX_NAME_CHARS);
     }
 }

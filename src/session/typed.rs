@@ -26,6 +26,16 @@ pub struct FileInfo {
     /// `None` when it was UTF-8 (and in sessions stored before conversions existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
+    /// Bytes of a (mostly) UTF-8 upload that were no UTF-8, shown as U+FFFD.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replaced_bytes: u64,
+    /// Terminal escape sequences (colours, cursor moves) removed from the text.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub escapes_removed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A visitor's session, seen through textdrop's own keys.

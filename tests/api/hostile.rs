@@ -223,6 +223,75 @@ async fn one_address_holds_at_most_its_share_of_connections(db: TestDb) {
     assert_eq!(response.expect("healthz").status(), 200);
 }
 
+/// The metrics listener has the public port's connection layer: one address holds at most its
+/// share of connections there (64 here; the other 236 of 300 are closed at once), a head that
+/// never ends is closed at the head deadline, and `/metrics` from another address answers
+/// throughout.
+async fn the_metrics_listener_has_the_same_deadlines_and_shares(db: TestDb) {
+    let metrics_port = crate::helpers::free_port();
+    let address = format!("127.0.0.1:{metrics_port}");
+    let _server = ServerProcess::start(
+        &db,
+        &[
+            ("METRICS_ADDR", &address),
+            ("REQUEST_HEAD_TIMEOUT_SECS", "2"),
+            ("MAX_CONNECTIONS_PER_CLIENT", "64"),
+        ],
+    );
+    assert!(crate::helpers::wait_for_port(
+        metrics_port,
+        Duration::from_secs(10)
+    ));
+    let attack = actix_web::rt::task::spawn_blocking(move || {
+        let open: Vec<TcpStream> = (0..300)
+            .filter_map(|_| {
+                let mut stream = TcpStream::connect(("127.0.0.1", metrics_port)).ok()?;
+                stream
+                    .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                    .ok()?;
+                Some(stream)
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        let held = established_on(metrics_port);
+        (open, Instant::now(), held)
+    });
+    let client = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<IpAddr>().expect("ip"))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let (scrape, attacked) = futures_util::join!(
+        async {
+            actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+            let asked = Instant::now();
+            let status = client
+                .get(format!("http://{address}/metrics"))
+                .send()
+                .await
+                .map(|r| r.status());
+            (status, asked.elapsed())
+        },
+        async { attack.await.expect("attack") }
+    );
+    let (open, opened, held) = attacked;
+
+    assert!(held <= 66, "{held} connections held: more than the share");
+    assert_eq!(scrape.0.ok(), Some(reqwest::StatusCode::OK));
+    assert!(scrape.1 < Duration::from_secs(1), "{:?}", scrape.1);
+    let closed =
+        crate::helpers::eventually(Duration::from_secs(8), || established_on(metrics_port) == 0)
+            .await;
+    assert!(closed, "{} still open", established_on(metrics_port));
+    assert!(
+        opened.elapsed() < Duration::from_secs(6),
+        "closed at the head deadline"
+    );
+    drop(open);
+}
+
+tests_on!(metrics_on_sqlite: Sqlite; the_metrics_listener_has_the_same_deadlines_and_shares);
+
 tests_on!(on_sqlite: Sqlite;
     one_address_holds_at_most_its_share_of_connections,
     a_second_head_that_never_ends_is_closed_at_the_head_deadline,

@@ -253,3 +253,59 @@ tests_on!(on_mysql: Mysql; a_held_migration_lock_stops_startup_after_the_connect
 tests_on!(sqlite_only: Sqlite;
     an_unreachable_postgres_is_named_in_the_startup_error_with_its_cause,
 );
+
+crate::case!(a_mistyped_sqlite_path_is_never_made_into_a_database);
+/// A mistyped SQLite path is never made into an empty database: `stats` and `cleanup` refuse
+/// it, `serve` with MIGRATE_ON_STARTUP=false refuses it, `migrate --check` says there is no
+/// such file (exit 1); none of them creates the file, and each names what to run.
+fn a_mistyped_sqlite_path_is_never_made_into_a_database() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("typo.db");
+    let url = format!("sqlite://{}", path.display());
+    for (args, migrate_on_startup, says) in [
+        (&["stats"][..], "true", "no such file yet"),
+        (&["cleanup"][..], "true", "no such file yet"),
+        (&["migrate", "--check"][..], "true", "no such file yet"),
+        (&["serve"][..], "false", "there is no SQLite database at"),
+    ] {
+        let output = textdrop(args)
+            .env("DATABASE_URL", &url)
+            .env("MIGRATE_ON_STARTUP", migrate_on_startup)
+            .env("DATABASE_CONNECT_TIMEOUT_SECS", "0")
+            .output()
+            .expect("run textdrop");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(stderr.contains("textdrop migrate"), "{args:?}: {stderr}");
+        assert!(!path.exists(), "{args:?} created {}", path.display());
+    }
+}
+
+crate::case!(a_check_of_an_unreachable_redis_fails);
+/// `migrate --check`, `stats` and `cleanup` on a Redis that does not answer exit non-zero
+/// saying so, rather than "nothing to do".
+fn a_check_of_an_unreachable_redis_fails() {
+    let port = crate::helpers::free_port();
+    for args in [
+        &["migrate", "--check"][..],
+        &["stats"][..],
+        &["cleanup"][..],
+    ] {
+        let output = textdrop(args)
+            .env("DATABASE_URL", format!("redis://127.0.0.1:{port}/0"))
+            .env("DATABASE_CONNECT_TIMEOUT_SECS", "0")
+            .output()
+            .expect("run textdrop");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("127.0.0.1:{port}")),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&output.stdout).contains("nothing to do"),
+            "{args:?}"
+        );
+    }
+}

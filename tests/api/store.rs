@@ -405,14 +405,15 @@ async fn a_failing_statement_keeps_its_connection_in_the_pool(db: TestDb) {
         .storage(Clock::system(), &[("DATABASE_POOL_SIZE", "1")])
         .await;
     let store = storage.worker_store();
-    store.ping().await.expect("a first statement");
+    let key = SessionKey::try_from("k".repeat(64)).expect("key");
+    // A first statement opens the pool's connection (not `ping`: readiness has its own).
+    assert_eq!(store.load(&key).await.expect("a first statement"), None);
     let mut watcher = db.connect();
     let before = the_pool_connection(&mut watcher, &db).await;
     watcher
         .batch("ALTER TABLE sessions RENAME TO sessions_away")
         .expect("hide the table");
 
-    let key = SessionKey::try_from("k".repeat(64)).expect("key");
     let failed = store.load(&key).await;
     watcher
         .batch("ALTER TABLE sessions_away RENAME TO sessions")

@@ -231,7 +231,34 @@ async fn an_empty_file_is_stored_and_shown_as_empty(db: TestDb) {
     app.stop().await;
 }
 
+/// A file name sent in a legacy encoding (a Latin-1 `é`, as some clients send it) is read as
+/// windows-1252, not refused as a malformed upload.
+async fn a_latin_1_file_name_is_taken_as_it_was_meant(db: TestDb) {
+    let app = spawn_app(&db, &[]).await;
+    let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"textfile\"; \
+                     filename=\"caf\xe9 cr\xe8me.txt\"\r\nContent-Type: text/plain\r\n\r\n"
+        .to_vec();
+    body.extend_from_slice(b"the file's own text\n");
+    body.extend_from_slice(crate::helpers::MULTIPART_TAIL.as_bytes());
+
+    let response = app
+        .client
+        .post(format!("{}/", app.address))
+        .header("content-type", crate::helpers::MULTIPART)
+        .body(body)
+        .send()
+        .await
+        .expect("POST");
+
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let page = app.get_text("/action").await;
+    assert!(page.contains("café crème.txt"), "{page:.600}");
+    assert!(page.contains("the file&#x27;s own text"), "{page:.1200}");
+    app.stop().await;
+}
+
 tests_on!(sqlite_only: Sqlite;
+    a_latin_1_file_name_is_taken_as_it_was_meant,
     health_and_unknown_pages_answer_without_a_database_write,
     a_body_that_is_not_multipart_is_a_400_with_the_form,
     several_textfile_parts_are_refused,

@@ -221,7 +221,10 @@ async fn files_in_other_encodings_are_shown_converted(db: TestDb) {
     let latin = b"Caf\xE9 cr\xE8me \x93quoted\x94 \x80 5\r\nna\xEFve fa\xE7ade d\xE9j\xE0 vu\r\n";
     app.upload("latin.txt", latin.to_vec()).await;
     let page = app.get_text("/action").await;
-    assert!(page.contains("(converted from windows-1252)"), "{page}");
+    assert!(
+        page.contains("(converted from windows-1252 to UTF-8)"),
+        "{page}"
+    );
     assert!(page.contains("CRLF line endings"));
     assert_eq!(
         shown_lines(&page),
@@ -242,7 +245,7 @@ async fn files_in_other_encodings_are_shown_converted(db: TestDb) {
     }
     app.upload("utf16.txt", utf16).await;
     let page = app.get_text("/action").await;
-    assert!(page.contains("(converted from UTF-16LE)"));
+    assert!(page.contains("(converted from UTF-16LE to UTF-8)"));
     assert!(page.contains("LF line endings") && page.contains("no newline at the end</span>"));
     assert_eq!(shown_lines(&page)[0], (Some(1), "Привет, мир".to_owned()));
 
@@ -274,7 +277,48 @@ async fn the_wrap_switch_keeps_to_every_link(db: TestDb) {
     app.stop().await;
 }
 
+/// A UTF-8 file with a stray byte, or cut in the middle of a character, stays UTF-8 with the
+/// bad bytes shown as U+FFFD and counted on the page; a log with colour codes is text, its
+/// escape sequences removed and counted.
+async fn mostly_utf8_files_and_colour_logs_are_shown_as_text(db: TestDb) {
+    let app = spawn_app(&db, &[]).await;
+    // Cut in the middle of the last "а" (two bytes), as `head -c` does.
+    let text = "Привет, мир! Как дела\n".repeat(30);
+    let cut = text.as_bytes()[..text.len() - 2].to_vec();
+    assert_eq!(
+        app.upload("cut.txt", cut).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let page = app.get_text("/action").await;
+    assert!(!page.contains("converted from"), "{page:.1200}");
+    assert!(
+        page.contains("1 byte that was not UTF-8 shown as �"),
+        "{page:.1200}"
+    );
+    assert_eq!(
+        shown_lines(&page)[0],
+        (Some(1), "Привет, мир! Как дела".to_owned())
+    );
+
+    let log = "\x1b[32m ok \x1b[0m step one\n\x1b[1;31mFAILED\x1b[0m step two\n".repeat(50);
+    assert_eq!(
+        app.upload("ci.log", log).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let page = app.get_text("/action").await;
+    assert!(
+        page.contains("200 terminal escape sequences (colours, cursor moves) removed"),
+        "{page:.1200}"
+    );
+    assert_eq!(
+        shown_lines(&page)[1],
+        (Some(2), "FAILED step two".to_owned())
+    );
+    app.stop().await;
+}
+
 tests_on!(sqlite_only: Sqlite;
+    mostly_utf8_files_and_colour_logs_are_shown_as_text,
     a_line_number_links_to_the_page_that_holds_the_line,
     a_download_name_never_breaks_its_header,
     search_lists_the_matching_lines_a_page_at_a_time,

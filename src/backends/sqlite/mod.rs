@@ -46,6 +46,16 @@ pub(crate) struct SqliteStorage {
 impl SqliteStorage {
     pub(crate) async fn connect(settings: &Settings) -> anyhow::Result<Self> {
         let database = &settings.database;
+        // Without migrations to run, nothing creates the database: a mistyped path is said so,
+        // not made into an empty file.
+        if !database.migrate_on_startup && !file_of(database.url.target()).exists() {
+            anyhow::bail!(
+                "there is no SQLite database at {} (DATABASE_URL), and \
+                 MIGRATE_ON_STARTUP=false: run `textdrop migrate` to create it there (nothing \
+                 was created)",
+                database.url.location()
+            );
+        }
         let manager =
             Manager::new(database.url.target()).with_busy_timeout(database.statement_timeout);
         let location = database.url.location();
@@ -80,25 +90,35 @@ fn plan_for(location: &str, applied: &[String]) -> Plan {
     Plan::new(format!("SQLite at {location}"), false, applied, None)
 }
 
-/// The migrations the database `settings` name has not applied, read without changing it (a
-/// file that does not exist yet has applied none, and is not created).
-pub(crate) async fn plan(settings: &Settings) -> anyhow::Result<Plan> {
-    let location = settings.database.url.location();
-    let target = settings.database.url.target().to_owned();
+/// The database file a SQLite `target` (`sqlite://PATH`, `file:PATH`, `PATH`) names.
+fn file_of(target: &str) -> std::path::PathBuf {
     let file = target
         .strip_prefix("sqlite://")
         .or_else(|| target.strip_prefix("file:"))
-        .unwrap_or(&target);
-    let file = std::path::PathBuf::from(file.split('?').next().unwrap_or_default());
+        .unwrap_or(target);
+    std::path::PathBuf::from(file.split('?').next().unwrap_or_default())
+}
+
+/// The migrations the database `settings` name has not applied, read without changing it (a
+/// file that does not exist yet has applied none, is not created, and the plan says so).
+pub(crate) async fn plan(settings: &Settings) -> anyhow::Result<Plan> {
+    let location = settings.database.url.location();
+    let target = settings.database.url.target().to_owned();
+    let file = file_of(&target);
+    let exists = file.exists();
     let applied = actix_web::rt::task::spawn_blocking(move || {
-        if !file.exists() {
+        if !exists {
             return Ok(Vec::new());
         }
         let mut conn = SqliteConnection::establish(&target)?;
         applied_versions(&mut conn)
     })
     .await??;
-    Ok(plan_for(&location, &applied))
+    let mut plan = plan_for(&location, &applied);
+    if !exists {
+        plan.database = format!("SQLite at {location} (no such file yet)");
+    }
+    Ok(plan)
 }
 
 /// Runs the pending migrations; a database made before textdrop used incremental auto-vacuum

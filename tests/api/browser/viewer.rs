@@ -207,7 +207,7 @@ async fn search_encodings_and_wrapping_in_the_browser(db: TestDb) {
     upload_through_the_form(client, &app, &file_of(files.path(), "latin.txt", latin)).await;
     assert_eq!(
         text_of(client, "#converted").await,
-        "(converted from windows-1252)"
+        "(converted from windows-1252 to UTF-8)"
     );
     let shown = text_of(client, "pre.file").await;
     assert!(shown.contains("Café crème “quoted” € 5"), "{shown}");
@@ -219,7 +219,7 @@ async fn search_encodings_and_wrapping_in_the_browser(db: TestDb) {
     upload_through_the_form(client, &app, &file_of(files.path(), "utf16.txt", &utf16)).await;
     assert_eq!(
         text_of(client, "#converted").await,
-        "(converted from UTF-16LE)"
+        "(converted from UTF-16LE to UTF-8)"
     );
     assert!(text_of(client, "pre.file")
         .await
