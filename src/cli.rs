@@ -177,6 +177,11 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                 "{} session(s) copied are missing in the destination",
                 report.missing
             );
+            anyhow::ensure!(
+                report.skipped == 0,
+                "{} session(s) could not be copied (named above): everything else was",
+                report.skipped
+            );
         }
         Command::Stats => {
             if let Some(sql) = maintenance(&settings, Migrations::Applied).await? {

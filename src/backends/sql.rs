@@ -12,7 +12,7 @@ use chrono::NaiveDateTime;
 
 use crate::schema::sessions;
 use crate::session::records::{Loaded, NewRecord, Record};
-use crate::transfer::{Census, Exported, Page, Written, SAME_EXPIRY};
+use crate::transfer::{Census, Exported, Page, Skipped, Written, SAME_EXPIRY};
 
 /// A new row, as an insert writes it.
 #[derive(Debug, diesel::Insertable)]
@@ -151,16 +151,53 @@ pub fn ids_of(rows: &[StoredRow]) -> Vec<String> {
     rows.iter().map(|row| row.0.clone()).collect()
 }
 
-/// A page of `rows` read with a `limit`, each with its predecessor from `links`: the next page
-/// starts after the last id, unless the page came short (the last).
-pub fn page_of(rows: Vec<StoredRow>, links: Vec<(String, Option<String>)>, limit: usize) -> Page {
-    let next = match rows.last() {
-        Some(last) if rows.len() >= limit => Some(last.0.clone()),
-        _ => None,
+/// How a page of a copy is cut: of the next live rows' (id, file bytes), as many as fit
+/// `max_bytes` (each row counted with its file and [`RECORD_CHARGE`](crate::session::records::RECORD_CHARGE)),
+/// at least one; and where the page after it starts (`None`: this is the last).
+pub struct PageCut {
+    /// The ids the page holds, in order.
+    pub ids: Vec<String>,
+    pub next: Option<String>,
+}
+
+impl PageCut {
+    /// The cut of `sizes` (at most `limit` rows, read in id order) at `max_bytes`.
+    pub fn of(sizes: Vec<(String, i64)>, limit: usize, max_bytes: u64) -> Self {
+        let read = sizes.len();
+        let mut total = 0u64;
+        let ids: Vec<String> = sizes
+            .into_iter()
+            .enumerate()
+            .take_while(|(n, (_, bytes))| {
+                total +=
+                    u64::try_from(*bytes).unwrap_or(0) + crate::session::records::RECORD_CHARGE;
+                *n == 0 || total <= max_bytes
+            })
+            .map(|(_, (id, _))| id)
+            .collect();
+        let next = (ids.len() < read || read >= limit)
+            .then(|| ids.last().cloned())
+            .flatten();
+        Self { ids, next }
+    }
+}
+
+/// A page of `rows` (the ids `cut` holds, read whole; `None` when they did not read back
+/// together), each with its predecessor from `links`, and what `one` gives for each id when
+/// they did not: the rows that read alone are copied, the rest skipped and named.
+pub fn page_of(
+    cut: PageCut,
+    rows: Result<Vec<StoredRow>, (Vec<StoredRow>, Vec<Skipped>)>,
+    links: Vec<(String, Option<String>)>,
+) -> Page {
+    let (rows, skipped) = match rows {
+        Ok(rows) => (rows, Vec::new()),
+        Err(apart) => apart,
     };
     Page {
         records: exported_with_links(rows, links),
-        next,
+        skipped,
+        next: cut.next,
     }
 }
 
@@ -454,18 +491,34 @@ macro_rules! session_queries {
                 $($run)*
         }
 
-        /// Up to `limit` rows live at `now` whose id sorts after `after`, in id order, whole.
-        pub(super) $($async)? fn live_page(
+        /// (id, file bytes) of up to `limit` rows live at `now` whose id sorts after `after`, in
+        /// id order: what a copy's page is cut by, before any file is read.
+        pub(super) $($async)? fn live_sizes(
             conn: &mut $conn,
             after: &str,
             limit: i64,
             now: NaiveDateTime,
-        ) -> QueryResult<Vec<crate::backends::sql::StoredRow>> {
+        ) -> QueryResult<Vec<(String, i64)>> {
             sessions::table
                 .filter(sessions::expires_at.gt(now))
                 .filter(sessions::id.gt(after))
                 .order(sessions::id.asc())
                 .limit(limit)
+                .select((sessions::id, sessions::file_bytes))
+                .load(conn)
+                $($run)*
+        }
+
+        /// The rows `ids` live at `now`, whole, in id order.
+        pub(super) $($async)? fn live_rows(
+            conn: &mut $conn,
+            ids: &[String],
+            now: NaiveDateTime,
+        ) -> QueryResult<Vec<crate::backends::sql::StoredRow>> {
+            sessions::table
+                .filter(sessions::expires_at.gt(now))
+                .filter(sessions::id.eq_any(ids))
+                .order(sessions::id.asc())
                 .select(crate::backends::sql::WHOLE_ROW)
                 .load(conn)
                 $($run)*
@@ -639,16 +692,42 @@ macro_rules! async_transfer {
                 &'a self,
                 cursor: Option<&'a str>,
                 limit: usize,
+                max_bytes: u64,
                 now: chrono::NaiveDateTime,
             ) -> crate::transfer::TransferFuture<'a, crate::transfer::Page> {
                 Box::pin(async move {
                     let after = cursor.unwrap_or_default();
-                    let rows = crate::backends::pool::on_pool!(self.pool, conn =>
-                        queries::live_page(&mut conn, after, limit as i64, now).await)?;
-                    let ids = crate::backends::sql::ids_of(&rows);
+                    let sizes = crate::backends::pool::on_pool!(self.pool, conn =>
+                        queries::live_sizes(&mut conn, after, limit as i64, now).await)?;
+                    let cut = crate::backends::sql::PageCut::of(sizes, limit, max_bytes);
+                    let whole = crate::backends::pool::on_pool!(self.pool, conn =>
+                        queries::live_rows(&mut conn, &cut.ids, now).await);
+                    let rows = match whole {
+                        Ok(rows) => Ok(rows),
+                        Err(err) if err.is_unavailable() => return Err(err),
+                        // One bad row spoils the batch: each is read alone.
+                        Err(_) => {
+                            let (mut rows, mut skipped) = (Vec::new(), Vec::new());
+                            for id in &cut.ids {
+                                match crate::backends::pool::on_pool!(self.pool, conn =>
+                                    queries::live_one(&mut conn, id, now).await)
+                                {
+                                    Ok(one) => rows.extend(one),
+                                    Err(err) if err.is_unavailable() => return Err(err),
+                                    Err(err) => {
+                                        skipped.push(crate::transfer::Skipped::new(id, err))
+                                    }
+                                }
+                            }
+                            Err((rows, skipped))
+                        }
+                    };
+                    let ids = match &rows {
+                        Ok(rows) | Err((rows, _)) => crate::backends::sql::ids_of(rows),
+                    };
                     let links = crate::backends::pool::on_pool!(self.pool, conn =>
                         queries::predecessors_of(&mut conn, &ids).await)?;
-                    Ok(crate::backends::sql::page_of(rows, links, limit))
+                    Ok(crate::backends::sql::page_of(cut, rows, links))
                 })
             }
 
@@ -722,3 +801,54 @@ macro_rules! async_transfer {
 }
 
 pub(crate) use async_transfer;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(files: &[i64]) -> Vec<(String, i64)> {
+        files
+            .iter()
+            .enumerate()
+            .map(|(n, bytes)| (format!("{n:02}"), *bytes))
+            .collect()
+    }
+
+    #[test]
+    fn a_copy_page_holds_what_fits_its_bytes_from_the_first_one() {
+        // Twelve files of 20 MB: one a page (a page aims at 32 MiB), from the first page on.
+        let cut = PageCut::of(sizes(&[20_000_000; 12]), 500, 32 << 20);
+        assert_eq!(
+            (cut.ids, cut.next.as_deref()),
+            (vec!["00".to_owned()], Some("00"))
+        );
+        // Small files: the page's row limit.
+        let cut = PageCut::of(sizes(&[400; 3]), 3, 32 << 20);
+        assert_eq!((cut.ids.len(), cut.next.as_deref()), (3, Some("02")));
+        // The last page came short: no next.
+        let cut = PageCut::of(sizes(&[400; 2]), 3, 32 << 20);
+        assert_eq!((cut.ids.len(), cut.next), (2, None));
+        // Files of 1 MiB: 31 fit 32 MiB with their records' charge.
+        let cut = PageCut::of(sizes(&[1 << 20; 40]), 500, 32 << 20);
+        assert_eq!(cut.ids.len(), 31);
+        assert_eq!(PageCut::of(Vec::new(), 500, 1).next, None);
+    }
+
+    #[test]
+    fn a_chain_grows_by_its_links_and_stops() {
+        let chain = vec!["b".to_owned()];
+        let grown = grown_chain(
+            &chain,
+            vec![
+                ("a".into(), Some("b".into())),
+                ("b".into(), Some("c".into())),
+            ],
+        )
+        .expect("it grew");
+        assert_eq!(grown, ["b", "a", "c"]);
+        assert_eq!(
+            grown_chain(&grown, vec![("a".into(), Some("b".into()))]),
+            None
+        );
+    }
+}

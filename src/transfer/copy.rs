@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDateTime;
 
 use super::progress::Progress;
-use super::{Transfer, Written};
+use super::{Exported, Skipped, Transfer, Written};
 use crate::backends;
 use crate::clock::Clock;
 use crate::config::{DatabaseUrl, Settings};
@@ -21,22 +21,28 @@ use crate::session::records::StoreResult;
 /// Sessions read and written per batch unless `--batch-size` says otherwise.
 pub const DEFAULT_BATCH: u16 = 500;
 
-/// What a batch aims to hold in memory: after each batch the next is sized from the bytes per
-/// session it held, so big files make smaller batches (500 files of 1 MiB would be 500 MiB).
+/// What a batch aims to hold in memory: each page is cut to the sessions whose files (and a
+/// record's charge each) fit it, their sizes read before the files are (so 500 files of 1 MiB
+/// make batches of about 32, and one file bigger than the aim a batch of its own).
 pub const BATCH_BYTES: u64 = 32 << 20;
 
-/// The first batch, before any session's size is known.
-const FIRST_BATCH: usize = 32;
+/// How many skipped sessions the report names; the rest are counted.
+pub const NAMED_SKIPS: usize = 20;
 
 /// What a copy did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CopyReport {
-    /// Live sessions read from the source.
+    /// Sessions read from the source: live ones, and the ones that did not read back.
     pub read: u64,
     /// What writing them did: copied, already there, expired before the write.
     pub written: Written,
     /// Expired rows the source still held (its sweeper had not deleted them): not read.
     pub expired_in_source: u64,
+    /// Sessions that could not be read from the source or written into the destination (a
+    /// value that does not parse, a value the destination refuses): not copied.
+    pub skipped: u64,
+    /// The first [`NAMED_SKIPS`] of them, with why.
+    pub named: Vec<Skipped>,
     /// Of the sessions written or found already there, how many the destination holds.
     pub verified: u64,
     /// Of those, how many it does not: a copy that loses any fails.
@@ -53,13 +59,26 @@ impl CopyReport {
         self.expired_in_source + self.written.expired
     }
 
+    fn skip(&mut self, skipped: Skipped) {
+        log::warn!(
+            "copy: session {} skipped: {}",
+            skipped.id.chars().take(16).collect::<String>(),
+            skipped.why
+        );
+        self.skipped += 1;
+        if self.named.len() < NAMED_SKIPS {
+            self.named.push(skipped);
+        }
+    }
+
     /// The report's lines, as `textdrop sessions copy` prints them.
     pub fn lines(&self) -> Vec<String> {
-        vec![
+        let mut lines = vec![
             format!("read:            {}", self.read),
             format!("copied:          {}", self.written.copied),
             format!("already there:   {}", self.written.already),
             format!("skipped expired: {}", self.skipped_expired()),
+            format!("skipped bad:     {}", self.skipped),
             format!(
                 "verified:        {} in the destination, {} missing",
                 self.verified, self.missing
@@ -69,12 +88,48 @@ impl CopyReport {
                 self.elapsed.as_secs_f64(),
                 self.batches
             ),
-        ]
+        ];
+        for skipped in &self.named {
+            lines.push(format!("  not copied: {} ({})", skipped.id, skipped.why));
+        }
+        if self.skipped > self.named.len() as u64 {
+            lines.push(format!(
+                "  and {} more (each named in the log)",
+                self.skipped - self.named.len() as u64
+            ));
+        }
+        lines
     }
 }
 
-/// Copies every live session of `from` into `to`, `batch` at a time, until the end or until
-/// `stop()` says so between batches; `progress` hears of each batch.
+/// Writes `records` into `to`; if the batch fails for any reason but an unreachable
+/// destination, each record is written alone, and the ones it refuses come back skipped.
+async fn write_batch(
+    to: &dyn Transfer,
+    records: Vec<Exported>,
+    now: NaiveDateTime,
+) -> StoreResult<(Written, Vec<Skipped>)> {
+    let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+    let batch = records.clone();
+    match to.write(batch, now).await {
+        Ok(written) => return Ok((written, Vec::new())),
+        Err(err) if err.is_unavailable() => return Err(err),
+        Err(err) => log::info!("copy: a batch was refused ({err}); writing it one by one"),
+    }
+    let (mut written, mut skipped) = (Written::default(), Vec::new());
+    for (record, id) in records.into_iter().zip(ids) {
+        match to.write(vec![record], now).await {
+            Ok(one) => written += one,
+            Err(err) if err.is_unavailable() => return Err(err),
+            Err(err) => skipped.push(Skipped::new(&id, err)),
+        }
+    }
+    Ok((written, skipped))
+}
+
+/// Copies every live session of `from` into `to`, `batch` at a time (fewer, to fit
+/// [`BATCH_BYTES`]), until the end or until `stop()` says so between batches; `progress`
+/// hears of each batch.
 pub(crate) async fn copy_all(
     from: &dyn Transfer,
     to: &dyn Transfer,
@@ -89,15 +144,23 @@ pub(crate) async fn copy_all(
         ..CopyReport::default()
     };
     let mut cursor: Option<String> = None;
-    let mut limit = batch.min(FIRST_BATCH);
     loop {
-        let page = from.page(cursor.as_deref(), limit, clock.now()).await?;
-        report.read += page.records.len() as u64;
-        limit = next_limit(&page.records, batch);
+        let page = from
+            .page(cursor.as_deref(), batch, BATCH_BYTES, clock.now())
+            .await?;
+        report.read += (page.records.len() + page.skipped.len()) as u64;
+        for skipped in page.skipped {
+            report.skip(skipped);
+        }
         report.batches += 1;
         let now = clock.now();
-        let expected = live_ids(&page.records, now);
-        report.written += to.write(page.records, now).await?;
+        let mut expected = live_ids(&page.records, now);
+        let (written, refused) = write_batch(to, page.records, now).await?;
+        report.written += written;
+        expected.retain(|id| !refused.iter().any(|s| &s.id == id));
+        for skipped in refused {
+            report.skip(skipped);
+        }
         let present = to.present(&expected).await?;
         report.verified += present;
         report.missing += (expected.len() as u64).saturating_sub(present);
@@ -116,21 +179,8 @@ pub(crate) async fn copy_all(
     Ok(report)
 }
 
-/// How many sessions the next batch reads: as many as fit [`BATCH_BYTES`] at the bytes per
-/// session of `records`, at most `batch`.
-fn next_limit(records: &[super::Exported], batch: usize) -> usize {
-    let bytes: u64 = records
-        .iter()
-        .map(|r| (r.state.len() + r.file.as_ref().map_or(0, String::len)) as u64)
-        .sum();
-    let per_session = (bytes / records.len().max(1) as u64).max(1);
-    usize::try_from(BATCH_BYTES / per_session)
-        .unwrap_or(batch)
-        .clamp(1, batch)
-}
-
 /// The ids of the sessions in `records` still live at `now`.
-fn live_ids(records: &[super::Exported], now: NaiveDateTime) -> Vec<String> {
+fn live_ids(records: &[Exported], now: NaiveDateTime) -> Vec<String> {
     records
         .iter()
         .filter(|r| r.expires_at > now)
@@ -210,43 +260,28 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transfer::Exported;
-
-    fn sessions(count: usize, file_bytes: usize) -> Vec<Exported> {
-        let at = chrono::DateTime::from_timestamp(0, 0)
-            .expect("epoch")
-            .naive_utc();
-        (0..count)
-            .map(|n| Exported {
-                id: n.to_string(),
-                state: String::new(),
-                created_at: at,
-                expires_at: at,
-                file: Some("x".repeat(file_bytes)),
-                superseded_at: None,
-                successor: None,
-                predecessor: None,
-            })
-            .collect()
-    }
 
     #[test]
-    fn batches_of_big_files_are_cut_to_the_memory_aimed_at() {
+    fn a_report_names_the_first_skips_and_counts_the_rest() {
+        let mut report = CopyReport::default();
+        for n in 0..NAMED_SKIPS + 3 {
+            report.skip(Skipped::new(
+                &format!("{n:064}"),
+                "its `created` field is missing",
+            ));
+        }
+        let lines = report.lines();
+        assert!(lines.contains(&format!("skipped bad:     {}", NAMED_SKIPS + 3)));
         assert_eq!(
-            next_limit(&sessions(32, 400), 500),
-            500,
-            "small files: as asked"
+            lines
+                .iter()
+                .filter(|l| l.starts_with("  not copied: "))
+                .count(),
+            NAMED_SKIPS
         );
         assert_eq!(
-            next_limit(&sessions(32, 1 << 20), 500),
-            32,
-            "1 MiB files: 32 MiB"
+            lines.last().map(String::as_str),
+            Some("  and 3 more (each named in the log)")
         );
-        assert_eq!(
-            next_limit(&sessions(2, 64 << 20), 500),
-            1,
-            "never fewer than one"
-        );
-        assert_eq!(next_limit(&[], 500), 500, "an empty batch says nothing");
     }
 }

@@ -48,11 +48,36 @@ pub struct Exported {
     pub predecessor: Option<String>,
 }
 
-/// Live sessions read in a batch, and where the next batch starts (`None`: this was the last).
+/// Live sessions read in a batch, the ones that could not be read, and where the next batch
+/// starts (`None`: this was the last).
 #[derive(Debug, Default)]
 pub struct Page {
     pub records: Vec<Exported>,
+    /// Records that are there but do not read back (a date that does not parse, text that is
+    /// not UTF-8, a Redis hash without its fields or its TTL): named, not copied.
+    pub skipped: Vec<Skipped>,
     pub next: Option<String>,
+}
+
+/// A record a copy could not read or write: its id (the SHA-256 of its key, never the key)
+/// and why, on one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub id: String,
+    pub why: String,
+}
+
+impl Skipped {
+    /// `id`, skipped because of `why` (made one line, at most 200 characters: an error may
+    /// quote what it choked on).
+    pub fn new(id: &str, why: impl std::fmt::Display) -> Self {
+        let why = why.to_string();
+        let why: String = why.split_whitespace().collect::<Vec<_>>().join(" ");
+        Self {
+            id: id.chars().take(80).collect(),
+            why: why.chars().take(200).collect(),
+        }
+    }
 }
 
 /// What writing a batch did.
@@ -93,11 +118,14 @@ pub trait Transfer {
     fn census(&self, now: NaiveDateTime) -> TransferFuture<'_, Census>;
 
     /// Up to about `limit` live sessions, starting where `cursor` (a previous page's `next`)
-    /// says, `None` for the first page. Every live session is on exactly one page.
+    /// says, `None` for the first page, of about `max_bytes` in all (always at least one
+    /// session: sizes are known before the sessions are read). Every live session is on
+    /// exactly one page, read or skipped.
     fn page<'a>(
         &'a self,
         cursor: Option<&'a str>,
         limit: usize,
+        max_bytes: u64,
         now: NaiveDateTime,
     ) -> TransferFuture<'a, Page>;
 

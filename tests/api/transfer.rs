@@ -486,3 +486,145 @@ async fn a_previous_storage_equal_to_the_current_one_stops_startup() {
     );
 }
 case!(async a_previous_storage_equal_to_the_current_one_stops_startup);
+
+/// Bad rows in a SQLite source (a date that is no date, a state that is not UTF-8) and rows a
+/// PostgreSQL destination refuses (a NUL byte in a file) are skipped, each named by its id in
+/// the report, and counted; everything else is copied and verified; the copy exits 1 saying
+/// some were not copied.
+async fn bad_rows_are_skipped_named_and_counted_and_the_rest_copied() {
+    let (from, to) = (TestDb::new(Backend::Sqlite), TestDb::new(Backend::Postgres));
+    seed(&from, 100, 0);
+    let mut conn = from.connect();
+    let later = (Utc::now() + chrono::Duration::hours(1))
+        .naive_utc()
+        .format("%Y-%m-%d %H:%M:%S");
+    conn.batch(&format!(
+        "INSERT INTO sessions (id, state, expires_at, created_at, file, file_bytes) VALUES \
+         ('bad-date', '{{}}', 'the day after tomorrow', '{later}', 'x', 1), \
+         ('bad-utf8', CAST(x'7bff7d' AS TEXT), '{later}', '{later}', 'x', 1), \
+         ('nul-byte', '{{}}', '{later}', '{later}', 'a' || char(0) || 'b', 3)"
+    ))
+    .expect("bad rows");
+
+    let output = copy(&from, &to, &[]);
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "some were skipped: {stdout}");
+    assert!(
+        stderr.contains("3 session(s) could not be copied"),
+        "{stderr}"
+    );
+    assert_eq!(reported(&output, "read:"), 103);
+    assert_eq!(reported(&output, "copied:"), 100);
+    assert_eq!(reported(&output, "skipped bad:"), 3);
+    assert_eq!(reported(&output, "verified:"), 100);
+    for id in ["bad-date", "bad-utf8", "nul-byte"] {
+        assert!(
+            stdout.contains(&format!("not copied: {id} (")),
+            "{id}: {stdout}"
+        );
+    }
+    assert_eq!(stored(&to), 100);
+    assert_eq!(seeded_files_in(&to).len(), 100);
+}
+case!(async bad_rows_are_skipped_named_and_counted_and_the_rest_copied needs Postgres);
+
+/// Hashes in a Redis source that are no session textdrop wrote (no `created`, a `created` that
+/// is no time, no TTL) are named and counted, not dropped silently: the counts add up.
+async fn malformed_redis_records_are_named_and_counted() {
+    let (from, to) = (TestDb::new(Backend::Redis), TestDb::new(Backend::Sqlite));
+    seed(&from, 20, 0);
+    let client = redis::Client::open(from.url.as_str()).expect("Redis URL");
+    let mut conn = client.get_connection().expect("connect to Redis");
+    redis::pipe()
+        .cmd("HSET")
+        .arg("textdrop:session:no-created")
+        .arg("state")
+        .arg("{}")
+        .ignore()
+        .cmd("PEXPIRE")
+        .arg("textdrop:session:no-created")
+        .arg(3_600_000)
+        .ignore()
+        .cmd("HSET")
+        .arg("textdrop:session:bad-created")
+        .arg("state")
+        .arg("{}")
+        .arg("created")
+        .arg("yesterday")
+        .ignore()
+        .cmd("PEXPIRE")
+        .arg("textdrop:session:bad-created")
+        .arg(3_600_000)
+        .ignore()
+        .cmd("HSET")
+        .arg("textdrop:session:no-ttl")
+        .arg("state")
+        .arg("{}")
+        .arg("created")
+        .arg(Utc::now().timestamp_micros())
+        .ignore()
+        .query::<()>(&mut conn)
+        .expect("malformed hashes");
+
+    let output = copy(&from, &to, &[]);
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert_eq!(reported(&output, "read:"), 23);
+    assert_eq!(reported(&output, "copied:"), 20);
+    assert_eq!(reported(&output, "skipped bad:"), 3);
+    assert_eq!(reported(&output, "verified:"), 20);
+    assert!(
+        stdout.contains("not copied: no-ttl (it has no TTL"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("not copied: no-created ("), "{stdout}");
+    assert!(stdout.contains("not copied: bad-created ("), "{stdout}");
+    assert_eq!(stored(&to), 20);
+}
+case!(async malformed_redis_records_are_named_and_counted needs Redis);
+
+/// With PREVIOUS_DATABASE_URL, a visitor whose record in the previous storage no longer reads
+/// back (its state is not UTF-8) gets no session, not a 500: the pages answer, an upload
+/// starts a new session, and "Forget my data now" still deletes the bad record.
+async fn a_corrupt_previous_record_is_no_session_and_forget_still_works() {
+    let (previous, current) = (TestDb::new(Backend::Sqlite), TestDb::new(Backend::Postgres));
+    let app = spawn_app(&previous, &[GRACE]).await;
+    let cookie = first_upload(&app, "in the previous storage\n").await;
+    app.stop().await;
+    previous
+        .connect()
+        .batch("UPDATE sessions SET state = CAST(x'7bff7d' AS TEXT)")
+        .expect("spoil the record");
+    let app = spawn_app(&current, &[GRACE, ("PREVIOUS_DATABASE_URL", &previous.url)]).await;
+
+    let response = reqwest::Client::new()
+        .get(format!("{}/action", app.address))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = response.text().await.expect("body");
+    assert!(
+        page.contains("You have not yet uploaded a file"),
+        "{page:.400}"
+    );
+    let forgot = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(format!("{}/forget", app.address))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("forget");
+    assert_eq!(forgot.status(), StatusCode::SEE_OTHER);
+    assert_eq!(previous.row_count(), 0, "forget deleted the bad record");
+    let (status, _) = upload_as(&app, &cookie, "new.txt", "a fresh start\n").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    app.stop().await;
+}
+case!(async a_corrupt_previous_record_is_no_session_and_forget_still_works needs Postgres);

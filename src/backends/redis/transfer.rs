@@ -17,7 +17,9 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use super::records::{from_micros, micros, redis_key, ttl_ms, verdict, KEY_PREFIX};
 use super::Connection;
 use crate::session::records::{StoreError, StoreResult};
-use crate::transfer::{Census, Exported, Page, Transfer, TransferFuture, Written, SAME_EXPIRY};
+use crate::transfer::{
+    Census, Exported, Page, Skipped, Transfer, TransferFuture, Written, SAME_EXPIRY,
+};
 
 /// Keys read or written at once.
 const IN_FLIGHT: usize = 64;
@@ -91,15 +93,44 @@ impl RedisTransfer {
         }
     }
 
-    /// The hash `key` whole, if it is a live session.
-    async fn read(&self, key: String, now: NaiveDateTime) -> StoreResult<Option<Exported>> {
+    /// The hash `key` whole, if it is a live session; `Err` (inside) naming it when it is
+    /// there but no session textdrop wrote.
+    async fn read(
+        &self,
+        key: String,
+        now: NaiveDateTime,
+    ) -> StoreResult<Result<Option<Exported>, Skipped>> {
         let mut pipe = redis::pipe();
         pipe.cmd("HGETALL").arg(&key).cmd("PTTL").arg(&key);
-        let (fields, pttl): (HashMap<String, String>, i64) = self.pipe(&pipe).await?;
-        let Some(id) = key.strip_prefix(KEY_PREFIX) else {
-            return Ok(None);
+        let read: Result<(HashMap<String, String>, i64), StoreError> = self.pipe(&pipe).await;
+        let id = key.strip_prefix(KEY_PREFIX).unwrap_or(&key);
+        let (fields, pttl) = match read {
+            Ok(read) => read,
+            Err(err) if err.is_unavailable() => return Err(err),
+            // Not a hash, or a value that is no text.
+            Err(err) => return Ok(Err(Skipped::new(id, err))),
         };
-        Ok(exported_of(id, fields, pttl, now))
+        Ok(exported_of(id, fields, pttl, now).map_err(|why| Skipped::new(id, why)))
+    }
+
+    /// The size of the file of each of `keys` (0 without one), in order.
+    async fn file_sizes(&self, keys: &[String]) -> StoreResult<Vec<u64>> {
+        stream::iter(keys)
+            .map(|key| async move {
+                self.query::<u64>(redis::cmd("HSTRLEN").arg(key).arg("file"))
+                    .await
+                    // Not a hash: read (and skipped) on its own.
+                    .or_else(|err| {
+                        if err.is_unavailable() {
+                            Err(err)
+                        } else {
+                            Ok(0)
+                        }
+                    })
+            })
+            .buffered(IN_FLIGHT)
+            .try_collect()
+            .await
     }
 
     /// Writes `record` unless a copy as new is there: `Some(true)` written, `Some(false)`
@@ -142,22 +173,32 @@ impl RedisTransfer {
     }
 }
 
-/// The session a hash's `fields` and `pttl` (ms) hold, if it is one and live.
+/// The session a hash's `fields` and `pttl` (ms) hold, if it is live (`None`: it expired or
+/// went); `Err` saying why when it is no session textdrop wrote.
 fn exported_of(
     id: &str,
     mut fields: HashMap<String, String>,
     pttl: i64,
     now: NaiveDateTime,
-) -> Option<Exported> {
+) -> Result<Option<Exported>, &'static str> {
+    if pttl == -2 || (pttl <= 0 && fields.is_empty()) {
+        return Ok(None);
+    }
+    if pttl == -1 {
+        return Err("it has no TTL, so it would never expire");
+    }
     let created_at = fields
         .get("created")
         .and_then(|c| c.parse().ok())
-        .and_then(from_micros)?;
-    let state = fields.remove("state")?;
+        .and_then(from_micros)
+        .ok_or("its `created` field is missing or not a time")?;
+    let state = fields
+        .remove("state")
+        .ok_or("its `state` field is missing")?;
     if pttl <= 0 {
-        return None;
+        return Ok(None);
     }
-    Some(Exported {
+    Ok(Some(Exported {
         id: id.to_owned(),
         state,
         created_at,
@@ -169,7 +210,7 @@ fn exported_of(
             .and_then(from_micros),
         successor: fields.remove("successor"),
         predecessor: fields.remove("predecessor"),
-    })
+    }))
 }
 
 /// The cluster's masters that serve slots, `(host, port)` in address order, from `CLUSTER
@@ -212,12 +253,38 @@ fn masters_in(nodes: &str) -> Vec<(String, u16)> {
         .collect()
 }
 
-/// A copy's cursor on Redis: the master (0 on one server) and its `SCAN` cursor.
-fn parse_cursor(cursor: Option<&str>) -> (usize, u64) {
-    cursor
-        .and_then(|c| c.split_once(':'))
+/// A copy's cursor on Redis: the master (0 on one server), its `SCAN` cursor, and the keys
+/// that scan gave which a page left for the next (they did not fit its bytes):
+/// `node:scan|key,key…`.
+fn parse_cursor(cursor: Option<&str>) -> (usize, u64, Vec<String>) {
+    let Some(cursor) = cursor else {
+        return (0, 0, Vec::new());
+    };
+    let (position, left) = cursor.split_once('|').unwrap_or((cursor, ""));
+    let (node, scan) = position
+        .split_once(':')
         .and_then(|(node, scan)| Some((node.parse().ok()?, scan.parse().ok()?)))
-        .unwrap_or((0, 0))
+        .unwrap_or((0, 0));
+    let left = left
+        .split(',')
+        .filter(|key| !key.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (node, scan, left)
+}
+
+/// How many of the first files (of `sizes` bytes each) fit `max_bytes` with their record's
+/// charge: at least one.
+fn fitting(sizes: &[u64], max_bytes: u64) -> usize {
+    let mut total = 0;
+    sizes
+        .iter()
+        .take_while(|bytes| {
+            let first = total == 0;
+            total += **bytes + crate::session::records::RECORD_CHARGE;
+            first || total <= max_bytes
+        })
+        .count()
 }
 
 impl Transfer for RedisTransfer {
@@ -236,32 +303,47 @@ impl Transfer for RedisTransfer {
         &'a self,
         cursor: Option<&'a str>,
         limit: usize,
+        max_bytes: u64,
         now: NaiveDateTime,
     ) -> TransferFuture<'a, Page> {
         Box::pin(async move {
-            let (node, scan) = parse_cursor(cursor);
-            let (next_scan, keys) = self.scan(node, scan, limit).await?;
-            let records: Vec<Option<Exported>> = stream::iter(keys)
+            let (node, mut scan, mut keys) = parse_cursor(cursor);
+            if keys.is_empty() {
+                (scan, keys) = self.scan(node, scan, limit).await?;
+            }
+            let sizes = self.file_sizes(&keys).await?;
+            let left = keys.split_off(fitting(&sizes, max_bytes).min(keys.len()));
+            let read: Vec<Result<Option<Exported>, Skipped>> = stream::iter(keys)
                 .map(|key| self.read(key, now))
                 .buffered(IN_FLIGHT)
                 .try_collect()
                 .await?;
-            let next = match (next_scan, &self.connection) {
+            let mut page = Page::default();
+            for outcome in read {
+                match outcome {
+                    Ok(Some(record)) => page.records.push(record),
+                    Ok(None) => {}
+                    Err(skipped) => page.skipped.push(skipped),
+                }
+            }
+            page.next = match (scan, &self.connection) {
+                _ if !left.is_empty() => Some(format!("{node}:{scan}|{}", left.join(","))),
                 (0, Connection::Server(_)) => None,
                 (0, Connection::Cluster(conn)) => {
                     (node + 1 < masters(conn).await?.len()).then(|| format!("{}:0", node + 1))
                 }
                 (scan, _) => Some(format!("{node}:{scan}")),
             };
-            Ok(Page {
-                records: records.into_iter().flatten().collect(),
-                next,
-            })
+            Ok(page)
         })
     }
 
     fn one<'a>(&'a self, id: &'a str, now: NaiveDateTime) -> TransferFuture<'a, Option<Exported>> {
-        Box::pin(self.read(redis_key(id), now))
+        Box::pin(async move {
+            self.read(redis_key(id), now).await?.map_err(|skipped| {
+                StoreError::corrupt(anyhow::anyhow!("the session hash {}", skipped.why))
+            })
+        })
     }
 
     fn write(&self, records: Vec<Exported>, now: NaiveDateTime) -> TransferFuture<'_, Written> {
@@ -322,8 +404,64 @@ e1 127.0.0.1:7005@17005 master - 0 0 5 connected
     }
 
     #[test]
-    fn a_cursor_names_the_master_and_its_scan_cursor() {
-        assert_eq!(parse_cursor(None), (0, 0));
-        assert_eq!(parse_cursor(Some("2:1234")), (2, 1234));
+    fn a_cursor_names_the_master_its_scan_cursor_and_the_keys_left() {
+        assert_eq!(parse_cursor(None), (0, 0, vec![]));
+        assert_eq!(parse_cursor(Some("2:1234")), (2, 1234, vec![]));
+        assert_eq!(
+            parse_cursor(Some("1:0|textdrop:session:a,textdrop:session:b")),
+            (
+                1,
+                0,
+                vec![
+                    "textdrop:session:a".to_owned(),
+                    "textdrop:session:b".to_owned()
+                ]
+            )
+        );
+    }
+
+    #[test]
+    fn a_page_takes_the_files_that_fit_and_at_least_one() {
+        let charge = crate::session::records::RECORD_CHARGE;
+        assert_eq!(fitting(&[10, 10, 10], 3 * (10 + charge)), 3);
+        assert_eq!(fitting(&[10, 10, 10], 2 * (10 + charge)), 2);
+        assert_eq!(fitting(&[1 << 30, 10], 1 << 20), 1, "one, however big");
+        assert_eq!(fitting(&[], 100), 0);
+    }
+
+    #[test]
+    fn a_hash_that_is_no_session_is_named_not_dropped() {
+        let now = chrono::DateTime::from_timestamp(1_000, 0)
+            .expect("time")
+            .naive_utc();
+        let fields = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let good = fields(&[("state", "{}"), ("created", "1000000")]);
+        assert!(matches!(
+            exported_of("a", good.clone(), 5_000, now),
+            Ok(Some(_))
+        ));
+        assert_eq!(
+            exported_of("a", good, -1, now).err(),
+            Some("it has no TTL, so it would never expire")
+        );
+        assert!(exported_of("a", fields(&[("state", "{}")]), 5_000, now).is_err());
+        assert!(exported_of(
+            "a",
+            fields(&[("state", "{}"), ("created", "x")]),
+            5_000,
+            now
+        )
+        .is_err());
+        assert!(exported_of("a", fields(&[("created", "1000000")]), 5_000, now).is_err());
+        assert_eq!(
+            exported_of("a", HashMap::new(), -2, now),
+            Ok(None),
+            "gone meanwhile"
+        );
     }
 }

@@ -9,8 +9,8 @@ use diesel::Connection;
 
 use super::pool::SqlitePool;
 use super::queries;
-use crate::backends::sql::{census_of, exported_with_links, ids_of, page_of, plan_writes};
-use crate::transfer::{Census, Exported, Page, Transfer, TransferFuture, Written};
+use crate::backends::sql::{census_of, exported_with_links, ids_of, page_of, plan_writes, PageCut};
+use crate::transfer::{Census, Exported, Page, Skipped, Transfer, TransferFuture, Written};
 
 /// The `sessions` table of one SQLite database, whole.
 pub(crate) struct SqliteTransfer {
@@ -35,19 +35,35 @@ impl Transfer for SqliteTransfer {
         &'a self,
         cursor: Option<&'a str>,
         limit: usize,
+        max_bytes: u64,
         now: NaiveDateTime,
     ) -> TransferFuture<'a, Page> {
         Box::pin(async move {
             let after = cursor.unwrap_or_default();
-            let (rows, links) = self
+            let (cut, rows, links) = self
                 .pool
                 .read(|conn| {
-                    let rows = queries::live_page(conn, after, limit as i64, now)?;
-                    let links = queries::predecessors_of(conn, &ids_of(&rows))?;
-                    Ok((rows, links))
+                    let sizes = queries::live_sizes(conn, after, limit as i64, now)?;
+                    let cut = PageCut::of(sizes, limit, max_bytes);
+                    // One bad row spoils the batch: each is read alone.
+                    let rows = queries::live_rows(conn, &cut.ids, now).map_err(|_| {
+                        let (mut rows, mut skipped) = (Vec::new(), Vec::new());
+                        for id in &cut.ids {
+                            match queries::live_one(conn, id, now) {
+                                Ok(one) => rows.extend(one),
+                                Err(err) => skipped.push(Skipped::new(id, err)),
+                            }
+                        }
+                        (rows, skipped)
+                    });
+                    let ids = match &rows {
+                        Ok(rows) | Err((rows, _)) => ids_of(rows),
+                    };
+                    let links = queries::predecessors_of(conn, &ids)?;
+                    Ok((cut, rows, links))
                 })
                 .await?;
-            Ok(page_of(rows, links, limit))
+            Ok(page_of(cut, rows, links))
         })
     }
 
