@@ -126,3 +126,114 @@ async fn sslmode_disable_require_verify_ca_and_verify_full_mean_what_libpq_says(
         "{message}"
     );
 }
+
+/// This machine's address on its network (not loopback): the route a packet to a public
+/// address would leave by (no packet is sent).
+fn this_machines_address() -> std::net::IpAddr {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("a UDP socket");
+    socket
+        .connect("192.0.2.255:9")
+        .or_else(|_| socket.connect("8.8.8.8:53"))
+        .expect("a route off this machine");
+    let address = socket.local_addr().expect("its address").ip();
+    assert!(!address.is_loopback(), "{address}");
+    address
+}
+
+crate::case!(async a_password_is_never_sent_in_clear_to_a_server_that_is_not_verified needs PostgresServer);
+/// A server that asks for the password in clear text (`password` in pg_hba.conf) gets it only
+/// over verified TLS, from this machine, or where DATABASE_URL allows it with
+/// `require_auth=password`: over a plain connection to another address (what an attacker who
+/// strips TLS sees), or TLS with a certificate nobody checked, startup refuses before sending
+/// it. A plain connection to another machine is warned about once.
+async fn a_password_is_never_sent_in_clear_to_a_server_that_is_not_verified() {
+    let mut dir = None;
+    let pg = PrivatePostgres::start_with(|path| {
+        dir = Some(path.to_owned());
+        let hba = path.join("hba.conf");
+        std::fs::write(
+            &hba,
+            "local all all trust\nhost all all 0.0.0.0/0 password\n",
+        )
+        .expect("hba");
+        let mut settings = certificates(path);
+        settings.push(format!("hba_file={}", hba.display()));
+        settings.push("listen_addresses=0.0.0.0".to_owned());
+        settings
+    });
+    let dir = dir.expect("the server's directory");
+    // Over the server's own Unix socket (trusted), and nothing else.
+    let socket_dir: String = dir
+        .display()
+        .to_string()
+        .replace('/', "%2F");
+    let mut local = TestConn::open(&format!(
+        "postgres://postgres@{socket_dir}:{}/postgres",
+        pg.port
+    ))
+    .expect("connect over the Unix socket");
+    local
+        .batch("ALTER USER postgres PASSWORD 'in-clear-secret'")
+        .expect("set a password");
+    let ca = dir.join("ca.pem");
+    let remote = this_machines_address();
+    let url = |host: &str, params: &str| {
+        format!(
+            "postgres://postgres:in-clear-secret@{host}:{}/postgres?{params}",
+            pg.port
+        )
+    };
+    let starts = |url: String| async move {
+        let db = TestDb::existing(Backend::Postgres, url);
+        Application::build(test_settings(
+            &db,
+            &[("DATABASE_CONNECT_TIMEOUT_SECS", "0")],
+        ))
+        .await
+        .map(drop)
+        .map_err(|e| format!("{e:#}"))
+    };
+
+    for params in ["sslmode=disable", "sslmode=prefer", "sslmode=require"] {
+        let refused = starts(url(&remote.to_string(), params)).await;
+        let message = refused.err().unwrap_or_else(|| panic!("{params}: refused"));
+        assert!(
+            message.contains("password in clear text") && message.contains("refused"),
+            "{params}: {message}"
+        );
+        assert!(!message.contains("in-clear-secret"), "{message}");
+    }
+    let verified = format!("sslmode=verify-ca&sslrootcert={}", ca.display());
+    for (host, params) in [
+        (remote.to_string(), "sslmode=disable&require_auth=password"),
+        ("127.0.0.1".to_owned(), "sslmode=disable"),
+        (remote.to_string(), verified.as_str()),
+    ] {
+        let started = starts(url(&host, params)).await;
+        assert!(started.is_ok(), "{host} {params}: {started:?}");
+    }
+    let scram_only = starts(url(
+        "127.0.0.1",
+        "sslmode=disable&require_auth=scram-sha-256",
+    ))
+    .await;
+    assert!(
+        scram_only
+            .as_ref()
+            .is_err_and(|e| e.contains("require_auth")),
+        "{scram_only:?}"
+    );
+
+    let db = TestDb::existing(
+        Backend::Postgres,
+        url(&remote.to_string(), "sslmode=disable&require_auth=password"),
+    );
+    let server = crate::helpers::ServerProcess::start(&db, &[]);
+    let log = server.stop_and_read_log();
+    assert_eq!(
+        log.matches("is not encrypted").count(),
+        1,
+        "warned once: {log}"
+    );
+    assert!(!log.contains("in-clear-secret"), "{log}");
+}

@@ -23,7 +23,16 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
 use tokio_postgres::config::SslMode as DriverSslMode;
+use tokio_postgres::tls::MakeTlsConnect;
+
+use super::auth::{AuthGuard, GuardedTls, Policy, RequireAuth};
 
 use crate::backends::pool::one_line;
 
@@ -59,6 +68,10 @@ impl SslMode {
 pub(crate) struct Opener {
     config: tokio_postgres::Config,
     tls: Option<Arc<ClientConfig>>,
+    /// Whether TLS is verified (`verify-ca`, `verify-full`).
+    verified: bool,
+    /// What the server may ask the password with (`require_auth`, see `auth`).
+    require: RequireAuth,
 }
 
 impl Opener {
@@ -68,11 +81,13 @@ impl Opener {
     pub(crate) fn parse(url: &str) -> Result<Self, String> {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let (mut mode, mut root_cert) = (SslMode::Prefer, None);
+        let mut require = RequireAuth::Default;
         let mut rest = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("sslmode", value)) => mode = SslMode::parse(value)?,
                 Some(("sslrootcert", path)) => root_cert = Some(path.to_owned()),
+                Some(("require_auth", value)) => require = RequireAuth::parse(value)?,
                 _ => rest.push(pair),
             }
         }
@@ -92,7 +107,12 @@ impl Opener {
             SslMode::Disable => None,
             _ => Some(Arc::new(client_config(mode, root_cert.as_deref())?)),
         };
-        Ok(Self { config, tls })
+        Ok(Self {
+            config,
+            tls,
+            verified: matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull),
+            require,
+        })
     }
 
     /// Every statement on the connections this opens stops after `timeout`, whether it runs
@@ -109,7 +129,10 @@ impl Opener {
         self
     }
 
-    /// Opens one connection; its driver task runs on the calling runtime.
+    /// Opens one connection; its driver task runs on the calling runtime. The socket is
+    /// opened here (each host of the URL in turn) and watched until the server has
+    /// authenticated it ([`AuthGuard`]): a password exchange the policy refuses ends the
+    /// connection before the password is sent.
     pub(crate) async fn open(&self) -> ConnectionResult<AsyncPgConnection> {
         let failed = |e: tokio_postgres::Error| {
             let mut message = one_line(&e.to_string());
@@ -118,21 +141,202 @@ impl Opener {
             }
             ConnectionError::BadConnection(message)
         };
-        match &self.tls {
+        let (socket, host) = self.socket().await?;
+        let policy = Policy {
+            require: self.require.clone(),
+            local: host.local,
+            encrypted: Arc::default(),
+        };
+        let guarded = AuthGuard::socket(socket, policy.clone());
+        let conn = match &self.tls {
             None => {
                 let (client, connection) = self
                     .config
-                    .connect(tokio_postgres::NoTls)
+                    .connect_raw(guarded, tokio_postgres::NoTls)
                     .await
                     .map_err(failed)?;
-                AsyncPgConnection::try_from_client_and_connection(client, connection).await
+                drive(connection);
+                AsyncPgConnection::try_from(client).await
             }
             Some(tls) => {
-                let connector = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
-                let (client, connection) = self.config.connect(connector).await.map_err(failed)?;
-                AsyncPgConnection::try_from_client_and_connection(client, connection).await
+                let mut maker = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
+                let inner = <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<
+                    AuthGuard<Socket>,
+                >>::make_tls_connect(&mut maker, &host.name)
+                .map_err(|e| ConnectionError::BadConnection(one_line(&e.to_string())))?;
+                let connector = GuardedTls {
+                    inner,
+                    policy: policy.clone(),
+                    verified: self.verified,
+                };
+                let (client, connection) = self
+                    .config
+                    .connect_raw(guarded, connector)
+                    .await
+                    .map_err(failed)?;
+                drive(connection);
+                AsyncPgConnection::try_from(client).await
+            }
+        }?;
+        if !policy.encrypted.load(std::sync::atomic::Ordering::Relaxed) && !host.local {
+            warn_once_unencrypted(&host.name);
+        }
+        Ok(conn)
+    }
+
+    /// A socket to the first host of the URL that answers (its `hostaddr` when given), within
+    /// the URL's `connect_timeout`; and the host's name for TLS, and whether it is on this
+    /// machine.
+    async fn socket(&self) -> ConnectionResult<(Socket, Host)> {
+        let hosts = self.config.get_hosts();
+        let ports = self.config.get_ports();
+        let port_of = |n: usize| ports.get(n).or(ports.first()).copied().unwrap_or(5432);
+        let timeout = self
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(std::time::Duration::from_secs(30));
+        let mut last = String::from("no host to connect to");
+        for (n, host) in hosts.iter().enumerate() {
+            let port = port_of(n);
+            let opened = match host {
+                tokio_postgres::config::Host::Tcp(name) => {
+                    let address = self.config.get_hostaddrs().get(n).copied();
+                    let local = address.map_or_else(
+                        || {
+                            name == "localhost"
+                                || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                        },
+                        |ip| ip.is_loopback(),
+                    );
+                    let connect = async {
+                        let stream = match address {
+                            Some(ip) => TcpStream::connect((ip, port)).await?,
+                            None => TcpStream::connect((name.as_str(), port)).await?,
+                        };
+                        stream.set_nodelay(true)?;
+                        std::io::Result::Ok(stream)
+                    };
+                    tokio::time::timeout(timeout, connect)
+                        .await
+                        .map_err(|_| format!("{name}:{port}: no answer within {timeout:?}"))
+                        .and_then(|r| r.map_err(|e| format!("{name}:{port}: {e}")))
+                        .map(|stream| {
+                            (
+                                Socket::Tcp(stream),
+                                Host {
+                                    name: name.clone(),
+                                    local,
+                                },
+                            )
+                        })
+                }
+                tokio_postgres::config::Host::Unix(dir) => {
+                    let path = dir.join(format!(".s.PGSQL.{port}"));
+                    tokio::time::timeout(timeout, UnixStream::connect(&path))
+                        .await
+                        .map_err(|_| format!("{}: no answer within {timeout:?}", path.display()))
+                        .and_then(|r| r.map_err(|e| format!("{}: {e}", path.display())))
+                        .map(|stream| {
+                            (
+                                Socket::Unix(stream),
+                                Host {
+                                    name: "localhost".into(),
+                                    local: true,
+                                },
+                            )
+                        })
+                }
+            };
+            match opened {
+                Ok(opened) => return Ok(opened),
+                Err(why) => last = why,
             }
         }
+        Err(ConnectionError::BadConnection(format!(
+            "error connecting to server: {last}"
+        )))
+    }
+}
+
+/// The host a connection went to.
+struct Host {
+    /// Its name, as TLS checks the certificate against it.
+    name: String,
+    /// On this machine: a loopback address or a Unix socket.
+    local: bool,
+}
+
+/// The socket under a connection: TCP, or a Unix socket on this machine.
+pub(crate) enum Socket {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Socket::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => Pin::new(s).poll_write(cx, data),
+            Socket::Unix(s) => Pin::new(s).poll_write(cx, data),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Socket::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Socket::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Runs a connection's I/O on the calling runtime, as tokio-postgres wants, until its client is
+/// dropped or the server closes it (the client then reports the connection closed, and the
+/// pool drops it).
+fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            log::debug!("a database connection ended: {err}");
+        }
+    });
+}
+
+/// Says once per process that the database connection is not encrypted, to another machine.
+fn warn_once_unencrypted(host: &str) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        log::warn!(
+            "the connection to the database at {host} is not encrypted: what textdrop stores \
+             crosses the network in clear (the server refused TLS, or DATABASE_URL says \
+             sslmode=disable); use sslmode=verify-full (see docs/security.md)"
+        );
     }
 }
 

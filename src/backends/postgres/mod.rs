@@ -5,6 +5,7 @@
 //! (`CLEANUP_MODE=portable`, or `auto` on an engine that is not a vanilla PostgreSQL) uses a
 //! lease row instead of advisory locks and deletes by primary key ([`lease`]).
 
+mod auth;
 mod connect;
 mod lease;
 mod records;
