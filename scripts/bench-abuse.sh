@@ -12,7 +12,12 @@
 # request and half of a second head on 1,024 connections, and 64 connections pipelining
 # requests without ever reading; each measures the readers alone and under the attack (their
 # requests/s, p99 and socket errors), the connections the attacker held and the server's peak
-# RSS. ABUSE_PARTS picks the parts ("flood connections", the default, or one of them).
+# RSS. Then the viewer attack, on SQLite and PostgreSQL, against this binary and the baseline:
+# one client (127.0.0.1) keeps 64 connections asking `/action?line=9999999` of its 1 MiB file of
+# 524,288 short lines (wrk -t2 -c64), while another visitor (127.0.0.2, bench/attacks/visitor.py)
+# reads its own 10-line page back to back and asks /readyz every 500 ms; the visitor is measured
+# on the idle server first. ABUSE_PARTS picks the parts ("flood connections viewer", the
+# default, or some of them).
 # Needs wrk, psql, curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +28,8 @@ DURATION=${DURATION:-30s}
 PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 BIN=target/release/textdrop
 BASELINE=${BENCH_BASELINE:-}
-PARTS=${ABUSE_PARTS:-flood connections}
+PARTS=${ABUSE_PARTS:-flood connections viewer}
+VIEW_DURATION=${VIEW_DURATION:-15s}
 CONN_DURATION=${CONN_DURATION:-15s}
 WORK=$(mktemp -d)
 PORT=18201
@@ -161,6 +167,36 @@ if [[ " $PARTS " == *" connections "* ]]; then
   done
 fi
 
+# The viewer attack against one binary on one storage, with its default limits.
+python3 -c "import sys; sys.stdout.write('x\\n' * 524288)" > "$WORK/lines.txt"
+printf 'visitor line %02d\n' $(seq 1 10) > "$WORK/visitor.txt"
+view_cell() { # $1 system, $2 label, $3 binary
+  local sys=$1 label=$2
+  CELL_BIN=$3 start "$sys"
+  local attacker visitor
+  attacker=$(new_session_on "$PORT" "$WORK/lines.txt")
+  visitor=$(new_session_on "$PORT" "$WORK/visitor.txt")
+  python3 bench/attacks/visitor.py "$PORT" "id=$visitor" "${VIEW_DURATION%s}" > "$WORK/idle.out"
+  wrk -t2 -c64 -d"$(( ${VIEW_DURATION%s} + 4 ))s" --timeout 10s -H "Cookie: id=$attacker" \
+    "http://127.0.0.1:$PORT/action?line=9999999" > "$WORK/viewer_attack.out" &
+  local wrk_pid=$!
+  sleep 2
+  python3 bench/attacks/visitor.py "$PORT" "id=$visitor" "${VIEW_DURATION%s}" > "$WORK/attacked_visitor.out"
+  wait "$wrk_pid"
+  local attack_rps; attack_rps=$(awk '/Requests\/sec/ { print $2 }' "$WORK/viewer_attack.out")
+  local attack_non2xx; attack_non2xx=$(awk '/Non-2xx/ { print $NF }' "$WORK/viewer_attack.out")
+  echo "$sys $label idle $(grep VISITOR "$WORK/idle.out" | cut -d' ' -f2-)" >> "$WORK/view_results"
+  echo "$sys $label attacked $(grep VISITOR "$WORK/attacked_visitor.out" | cut -d' ' -f2-) attack_rps=${attack_rps:-0} attack_non2xx=${attack_non2xx:-0} rss=$(peak_rss_mib "$PID")" >> "$WORK/view_results"
+  stop
+}
+: > "$WORK/view_results"
+if [[ " $PARTS " == *" viewer "* ]]; then
+  for sys in sqlite postgres; do
+    view_cell "$sys" this "$BIN"
+    [[ -n $BASELINE ]] && view_cell "$sys" baseline "$BASELINE"
+  done
+fi
+
 [[ -s "$WORK/results" ]] && python3 - "$WORK/results" "$ROUNDS" "$DURATION" <<'PY'
 import collections, datetime, os, statistics, sys
 path, rounds, duration = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -213,5 +249,30 @@ for (attack, label, phase), run in sorted(rows.items()):
     alone = rows[(attack, label, "alone")]
     print(f"| {attack} | {label} | {float(alone['rps']):.0f} | {float(run['rps']):.0f} | {float(alone['p99']):.2f} | "
           f"{float(run['p99']):.2f} | {run['errors']} | {run['held_max']}, {run['held_end']} | {run['closed']} | {run['rss']} |")
+PY
+
+[[ -s "$WORK/view_results" ]] && python3 - "$WORK/view_results" "$VIEW_DURATION" "$BASELINE" <<'PY'
+import datetime, os, sys
+path, duration, baseline = sys.argv[1], sys.argv[2], sys.argv[3]
+rows = {}
+for line in open(path):
+    system, label, phase, *rest = line.split()
+    rows[(system, label, phase)] = dict(p.split("=", 1) for p in rest)
+print("\n## Abuse: the viewer attack\n")
+print(f"Date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores; release builds with their default "
+      f"limits. Attacker: wrk -t2 -c64 GET `/action?line=9999999` of its 1 MiB file of 524,288 lines from 127.0.0.1. "
+      f"Other visitor: bench/attacks/visitor.py from 127.0.0.2, its 10-line page back to back on one connection and "
+      f"/readyz every 500 ms, {duration} on the idle server, then {duration} under the attack. Baseline: "
+      f"{baseline or 'none'}. Command: `ABUSE_PARTS=viewer bash scripts/bench-abuse.sh`.\n")
+print("| storage | binary | visitor p50 ms idle | p99 idle | p50 under attack | p99 under attack | p99 ratio | visitor failures | /readyz 200 / not 200 under attack | attacker req/s (non-2xx) | peak RSS MiB |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+for (system, label, phase), run in sorted(rows.items()):
+    if phase != "attacked":
+        continue
+    idle = rows[(system, label, "idle")]
+    ratio = float(run["p99"]) / max(float(idle["p99"]), 0.001)
+    print(f"| {system} | {label} | {float(idle['p50']):.2f} | {float(idle['p99']):.2f} | {float(run['p50']):.2f} | "
+          f"{float(run['p99']):.2f} | {ratio:.2f}x | {run['failed']} | {run['ready']} / {run['not_ready']} | "
+          f"{float(run['attack_rps']):.0f} ({run['attack_non2xx']}) | {run['rss']} |")
 PY
 true

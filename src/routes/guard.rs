@@ -218,7 +218,7 @@ fn limit_body(
     });
     // Fused: the multipart reader may poll again after the end.
     let payload: std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>> =
-        Box::pin(part_headers_as_text(Box::pin(body)).fuse());
+        Box::pin(part_headers_as_text(Box::pin(body.fuse())).fuse());
     req.set_payload(Payload::Stream { payload });
 }
 

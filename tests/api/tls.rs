@@ -163,10 +163,7 @@ async fn a_password_is_never_sent_in_clear_to_a_server_that_is_not_verified() {
     });
     let dir = dir.expect("the server's directory");
     // Over the server's own Unix socket (trusted), and nothing else.
-    let socket_dir: String = dir
-        .display()
-        .to_string()
-        .replace('/', "%2F");
+    let socket_dir: String = dir.display().to_string().replace('/', "%2F");
     let mut local = TestConn::open(&format!(
         "postgres://postgres@{socket_dir}:{}/postgres",
         pg.port
