@@ -189,7 +189,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                 println!("live sessions:    {}", counts.live);
                 println!("expired sessions: {} (waiting for cleanup)", counts.expired);
                 match counts.oldest_expiry {
-                    Some(at) => println!("oldest expiry:    {at} UTC"),
+                    Some(at) => {
+                        println!("oldest expiry:    {} UTC", at.format("%Y-%m-%d %H:%M:%S"))
+                    }
                     None => println!("oldest expiry:    none (no rows)"),
                 }
                 let now = crate::clock::Clock::system().now();

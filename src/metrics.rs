@@ -81,7 +81,9 @@ impl Metrics {
             Registry::new_custom(Some("textdrop".into()), None).expect("a valid metric prefix");
         let live_sessions = IntGauge::new(
             "sessions_live",
-            "Sessions whose expiry has not passed, sampled by the cleanup task after each run.",
+            "Sessions whose expiry has not passed, as counted by the cleanup task after its \
+             last run (every CLEANUP_INTERVAL_SECS; 0 before the first): uploads since are not \
+             in it yet.",
         )
         .expect("valid gauge");
         let cleanup_runs = IntCounter::new("cleanup_runs_total", "Cleanup runs that completed.")

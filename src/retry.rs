@@ -27,6 +27,9 @@ where
             Ok(value) => return Ok(value),
             Err(err) => err,
         };
+        if let Some(advice) = no_retry_helps(&format!("{err:#}")) {
+            return Err(err.context(format!("cannot connect to {what} ({advice})")));
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(err.context(format!(
@@ -42,6 +45,64 @@ where
         actix_web::rt::time::sleep(wait).await;
         pause = (pause * 2).min(MAX_PAUSE);
     }
+}
+
+/// What the servers and drivers say when the connection itself works and no retry will change
+/// the answer, and what to do about it.
+const PERMANENT: [(&str, &str); 11] = [
+    (
+        "does not exist",
+        "the database or user named in DATABASE_URL does not exist: create it (PostgreSQL: \
+         `createdb -h HOST -U USER NAME`) or fix the name",
+    ),
+    (
+        "unknown database",
+        "the database named in DATABASE_URL does not exist: create it (`CREATE DATABASE name`) \
+         or fix the name",
+    ),
+    (
+        "password authentication failed",
+        "check the user and password in DATABASE_URL",
+    ),
+    (
+        "access denied for user",
+        "check the user and password in DATABASE_URL",
+    ),
+    (
+        "no pg_hba.conf entry",
+        "the server's pg_hba.conf lets this user in from nowhere textdrop connects from",
+    ),
+    ("wrongpass", "check the password in DATABASE_URL"),
+    (
+        "noauth",
+        "the server wants a password: put it in DATABASE_URL",
+    ),
+    (
+        "failed to lookup address",
+        "the host name in DATABASE_URL does not resolve: check it",
+    ),
+    (
+        "name or service not known",
+        "the host name in DATABASE_URL does not resolve: check it",
+    ),
+    (
+        "the password was not sent",
+        "see docs/security.md, \"The database password on the wire\"",
+    ),
+    (
+        "certificate",
+        "the server's TLS certificate was refused: check sslrootcert and the host name",
+    ),
+];
+
+/// Advice when `message` says no retry can help (a database that does not exist, a wrong
+/// password, a host name that does not resolve): startup stops at once and says what to do.
+pub fn no_retry_helps(message: &str) -> Option<&'static str> {
+    let message = message.to_ascii_lowercase();
+    PERMANENT
+        .iter()
+        .find(|(words, _)| message.contains(words))
+        .map(|(_, advice)| *advice)
 }
 
 #[cfg(test)]
@@ -83,5 +144,26 @@ mod tests {
                 && message.ends_with("refused"),
             "{message}"
         );
+    }
+
+    #[actix_web::test]
+    async fn an_answer_no_retry_can_change_stops_at_once_with_advice() {
+        let calls = Cell::new(0);
+        let started = Instant::now();
+        let err =
+            with_backoff::<(), _, _>("the database at db:5432", Duration::from_secs(30), || {
+                calls.set(calls.get() + 1);
+                async {
+                    anyhow::bail!("db error: FATAL: database \"nonexistent_db\" does not exist")
+                }
+            })
+            .await
+            .expect_err("it fails");
+        assert_eq!(calls.get(), 1, "tried once");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let message = format!("{err:#}");
+        assert!(message.contains("createdb"), "{message}");
+        assert!(no_retry_helps("Connection refused (os error 111)").is_none());
+        assert!(no_retry_helps("Access denied for user 'root'@'x'").is_some());
     }
 }

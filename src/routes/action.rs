@@ -82,7 +82,10 @@ impl View {
         let case = flag(query.case.as_deref(), "case", false)?;
         let page = match query.page.as_deref() {
             None => 1,
-            Some(raw) => raw.parse::<usize>().map_err(|_| AppError::NotFound)?,
+            Some(raw) => raw
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| AppError::BadQuery("a page is a whole number".into()))?,
         };
         let target = match (
             query.q.as_deref(),
@@ -237,7 +240,15 @@ fn fill(text: &str, index: &PageIndex, view: &View, mut context: Context) -> Opt
     let (number, count) = match &view.target {
         Target::Search { words, case, page } => {
             let query = search::Query::new(words, *case)?;
-            let results = search::search(text, &query, *page, link_query)?;
+            let results = match search::search(text, &query, *page, link_query) {
+                Some(results) => results,
+                None => {
+                    // Past the last page of results (or 0): the last page, said so.
+                    let count = search::search(text, &query, 1, link_query)?.count;
+                    context.insert("note", &no_such_page(*page, count));
+                    search::search(text, &query, count, link_query)?
+                }
+            };
             context.insert("search", &serde_json::json!({
                 "words": words,
                 "case": case,
@@ -254,7 +265,11 @@ fn fill(text: &str, index: &PageIndex, view: &View, mut context: Context) -> Opt
         }
         Target::Page(_) | Target::Lines(..) => {
             let (number, highlight) = match view.target {
-                Target::Page(number) => (number, None),
+                Target::Page(number) if (1..=index.count()).contains(&number) => (number, None),
+                Target::Page(number) => {
+                    context.insert("note", &no_such_page(number, index.count()));
+                    (index.count(), None)
+                }
                 Target::Lines(from, to) => match index.page_of_line(from) {
                     Some(number) => (number, Some(from..=to)),
                     None => {
@@ -290,6 +305,12 @@ fn fill(text: &str, index: &PageIndex, view: &View, mut context: Context) -> Opt
     links.nowrap = action_url(&here, false);
     context.insert("links", &links);
     Some(context)
+}
+
+/// The note for a page number past the end of the file (or 0).
+fn no_such_page(page: usize, pages: usize) -> String {
+    let plural = if pages == 1 { "" } else { "s" };
+    format!("There is no page {page}: the file has {pages} page{plural}. This is its last page.")
 }
 
 /// The note for a line number past the end of the file.

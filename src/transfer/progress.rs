@@ -1,5 +1,6 @@
 //! How far a copy has got: a progress bar (`indicatif`) when standard error is a terminal, else
-//! one log line per tenth of the sessions there were when it began.
+//! a log line each time a batch passes a tenth of the sessions there were when it began (one
+//! line for a batch that passes several: a copy of one batch says one line).
 
 use std::io::IsTerminal;
 
@@ -48,17 +49,17 @@ impl Progress {
             Self::Lines { total, tenths_told } => {
                 let total = (*total).max(1);
                 let tenths = (read.saturating_mul(10) / total).min(10);
-                let mut lines = Vec::new();
-                while *tenths_told < tenths {
-                    *tenths_told += 1;
-                    let line = format!(
-                        "copy: {}% ({read} of about {total} sessions read)",
-                        *tenths_told * 10
-                    );
-                    log::info!("{line}");
-                    lines.push(line);
+                if tenths <= *tenths_told {
+                    return Vec::new();
                 }
-                lines
+                // One line for what this batch read, however many tenths it passed.
+                *tenths_told = tenths;
+                let line = format!(
+                    "copy: {}% ({read} of about {total} sessions read)",
+                    tenths * 10
+                );
+                log::info!("{line}");
+                vec![line]
             }
         }
     }
@@ -84,9 +85,14 @@ mod tests {
             vec!["copy: 10% (100 of about 1000 sessions read)"]
         );
         assert!(progress.advance(150).is_empty());
-        // A big batch passes several tenths at once: each is told.
-        assert_eq!(progress.advance(420).len(), 3);
-        assert_eq!(progress.advance(1_000).len(), 6);
+        // A big batch passes several tenths at once: one line says where it got.
+        assert_eq!(
+            progress.advance(420),
+            vec!["copy: 40% (420 of about 1000 sessions read)"]
+        );
+        assert_eq!(progress.advance(1_000).len(), 1);
+        // A copy of one session in one batch: one line.
+        assert_eq!(Progress::lines(1).advance(1).len(), 1);
         // More than the estimate (sessions made meanwhile) tells nothing more.
         assert!(progress.advance(1_200).is_empty());
     }

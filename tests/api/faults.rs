@@ -144,6 +144,48 @@ fn an_absent_database_stops_startup_after_the_retry_budget_naming_the_host() {
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
 
+/// A database textdrop reaches but that no retry will change (a database that does not exist, a
+/// wrong password, a host name that does not resolve) stops startup at once, exit 1, with what
+/// to do, whatever DATABASE_CONNECT_TIMEOUT_SECS says; never a password.
+fn a_mistake_no_retry_can_mend_stops_startup_at_once(url: &str, says: &str) {
+    let started = Instant::now();
+    let output = textdrop(&["serve"])
+        .env("DATABASE_URL", url)
+        .env("DATABASE_CONNECT_TIMEOUT_SECS", "30")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run");
+
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(took < Duration::from_secs(2), "{url}: {took:?}");
+    assert!(stderr.contains(says), "{url}: {stderr}");
+    assert!(!stderr.contains("retrying"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+crate::case!(a_missing_postgres_database_or_unknown_host_stops_startup_at_once needs Postgres);
+fn a_missing_postgres_database_or_unknown_host_stops_startup_at_once() {
+    let admin = crate::helpers::harness::service(crate::helpers::Need::Postgres);
+    let missing = crate::helpers::with_database(&admin, "nonexistent_db");
+    a_mistake_no_retry_can_mend_stops_startup_at_once(&missing, "createdb");
+    a_mistake_no_retry_can_mend_stops_startup_at_once(
+        "postgres://textdrop:hunter2@no-such-host.invalid/textdrop",
+        "does not resolve",
+    );
+}
+
+crate::case!(a_missing_mysql_database_or_a_wrong_password_stops_startup_at_once needs Mysql);
+fn a_missing_mysql_database_or_a_wrong_password_stops_startup_at_once() {
+    let admin = crate::helpers::harness::service(crate::helpers::Need::Mysql);
+    let missing = crate::helpers::with_database(&admin, "nonexistent_db");
+    a_mistake_no_retry_can_mend_stops_startup_at_once(&missing, "CREATE DATABASE");
+    let wrong = admin.replacen("mysql://root@", "mysql://root:hunter2@", 1);
+    assert_ne!(wrong, admin, "the admin URL names root without a password");
+    a_mistake_no_retry_can_mend_stops_startup_at_once(&wrong, "check the user and password");
+}
+
 /// Uploads `body` and returns the status, or `None` once the server is gone.
 async fn upload_status(
     client: &reqwest::Client,

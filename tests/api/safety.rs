@@ -288,10 +288,21 @@ async fn a_big_file_is_shown_in_pages(db: TestDb) {
     assert!(first.contains("href=\"/action?page=2\"") && !first.contains("rel=\"prev\""));
     assert!(last.contains(">line 1200<") && last.contains("href=\"/action?page=2\""));
     assert!(!last.contains("rel=\"next\""));
-    for bad in ["4", "0", "two"] {
-        let response = app.get(&format!("/action?page={bad}")).await;
-        assert_eq!(response.status(), StatusCode::NOT_FOUND, "page {bad}");
+    // A page past the end (or 0) shows the last page and says so; a page that is no number is
+    // the 400 page.
+    for past in ["4", "0", "99999999999"] {
+        let response = app.get(&format!("/action?page={past}")).await;
+        assert_eq!(response.status(), StatusCode::OK, "page {past}");
+        let page = response.text().await.expect("body");
+        assert!(
+            page.contains(&format!("There is no page {past}: the file has 3 pages."))
+                && page.contains(">line 1200<"),
+            "page {past}: {page:.600}"
+        );
     }
+    let response = app.get("/action?page=two").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.text().await.expect("body").contains("Bad address"));
     // A query the page cannot parse gets the app's 400 page, not actix's plain text.
     let repeated = app.get("/action?page=2&page=3").await;
     assert_eq!(repeated.status(), StatusCode::BAD_REQUEST);

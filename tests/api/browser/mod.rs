@@ -106,22 +106,23 @@ async fn browser_with(extra: &[&str]) -> Browser {
     }
 }
 
-/// Where screenshots go: the README's folder when asked, else a temp dir (tests never write
-/// tracked files on their own).
-fn screenshot_dir() -> PathBuf {
-    let dir = if crate::helpers::required("TEXTDROP_SCREENSHOTS") {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
-    } else {
-        std::env::temp_dir().join("textdrop-screenshots")
-    };
+/// Where screenshots go when asked for (TEXTDROP_SCREENSHOTS): the README's folder. Otherwise
+/// they are taken and checked, not kept (tests never leave files behind).
+fn screenshot_dir() -> Option<PathBuf> {
+    if !crate::helpers::required("TEXTDROP_SCREENSHOTS") {
+        return None;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     std::fs::create_dir_all(&dir).expect("screenshot dir");
-    dir
+    Some(dir)
 }
 
 async fn save_screenshot(client: &Client, name: &str) {
     let png = client.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
-    std::fs::write(screenshot_dir().join(format!("{name}.png")), png).expect("write screenshot");
+    if let Some(dir) = screenshot_dir() {
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+    }
 }
 
 /// A text file on disk for the file input.

@@ -47,11 +47,11 @@ impl Need {
             Self::Postgres => "PostgreSQL",
             Self::Mysql => "MySQL/MariaDB",
             Self::Redis => "Redis",
-            Self::RedisCluster => "Redis Cluster",
-            Self::PostgresServer => "private PostgreSQL server",
-            Self::MariaDbServer => "private MariaDB server",
-            Self::RedisServer => "private redis-server",
-            Self::Browser => "browser",
+            Self::RedisCluster => "a Redis Cluster",
+            Self::PostgresServer => "a private PostgreSQL server",
+            Self::MariaDbServer => "a private MariaDB server",
+            Self::RedisServer => "a private redis-server",
+            Self::Browser => "a browser",
             Self::Axe => "axe-core",
         }
     }
@@ -174,9 +174,18 @@ pub fn main() -> ExitCode {
 
     let conclusion = libtest_mimic::run(&args, trials);
     drop(started);
+    // Right under the summary, on the same stream (failures' output goes to stderr before it).
     for (need, count) in &not_run {
         if let Some(Err(why)) = found.get(need) {
-            eprintln!("not run: {count} tests that need a {}: {why}", need.what());
+            let (tests, need_s) = if *count == 1 {
+                ("test", "needs")
+            } else {
+                ("tests", "need")
+            };
+            println!(
+                "not run: {count} {tests} that {need_s} {}: {why}",
+                need.what()
+            );
         }
     }
     conclusion.exit_code()
