@@ -17,8 +17,8 @@ BIN=${TEXTDROP_BIN:-target/debug/textdrop}
 if ! command -v diesel >/dev/null || ! grep -q '"mysql-bundled"' "${CARGO_HOME:-$HOME/.cargo}/.crates2.json" 2>/dev/null; then
   command -v cmake >/dev/null || { apt-get update -qq && apt-get install -y -qq cmake >/dev/null; }
   echo "installing diesel_cli (about 7 minutes on 2 cores, once per machine)"
-  cargo install diesel_cli --version 2.3.14 --no-default-features \
-    --features postgres-bundled,mysql-bundled,sqlite-bundled --locked --quiet --force
+  # The README's one install line (with --quiet --force).
+  cargo install diesel_cli --version 2.3.14 --locked --no-default-features --features postgres-bundled,mysql-bundled,sqlite-bundled --quiet --force
 fi
 diesel --version
 [[ -x $BIN ]] || cargo build --quiet

@@ -309,3 +309,32 @@ fn a_check_of_an_unreachable_redis_fails() {
         );
     }
 }
+
+crate::case!(the_diesel_cli_install_line_is_the_same_everywhere);
+/// The README, migrations/README.md and the CI script install diesel_cli with one line, and
+/// it is the one that needs no `-dev` package (the `*-bundled` features).
+fn the_diesel_cli_install_line_is_the_same_everywhere() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lines: Vec<(String, Vec<String>)> = [
+        "README.md",
+        "migrations/README.md",
+        "scripts/diesel-cli-check.sh",
+    ]
+    .iter()
+    .map(|file| {
+        let text = std::fs::read_to_string(root.join(file)).expect("read");
+        let installs = text
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("cargo install diesel_cli"))
+            .map(|rest| rest.trim_end_matches(" --quiet --force").to_owned())
+            .collect();
+        (file.to_string(), installs)
+    })
+    .collect();
+    let readme = &lines[0].1;
+    assert_eq!(readme.len(), 1, "one install line in the README");
+    assert!(readme[0].contains("postgres-bundled,mysql-bundled,sqlite-bundled"));
+    for (file, installs) in &lines {
+        assert_eq!(installs, readme, "{file}");
+    }
+}
