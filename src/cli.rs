@@ -1,5 +1,5 @@
-//! The command line: `serve` (the default), `migrate`, `cleanup`, `stats`, `sessions copy` and
-//! `healthcheck`.
+//! The command line: `serve` (the default), `migrate`, `cleanup`, `stats`, `sessions copy`,
+//! `backup` and `healthcheck`.
 
 use std::time::Duration;
 
@@ -49,6 +49,14 @@ pub enum Command {
     },
     /// Ask the server on HOST:PORT for /readyz; exit 0 when ready, 1 otherwise (for HEALTHCHECK).
     Healthcheck,
+    /// Write a consistent copy of the SQLite database to FILE while textdrop serves (never over
+    /// an existing file). Restore: stop textdrop, put the copy in the database's place (and
+    /// delete its -wal and -shm files), start it.
+    Backup {
+        /// Where the copy goes (on the same volume, then copied out).
+        #[arg(value_name = "FILE")]
+        to: std::path::PathBuf,
+    },
 }
 
 /// What `textdrop sessions` does.
@@ -97,6 +105,14 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Serve => {
             let app = Application::build(settings).await?;
             app.run_until_stopped().await?;
+        }
+        Command::Backup { to } => {
+            crate::backends::backup(&settings, to.clone()).await?;
+            println!(
+                "backed up {} to {}",
+                settings.database.url.location(),
+                to.display()
+            );
         }
         Command::Healthcheck => {
             let (host, port) = (settings.server.host.clone(), settings.server.port);

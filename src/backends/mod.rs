@@ -66,6 +66,19 @@ pub async fn migration_plan(settings: &Settings) -> anyhow::Result<Option<migrat
     })
 }
 
+/// Writes a consistent copy of the storage `settings` name to the file `to`, while it serves:
+/// SQLite only (the other storages have their own tools: `pg_dump`, `mysqldump`, Redis's
+/// persistence).
+pub async fn backup(settings: &Settings, to: std::path::PathBuf) -> anyhow::Result<()> {
+    match settings.database.url.backend() {
+        Backend::Sqlite => sqlite::backup(settings, to).await,
+        other => anyhow::bail!(
+            "`textdrop backup` copies a SQLite database; back {other} up with its own tools \
+             (pg_dump, mysqldump, Redis's RDB or AOF): see docs/operations.md"
+        ),
+    }
+}
+
 /// Connects to the storage `settings` name, retrying an unreachable one with backoff for the
 /// connect timeout; a SQL database is migrated first.
 pub async fn connect(settings: &Settings) -> anyhow::Result<Arc<dyn Storage>> {

@@ -181,9 +181,23 @@ impl Settings {
                 });
             }
         }
-        let secret_key = match env.raw(&SECRET_KEY) {
-            None => None,
-            Some(raw) => Some(env.parsed(&SECRET_KEY, |_| SecretKey::try_from(raw.as_str()))?),
+        let secret_key = match (env.raw(&SECRET_KEY), env.raw(&SECRET_KEY_FILE)) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError {
+                    variable: SECRET_KEY_FILE.name,
+                    problem: "is set beside SECRET_KEY: set one of them".into(),
+                })
+            }
+            (Some(raw), None) => {
+                Some(env.parsed(&SECRET_KEY, |_| SecretKey::try_from(raw.as_str()))?)
+            }
+            (None, Some(path)) => Some(env.parsed(&SECRET_KEY_FILE, |_| {
+                let text = std::fs::read_to_string(path.trim())
+                    .map_err(|e| format!("cannot read {}: {e}", path.trim()))?;
+                SecretKey::try_from(text.trim_end_matches(['\r', '\n']))
+                    .map_err(|problem| format!("{}: the key {problem}", path.trim()))
+            })?),
+            (None, None) => None,
         };
         let metrics_addr = env.raw(&METRICS_ADDR).map(|raw| raw.trim().to_owned());
         if let Some(addr) = &metrics_addr {
@@ -411,6 +425,41 @@ mod tests {
         assert_eq!(
             s.session.secret_key.expect("set").as_bytes(),
             secret.as_bytes()
+        );
+    }
+
+    #[test]
+    fn the_secret_key_may_come_from_a_file_but_not_from_both() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("secret");
+        let key = "a-secret-key-from-a-file-0123456789abcdef";
+        std::fs::write(&file, format!("{key}\n")).expect("write");
+        let path = file.display().to_string();
+        let s = settings(&[("SECRET_KEY_FILE", &path)]).expect("valid");
+        assert_eq!(
+            s.session.secret_key.expect("set").as_bytes(),
+            key.as_bytes()
+        );
+        let both = settings(&[("SECRET_KEY_FILE", &path), ("SECRET_KEY", key)]);
+        assert!(both
+            .err()
+            .expect("refused")
+            .to_string()
+            .contains("SECRET_KEY_FILE"));
+        let missing = settings(&[("SECRET_KEY_FILE", "/nowhere/secret")]);
+        let err = missing.err().expect("refused").to_string();
+        assert!(
+            err.contains("/nowhere/secret") && err.contains("SECRET_KEY_FILE"),
+            "{err}"
+        );
+        std::fs::write(&file, "short\n").expect("write");
+        let short = settings(&[("SECRET_KEY_FILE", &path)])
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            short.contains("at least 32 bytes") && !short.contains("short\n"),
+            "{short}"
         );
     }
 }

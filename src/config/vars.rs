@@ -45,6 +45,9 @@ pub const DATABASE_URL: Var = var("DATABASE_URL", "sqlite://textdrop.db", Kind::
 pub const PREVIOUS_DATABASE_URL: Var = var("PREVIOUS_DATABASE_URL", "", Kind::Text);
 /// Cookie key material, at least 32 bytes; unset: a random key per process.
 pub const SECRET_KEY: Var = var("SECRET_KEY", "", Kind::Text);
+/// A file holding SECRET_KEY (a container secret, such as /run/secrets/textdrop_secret_key);
+/// its one line is the key. Not both.
+pub const SECRET_KEY_FILE: Var = var("SECRET_KEY_FILE", "", Kind::Text);
 /// Address to listen on (0.0.0.0 in a container).
 pub const HOST: Var = var("HOST", "127.0.0.1", Kind::Text);
 /// Port to listen on.
@@ -126,6 +129,7 @@ pub const ALL: &[Var] = &[
     DATABASE_URL,
     PREVIOUS_DATABASE_URL,
     SECRET_KEY,
+    SECRET_KEY_FILE,
     HOST,
     PORT,
     SESSION_LIFETIME_SECS,

@@ -338,3 +338,44 @@ fn the_diesel_cli_install_line_is_the_same_everywhere() {
         assert_eq!(installs, readme, "{file}");
     }
 }
+
+/// `textdrop backup` copies a SQLite database while it serves; the copy, put in an empty
+/// place of the database, serves every visitor their file again (same SECRET_KEY); it never
+/// overwrites a file, and it sends the other storages to their own tools.
+async fn a_backup_taken_while_serving_restores_every_session(db: TestDb) {
+    let app = spawn_app(&db, &[]).await;
+    let cookie = crate::helpers::first_upload(&app, "kept through a backup\n").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let copy = dir.path().join("backup.db");
+
+    let output = textdrop(&["backup", copy.to_str().expect("path")])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run textdrop");
+    assert!(output.status.success(), "{output:?}");
+    let again = textdrop(&["backup", copy.to_str().expect("path")])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run textdrop");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    app.stop().await;
+
+    let restored = TestDb::existing(
+        crate::helpers::Backend::Sqlite,
+        format!("sqlite://{}", copy.display()),
+    );
+    let app = spawn_app(&restored, &[]).await;
+    let page = crate::helpers::page_with_cookie(&format!("{}/action", app.address), &cookie).await;
+    assert!(page.contains("kept through a backup"), "{page:.400}");
+    app.stop().await;
+
+    let elsewhere = textdrop(&["backup", "/tmp/never-written.db"])
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x")
+        .output()
+        .expect("run textdrop");
+    assert!(!elsewhere.status.success());
+    assert!(String::from_utf8_lossy(&elsewhere.stderr).contains("pg_dump"));
+}
+
+tests_on!(backup_on_sqlite: Sqlite; a_backup_taken_while_serving_restores_every_session);

@@ -121,6 +121,33 @@ pub(crate) async fn plan(settings: &Settings) -> anyhow::Result<Plan> {
     Ok(plan)
 }
 
+/// Writes a consistent copy of the SQLite database `settings` name to `to` while it serves
+/// (`VACUUM INTO`: one read transaction, so writers carry on; the copy has no WAL of its own).
+/// `to` must not exist. Blocking work, on the blocking pool.
+pub(crate) async fn backup(settings: &Settings, to: std::path::PathBuf) -> anyhow::Result<()> {
+    let target = settings.database.url.target().to_owned();
+    let location = settings.database.url.location();
+    anyhow::ensure!(
+        file_of(&target).exists(),
+        "there is no SQLite database at {location} (DATABASE_URL) to back up"
+    );
+    anyhow::ensure!(
+        !to.exists(),
+        "{} exists already: a backup never overwrites a file",
+        to.display()
+    );
+    let manager = Manager::new(&target).with_busy_timeout(settings.database.statement_timeout);
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut conn = manager.establish()?;
+        diesel::sql_query("VACUUM INTO ?")
+            .bind::<diesel::sql_types::Text, _>(to.display().to_string())
+            .execute(&mut conn)
+            .with_context(|| format!("writing the backup to {}", to.display()))?;
+        anyhow::Ok(())
+    })
+    .await?
+}
+
 /// Runs the pending migrations; a database made before textdrop used incremental auto-vacuum
 /// is converted once. Blocking.
 fn run_migrations(conn: &mut SqliteConnection) -> anyhow::Result<Vec<String>> {
