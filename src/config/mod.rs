@@ -442,20 +442,18 @@ mod tests {
         );
         let both = settings(&[("SECRET_KEY_FILE", &path), ("SECRET_KEY", key)]);
         assert!(both
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string()
             .contains("SECRET_KEY_FILE"));
         let missing = settings(&[("SECRET_KEY_FILE", "/nowhere/secret")]);
-        let err = missing.err().expect("refused").to_string();
+        let err = missing.expect_err("refused").to_string();
         assert!(
             err.contains("/nowhere/secret") && err.contains("SECRET_KEY_FILE"),
             "{err}"
         );
         std::fs::write(&file, "short\n").expect("write");
         let short = settings(&[("SECRET_KEY_FILE", &path)])
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(
             short.contains("at least 32 bytes") && !short.contains("short\n"),
