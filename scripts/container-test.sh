@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the real Dockerfile on a machine with no Docker engine and no image registry, then runs
 # the image three times (SQLite default, then the machine's PostgreSQL and MariaDB) and drives the upload flow and
-# the healthcheck over HTTP. Run as root; CI runs it from .ci/run.
+# the healthcheck over HTTP; then the operator's day-one path of docs/operations.md (env file,
+# named volume, restart, backup, wipe, restore) and compose.yaml's PostgreSQL path (checked, and
+# run with the URL and key from secret files). Run as root; CI runs it from .ci/run.
 #
 # How: podman and buildah from Debian; local stand-ins for the base images (a debootstrap'ed
 # bookworm for debian:bookworm-slim; that plus gcc and this machine's trust store (no database
@@ -174,6 +176,101 @@ psql -q "$PG_ADMIN/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 mariadb -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS $db; CREATE DATABASE $db"
 run_flow "MariaDB" --env "DATABASE_URL=$MYSQL_ADMIN/$db"
 mariadb -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS $db"
+
+# The operator's day-one path of docs/operations.md: the secret kept in an env file, a named
+# volume, restarts that keep sessions, a backup taken while serving, a wipe and a restore that
+# keep them too. (`docker run --env-file` is read here by the script: buildah run has no such
+# flag.)
+day_one() {
+  log "day one: env file, named volume, restart, backup, wipe, restore"
+  local work; work=$(mktemp -d)
+  (umask 077; printf 'SECRET_KEY=%s\n' "$(openssl rand -hex 32)" > "$work/textdrop.env")
+  local envs=()
+  while IFS= read -r line; do [[ -n $line ]] && envs+=(--env "$line"); done < "$work/textdrop.env"
+  podman volume rm -f textdrop-ci-data >/dev/null 2>&1 || true
+  podman volume create textdrop-ci-data >/dev/null
+  local volume; volume=$(podman volume inspect --format '{{.Mountpoint}}' textdrop-ci-data)
+  chown 10001:10001 "$volume"
+  local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  local container server
+  up() { # starts the image on the volume; sets $container and $server
+    container=$(buildah from "$IMAGE")
+    buildah run --isolation chroot -v "$volume:/data" --env "PORT=$port" --env "METRICS_ADDR=127.0.0.1:0" \
+      "${envs[@]}" "$container" -- textdrop serve >> "$work/server.log" 2>&1 &
+    server=$!
+    for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && return 0; sleep 0.1; done
+    cat "$work/server.log"; exit 1
+  }
+  down() { # SIGTERM to textdrop, then the container goes
+    local pid; pid=$(textdrop_pid "$port")
+    [[ -n $pid ]] && kill -TERM "$pid"
+    wait "$server" || true
+    buildah rm "$container" >/dev/null
+  }
+  shows() { # $1 what the page must show, with the visitor's cookie
+    curl -s -b "$work/jar" "http://127.0.0.1:$port/action" | grep -q "$1" \
+      || { echo "day one: the page lacks '$1'"; cat "$work/server.log"; exit 1; }
+  }
+  up
+  printf 'kept from day one\n' > "$work/file.txt"
+  curl -s -c "$work/jar" -o /dev/null -F "textfile=@$work/file.txt" "http://127.0.0.1:$port/"
+  shows 'kept from day one'
+  down
+  up
+  shows 'kept from day one'
+  echo "day one: a restart keeps the session (same env file, same volume)"
+  buildah run --isolation chroot -v "$volume:/data" "$container" -- textdrop backup /data/backup.db
+  down
+  cp "$volume/backup.db" "$work/backup.db"
+  rm -rf "${volume:?}"/*
+  up
+  curl -s -b "$work/jar" "http://127.0.0.1:$port/action" | grep -q 'kept from day one' \
+    && { echo "day one: the wiped volume still shows the file"; exit 1; }
+  down
+  # The restore of docs/operations.md: the copy in the database's place, its WAL files gone.
+  rm -rf "${volume:?}"/*
+  cp "$work/backup.db" "$volume/textdrop.db"
+  chown -R 10001:10001 "$volume"
+  up
+  shows 'kept from day one'
+  echo "day one: backup taken while serving, volume wiped, restored: the session is back"
+  down
+  podman volume rm -f textdrop-ci-data >/dev/null
+  rm -rf "$work"
+}
+day_one
+
+# compose.yaml: its services, secrets and volumes are what docs/operations.md says; then the
+# PostgreSQL path it describes, run as it would be: the URL and the key read from secret files.
+log "compose.yaml"
+python3 -c "import yaml" 2>/dev/null || pip install --quiet pyyaml
+python3 - <<'PY'
+import yaml
+compose = yaml.safe_load(open("compose.yaml"))
+services = compose["services"]
+textdrop, postgres = services["textdrop"], services["postgres"]
+assert textdrop["build"] == "." and textdrop["restart"] == "unless-stopped", textdrop
+assert textdrop["depends_on"]["postgres"]["condition"] == "service_healthy"
+env = textdrop["environment"]
+assert env == {"DATABASE_URL_FILE": "/run/secrets/database_url", "SECRET_KEY_FILE": "/run/secrets/secret_key"}, env
+assert set(textdrop["secrets"]) == {"database_url", "secret_key"}
+assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+assert "pg_isready" in postgres["healthcheck"]["test"]
+assert set(compose["secrets"]) == {"secret_key", "postgres_password", "database_url"}
+assert all(s["file"].startswith("./secrets/") for s in compose["secrets"].values())
+assert "postgres-data" in compose["volumes"]
+print("compose.yaml: textdrop and postgres, secrets from files, a named volume, healthy before start")
+PY
+secrets=$(mktemp -d)
+openssl rand -hex 32 > "$secrets/secret_key"
+psql -q "$PG_ADMIN/postgres" -c "DROP DATABASE IF EXISTS textdrop_compose WITH (FORCE)" -c "CREATE DATABASE textdrop_compose"
+printf '%s/textdrop_compose\n' "$PG_ADMIN" > "$secrets/database_url"
+chmod 0444 "$secrets"/*
+run_flow "PostgreSQL, URL and key from secret files (compose.yaml's way)" \
+  -v "$secrets:/run/secrets:ro" --env DATABASE_URL_FILE=/run/secrets/database_url \
+  --env SECRET_KEY_FILE=/run/secrets/secret_key
+psql -q "$PG_ADMIN/postgres" -c "DROP DATABASE IF EXISTS textdrop_compose WITH (FORCE)"
+rm -rf "$secrets"
 
 log "no C database client in the image"
 container=$(buildah from "$IMAGE")

@@ -215,7 +215,23 @@ impl Settings {
                 metrics_addr,
             },
             database: DatabaseSettings {
-                url: env.parsed(&DATABASE_URL, DatabaseUrl::parse)?,
+                url: match env.raw(&DATABASE_URL_FILE) {
+                    None => env.parsed(&DATABASE_URL, DatabaseUrl::parse)?,
+                    Some(_) if env.raw(&DATABASE_URL).is_some() => {
+                        return Err(ConfigError {
+                            variable: DATABASE_URL_FILE.name,
+                            problem: "is set beside DATABASE_URL: set one of them".into(),
+                        })
+                    }
+                    // The error names the file, never repeats what is in it.
+                    Some(path) => env.parsed(&DATABASE_URL_FILE, |_| {
+                        let text = std::fs::read_to_string(path.trim())
+                            .map_err(|e| format!("cannot read {}: {e}", path.trim()))?;
+                        DatabaseUrl::parse(text.trim()).map_err(|problem| {
+                            format!("{}: the URL in it {problem}", path.trim())
+                        })
+                    })?,
+                },
                 previous_url: match env.raw(&PREVIOUS_DATABASE_URL) {
                     None => None,
                     Some(_) => Some(env.parsed(&PREVIOUS_DATABASE_URL, DatabaseUrl::parse)?),
@@ -445,6 +461,11 @@ mod tests {
             .expect_err("refused")
             .to_string()
             .contains("SECRET_KEY_FILE"));
+        std::fs::write(&file, "postgres://textdrop:hunter2@db:5432/textdrop\n").expect("write");
+        let from_file = settings(&[("DATABASE_URL_FILE", &path)]).expect("valid");
+        assert_eq!(from_file.database.url.location(), "db:5432");
+        let both = settings(&[("DATABASE_URL_FILE", &path), ("DATABASE_URL", "sqlite://x.db")]);
+        assert!(both.expect_err("refused").to_string().contains("DATABASE_URL_FILE"));
         let missing = settings(&[("SECRET_KEY_FILE", "/nowhere/secret")]);
         let err = missing.expect_err("refused").to_string();
         assert!(

@@ -40,6 +40,9 @@ const TEN_YEARS: u64 = 10 * 365 * 24 * 3600;
 
 /// Where sessions live: `sqlite://PATH`, `postgres://…`, `redis://HOST:PORT/DB`.
 pub const DATABASE_URL: Var = var("DATABASE_URL", "sqlite://textdrop.db", Kind::Text);
+/// A file whose one line is DATABASE_URL (a container secret: the URL holds the password).
+/// Not both.
+pub const DATABASE_URL_FILE: Var = var("DATABASE_URL_FILE", "", Kind::Text);
 /// The storage sessions are moving from: a session not found in DATABASE_URL is read there,
 /// moved over and deleted there (unset: none). Same forms as DATABASE_URL.
 pub const PREVIOUS_DATABASE_URL: Var = var("PREVIOUS_DATABASE_URL", "", Kind::Text);
@@ -127,6 +130,7 @@ pub const RUST_LOG: Var = var("RUST_LOG", "info,actix_session=warn", Kind::Text)
 /// Every variable, in the order the README and `.env.example` list them.
 pub const ALL: &[Var] = &[
     DATABASE_URL,
+    DATABASE_URL_FILE,
     PREVIOUS_DATABASE_URL,
     SECRET_KEY,
     SECRET_KEY_FILE,
