@@ -227,9 +227,8 @@ impl Settings {
                     Some(path) => env.parsed(&DATABASE_URL_FILE, |_| {
                         let text = std::fs::read_to_string(path.trim())
                             .map_err(|e| format!("cannot read {}: {e}", path.trim()))?;
-                        DatabaseUrl::parse(text.trim()).map_err(|problem| {
-                            format!("{}: the URL in it {problem}", path.trim())
-                        })
+                        DatabaseUrl::parse(text.trim())
+                            .map_err(|problem| format!("{}: the URL in it {problem}", path.trim()))
                     })?,
                 },
                 previous_url: match env.raw(&PREVIOUS_DATABASE_URL) {
@@ -464,8 +463,14 @@ mod tests {
         std::fs::write(&file, "postgres://textdrop:hunter2@db:5432/textdrop\n").expect("write");
         let from_file = settings(&[("DATABASE_URL_FILE", &path)]).expect("valid");
         assert_eq!(from_file.database.url.location(), "db:5432");
-        let both = settings(&[("DATABASE_URL_FILE", &path), ("DATABASE_URL", "sqlite://x.db")]);
-        assert!(both.expect_err("refused").to_string().contains("DATABASE_URL_FILE"));
+        let both = settings(&[
+            ("DATABASE_URL_FILE", &path),
+            ("DATABASE_URL", "sqlite://x.db"),
+        ]);
+        assert!(both
+            .expect_err("refused")
+            .to_string()
+            .contains("DATABASE_URL_FILE"));
         let missing = settings(&[("SECRET_KEY_FILE", "/nowhere/secret")]);
         let err = missing.expect_err("refused").to_string();
         assert!(

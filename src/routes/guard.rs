@@ -30,14 +30,8 @@ pub struct Guard {
     pub views: ViewGate,
 }
 
-/// Middleware for the file pages, before their session is loaded: a view waits for its turn
-/// among the views in progress (`limits::ViewGate`), and holds it until its response is ready;
-/// none within the queue time gets the 503 page. A view whose connection closes while it waits
-/// is dropped with its place in the line.
-pub async fn view_gate(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+/// The settings and the guards' state, which every app that runs these middlewares holds.
+fn guards_of(req: &ServiceRequest) -> (web::Data<Settings>, web::Data<Guard>) {
     let settings = req
         .app_data::<web::Data<Settings>>()
         .expect("Settings are app data")
@@ -46,6 +40,18 @@ pub async fn view_gate(
         .app_data::<web::Data<Guard>>()
         .expect("Guard is app data")
         .clone();
+    (settings, guard)
+}
+
+/// Middleware for the file pages, before their session is loaded: a view waits for its turn
+/// among the views in progress (`limits::ViewGate`), and holds it until its response is ready;
+/// none within the queue time gets the 503 page. A view whose connection closes while it waits
+/// is dropped with its place in the line.
+pub async fn view_gate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let (settings, guard) = guards_of(&req);
     let limits = &settings.limits;
     let client = client_address(&req, &limits.trusted_proxies, limits.forwarded_header);
     let Ok(turn) = guard.views.enter(client).await else {
@@ -71,14 +77,7 @@ pub async fn post_guard(
     if req.method() != Method::POST {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
-    let settings = req
-        .app_data::<web::Data<Settings>>()
-        .expect("Settings are app data")
-        .clone();
-    let guard = req
-        .app_data::<web::Data<Guard>>()
-        .expect("Guard is app data")
-        .clone();
+    let (settings, guard) = guards_of(&req);
     let refuse = |req: ServiceRequest, err: UploadError| {
         if let Some(metrics) = req.app_data::<web::Data<crate::metrics::Metrics>>() {
             metrics.refused(err.reason());

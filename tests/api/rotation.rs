@@ -186,31 +186,12 @@ async fn forget_with(app: &TestApp, cookie: &str) -> StatusCode {
 /// cookie for the key it is stored under. Nothing is stored twice; the chain stays one.
 async fn the_same_upload_sent_again_is_answered_with_its_key(db: TestDb) {
     let app = spawn_app(&db, &[("ROTATION_GRACE_SECS", GRACE)]).await;
-    let old = first_upload(
-        &app,
-        "version one
-",
-    )
-    .await;
-    let (status, first) = upload_as(
-        &app,
-        &old,
-        "two.txt",
-        "version two
-",
-    )
-    .await;
+    let old = first_upload(&app, "version one\n").await;
+    let (status, first) = upload_as(&app, &old, "two.txt", "version two\n").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let first = first.expect("the upload's key");
 
-    let (status, again) = upload_as(
-        &app,
-        &old,
-        "two.txt",
-        "version two
-",
-    )
-    .await;
+    let (status, again) = upload_as(&app, &old, "two.txt", "version two\n").await;
 
     assert_eq!(status, StatusCode::SEE_OTHER, "the retry is a success");
     let again = again.expect("the retry gets the upload's key back");
@@ -233,30 +214,14 @@ async fn the_same_upload_sent_again_is_answered_with_its_key(db: TestDb) {
 /// newer upload replaced this session, and changes nothing; the newer file stays.
 async fn another_upload_with_a_replaced_key_is_refused_and_says_why(db: TestDb) {
     let app = spawn_app(&db, &[("ROTATION_GRACE_SECS", GRACE)]).await;
-    let old = first_upload(
-        &app,
-        "version one
-",
-    )
-    .await;
-    let (_, new) = upload_as(
-        &app,
-        &old,
-        "two.txt",
-        "version two
-",
-    )
-    .await;
+    let old = first_upload(&app, "version one\n").await;
+    let (_, new) = upload_as(&app, &old, "two.txt", "version two\n").await;
     let new = new.expect("new key");
 
-    let part = reqwest::multipart::Part::bytes(
-        b"version three
-"
-        .to_vec(),
-    )
-    .file_name("three.txt")
-    .mime_str("text/plain")
-    .expect("mime");
+    let part = reqwest::multipart::Part::bytes(b"version three\n".to_vec())
+        .file_name("three.txt")
+        .mime_str("text/plain")
+        .expect("mime");
     let refused = reqwest::Client::new()
         .post(format!("{}/", app.address))
         .header(reqwest::header::COOKIE, &old)
@@ -280,29 +245,10 @@ async fn another_upload_with_a_replaced_key_is_refused_and_says_why(db: TestDb) 
 /// version) removes the whole chain, the newer record included, on every storage.
 async fn forget_from_a_replaced_key_removes_the_newer_record_too(db: TestDb) {
     let app = spawn_app(&db, &[("ROTATION_GRACE_SECS", "60")]).await;
-    let old = first_upload(
-        &app,
-        "version one
-",
-    )
-    .await;
-    let (_, new) = upload_as(
-        &app,
-        &old,
-        "two.txt",
-        "version two
-",
-    )
-    .await;
+    let old = first_upload(&app, "version one\n").await;
+    let (_, new) = upload_as(&app, &old, "two.txt", "version two\n").await;
     let new = new.expect("new key");
-    let (_, newest) = upload_as(
-        &app,
-        &new,
-        "three.txt",
-        "version three
-",
-    )
-    .await;
+    let (_, newest) = upload_as(&app, &new, "three.txt", "version three\n").await;
     let newest = newest.expect("newest key");
     assert_eq!(db.row_count(), 2);
 
@@ -320,20 +266,8 @@ async fn forget_from_a_replaced_key_removes_the_newer_record_too(db: TestDb) {
 /// sent back worth only that long, not a whole session lifetime.
 async fn a_replaced_keys_page_says_it_is_the_previous_version_and_until_when(db: TestDb) {
     let app = spawn_app(&db, &[("ROTATION_GRACE_SECS", "60")]).await;
-    let old = first_upload(
-        &app,
-        "version one
-",
-    )
-    .await;
-    let (_, new) = upload_as(
-        &app,
-        &old,
-        "two.txt",
-        "version two
-",
-    )
-    .await;
+    let old = first_upload(&app, "version one\n").await;
+    let (_, new) = upload_as(&app, &old, "two.txt", "version two\n").await;
     let new = new.expect("new key");
 
     let response = reqwest::Client::new()
@@ -370,22 +304,11 @@ async fn a_replaced_keys_page_says_it_is_the_previous_version_and_until_when(db:
 /// different files are one rotation and four refusals. The replaced record keeps no data.
 async fn at_grace_zero_a_key_still_has_one_successor(db: TestDb) {
     let app = spawn_app(&db, &[("ROTATION_GRACE_SECS", "0")]).await;
-    let old = first_upload(
-        &app,
-        "version one
-",
-    )
-    .await;
+    let old = first_upload(&app, "version one\n").await;
 
-    let same = futures_util::future::join_all((0..5).map(|_| {
-        upload_as(
-            &app,
-            &old,
-            "same.txt",
-            "the same file
-",
-        )
-    }))
+    let same = futures_util::future::join_all(
+        (0..5).map(|_| upload_as(&app, &old, "same.txt", "the same file\n")),
+    )
     .await;
     for (status, cookie) in &same {
         assert_eq!(*status, StatusCode::SEE_OTHER, "{same:?}");
@@ -413,13 +336,7 @@ async fn at_grace_zero_a_key_still_has_one_successor(db: TestDb) {
             &app,
             &current,
             "n.txt",
-            Box::leak(
-                format!(
-                    "file {n}
-"
-                )
-                .into_boxed_str(),
-            ),
+            Box::leak(format!("file {n}\n").into_boxed_str()),
         )
     }))
     .await;
