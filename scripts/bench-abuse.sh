@@ -185,6 +185,7 @@ view_cell() { # $1 system, $2 label, $3 binary
   wait "$wrk_pid"
   local attack_rps; attack_rps=$(awk '/Requests\/sec/ { print $2 }' "$WORK/viewer_attack.out")
   local attack_non2xx; attack_non2xx=$(awk '/Non-2xx/ { print $NF }' "$WORK/viewer_attack.out")
+  kill -0 "$PID" 2>/dev/null || { echo "the $label server on $sys died:" >&2; tail -n 20 "$WORK/server.log" >&2; }
   echo "$sys $label idle $(grep VISITOR "$WORK/idle.out" | cut -d' ' -f2-)" >> "$WORK/view_results"
   echo "$sys $label attacked $(grep VISITOR "$WORK/attacked_visitor.out" | cut -d' ' -f2-) attack_rps=${attack_rps:-0} attack_non2xx=${attack_non2xx:-0} rss=$(peak_rss_mib "$PID")" >> "$WORK/view_results"
   stop

@@ -34,6 +34,10 @@ pub enum AppError {
     /// client may try again after this many seconds.
     #[error("too many file pages being prepared")]
     ViewsBusy { retry_after: u64 },
+    /// The client viewed more bytes of files than `VIEW_BYTES_PER_MINUTE` allows; it may try
+    /// again after this many seconds.
+    #[error("too many file bytes viewed")]
+    ViewsTooMany { retry_after: u64 },
     #[error("storage unavailable: {0:#}")]
     Unavailable(anyhow::Error),
     #[error("internal error: {0:#}")]
@@ -46,6 +50,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::UploadConflict => StatusCode::CONFLICT,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::ViewsTooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::BadQuery(_) | AppError::SearchTooLong => StatusCode::BAD_REQUEST,
             AppError::Unavailable(_) | AppError::ViewsBusy { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -75,6 +80,11 @@ impl ResponseError for AppError {
                 "Search too long",
                 "Search for at most 200 characters at a time.",
             ),
+            AppError::ViewsTooMany { .. } => (
+                "Too many views",
+                "You are viewing big files faster than textdrop serves one visitor; the page \
+                 will load again in a moment.",
+            ),
             AppError::ViewsBusy { .. } => (
                 "Busy",
                 "textdrop is showing too many files right now. Please try again in a moment.",
@@ -91,7 +101,7 @@ impl ResponseError for AppError {
         let mut page = error_page(self.status_code(), title, message);
         match self {
             // A refusal that protects the server, not a fault: not logged as one.
-            AppError::ViewsBusy { retry_after } => {
+            AppError::ViewsBusy { retry_after } | AppError::ViewsTooMany { retry_after } => {
                 let retry_after = (*retry_after).max(1);
                 page.headers_mut()
                     .insert(actix_web::http::header::RETRY_AFTER, retry_after.into());

@@ -48,8 +48,9 @@ struct SweeperGauges {
 }
 
 /// The `reason` label values of `textdrop_refusals_total`, one per refusal an upload can get,
-/// and `views_busy` for a file page that found no turn within its queue time.
-pub const REFUSAL_REASONS: [&str; 14] = [
+/// and `views_busy` / `views_too_many` for a file page that found no turn within its queue time
+/// / whose address had viewed more than its budget.
+pub const REFUSAL_REASONS: [&str; 15] = [
     "cross_site",
     "too_large",
     "not_text",
@@ -64,6 +65,7 @@ pub const REFUSAL_REASONS: [&str; 14] = [
     "busy",
     "storage_full",
     "views_busy",
+    "views_too_many",
 ];
 
 /// The `class` label values of `textdrop_http_responses_total`.

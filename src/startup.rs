@@ -12,7 +12,7 @@ use crate::config::split_connections;
 use crate::config::{SessionSettings, Settings};
 use crate::connection::{track_requests, ConnectionLimits, GuardedStream};
 use crate::limits::{
-    ClientShares, StorageCap, UploadBuffer, UploadRate, ViewGate, FRAMING_ALLOWANCE,
+    ClientShares, StorageCap, UploadBuffer, UploadRate, ViewBudget, ViewGate, FRAMING_ALLOWANCE,
 };
 use crate::metrics::Metrics;
 use crate::middleware::{logged_request_line, security_headers};
@@ -114,6 +114,7 @@ impl Application {
                 (limits.max_upload_bytes + FRAMING_ALLOWANCE) as u64,
             ),
             views: ViewGate::new(limits.max_views_in_flight, limits.view_queue),
+            budget: ViewBudget::per_minute(limits.view_bytes_per_minute),
         };
         let storage = web::Data::new(storage);
         let upkeep = spawn_upkeep(

@@ -147,6 +147,8 @@ pub struct LimitSettings {
     pub upload_queue: Duration,
     /// File pages prepared at once (`MAX_VIEWS_IN_FLIGHT`).
     pub max_views_in_flight: u32,
+    /// Bytes of files one address may view a minute (`VIEW_BYTES_PER_MINUTE`); 0: unlimited.
+    pub view_bytes_per_minute: u64,
     /// How long a file page waits for its turn (`VIEW_QUEUE_SECS`).
     pub view_queue: Duration,
 }
@@ -267,6 +269,7 @@ impl Settings {
                 upload_buffer_bytes: env.whole(&UPLOAD_BUFFER_BYTES)?,
                 upload_queue: env.secs(&UPLOAD_QUEUE_SECS)?,
                 max_views_in_flight: env.whole(&MAX_VIEWS_IN_FLIGHT)?,
+                view_bytes_per_minute: env.whole(&VIEW_BYTES_PER_MINUTE)?,
                 view_queue: env.secs(&VIEW_QUEUE_SECS)?,
             },
         };

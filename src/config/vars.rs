@@ -96,6 +96,10 @@ pub const UPLOAD_QUEUE_SECS: Var = var("UPLOAD_QUEUE_SECS", "2", whole(0, 60));
 /// waits up to VIEW_QUEUE_SECS for its turn, then 503. One client address holds a quarter of
 /// them while others wait.
 pub const MAX_VIEWS_IN_FLIGHT: Var = var("MAX_VIEWS_IN_FLIGHT", "16", whole(1, 100_000));
+/// Bytes of files one client address may view a minute (a quarter of it at once); past it, a
+/// view waits (up to VIEW_QUEUE_SECS), then 429. 0: unlimited.
+pub const VIEW_BYTES_PER_MINUTE: Var =
+    var("VIEW_BYTES_PER_MINUTE", "1073741824", whole(0, 1 << 50));
 /// How long a file page waits for its turn before 503.
 pub const VIEW_QUEUE_SECS: Var = var("VIEW_QUEUE_SECS", "5", whole(0, 60));
 /// Open connections the instance accepts; more wait in the listen queue.
@@ -153,6 +157,7 @@ pub const ALL: &[Var] = &[
     UPLOAD_BUFFER_BYTES,
     UPLOAD_QUEUE_SECS,
     MAX_VIEWS_IN_FLIGHT,
+    VIEW_BYTES_PER_MINUTE,
     VIEW_QUEUE_SECS,
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_CLIENT,

@@ -10,6 +10,7 @@ mod client;
 mod fair;
 mod rate;
 mod shares;
+mod view_budget;
 mod views;
 
 pub use buffer::{BufferRoom, NoRoom, UploadBuffer, FRAMING_ALLOWANCE};
@@ -18,4 +19,5 @@ pub use client::{client_address, client_key, ForwardedHeader, TrustedProxies};
 pub use fair::{FairShare, Held};
 pub use rate::UploadRate;
 pub use shares::{Claim, ClientShares};
+pub use view_budget::{FileShown, OverBudget, ViewBudget};
 pub use views::ViewGate;

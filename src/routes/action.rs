@@ -9,6 +9,7 @@ use tera::Context;
 use crate::config::Settings;
 use crate::connection::client_gone;
 use crate::error::AppError;
+use crate::limits::FileShown;
 use crate::routes::index_cache::IndexCache;
 use crate::routes::paging::{self, PageIndex};
 use crate::routes::search;
@@ -186,6 +187,7 @@ pub async fn show(
     }
     context.insert("file", &info);
     context.insert("wrap", &view.wrap);
+    let shown = text.len() as u64;
     let id = scope::loaded_id();
     let cached = id.as_deref().and_then(|id| indexes.get(id, text.len()));
     // A small file, or a big one whose page index is cached, renders a page in microseconds,
@@ -209,7 +211,9 @@ pub async fn show(
             .map_err(|err| AppError::Internal(err.into()))?
     };
     let body = body.ok_or(AppError::NotFound)?;
-    Ok(templates::html(StatusCode::OK, body))
+    let mut response = templates::html(StatusCode::OK, body);
+    response.extensions_mut().insert(FileShown(shown));
+    Ok(response)
 }
 
 /// The page's lines or search results for `view` of `text`, whose page index is `index`;

@@ -17,7 +17,8 @@ use futures_util::StreamExt;
 
 use crate::config::Settings;
 use crate::limits::{
-    client_address, BufferRoom, UploadBuffer, UploadRate, ViewGate, FRAMING_ALLOWANCE,
+    client_address, BufferRoom, FileShown, UploadBuffer, UploadRate, ViewBudget, ViewGate,
+    FRAMING_ALLOWANCE,
 };
 use crate::routes::form::form_page;
 use crate::routes::refusal::UploadError;
@@ -28,6 +29,7 @@ pub struct Guard {
     pub rate: UploadRate,
     pub buffer: UploadBuffer,
     pub views: ViewGate,
+    pub budget: ViewBudget,
 }
 
 /// The settings and the guards' state, which every app that runs these middlewares holds.
@@ -43,9 +45,11 @@ fn guards_of(req: &ServiceRequest) -> (web::Data<Settings>, web::Data<Guard>) {
     (settings, guard)
 }
 
-/// Middleware for the file pages, before their session is loaded: a view waits for its turn
-/// among the views in progress (`limits::ViewGate`), and holds it until its response is ready;
-/// none within the queue time gets the 503 page. A view whose connection closes while it waits
+/// Middleware for the file pages, before their session is loaded: a view from an address past
+/// its budget of file bytes waits until it is within it (`limits::ViewBudget`; too long: the
+/// 429 page), then waits for its turn among the views in progress (`limits::ViewGate`), and
+/// holds it until its response is ready (none within the queue time: the 503 page); the
+/// address is then charged the bytes of the file the page read. A view whose connection closes while it waits
 /// is dropped with its place in the line.
 pub async fn view_gate(
     req: ServiceRequest,
@@ -54,6 +58,18 @@ pub async fn view_gate(
     let (settings, guard) = guards_of(&req);
     let limits = &settings.limits;
     let client = client_address(&req, &limits.trusted_proxies, limits.forwarded_header);
+    if let Some(client) = client {
+        if let Err(over) = guard.budget.wait_within(client, guard.views.queue()).await {
+            if let Some(metrics) = req.app_data::<web::Data<crate::metrics::Metrics>>() {
+                metrics.refused("views_too_many");
+            }
+            let refused = crate::error::AppError::ViewsTooMany {
+                retry_after: over.retry_after,
+            };
+            let page = actix_web::ResponseError::error_response(&refused);
+            return Ok(req.into_response(page));
+        }
+    }
     let Ok(turn) = guard.views.enter(client).await else {
         if let Some(metrics) = req.app_data::<web::Data<crate::metrics::Metrics>>() {
             metrics.refused("views_busy");
@@ -66,6 +82,10 @@ pub async fn view_gate(
     };
     let response = next.call(req).await?.map_into_boxed_body();
     drop(turn);
+    let shown = response.response().extensions().get::<FileShown>().copied();
+    if let (Some(client), Some(FileShown(bytes))) = (client, shown) {
+        guard.budget.charge(client, bytes);
+    }
     Ok(response)
 }
 

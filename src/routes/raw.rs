@@ -8,6 +8,7 @@ use actix_web::http::header::{
 use actix_web::{web, HttpResponse};
 
 use crate::error::AppError;
+use crate::limits::FileShown;
 use crate::session::scope;
 use crate::session::TextdropSession;
 
@@ -44,7 +45,10 @@ pub async fn raw(
         }
     }
     // The loaded String becomes the body as it is (no copy): the file is in memory once.
-    Ok(response.body(text))
+    let shown = text.len() as u64;
+    let mut response = response.body(text);
+    response.extensions_mut().insert(FileShown(shown));
+    Ok(response)
 }
 
 /// `Content-Disposition: attachment` for `name`: `filename*=UTF-8''…` (percent-encoded) and an

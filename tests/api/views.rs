@@ -190,6 +190,51 @@ async fn readyz_asks_the_database_on_its_own_connection(db: TestDb) {
     app.stop().await;
 }
 
+/// An address that views more bytes of files than `VIEW_BYTES_PER_MINUTE` waits, then gets 429
+/// with `Retry-After` and the page saying why, counted; another address's views do not wait.
+async fn an_address_past_its_view_budget_waits_then_gets_429(db: TestDb) {
+    // 10 KB a second, 150 KB at once.
+    let app = spawn_app(
+        &db,
+        &[
+            ("VIEW_BYTES_PER_MINUTE", "600000"),
+            ("VIEW_QUEUE_SECS", "1"),
+        ],
+    )
+    .await;
+    let cookie = first_upload(&app, &"a line of a file of 100 kB\n".repeat(3_704)).await;
+    for n in 0..2 {
+        let (status, _, _, took) = view_from(&app, "127.0.0.1", &cookie).await;
+        assert_eq!(status, StatusCode::OK, "view {n}");
+        assert!(
+            took < Duration::from_millis(900),
+            "view {n} waited {took:?}"
+        );
+    }
+
+    let (status, retry_after, page, took) = view_from(&app, "127.0.0.1", &cookie).await;
+    let (other, _, _, other_took) = view_from(&app, "127.0.0.2", &cookie).await;
+
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(page.contains("viewing big files faster"), "{page:.400}");
+    let retry_after: u64 = retry_after.expect("Retry-After").parse().expect("seconds");
+    assert!((3..=6).contains(&retry_after), "{retry_after}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "it waited its queue time: {took:?}"
+    );
+    assert_eq!(other, StatusCode::OK);
+    assert!(other_took < Duration::from_millis(900), "{other_took:?}");
+    let refused = metric_value(
+        &app.metrics.render(),
+        "textdrop_refusals_total{reason=\"views_too_many\"}",
+    );
+    assert_eq!(refused, Some(1.0));
+    app.stop().await;
+}
+
+tests_on!(sqlite: Sqlite; an_address_past_its_view_budget_waits_then_gets_429);
+
 tests_on!(postgres: Postgres;
     a_view_past_the_limit_waits_its_turn_then_gets_503_busy,
     a_view_whose_client_hung_up_gives_its_turn_back_at_once,

@@ -3,7 +3,8 @@
 //!
 //! Reads run on the calling thread: a read of a small session in WAL mode takes microseconds
 //! (docs/benchmarks.md has the figure), less than a hop to the blocking pool costs, and it
-//! never waits for a lock (WAL readers do not). Writes run on the blocking pool: a commit may
+//! never waits for a lock (WAL readers do not). A read that brings a file along runs on the
+//! blocking pool ([`SqlitePool::read_off_thread`]): copying megabytes would hold the worker. Writes run on the blocking pool: a commit may
 //! checkpoint the write-ahead log, and another process (`textdrop cleanup`) may hold the write
 //! lock for as long as the busy timeout. Writers take turns on a one-permit gate first, so they
 //! queue in order in the process instead of meeting SQLite's lock and its sleeping busy
@@ -137,6 +138,24 @@ impl SqlitePool {
         let _permit = permit(&self.gate, deadline).await?;
         let mut conn = self.checkout(deadline)?;
         work(&mut conn).map_err(crate::backends::verdict::verdict)
+    }
+
+    /// Runs the read `work` on the blocking pool: a read that copies a file (up to several
+    /// MiB) would hold the worker's thread, and every connection it serves, for as long.
+    pub(crate) async fn read_off_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut SqliteConnection) -> diesel::QueryResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let deadline = Instant::now() + CHECKOUT_TIMEOUT;
+        let permit = permit(&self.gate, deadline).await?;
+        let pool = self.clone();
+        web::block(move || {
+            let _held = permit;
+            let mut conn = pool.checkout(deadline)?;
+            work(&mut conn).map_err(crate::backends::verdict::verdict)
+        })
+        .await
+        .map_err(StoreError::unavailable)?
     }
 
     /// Runs `work`, which writes, on the blocking pool after its turn among writers.

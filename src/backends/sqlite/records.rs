@@ -24,10 +24,16 @@ impl SqliteRecords {
 impl Records for SqliteRecords {
     fn fetch<'a>(&'a self, id: &'a str, fetch: Fetch) -> StoreFuture<'a, Option<Record>> {
         Box::pin(async move {
-            let row = self
-                .pool
-                .read(|conn| queries::find_live(conn, id, fetch))
-                .await?;
+            let row = if fetch.with_file {
+                let id = id.to_owned();
+                self.pool
+                    .read_off_thread(move |conn| queries::find_live(conn, &id, fetch))
+                    .await?
+            } else {
+                self.pool
+                    .read(|conn| queries::find_live(conn, id, fetch))
+                    .await?
+            };
             Ok(row.map(record_of))
         })
     }
