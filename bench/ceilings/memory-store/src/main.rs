@@ -49,6 +49,7 @@ impl Records for Memory {
                     superseded_at: None,
                 },
                 file: r.file.clone().filter(|_| fetch.with_file),
+                successor: None,
             });
         ready(found)
     }
@@ -65,7 +66,8 @@ impl Records for Memory {
         record: NewRecord,
         rotation: Rotation,
     ) -> StoreFuture<'a, Rotated> {
-        // The ceiling deletes the old record at once, grace period or not.
+        // The ceiling deletes the old record at once, grace period or not (a retry of the same
+        // upload then starts a session of its own: the ceiling keeps no tombstone).
         let mut map = self.map();
         if !map.get(old_id).is_some_and(|r| live(r, rotation.now)) {
             return ready(Err(record));
