@@ -42,10 +42,11 @@ COPY --from=builder /usr/local/bin/textdrop /usr/local/bin/textdrop
 USER 10001:10001
 WORKDIR /data
 # Only what differs from textdrop's own defaults (src/config/vars.rs): listen on every
-# interface, keep the SQLite database in the volume, serve /metrics on its own port (publish
-# 9464 only to the monitoring network; the public port 8080 never serves it).
+# interface and serve /metrics on its own port (publish 9464 only to the monitoring network;
+# the public port 8080 never serves it). DATABASE_URL is left to its default,
+# sqlite://textdrop.db, which is in the working directory, the /data volume: so DATABASE_URL or
+# DATABASE_URL_FILE (a secret) can each be given alone.
 ENV HOST=0.0.0.0 \
-    DATABASE_URL=sqlite:///data/textdrop.db \
     METRICS_ADDR=0.0.0.0:9464
 VOLUME ["/data"]
 EXPOSE 8080 9464

@@ -177,39 +177,37 @@ mariadb -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS $db; CREATE DATABASE $d
 run_flow "MariaDB" --env "DATABASE_URL=$MYSQL_ADMIN/$db"
 mariadb -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS $db"
 
-# The operator's day-one path of docs/operations.md: the secret kept in an env file, a named
-# volume, restarts that keep sessions, a backup taken while serving, a wipe and a restore that
-# keep them too. (`docker run --env-file` is read here by the script: buildah run has no such
-# flag.)
+# The operator's day-one path of docs/operations.md: the secret kept in an env file, the data in
+# the image's /data volume, restarts that keep sessions, a backup taken while serving and copied
+# out, a wipe, and a restore that keeps them too. Here `buildah run` stands in for `docker run`
+# (it takes no --env-file, so the script reads the file) and one container's /data volume for
+# the named volume (buildah mounts the image's VOLUME over any bind mount at /data, and a
+# named volume that outlives its container cannot be made without a runtime).
 day_one() {
-  log "day one: env file, named volume, restart, backup, wipe, restore"
+  log "day one: env file, /data volume, restart, backup, wipe, restore"
   local work; work=$(mktemp -d)
+  chmod 0755 "$work" # the container's user reads the backup from it; the env file stays 0600
   (umask 077; printf 'SECRET_KEY=%s\n' "$(openssl rand -hex 32)" > "$work/textdrop.env")
   local envs=()
   while IFS= read -r line; do [[ -n $line ]] && envs+=(--env "$line"); done < "$work/textdrop.env"
-  podman volume rm -f textdrop-ci-data >/dev/null 2>&1 || true
-  podman volume create textdrop-ci-data >/dev/null
-  local volume; volume=$(podman volume inspect --format '{{.Mountpoint}}' textdrop-ci-data)
-  chown 10001:10001 "$volume"
   local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   local container server
-  up() { # starts the image on the volume; sets $container and $server
-    container=$(buildah from "$IMAGE")
-    buildah run --isolation chroot -v "$volume:/data" --env "PORT=$port" --env "METRICS_ADDR=127.0.0.1:0" \
+  container=$(buildah from "$IMAGE")
+  up() { # starts textdrop serve in the container; sets $server
+    buildah run --isolation chroot --env "PORT=$port" --env "METRICS_ADDR=127.0.0.1:0" \
       "${envs[@]}" "$container" -- textdrop serve >> "$work/server.log" 2>&1 &
     server=$!
     for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && return 0; sleep 0.1; done
     cat "$work/server.log"; exit 1
   }
-  down() { # SIGTERM to textdrop, then the container goes
+  down() { # SIGTERM to textdrop
     local pid; pid=$(textdrop_pid "$port")
     [[ -n $pid ]] && kill -TERM "$pid"
     wait "$server" || true
-    buildah rm "$container" >/dev/null
   }
-  shows() { # $1 what the page must show, with the visitor's cookie
-    curl -s -b "$work/jar" "http://127.0.0.1:$port/action" | grep -q "$1" \
-      || { echo "day one: the page lacks '$1'"; cat "$work/server.log"; exit 1; }
+  page() { curl -s -b "$work/jar" "http://127.0.0.1:$port/action"; }
+  shows() {
+    page | grep -q "$1" || { echo "day one: the page lacks '$1'"; cat "$work/server.log"; exit 1; }
   }
   up
   printf 'kept from day one\n' > "$work/file.txt"
@@ -218,24 +216,25 @@ day_one() {
   down
   up
   shows 'kept from day one'
-  echo "day one: a restart keeps the session (same env file, same volume)"
-  buildah run --isolation chroot -v "$volume:/data" "$container" -- textdrop backup /data/backup.db
+  echo "day one: a restart keeps the session (same env file, same /data)"
+  # docker exec textdrop textdrop backup /data/backup.db; docker cp textdrop:/data/backup.db .
+  buildah run --isolation chroot "$container" -- textdrop backup /data/backup.db
+  buildah run --isolation chroot "$container" -- cat /data/backup.db > "$work/backup.db"
+  chmod 0644 "$work/backup.db"
+  buildah run --isolation chroot "$container" -- rm /data/backup.db
   down
-  cp "$volume/backup.db" "$work/backup.db"
-  rm -rf "${volume:?}"/*
+  buildah run --isolation chroot "$container" -- sh -c 'rm -f /data/textdrop.db*'
   up
-  curl -s -b "$work/jar" "http://127.0.0.1:$port/action" | grep -q 'kept from day one' \
-    && { echo "day one: the wiped volume still shows the file"; exit 1; }
+  page | grep -q 'kept from day one' && { echo "day one: the wiped /data still shows the file"; exit 1; }
   down
-  # The restore of docs/operations.md: the copy in the database's place, its WAL files gone.
-  rm -rf "${volume:?}"/*
-  cp "$work/backup.db" "$volume/textdrop.db"
-  chown -R 10001:10001 "$volume"
+  # The restore of docs/operations.md, with the copy mounted read-only at /backup.
+  buildah run --isolation chroot -v "$work:/backup:ro" "$container" -- \
+    sh -c 'rm -f /data/textdrop.db-wal /data/textdrop.db-shm && cp /backup/backup.db /data/textdrop.db'
   up
   shows 'kept from day one'
-  echo "day one: backup taken while serving, volume wiped, restored: the session is back"
+  echo "day one: backup taken while serving, /data wiped, restored: the session is back"
   down
-  podman volume rm -f textdrop-ci-data >/dev/null
+  buildah rm "$container" >/dev/null
   rm -rf "$work"
 }
 day_one
@@ -262,6 +261,7 @@ assert "postgres-data" in compose["volumes"]
 print("compose.yaml: textdrop and postgres, secrets from files, a named volume, healthy before start")
 PY
 secrets=$(mktemp -d)
+chmod 0755 "$secrets" # the container's user reads them, as a runtime's secrets mount lets it
 openssl rand -hex 32 > "$secrets/secret_key"
 psql -q "$PG_ADMIN/postgres" -c "DROP DATABASE IF EXISTS textdrop_compose WITH (FORCE)" -c "CREATE DATABASE textdrop_compose"
 printf '%s/textdrop_compose\n' "$PG_ADMIN" > "$secrets/database_url"
