@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The operator's path: `diesel migration run` on a fresh database, then textdrop on it finds
 # nothing pending and serves. PostgreSQL with the repo's diesel.toml (which also proves
-# src/schema.rs is what diesel_cli generates: it rewrites it on every run), then MySQL/MariaDB
-# with diesel.mysql.toml (the migrations_mysql/ folder; it leaves src/schema.rs alone).
+# crates/actix-session-stores/src/schema.rs is what diesel_cli generates: it rewrites it on every run), then MySQL/MariaDB
+# with diesel.mysql.toml (the migrations_mysql/ folder; it leaves crates/actix-session-stores/src/schema.rs alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,7 +51,7 @@ serve_without_migrating() { # $1 label, $2 URL
 
 URL="$PG/$DB"
 DATABASE_URL=$URL diesel migration run
-git diff --exit-code src/schema.rs || { echo "src/schema.rs differs from diesel print-schema" >&2; exit 1; }
+git diff --exit-code crates/actix-session-stores/src/schema.rs || { echo "crates/actix-session-stores/src/schema.rs differs from diesel print-schema" >&2; exit 1; }
 pending=$(DATABASE_URL=$URL diesel migration pending)
 echo "PostgreSQL: diesel migration pending: $pending"
 [[ $pending == *false* ]]
@@ -59,7 +59,7 @@ serve_without_migrating PostgreSQL "$URL"
 
 URL="$MYSQL/$DB"
 DATABASE_URL=$URL diesel --config-file diesel.mysql.toml migration run
-git diff --exit-code src/schema.rs || { echo "diesel.mysql.toml rewrote src/schema.rs" >&2; exit 1; }
+git diff --exit-code crates/actix-session-stores/src/schema.rs || { echo "diesel.mysql.toml rewrote crates/actix-session-stores/src/schema.rs" >&2; exit 1; }
 pending=$(DATABASE_URL=$URL diesel --config-file diesel.mysql.toml migration pending)
 echo "MySQL: diesel migration pending: $pending"
 [[ $pending == *false* ]]

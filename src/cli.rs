@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::clock::Clock;
-use crate::config::{DatabaseUrl, Settings};
+use actix_session_stores::{migrations, Backend, Clock, DatabaseUrl, Maintenance, Storage};
+
+use crate::config::Settings;
+use crate::progress::Progress;
 use crate::startup::Application;
-use crate::storage::{Maintenance, SessionStorage};
+use crate::storage::{in_textdrops_words, store_config};
 
 /// Upload a text file, see it back: anonymous server-side sessions in SQL that clean up after
 /// themselves.
@@ -79,7 +81,7 @@ pub enum SessionsCommand {
         to: Option<String>,
         /// Sessions read and written per batch at most; fewer when files are big (a batch aims
         /// at 32 MiB in memory).
-        #[arg(long, value_name = "N", default_value_t = crate::transfer::copy::DEFAULT_BATCH,
+        #[arg(long, value_name = "N", default_value_t = actix_session_stores::DEFAULT_BATCH,
               value_parser = clap::value_parser!(u16).range(1..=10_000))]
         batch_size: u16,
     },
@@ -107,7 +109,15 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             app.run_until_stopped().await?;
         }
         Command::Backup { to } => {
-            crate::backends::backup(&settings, to.clone()).await?;
+            let backend = settings.database.url.backend();
+            anyhow::ensure!(
+                backend == Backend::Sqlite,
+                "`textdrop backup` copies a SQLite database; back {backend} up with its own \
+                 tools (pg_dump, mysqldump, Redis's RDB or AOF): see docs/operations.md"
+            );
+            Storage::backup(&store_config(&settings, 1), to.clone())
+                .await
+                .map_err(in_textdrops_words)?;
             println!(
                 "backed up {} to {}",
                 settings.database.url.location(),
@@ -120,16 +130,16 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Migrate {
             print_sql: true, ..
-        } => match crate::backends::migration_plan(&settings).await? {
+        } => match pending(&settings).await? {
             Some(plan) => print!("{}", plan.script()),
             None => println!("{NOTHING_TO_MAINTAIN}"),
         },
         Command::Migrate { check: true, .. } => {
-            if SessionStorage::expires_sessions_itself(&settings) {
+            if Storage::expires_sessions_itself(&settings.database.url) {
                 // Nothing to migrate, but a check that says "fine" must have reached it.
-                SessionStorage::connect(&settings, Clock::system()).await?;
+                crate::storage::connect(&settings, 1).await?;
             }
-            match crate::backends::migration_plan(&settings).await? {
+            match pending(&settings).await? {
                 Some(plan) if !plan.pending.is_empty() => anyhow::bail!(
                     "{} migration(s) pending on {}: {} (`textdrop migrate` applies them)",
                     plan.pending.len(),
@@ -150,7 +160,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Cleanup => {
             if let Some(sql) = maintenance(&settings, Migrations::Applied).await? {
-                let report = sql.cleanup_once(settings.cleanup.batch_size).await?;
+                let report = sql.cleanup_once().await.map_err(in_textdrops_words)?;
                 if report.skipped {
                     println!("another instance is sweeping right now; run again later");
                 }
@@ -178,7 +188,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                 from.location(),
                 to.location()
             );
-            let report = crate::transfer::copy::run(&settings, from, to, batch_size.into()).await?;
+            let report = copy(&settings, from, to, batch_size.into()).await?;
             for line in report.lines() {
                 println!("{line}");
             }
@@ -201,7 +211,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Stats => {
             if let Some(sql) = maintenance(&settings, Migrations::Applied).await? {
-                let counts = sql.stats().await?;
+                let counts = sql.counts().await.map_err(in_textdrops_words)?;
                 println!("live sessions:    {}", counts.live);
                 println!("expired sessions: {} (waiting for cleanup)", counts.expired);
                 match counts.oldest_expiry {
@@ -210,7 +220,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                     }
                     None => println!("oldest expiry:    none (no rows)"),
                 }
-                let now = crate::clock::Clock::system().now();
+                let now = Clock::system().now();
                 match counts.oldest_expiry.filter(|_| counts.expired > 0) {
                     Some(at) => println!(
                         "oldest expired:   {} s ago",
@@ -224,6 +234,63 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The migrations the database the settings name has not applied, read without changing it.
+async fn pending(settings: &Settings) -> anyhow::Result<Option<migrations::Plan>> {
+    migrations::pending(&store_config(settings, 1))
+        .await
+        .map_err(in_textdrops_words)
+}
+
+/// `textdrop sessions copy`: every live session of `from` into `to`, with a progress bar (or
+/// log lines), stopping after the batch in flight on Ctrl-C.
+async fn copy(
+    settings: &Settings,
+    from: DatabaseUrl,
+    to: DatabaseUrl,
+    batch: usize,
+) -> anyhow::Result<actix_session_stores::CopyReport> {
+    if from == to {
+        anyhow::bail!(
+            "--from and --to name the same storage ({})",
+            from.location()
+        );
+    }
+    let stopping = std::rc::Rc::new(std::cell::Cell::new(false));
+    let listener = {
+        let stopping = std::rc::Rc::clone(&stopping);
+        actix_web::rt::spawn(async move {
+            if actix_web::rt::signal::ctrl_c().await.is_ok() {
+                log::warn!("copy: Ctrl-C: stopping after the batch in flight");
+                stopping.set(true);
+            }
+        })
+    };
+    let mut progress: Option<Progress> = None;
+    let copied = actix_session_stores::copy_sessions(
+        &store_config(settings, 1),
+        from,
+        to,
+        batch,
+        |read, total| {
+            progress
+                .get_or_insert_with(|| Progress::new(total))
+                .advance(read);
+        },
+        || stopping.get(),
+    )
+    .await;
+    listener.abort();
+    if let Some(progress) = progress {
+        progress.finish();
+    }
+    copied.map_err(|err| match err.kind() {
+        actix_session_stores::ErrorKind::MigrationsPending => {
+            anyhow::anyhow!("{err}: run `textdrop migrate` with DATABASE_URL set to it first")
+        }
+        _ => in_textdrops_words(err),
+    })
+}
+
 /// The storage `flag` names, else `default` (from the environment); the error never repeats
 /// the URL (it may hold a password).
 fn storage_url(
@@ -233,7 +300,7 @@ fn storage_url(
 ) -> anyhow::Result<DatabaseUrl> {
     match given {
         Some(raw) => {
-            DatabaseUrl::parse(&raw).map_err(|problem| anyhow::anyhow!("{flag}: {problem}"))
+            DatabaseUrl::parse(&raw).map_err(|err| anyhow::anyhow!("{flag}: {}", err.problem()))
         }
         None => default.ok_or_else(|| {
             anyhow::anyhow!("{flag} is needed (or PREVIOUS_DATABASE_URL, which it defaults to)")
@@ -259,8 +326,9 @@ async fn maintenance(
 ) -> anyhow::Result<Option<Maintenance>> {
     let mut settings = settings.clone();
     settings.database.migrate_on_startup = migrations == Migrations::Run;
+    settings.database.previous_url = None;
     if migrations == Migrations::Applied {
-        if let Some(plan) = crate::backends::migration_plan(&settings).await? {
+        if let Some(plan) = pending(&settings).await? {
             anyhow::ensure!(
                 plan.pending.is_empty(),
                 "{} migration(s) pending on {} ({}): this command reads and cleans a migrated \
@@ -271,8 +339,8 @@ async fn maintenance(
             );
         }
     }
-    let storage = SessionStorage::connect(&settings, Clock::system()).await?;
-    let maintenance = storage.sweeper(&settings.cleanup);
+    let storage = crate::storage::connect(&settings, 1).await?;
+    let maintenance = storage.maintenance();
     if maintenance.is_none() {
         println!("{NOTHING_TO_MAINTAIN}");
     }

@@ -1,21 +1,31 @@
-//! What textdrop keeps in a SQL database and how it treats it, for operators and tests: the
-//! embedded migrations, the `sessions` table's schema, the locks that serialise migrations and
-//! elect the sweeper, and the statements the sweeper sends (so they can be EXPLAINed as sent).
+//! What textdrop names in a shared storage, so that every instance of every version agrees:
+//! the Redis key prefix, the locks that serialise migrations and elect the sweeper, and the
+//! label rotated keys are derived under. They are the names textdrop used before the store
+//! became a crate of its own: an upgrade logs no one out, and old and new instances still
+//! exclude each other while migrating and sweeping.
 
-pub use crate::backends::migrate::{MIGRATIONS, MYSQL_MIGRATIONS};
-pub use crate::schema::sessions;
+use actix_session_stores::Names;
 
-/// PostgreSQL: locks and the sweeper's statements.
-pub mod postgres {
-    pub use crate::backends::postgres::statements::*;
-}
+/// The prefix of every session's Redis key.
+pub const REDIS_PREFIX: &str = "textdrop:session:";
+/// PostgreSQL's advisory-lock key held while migrating ("textdrop" in ASCII).
+pub const POSTGRES_MIGRATION_LOCK: i64 = 0x7465_7874_6472_6f70;
+/// PostgreSQL's advisory-lock key that elects the sweeper ("tdsweepr").
+pub const POSTGRES_SWEEPER_LOCK: i64 = 0x7464_7377_6565_7072;
+/// MySQL's named lock held while migrating.
+pub const MYSQL_MIGRATION_LOCK: &str = "textdrop_migrations";
+/// MySQL's named lock that elects the sweeper.
+pub const MYSQL_SWEEPER_LOCK: &str = "textdrop_sweeper";
+/// The label rotated keys are derived under, with `SECRET_KEY`.
+pub const ROTATION_LABEL: &str = "textdrop";
 
-/// MySQL and MariaDB: locks and the sweeper's statement.
-pub mod mysql {
-    pub use crate::backends::mysql::statements::*;
-}
-
-/// SQLite: the sweeper's statement.
-pub mod sqlite {
-    pub use crate::backends::sqlite::statements::*;
+/// textdrop's names, for the store's configuration.
+pub fn store_names() -> Names {
+    let mut names = Names::default();
+    names.redis_prefix = REDIS_PREFIX.into();
+    names.postgres_migration_lock = POSTGRES_MIGRATION_LOCK;
+    names.postgres_sweeper_lock = POSTGRES_SWEEPER_LOCK;
+    names.mysql_migration_lock = MYSQL_MIGRATION_LOCK.into();
+    names.mysql_sweeper_lock = MYSQL_SWEEPER_LOCK.into();
+    names
 }

@@ -309,16 +309,6 @@ impl Metrics {
         self.0.cleanup_duration.observe(took.as_secs_f64());
     }
 
-    /// The counter of superseded keys used after their grace period, for the stores.
-    pub fn superseded_key_uses(&self) -> IntCounter {
-        self.0.superseded_key_uses.clone()
-    }
-
-    /// The counter of records that did not read back (`textdrop_corrupt_records_total`).
-    pub fn corrupt_records(&self) -> IntCounter {
-        self.0.corrupt_records.clone()
-    }
-
     pub fn cleanup_skipped(&self) {
         self.0.cleanup_skipped.inc();
         self.0.sweeper.lock_held.set(0);
@@ -347,4 +337,40 @@ fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |since| since.as_secs_f64())
+}
+
+/// The store's and the sweeper's reports, as textdrop's metrics.
+impl actix_session_stores::Events for Metrics {
+    fn store_call(&self, call: actix_session_stores::StoreCall, took: Duration, ok: bool) {
+        self.observe_store(call.as_str(), took, ok);
+    }
+
+    fn superseded_key_used(&self) {
+        self.0.superseded_key_uses.inc();
+    }
+
+    fn corrupt_record(&self) {
+        self.0.corrupt_records.inc();
+    }
+
+    fn cleanup_started(&self, period: Duration) {
+        Metrics::cleanup_started(self, period);
+    }
+
+    fn cleanup_ran(&self, deleted: usize, took: Duration) {
+        self.observe_cleanup(deleted, took);
+    }
+
+    fn cleanup_skipped(&self) {
+        Metrics::cleanup_skipped(self);
+    }
+
+    fn cleanup_failed(&self) {
+        Metrics::cleanup_failed(self);
+    }
+
+    fn sessions_counted(&self, live: i64, expired: i64, oldest_expired_age: Duration) {
+        self.set_live_sessions(live);
+        self.set_backlog(expired, oldest_expired_age);
+    }
 }

@@ -7,7 +7,7 @@ use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::ResponseError;
 
 use crate::error::AppError;
-use crate::session::scope;
+use actix_session_stores::layer::{FailureKind, StoreFailure};
 
 /// Headers every response carries: no inline script, no framing, no sniffing.
 const SECURITY_HEADERS: [(&str, &str); 4] = [
@@ -40,7 +40,8 @@ pub fn security_headers(hsts: bool) -> DefaultHeaders {
 
 /// actix-session answers a failing store with an error and no page, before or after the
 /// handler. This turns it into a page: 503 "temporarily unavailable" when the store could not
-/// be reached (the store noted it in the request's scope), otherwise an opaque 500. Either way
+/// be reached, 409 when an upload lost a race with another of the same session (the store's
+/// request layer, inside this, says which in a `StoreFailure`), otherwise an opaque 500. Either way
 /// the cause is logged and the page is a response, so the outer middleware adds its headers.
 ///
 /// It wraps a resource, not a scope: routing is done by then, so holding a second handle on the
@@ -53,12 +54,12 @@ pub async fn store_failure_page(
     match next.call(req).await {
         Ok(response) => Ok(response.map_into_boxed_body()),
         Err(err) => {
-            let failure = if scope::rotation_conflict() {
-                AppError::UploadConflict
-            } else if scope::store_unavailable() {
-                AppError::Unavailable(anyhow::anyhow!("session store unreachable: {err}"))
-            } else {
-                AppError::Internal(anyhow::anyhow!("session middleware failed: {err}"))
+            let failure = match err.as_error::<StoreFailure>().map(StoreFailure::kind) {
+                Some(FailureKind::Conflict) => AppError::UploadConflict,
+                Some(FailureKind::Unavailable) => {
+                    AppError::Unavailable(anyhow::anyhow!("session store unreachable: {err}"))
+                }
+                _ => AppError::Internal(anyhow::anyhow!("session middleware failed: {err}")),
             };
             Ok(ServiceResponse::new(request, failure.error_response()))
         }

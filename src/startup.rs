@@ -7,7 +7,8 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use crate::clock::Clock;
+use actix_session_stores::{CleanupTask, Clock, RotationKey, Storage, Store};
+
 use crate::config::split_connections;
 use crate::config::{SessionSettings, Settings};
 use crate::connection::{track_requests, ConnectionLimits, GuardedStream};
@@ -17,9 +18,7 @@ use crate::limits::{
 use crate::metrics::Metrics;
 use crate::middleware::{logged_request_line, security_headers};
 use crate::routes::{self, guard::Guard};
-use crate::session::{MeteredStore, RotationKey, Sessions};
-use crate::storage::SessionStorage;
-use crate::sweeper::CleanupTask;
+use crate::session::Sessions;
 use crate::templates;
 use crate::upkeep::spawn_upkeep;
 use actix_http::error::DispatchError;
@@ -60,20 +59,30 @@ impl Application {
 
     /// Builds the application with `clock` as its idea of "now" (tests move it forward).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
-        let storage = SessionStorage::connect(&settings, clock.clone()).await?;
+        let (workers, _) = http_workers(&settings);
+        let storage = crate::storage::connect(&settings, workers).await?;
         Self::build_on(settings, clock, storage).await
     }
 
-    /// Builds the application on a storage already connected (see
-    /// [`SessionStorage::with_records`]).
+    /// Builds the application on a storage already connected (see `Storage::with_records`),
+    /// with `clock` as its idea of "now".
     pub async fn build_on(
         settings: Settings,
         clock: Clock,
-        storage: SessionStorage,
+        storage: Storage,
     ) -> anyhow::Result<Self> {
         templates::init().context("the embedded templates do not parse")?;
         let metrics = Metrics::new();
-        let cleanup = storage.spawn_cleanup(&settings.cleanup, metrics.clone());
+        let shared = settings.database.url.backend() != crate::config::Backend::Sqlite;
+        let key = cookie_key(&settings.session, shared);
+        let storage = storage
+            .with_clock(clock.clone())
+            .with_events(metrics.clone())
+            .with_rotation_key(RotationKey::derived_from(
+                key.master(),
+                crate::database::ROTATION_LABEL,
+            ));
+        let cleanup = storage.spawn_cleanup();
 
         let server = &settings.server;
         let listener = TcpListener::bind((server.host.as_str(), server.port))
@@ -100,7 +109,7 @@ impl Application {
             settings.database.url.location(),
             settings.session.lifetime.as_secs(),
             if settings.session.permanent { "persistent" } else { "browser-session" },
-            storage.cleanup_note(&settings.cleanup),
+            cleanup_note(&storage, &settings),
             server.metrics_addr.as_deref().map_or("off".into(), |a| format!("on {a}")),
         );
 
@@ -127,6 +136,7 @@ impl Application {
             listener,
             settings,
             storage,
+            key,
             cap,
             guard,
             metrics.clone(),
@@ -184,6 +194,24 @@ impl Application {
     }
 }
 
+/// The HTTP workers and each one's connections: one worker per core, fewer when
+/// MAX_CONNECTIONS is below the core count (actix counts connections per worker).
+fn http_workers(settings: &Settings) -> (usize, usize) {
+    split_connections(
+        settings.server.max_connections,
+        crate::storage::default_workers(),
+    )
+}
+
+/// How expired sessions go, for the startup log line.
+fn cleanup_note(storage: &Storage, settings: &Settings) -> String {
+    match (storage.needs_cleanup(), settings.cleanup.interval) {
+        (true, Some(period)) => format!("cleanup every {} s", period.as_secs()),
+        (true, None) => "cleanup disabled".into(),
+        (false, _) => "no cleanup needed, Redis expires keys".into(),
+    }
+}
+
 /// The cookie key: derived from SECRET_KEY, or random for this process only (with a warning,
 /// louder when other instances may share the database).
 fn cookie_key(settings: &SessionSettings, shared: bool) -> Key {
@@ -207,7 +235,7 @@ fn cookie_key(settings: &SessionSettings, shared: bool) -> Key {
 }
 
 /// actix-session's middleware on `store`, configured by the session settings.
-fn session_middleware(store: MeteredStore, key: Key, settings: &SessionSettings) -> Sessions {
+fn session_middleware(store: Store, key: Key, settings: &SessionSettings) -> Sessions {
     let ttl = CookieDuration::seconds(settings.lifetime.as_secs() as i64);
     let name = if settings.cookie_secure {
         SECURE_SESSION_COOKIE
@@ -315,23 +343,23 @@ fn client_shares(settings: &Settings) -> ClientShares {
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run(
     listener: TcpListener,
     settings: Settings,
-    storage: web::Data<SessionStorage>,
+    storage: web::Data<Storage>,
+    key: Key,
     cap: StorageCap,
     guard: Guard,
     metrics: Metrics,
     clock: Clock,
 ) -> anyhow::Result<Server> {
-    let shared = settings.database.url.backend() != crate::config::Backend::Sqlite;
-    let key = cookie_key(&settings.session, shared);
     let max_upload = settings.limits.max_upload_bytes;
     let grace = settings.server.shutdown_grace.as_secs();
     let hsts = settings.session.cookie_secure;
     // actix counts connections per worker: split the instance's cap between them.
-    let cores = settings.server.workers();
-    let (workers, per_worker) = split_connections(settings.server.max_connections, cores);
+    let cores = crate::storage::default_workers();
+    let (workers, per_worker) = http_workers(&settings);
     if workers < cores {
         log::info!(
             "MAX_CONNECTIONS={} is below the {cores} cores: {workers} HTTP workers, one \
@@ -349,13 +377,8 @@ fn run(
     let settings = web::Data::new(settings);
     let factory = move || {
         // Runs once per worker, on the worker's thread: its store, on its own connections.
-        let store = storage
-            .worker_store()
-            .with_rotation_key(RotationKey::derived_from(key.master()))
-            .counting_late_uses(metrics.superseded_key_uses())
-            .counting_corrupt_records(metrics.corrupt_records());
-        let metered = MeteredStore::new(store.clone(), (**metrics).clone());
-        let sessions = || session_middleware(metered.clone(), key.clone(), &settings.session);
+        let store = storage.store();
+        let sessions = || session_middleware(store.clone(), key.clone(), &settings.session);
         let app = App::new()
             .wrap(security_headers(hsts))
             // The request line quoted at most 256 bytes of its target (a 60 KB URL would be a
@@ -368,7 +391,7 @@ fn run(
             .wrap(from_fn(track_requests))
             .app_data(settings.clone())
             .app_data(storage.clone())
-            .app_data(web::Data::new(store))
+            .app_data(web::Data::new(store.clone()))
             .app_data(cap.clone())
             .app_data(guard.clone())
             .app_data(metrics.clone())

@@ -9,7 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::limits::{StorageCap, UploadRate};
 use crate::metrics::Metrics;
-use crate::storage::SessionStorage;
+use actix_session_stores::Storage;
+
+use crate::session::RECORD_CHARGE;
 
 /// How often the bytes stored are measured for the storage cap.
 const CAP_MEASURE_EVERY: Duration = Duration::from_secs(2);
@@ -22,7 +24,7 @@ const RATE_FORGET_EVERY: Duration = Duration::from_secs(60);
 /// alone when there is no cap), and lets the rate limiter forget idle addresses every minute,
 /// until the returned token is cancelled.
 pub fn spawn_upkeep(
-    storage: web::Data<SessionStorage>,
+    storage: web::Data<Storage>,
     cap: StorageCap,
     rate: UploadRate,
     metrics: Metrics,
@@ -35,10 +37,10 @@ pub fn spawn_upkeep(
         let mut since_metric = Duration::ZERO;
         loop {
             let measured = if cap.limit().is_some() {
-                Some(cap.measure(storage.stored_bytes()).await)
+                Some(cap.measure(storage.stored_bytes(RECORD_CHARGE)).await)
             } else if since_metric >= METRIC_MEASURE_EVERY {
                 since_metric = Duration::ZERO;
-                Some(storage.stored_bytes().await)
+                Some(storage.stored_bytes(RECORD_CHARGE).await)
             } else {
                 None
             };

@@ -6,7 +6,6 @@
 //! line. Secrets (the cookie key material, a database password) are never printed, not even by
 //! `Debug`.
 
-mod database_url;
 mod env;
 mod secret;
 pub mod vars;
@@ -14,7 +13,7 @@ pub mod vars;
 use std::time::Duration;
 
 use crate::limits::{ForwardedHeader, TrustedProxies};
-pub use database_url::{Backend, DatabaseUrl, SCHEMES};
+pub use actix_session_stores::{Backend, CleanupMode, DatabaseUrl, SCHEMES};
 use env::Env;
 pub use secret::SecretKey;
 
@@ -46,13 +45,6 @@ pub struct ServerSettings {
     pub write_timeout: Duration,
     /// Where `/metrics` is served; `None`: nowhere.
     pub metrics_addr: Option<String>,
-}
-
-impl ServerSettings {
-    /// The HTTP workers: one per core, each a thread with its own runtime.
-    pub fn workers(&self) -> usize {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
 }
 
 /// Splits `max_connections` between `cores` workers (actix counts connections per worker):
@@ -95,27 +87,19 @@ pub struct SessionSettings {
     pub rotation_grace: Duration,
 }
 
-/// How a PostgreSQL-compatible database elects its sweeper and serialises migrations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CleanupMode {
-    /// `postgres` on a vanilla PostgreSQL (from `version()` and its extensions), else
-    /// `portable`.
-    Auto,
-    /// Advisory locks, ctid batches and the table walk.
-    Postgres,
-    /// A lease row, primary-key batches, no ctid, xmin or advisory locks.
-    Portable,
+/// `CLEANUP_MODE`: how a PostgreSQL-compatible database elects its sweeper.
+fn parse_cleanup_mode(raw: &str) -> Result<CleanupMode, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(CleanupMode::Auto),
+        "postgres" => Ok(CleanupMode::Postgres),
+        "portable" => Ok(CleanupMode::Portable),
+        _ => Err(format!("expected auto, postgres or portable, got `{raw}`")),
+    }
 }
 
-impl CleanupMode {
-    fn parse(raw: &str) -> Result<Self, String> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(Self::Auto),
-            "postgres" => Ok(Self::Postgres),
-            "portable" => Ok(Self::Portable),
-            _ => Err(format!("expected auto, postgres or portable, got `{raw}`")),
-        }
-    }
+/// A database URL setting's value, or what is wrong with it (never repeating it).
+fn parse_url(raw: &str) -> Result<DatabaseUrl, String> {
+    DatabaseUrl::parse(raw).map_err(|err| err.problem().to_owned())
 }
 
 /// The task that deletes expired rows.
@@ -218,7 +202,7 @@ impl Settings {
             },
             database: DatabaseSettings {
                 url: match env.raw(&DATABASE_URL_FILE) {
-                    None => env.parsed(&DATABASE_URL, DatabaseUrl::parse)?,
+                    None => env.parsed(&DATABASE_URL, parse_url)?,
                     Some(_) if env.raw(&DATABASE_URL).is_some() => {
                         return Err(ConfigError {
                             variable: DATABASE_URL_FILE.name,
@@ -229,13 +213,13 @@ impl Settings {
                     Some(path) => env.parsed(&DATABASE_URL_FILE, |_| {
                         let text = std::fs::read_to_string(path.trim())
                             .map_err(|e| format!("cannot read {}: {e}", path.trim()))?;
-                        DatabaseUrl::parse(text.trim())
+                        parse_url(text.trim())
                             .map_err(|problem| format!("{}: the URL in it {problem}", path.trim()))
                     })?,
                 },
                 previous_url: match env.raw(&PREVIOUS_DATABASE_URL) {
                     None => None,
-                    Some(_) => Some(env.parsed(&PREVIOUS_DATABASE_URL, DatabaseUrl::parse)?),
+                    Some(_) => Some(env.parsed(&PREVIOUS_DATABASE_URL, parse_url)?),
                 },
                 pool_size: env.whole(&DATABASE_POOL_SIZE)?,
                 connect_timeout: env.secs(&DATABASE_CONNECT_TIMEOUT_SECS)?,
@@ -256,7 +240,7 @@ impl Settings {
                 interval: env
                     .optional(&CLEANUP_INTERVAL_SECS)?
                     .map(Duration::from_secs),
-                mode: env.parsed(&CLEANUP_MODE, CleanupMode::parse)?,
+                mode: env.parsed(&CLEANUP_MODE, parse_cleanup_mode)?,
                 batch_size: env.whole(&CLEANUP_BATCH_SIZE)?,
             },
             limits: LimitSettings {

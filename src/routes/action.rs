@@ -13,10 +13,10 @@ use crate::limits::FileShown;
 use crate::routes::index_cache::IndexCache;
 use crate::routes::paging::{self, PageIndex};
 use crate::routes::search;
-use crate::session::scope;
 use crate::session::TextdropSession;
-use crate::storage::SessionStorage;
 use crate::templates;
+use actix_session_stores::layer;
+use actix_session_stores::Storage;
 
 /// Files up to this size render on the request's own thread (measured: a 16 KiB page renders
 /// in well under a millisecond); bigger ones on the blocking pool.
@@ -162,20 +162,20 @@ pub async fn show(
     req: HttpRequest,
     session: TextdropSession,
     settings: web::Data<Settings>,
-    storage: web::Data<SessionStorage>,
+    storage: web::Data<Storage>,
     indexes: web::Data<IndexCache>,
     query: web::Query<ActionQuery>,
 ) -> Result<HttpResponse, AppError> {
     let mut context = Context::new();
     let lifetime = settings.session.lifetime;
     context.insert("lifetime", &human_duration(lifetime.as_secs()));
-    let (Some(info), Some(text)) = (session.file(), scope::take_loaded_file()) else {
+    let (Some(info), Some(text)) = (session.file(), layer::take_loaded_attachment()) else {
         return Ok(templates::page(StatusCode::OK, "action.html", &context));
     };
     let view = View::parse(&query)?;
     // A superseded key shows the previous version until its grace ends, and says so; the
     // current one says how long the file is kept.
-    if let Some(until) = scope::superseded().and_then(|s| s.shown_until) {
+    if let Some(until) = layer::superseded().and_then(|s| s.shown_until()) {
         context.insert(
             "previous_until",
             &until.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
@@ -188,7 +188,7 @@ pub async fn show(
     context.insert("file", &info);
     context.insert("wrap", &view.wrap);
     let shown = text.len() as u64;
-    let id = scope::loaded_id();
+    let id = layer::loaded_id();
     let cached = id.as_deref().and_then(|id| indexes.get(id, text.len()));
     // A small file, or a big one whose page index is cached, renders a page in microseconds,
     // less than a hop to the blocking pool costs; indexing a big file or searching it is real

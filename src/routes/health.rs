@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 
 use crate::metrics::Metrics;
-use crate::session::TextdropStore;
+use actix_session_stores::Store;
 
 /// Readiness waits at most this long for the storage to answer.
 const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -14,7 +14,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// Asks the storage through this worker's own store, with a short deadline.
-pub async fn readyz(store: web::Data<TextdropStore>) -> HttpResponse {
+pub async fn readyz(store: web::Data<Store>) -> HttpResponse {
     let ready = tokio::time::timeout(READY_TIMEOUT, store.ping()).await;
     let ready = match ready {
         Ok(ready) => ready.map_err(|e| anyhow::anyhow!(e)),

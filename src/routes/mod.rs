@@ -20,8 +20,8 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, ResponseError};
 
 use crate::middleware::store_failure_page;
-use crate::session::scope::{request_scope, request_scope_with_file};
 use crate::session::Sessions;
+use actix_session_stores::layer::{request_scope, request_scope_with_attachment};
 
 /// Routes that never need a session: health probes and the stylesheet.
 pub fn probes_and_assets(cfg: &mut web::ServiceConfig) {
@@ -35,8 +35,8 @@ pub fn metrics(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(health::metrics));
 }
 
-/// The pages, each inside the session middleware that `sessions` builds, the store-failure
-/// page around it and the request scope around both; the forms' POSTs pass the guard first.
+/// The pages, each inside the session middleware that `sessions` builds, the store's request
+/// layer around it and the store-failure page around both; the forms' POSTs pass the guard first.
 /// Each page's methods: another method gets the 405 page before anything else runs (no
 /// session loaded, no cookie set). HEAD answers like GET, without the body.
 const FORM_METHODS: &[Method] = &[Method::GET, Method::HEAD, Method::POST];
@@ -47,8 +47,8 @@ pub fn pages(cfg: &mut web::ServiceConfig, sessions: impl Fn() -> Sessions) {
     let page = |resource: actix_web::Resource, methods: &'static [Method]| {
         resource
             .wrap(sessions())
-            .wrap(from_fn(store_failure_page))
             .wrap(from_fn(request_scope))
+            .wrap(from_fn(store_failure_page))
             .wrap(from_fn(guard::post_guard))
             .wrap(from_fn(move |req, next| allow_only(methods, req, next)))
     };
@@ -56,8 +56,8 @@ pub fn pages(cfg: &mut web::ServiceConfig, sessions: impl Fn() -> Sessions) {
     let file_page = |resource: actix_web::Resource| {
         resource
             .wrap(sessions())
+            .wrap(from_fn(request_scope_with_attachment))
             .wrap(from_fn(store_failure_page))
-            .wrap(from_fn(request_scope_with_file))
             .wrap(from_fn(guard::view_gate))
             .wrap(from_fn(move |req, next| {
                 allow_only(ACTION_METHODS, req, next)

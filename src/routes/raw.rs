@@ -9,8 +9,8 @@ use actix_web::{web, HttpResponse};
 
 use crate::error::AppError;
 use crate::limits::FileShown;
-use crate::session::scope;
 use crate::session::TextdropSession;
+use actix_session_stores::layer;
 
 /// The query /action/raw understands: `?download=1`.
 #[derive(Debug, serde::Deserialize)]
@@ -27,7 +27,7 @@ pub async fn raw(
     session: TextdropSession,
     query: web::Query<RawQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let (Some(info), Some(text)) = (session.file(), scope::take_loaded_file()) else {
+    let (Some(info), Some(text)) = (session.file(), layer::take_loaded_attachment()) else {
         return Err(AppError::NotFound);
     };
     let mut response = HttpResponse::Ok();

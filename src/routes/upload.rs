@@ -17,8 +17,8 @@ use crate::routes::decode::decode_text;
 use crate::routes::form::form_page;
 use crate::routes::guard::BodyStop;
 pub use crate::routes::refusal::UploadError;
-use crate::session::rotation::{file_digest, FileDigest};
 use crate::session::{FileInfo, TextdropSession};
+use sha2::{Digest as _, Sha256};
 
 /// Longest file name kept in the session; longer names are cut.
 const MAX_NAME_CHARS: usize = 255;
@@ -59,7 +59,7 @@ fn is_format_char(c: char) -> bool {
 
 /// The file to store: its description, its text and the text's digest, decoded and hashed off
 /// the async executor.
-async fn received_file(form: UploadForm) -> Result<(FileInfo, String, FileDigest), UploadError> {
+async fn received_file(form: UploadForm) -> Result<(FileInfo, String, [u8; 32]), UploadError> {
     let part = form.textfile.ok_or(UploadError::NoFile)?;
     let Some(name) = part.file_name else {
         return Err(UploadError::NotAFile);
@@ -72,7 +72,7 @@ async fn received_file(form: UploadForm) -> Result<(FileInfo, String, FileDigest
     let data = part.data;
     let (decoded, digest) = web::block(move || {
         decode_text(&data).map(|decoded| {
-            let digest = file_digest(&decoded.text);
+            let digest: [u8; 32] = Sha256::digest(decoded.text.as_bytes()).into();
             (decoded, digest)
         })
     })
@@ -139,8 +139,8 @@ pub async fn upload(
         Ok(file) => file,
         Err(err) => return refuse(err),
     };
-    // The file and the record around it (crate::session::records::RECORD_CHARGE).
-    let charge = text.len() as u64 + crate::session::records::RECORD_CHARGE;
+    // The file and the record around it.
+    let charge = text.len() as u64 + crate::session::RECORD_CHARGE;
     let Some(reservation) = cap.try_reserve(charge) else {
         return refuse(UploadError::StorageFull);
     };

@@ -1,22 +1,14 @@
-//! Server-side sessions, the same on every storage: the store's semantics ([`store`]) over one
-//! [`Records`] seam that each backend implements, how long a session lives (`lifetime`), the
-//! request-scoped memory the store and the pages share (`scope`), the metrics decorator every
-//! store is wrapped in ([`MeteredStore`]), and typed access for handlers ([`TextdropSession`]).
+//! textdrop's sessions: typed access for handlers ([`TextdropSession`]) over the session store
+//! crate (`actix-session-stores`), which keeps them, rotates them and cleans up after them.
 
-pub(crate) mod lifetime;
-pub(crate) mod metered;
-pub mod records;
-pub mod rotation;
-pub(crate) mod scope;
-pub mod store;
 pub(crate) mod typed;
 
-pub use lifetime::MaxLifetime;
-pub use metered::MeteredStore;
-pub use records::{Records, StoreError};
-pub use rotation::RotationKey;
-pub use store::{session_id, TextdropStore};
 pub use typed::{FileInfo, TextdropSession};
 
+/// What the storage cap counts for each record besides its file: the state, the file's name,
+/// the key and the row's own overhead (a row of an empty upload with a 255-character name took
+/// 1,485 bytes on SQLite), so that empty uploads fill the cap too.
+pub const RECORD_CHARGE: u64 = 2048;
+
 /// The session middleware textdrop runs its pages in.
-pub type Sessions = actix_session::SessionMiddleware<MeteredStore>;
+pub type Sessions = actix_session::SessionMiddleware<actix_session_stores::Store>;

@@ -1,8 +1,9 @@
 //! Typed access to what textdrop keeps in a session, so handlers never spell keys.
 //!
-//! The session map holds only the file's description ([`FileInfo`]); the file itself goes to
-//! the store through the request's scope ([`scope`]) and comes back only to the page that shows
-//! it. An upload rotates the session's key: a new key every time, the old one superseded.
+//! The session map holds only the file's description ([`FileInfo`]); the file itself is the
+//! session's attachment (`actix_session_stores::layer`), which comes back only to the page
+//! that shows it. An upload rotates the session's key: a new key every time, the old one
+//! superseded.
 
 use actix_session::{Session, SessionExt, SessionInsertError};
 use actix_web::dev::Payload;
@@ -10,9 +11,9 @@ use actix_web::{FromRequest, HttpRequest};
 use serde::{Deserialize, Serialize};
 use std::future::{ready, Ready};
 
+use actix_session_stores::layer::{self, Attachment};
+
 use crate::limits::Reservation;
-use crate::session::rotation::FileDigest;
-use crate::session::scope::{self, PendingFile};
 
 /// What the session map says about the uploaded file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,21 +59,22 @@ impl TextdropSession {
 
     /// Stores an uploaded file (whose text's SHA-256 is `digest`), replacing any previous
     /// one, under a new session key: after the handler the store writes the new session and
-    /// supersedes the old one in one step (`Records::rotate`), so a key someone else planted or
-    /// saw never shows this upload.
+    /// supersedes the old one in one step, so a key someone else planted or saw never shows
+    /// this upload. The reservation under the storage cap is kept once the file is stored,
+    /// and released if it never is.
     pub fn store_file(
         &self,
         info: &FileInfo,
         text: String,
-        digest: FileDigest,
+        digest: [u8; 32],
         reservation: Reservation,
     ) -> Result<(), SessionInsertError> {
         self.0.insert(Self::FILE, info)?;
-        scope::put_pending_file(PendingFile {
-            text,
-            digest,
-            reservation,
-        });
+        let attachment = Attachment::new(text)
+            .with_sha256(digest)
+            .on_stored(move || reservation.stored());
+        // Outside the request layer the file cannot be stored: dropped, its room released.
+        drop(layer::attach(attachment));
         Ok(())
     }
 

@@ -3,12 +3,12 @@
 
 use std::time::{Duration, Instant};
 
+use actix_session_stores::test_support::{sessions, statements as database};
+use actix_session_stores::Clock;
+use actix_session_stores::SweepPolicy;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
 use reqwest::StatusCode;
-use textdrop::clock::Clock;
-use textdrop::database::{self, sessions};
-use textdrop::sweeper::SweepPolicy;
 
 use crate::helpers::{
     eventually, metric_value, spawn_app, Backend, Held, NewRow, Outage, TestConn, TestDb,

@@ -1,8 +1,8 @@
 //! Startup migrations, their down.sql, startup failures, and the `migrate`/`cleanup` commands.
 
+use actix_session_stores::migrations::{MIGRATIONS, MYSQL_MIGRATIONS};
+use actix_session_stores::DatabaseUrl;
 use diesel::migration::MigrationSource;
-use textdrop::config::DatabaseUrl;
-use textdrop::database::{MIGRATIONS, MYSQL_MIGRATIONS};
 use textdrop::startup::Application;
 
 use crate::helpers::{spawn_app, test_settings, textdrop, Held, NewRow, TestDb};

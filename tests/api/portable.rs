@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
+use actix_session_stores::test_support::statements::postgres::{PORTABLE_DELETE_BATCH, TAKE_LEASE};
+use actix_session_stores::Clock;
+use actix_session_stores::SweepPolicy;
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
-use textdrop::clock::Clock;
-use textdrop::database::postgres::{PORTABLE_DELETE_BATCH, TAKE_LEASE};
-use textdrop::sweeper::SweepPolicy;
 
 use crate::cleanup::pg_plan;
 use crate::helpers::{eventually, metric_value, spawn_app, TestConn, TestDb};

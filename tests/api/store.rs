@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use actix_session::storage::{SessionKey, SessionStore};
+use actix_session_stores::Clock;
+use actix_session_stores::SweepPolicy;
+use actix_session_stores::{session_id, Store};
 use actix_web::cookie::time::Duration as Ttl;
 use chrono::{NaiveDateTime, Utc};
 use sha2::{Digest, Sha256};
-use textdrop::clock::Clock;
-use textdrop::session::{session_id, TextdropStore};
-use textdrop::sweeper::SweepPolicy;
 
 use crate::helpers::{TestClock, TestConn, TestDb};
 
@@ -36,12 +36,12 @@ fn batches_of(batch_size: i64) -> SweepPolicy {
 }
 
 /// The store the app would build on `db` for a worker, on `clock`.
-async fn store(db: &TestDb, clock: &TestClock) -> TextdropStore {
+async fn store(db: &TestDb, clock: &TestClock) -> Store {
     db.store(clock.clock()).await
 }
 
 /// The store the app would build on `db`, whatever its backend.
-async fn any_store(db: &TestDb) -> TextdropStore {
+async fn any_store(db: &TestDb) -> Store {
     db.store(TestClock::default().clock()).await
 }
 
@@ -404,7 +404,7 @@ async fn a_failing_statement_keeps_its_connection_in_the_pool(db: TestDb) {
     let storage = db
         .storage(Clock::system(), &[("DATABASE_POOL_SIZE", "1")])
         .await;
-    let store = storage.worker_store();
+    let store = storage.store();
     let key = SessionKey::try_from("k".repeat(64)).expect("key");
     // A first statement opens the pool's connection (not `ping`: readiness has its own).
     assert_eq!(store.load(&key).await.expect("a first statement"), None);
@@ -436,7 +436,7 @@ async fn a_lost_connection_is_replaced(db: TestDb) {
     let storage = db
         .storage(Clock::system(), &[("DATABASE_POOL_SIZE", "1")])
         .await;
-    let store = storage.worker_store();
+    let store = storage.store();
     store.ping().await.expect("a first statement");
     let mut watcher = db.connect();
     let before = the_pool_connection(&mut watcher, &db)
@@ -487,7 +487,7 @@ tests_on!(on_mysql: Mysql; a_non_utc_mysql_time_zone_changes_nothing);
 /// A statement InnoDB rolls back as a deadlock's victim is run once more on textdrop's MySQL
 /// pool instead of failing the request, and the retry runs after the other side committed.
 async fn a_deadlock_victim_is_retried_once(db: TestDb) {
-    let run = textdrop::testing::mysql_deadlock_victim(&db.url).await;
+    let run = actix_session_stores::test_support::mysql_deadlock_victim(&db.url).await;
     assert!(
         run.other.is_ok(),
         "the other session is not the victim: {run:?}"

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_session_stores::Clock;
 use actix_web::dev::ServerHandle;
 use chrono::Utc;
-use textdrop::clock::Clock;
 use textdrop::config::Settings;
 use textdrop::startup::Application;
 

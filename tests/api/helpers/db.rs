@@ -5,14 +5,11 @@
 
 use std::sync::{Condvar, LazyLock, Mutex};
 
+use actix_session_stores::test_support::sessions;
+use actix_session_stores::{Clock, DatabaseUrl, Maintenance, Storage, Store};
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
-use textdrop::clock::Clock;
-use textdrop::config::DatabaseUrl;
-use textdrop::database::sessions;
-use textdrop::session::TextdropStore;
-use textdrop::storage::{Maintenance, SessionStorage};
 
 use super::{harness, test_settings, Need, TestConn};
 use crate::on_conn;
@@ -143,24 +140,22 @@ impl TestDb {
 
     /// The storage on this database as the app connects to it (a SQL database migrated), with
     /// the test environment and `vars` on top.
-    pub async fn storage(&self, clock: Clock, vars: &[(&str, &str)]) -> SessionStorage {
-        SessionStorage::connect(&test_settings(self, vars), clock)
+    pub async fn storage(&self, clock: Clock, vars: &[(&str, &str)]) -> Storage {
+        textdrop::storage::connect(&test_settings(self, vars), 2)
             .await
             .expect("the storage connects")
+            .with_clock(clock)
     }
 
     /// The session store on this database as the app builds it for a worker.
-    pub async fn store(&self, clock: Clock) -> TextdropStore {
-        self.storage(clock, &[]).await.worker_store()
+    pub async fn store(&self, clock: Clock) -> Store {
+        self.storage(clock, &[]).await.store()
     }
 
     /// The sweeper on this SQL database (migrated), as the cleanup task drives it.
     pub async fn sweeper(&self, vars: &[(&str, &str)]) -> Maintenance {
-        let settings = test_settings(self, vars);
         let storage = self.storage(Clock::system(), vars).await;
-        storage
-            .sweeper(&settings.cleanup)
-            .expect("a SQL storage has a sweeper")
+        storage.maintenance().expect("a SQL storage has a sweeper")
     }
 
     /// Every row's expiry, by row id (SQL only).
@@ -504,7 +499,9 @@ struct Locked {
 
 /// MySQL: the full name of a named lock in the connection's database, as textdrop forms it.
 fn mysql_lock(lock: Held) -> String {
-    use textdrop::database::mysql::{MIGRATION_LOCK, SWEEPER_LOCK};
+    use textdrop::database::{
+        MYSQL_MIGRATION_LOCK as MIGRATION_LOCK, MYSQL_SWEEPER_LOCK as SWEEPER_LOCK,
+    };
     let name = match lock {
         Held::Sweeper => SWEEPER_LOCK,
         Held::Migrations => MIGRATION_LOCK,
@@ -532,7 +529,10 @@ impl TestDb {
 impl LockHolder {
     /// Takes `lock` on a new connection to the database at `url`. Blocking.
     fn take(url: &str, lock: Held) -> Self {
-        use textdrop::database::postgres::{MIGRATION_LOCK_KEY, SWEEPER_LOCK_KEY};
+        use textdrop::database::{
+            POSTGRES_MIGRATION_LOCK as MIGRATION_LOCK_KEY,
+            POSTGRES_SWEEPER_LOCK as SWEEPER_LOCK_KEY,
+        };
         let mut conn = TestConn::open(url).expect("connect to the test database");
         match (&mut conn, lock) {
             (TestConn::Postgres(_), Held::Sweeper) => conn
@@ -558,7 +558,7 @@ impl LockHolder {
 
     /// Gives the lock back.
     pub fn release(mut self) {
-        use textdrop::database::postgres::MIGRATION_LOCK_KEY;
+        use textdrop::database::POSTGRES_MIGRATION_LOCK as MIGRATION_LOCK_KEY;
         let sql = match (&self.conn, self.lock) {
             (TestConn::Postgres(_), Held::Sweeper) => "ROLLBACK".to_owned(),
             (TestConn::Postgres(_), Held::Migrations) => {

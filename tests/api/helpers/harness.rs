@@ -224,7 +224,7 @@ fn look_for(need: Need, started: &mut Started) -> Result<String, String> {
         }
         Need::RedisCluster => {
             if let Some(url) = variable("TEST_REDIS_CLUSTER_URL") {
-                let first = textdrop::config::DatabaseUrl::parse(&url)
+                let first = actix_session_stores::DatabaseUrl::parse(&url)
                     .map_err(|e| format!("TEST_REDIS_CLUSTER_URL: {e}"))?
                     .cluster_nodes()
                     .into_iter()

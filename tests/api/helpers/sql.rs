@@ -6,12 +6,12 @@
 use std::future::Future;
 use std::sync::LazyLock;
 
+use actix_session_stores::migrations::{MIGRATIONS, MYSQL_MIGRATIONS};
 use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel_async::async_connection_wrapper::{AsyncConnectionWrapper, BlockOn};
 use diesel_async::{AsyncMysqlConnection, AsyncPgConnection};
 use diesel_migrations::MigrationHarness;
-use textdrop::database::{MIGRATIONS, MYSQL_MIGRATIONS};
 
 /// The runtime every test connection's I/O runs on.
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {

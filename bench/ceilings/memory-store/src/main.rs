@@ -8,14 +8,14 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
-use chrono::NaiveDateTime;
-use textdrop::clock::Clock;
-use textdrop::config::Settings;
-use textdrop::session::records::{
-    Extension, Fetch, Loaded, NewRecord, Record, Records, Replacement, Rotated, Rotation, StoreFuture,
+use actix_session_stores::records::{
+    Extension, Fetch, Loaded, NewRecord, Record, Records, Replacement, Rotated, Rotation,
+    StoreFuture,
 };
+use actix_session_stores::{Clock, Storage};
+use chrono::NaiveDateTime;
+use textdrop::config::Settings;
 use textdrop::startup::Application;
-use textdrop::storage::SessionStorage;
 
 /// Every worker's records, in one map.
 #[derive(Clone, Default)]
@@ -48,7 +48,7 @@ impl Records for Memory {
                     created_at: r.created_at,
                     superseded_at: None,
                 },
-                file: r.file.clone().filter(|_| fetch.with_file),
+                attachment: r.attachment.clone().filter(|_| fetch.with_attachment),
                 successor: None,
             });
         ready(found)
@@ -84,8 +84,8 @@ impl Records for Memory {
         };
         record.state = with.state;
         record.expires_at = with.expires_at;
-        if with.file.is_some() {
-            record.file = with.file;
+        if with.attachment.is_some() {
+            record.attachment = with.attachment;
         }
         ready(true)
     }
@@ -116,9 +116,8 @@ impl Records for Memory {
 async fn main() -> std::io::Result<()> {
     let settings = Settings::from_env().map_err(std::io::Error::other)?;
     let memory = Memory::default();
-    let storage = SessionStorage::with_records(&settings, Clock::system(), move || {
-        Rc::new(memory.clone()) as Rc<dyn Records>
-    });
+    let config = textdrop::storage::store_config(&settings, 1);
+    let storage = Storage::with_records(&config, move || Rc::new(memory.clone()) as Rc<dyn Records>);
     let app = Application::build_on(settings, Clock::system(), storage)
         .await
         .map_err(std::io::Error::other)?;

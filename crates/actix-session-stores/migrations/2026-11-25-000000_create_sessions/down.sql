@@ -1,0 +1,2 @@
+DROP INDEX sessions_expires_at_idx;
+DROP TABLE sessions;

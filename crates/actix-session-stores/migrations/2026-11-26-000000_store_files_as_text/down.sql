@@ -1,0 +1,2 @@
+ALTER TABLE sessions DROP COLUMN file_bytes;
+ALTER TABLE sessions DROP COLUMN file;

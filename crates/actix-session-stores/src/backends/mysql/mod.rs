@@ -1,0 +1,271 @@
+//! MySQL and MariaDB through Diesel's async layer (diesel-async on mysql_async, pure Rust; TLS
+//! through rustls: [`connect`]), a pool per worker, every connection in READ COMMITTED and
+//! UTC. Startup migrations (`migrations_mysql/`) run under `GET_LOCK`; the sweeper is elected
+//! per batch with `GET_LOCK(…, 0)` and deletes with `DELETE … ORDER BY … LIMIT`. A statement
+//! InnoDB picks as a deadlock's victim is run once more.
+
+mod connect;
+mod named_lock;
+mod records;
+mod sweep;
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{BigInt, Timestamp};
+use diesel::QueryableByName;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
+use diesel_migrations::MigrationHarness;
+use futures_util::future::LocalBoxFuture;
+
+use crate::backends::migrate::{self, Plan, MYSQL_MIGRATIONS};
+use crate::backends::pool::on_pool;
+use crate::backends::pool::{AsyncPool, Driver, Open, MAINTENANCE_STATEMENT_TIMEOUT};
+use crate::backends::wait::{wait_for_lock, Lock};
+use crate::backends::Connected;
+use crate::config::{CleanupConfig, Config};
+use crate::retry;
+use crate::session::Records;
+use crate::sweeper::Dialect;
+use crate::transfer::Transfer;
+pub(crate) use connect::Opener;
+
+/// The sweeper's statement, as it is sent (for tests that EXPLAIN it).
+pub(crate) mod statements {
+    pub use super::sweep::DELETE_BATCH;
+}
+
+/// The statements on the `sessions` table, for MySQL's async connection.
+mod queries {
+    use diesel_async::RunQueryDsl;
+    crate::backends::sql::session_queries!(diesel_async::AsyncMysqlConnection, async; .await);
+}
+
+/// The `sessions` table read and written whole (copies, and moves from a previous storage).
+mod transfer {
+    use super::queries;
+    crate::backends::sql::async_transfer!(diesel_async::AsyncMysqlConnection);
+}
+
+/// The MySQL client libraries' words for a server that went away or cannot be reached, and
+/// mysql_async's for a connection that broke.
+const LOST: [&str; 9] = [
+    "server has gone away",
+    "connection was killed",
+    "unexpected eof",
+    "lost connection to",
+    "can't connect to",
+    "input/output error",
+    "connection to the server is closed",
+    "broken pipe",
+    "connection reset",
+];
+
+impl Driver for AsyncMysqlConnection {
+    fn lost(&mut self, err: &DieselError) -> bool {
+        match err {
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => true,
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+                let message = info.message().to_ascii_lowercase();
+                LOST.iter().any(|words| message.contains(words))
+            }
+            _ => false,
+        }
+    }
+
+    /// InnoDB chose this statement as a deadlock's victim and rolled it back: once more, as
+    /// MySQL's manual advises, rather than a 500.
+    fn retry_once(&self, err: &DieselError) -> bool {
+        matches!(
+            err,
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message().starts_with("Deadlock found")
+        ) || matches!(
+            err,
+            DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _)
+        )
+    }
+}
+
+/// A migrated MySQL or MariaDB database.
+pub(crate) struct MysqlStorage {
+    open: Open<AsyncMysqlConnection>,
+    per_worker: usize,
+    /// How long a request's statement may take.
+    statement_timeout: Duration,
+    /// The main thread's connections: the sweeper, the storage cap's measurements, the
+    /// commands.
+    maintenance: AsyncPool<AsyncMysqlConnection>,
+    /// The named lock that elects the sweeper.
+    sweeper_lock: String,
+}
+
+impl MysqlStorage {
+    pub(crate) async fn connect(config: &Config) -> anyhow::Result<Self> {
+        let database = &config.database;
+        let parsed = || {
+            Opener::parse(database.url.target())
+                .map_err(|problem| anyhow::anyhow!("the database URL {problem}"))
+        };
+        let opener = Arc::new(parsed()?.with_statement_timeout(database.statement_timeout));
+        let maintenance_timeout = database
+            .statement_timeout
+            .max(MAINTENANCE_STATEMENT_TIMEOUT);
+        let maintenance_opener = Arc::new(parsed()?.with_statement_timeout(maintenance_timeout));
+        let maintenance_open: Open<AsyncMysqlConnection> = Arc::new(move || {
+            let opener = Arc::clone(&maintenance_opener);
+            Box::pin(async move { opener.open().await })
+        });
+        let open: Open<AsyncMysqlConnection> = Arc::new(move || {
+            let opener = Arc::clone(&opener);
+            Box::pin(async move { opener.open().await })
+        });
+        let location = database.url.location();
+        let what = format!("the database at {location}");
+        let mut conn = retry::with_backoff(&what, database.connect_timeout, || {
+            let open = Arc::clone(&open);
+            async move { Ok(open().await?) }
+        })
+        .await?;
+        if database.migrate_on_startup {
+            let lock = &config.names.mysql_migration_lock;
+            migrate_under_lock(conn, database.connect_timeout, &location, lock).await?;
+        } else {
+            let applied = applied_versions(&mut conn).await?;
+            let plan = plan_for(&location, &applied, &config.names.mysql_migration_lock);
+            migrate::require_none_pending(&plan)?;
+        }
+        let workers = config.workers.max(1);
+        Ok(Self {
+            maintenance: AsyncPool::new(
+                maintenance_open,
+                database.pool_size.min(2) as usize,
+                maintenance_timeout,
+            ),
+            per_worker: (database.pool_size as usize / workers).max(1),
+            statement_timeout: database.statement_timeout,
+            open,
+            sweeper_lock: config.names.mysql_sweeper_lock.clone(),
+        })
+    }
+}
+
+#[derive(QueryableByName)]
+struct Total {
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
+
+/// Runs the pending migrations on `conn` under the migration lock, waiting at most `patience`
+/// for it.
+async fn migrate_under_lock(
+    mut conn: AsyncMysqlConnection,
+    patience: std::time::Duration,
+    location: &str,
+    lock_name: &str,
+) -> anyhow::Result<()> {
+    connect::lift_statement_timeout(&mut conn).await?;
+    let lock = Lock {
+        name: &format!("the migration lock (MySQL GET_LOCK('{lock_name}:<database>'))"),
+        hint: "see performance_schema.metadata_locks",
+    };
+    wait_for_lock(lock, patience, &mut conn, |conn| {
+        let name = lock_name.to_owned();
+        Box::pin(async move { Ok(named_lock::try_lock(conn, &name).await?) })
+    })
+    .await?;
+    let wrapper: AsyncConnectionWrapper<AsyncMysqlConnection> = conn.into();
+    let (wrapper, outcome) = migrate::run_blocking(wrapper, |conn| {
+        conn.run_pending_migrations(MYSQL_MIGRATIONS)
+            .map(migrate::versions)
+            .map_err(migrate::harness_error)
+    })
+    .await?;
+    let mut conn = wrapper.into_inner();
+    let released = named_lock::release(&mut conn, lock_name).await;
+    migrate::applied(location, outcome)?;
+    Ok(released?)
+}
+
+/// The versions applied to the database on `conn`.
+async fn applied_versions(conn: &mut AsyncMysqlConnection) -> anyhow::Result<Vec<String>> {
+    migrate::applied_versions(diesel::sql_query(migrate::APPLIED).load(conn).await)
+}
+
+fn plan_for(location: &str, applied: &[String], name: &str) -> Plan {
+    let lock = (
+        format!("SELECT GET_LOCK(LEFT(CONCAT('{name}', ':', DATABASE()), 64), 30);"),
+        format!("SELECT RELEASE_LOCK(LEFT(CONCAT('{name}', ':', DATABASE()), 64));"),
+    );
+    Plan::new(format!("MySQL at {location}"), true, applied, Some(lock))
+}
+
+/// The migrations the database `config` name has not applied, read without changing it.
+pub(crate) async fn plan(config: &Config) -> anyhow::Result<Plan> {
+    let database = &config.database;
+    let opener = Opener::parse(database.url.target())
+        .map_err(|problem| anyhow::anyhow!("the database URL {problem}"))?;
+    let location = database.url.location();
+    let what = format!("the database at {location}");
+    let mut conn = retry::with_backoff(&what, database.connect_timeout, || async {
+        Ok(opener.open().await?)
+    })
+    .await?;
+    let applied = applied_versions(&mut conn).await?;
+    Ok(plan_for(
+        &location,
+        &applied,
+        &config.names.mysql_migration_lock,
+    ))
+}
+
+impl Connected for MysqlStorage {
+    fn records(&self) -> Rc<dyn Records> {
+        let pool = AsyncPool::new(
+            Arc::clone(&self.open),
+            self.per_worker,
+            self.statement_timeout,
+        );
+        let probe = AsyncPool::new(Arc::clone(&self.open), 1, self.statement_timeout);
+        Rc::new(records::MysqlRecords::new(pool, probe))
+    }
+
+    fn transfer(&self) -> Option<Rc<dyn Transfer>> {
+        let pool = AsyncPool::new(Arc::clone(&self.open), 2, self.statement_timeout);
+        Some(Rc::new(transfer::SqlTransfer::new(pool)))
+    }
+
+    fn dialect(&self, _cleanup: &CleanupConfig) -> Option<Rc<dyn Dialect>> {
+        Some(Rc::new(sweep::MysqlDialect::new(
+            self.maintenance.clone(),
+            self.sweeper_lock.clone(),
+        )))
+    }
+
+    fn stored_bytes(
+        &self,
+        now: NaiveDateTime,
+        per_record: u64,
+    ) -> LocalBoxFuture<'_, anyhow::Result<u64>> {
+        // Each record's attachment, and the charge for the record itself.
+        let charge = i64::try_from(per_record).unwrap_or(i64::MAX);
+        Box::pin(async move {
+            // MySQL casts to SIGNED (a BIGINT), not BIGINT.
+            let Total { total } = on_pool!(self.maintenance, conn => diesel::sql_query(
+                            "SELECT CAST(COALESCE(SUM(file_bytes), 0) + COUNT(*) * ? AS SIGNED) \
+                             AS total FROM sessions WHERE expires_at > ?",
+                        )
+                        .bind::<diesel::sql_types::BigInt, _>(charge)
+                        .bind::<Timestamp, _>(now)
+                        .get_result(&mut conn).await)?;
+            Ok(u64::try_from(total).unwrap_or(0))
+        })
+    }
+}
