@@ -89,7 +89,7 @@ async fn a_dba_applies_the_printed_sql_and_textdrop_finds_nothing_pending(db: Te
     assert!(printed.status.success(), "{printed:?}");
     let sql = String::from_utf8(printed.stdout).expect("UTF-8");
     assert!(
-        sql.starts_with("-- textdrop: 4 pending migrations for "),
+        sql.starts_with("-- 4 pending session-store migrations for "),
         "{sql}"
     );
     conn.batch(&sql).expect("the printed SQL runs");

@@ -383,7 +383,10 @@ async fn a_copy_refuses_bad_urls_without_showing_passwords() {
         .expect("run");
     let stderr = String::from_utf8_lossy(&nothing.stderr);
     assert!(!nothing.status.success());
-    assert!(stderr.contains("holds no textdrop sessions"), "{stderr}");
+    assert!(
+        stderr.contains("holds no sessions: no migration was ever applied there"),
+        "{stderr}"
+    );
     assert!(!missing.exists(), "a mistyped source is not created");
 
     let no_source = textdrop(&["sessions", "copy"]).output().expect("run");

@@ -44,6 +44,8 @@ impl Error {
     pub(crate) fn classify(fallback: ErrorKind, cause: anyhow::Error) -> Self {
         let kind = if cause.is::<crate::backends::migrate::Pending>() {
             ErrorKind::MigrationsPending
+        } else if cause.is::<crate::backends::NotCompiled>() {
+            ErrorKind::Config
         } else if cause
             .downcast_ref::<crate::session::records::StoreError>()
             .is_some_and(|err| err.is_unavailable())

@@ -21,9 +21,10 @@ use crate::session::store::Store;
 use crate::sweeper::{self, CleanupReport, CleanupTask, Dialect, SessionCounts, SweepPolicy};
 use crate::transfer::moving::MovingRecords;
 
-/// A connected storage, shared by every worker thread (wrap it in `web::Data` or clone the
-/// `Arc` it is held in). Call [`store`](Self::store) once per worker for that worker's
-/// session store.
+/// A connected storage, shared by every worker thread: cheap to clone (clones share the
+/// connections' settings and the pools of the main thread). Call [`store`](Self::store) once
+/// per worker for that worker's session store.
+#[derive(Clone)]
 pub struct Storage {
     storage: Arc<dyn Connected>,
     /// The storage sessions are moving from.

@@ -1,100 +1,106 @@
 //! Entry points for tests into code that is otherwise private (this crate's and its first
 //! user's). Not an API: behind the `__test-support` feature, hidden from the docs.
 
-use std::cell::Cell;
-use std::sync::Arc;
-use std::time::Duration;
+#[cfg(feature = "mysql")]
+pub use mysql_support::{mysql_deadlock_victim, DeadlockRun};
 
-use diesel::QueryableByName;
-use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
+#[cfg(feature = "mysql")]
+mod mysql_support {
+    use std::cell::Cell;
+    use std::sync::Arc;
+    use std::time::Duration;
 
-use crate::backends::mysql::Opener;
-use crate::backends::pool::{on_pool, AsyncPool, Open};
+    use diesel::QueryableByName;
+    use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
 
-/// What [`mysql_deadlock_victim`] saw.
-#[derive(Debug)]
-pub struct DeadlockRun {
-    /// The pool's transaction's outcome (an error's text).
-    pub outcome: Result<(), String>,
-    /// How many times the pool ran it.
-    pub attempts: u32,
-    /// Whether the other session's statement went through (it must not be the victim).
-    pub other: Result<(), String>,
-    /// The two rows' values afterwards.
-    pub values: Vec<String>,
-}
+    use crate::backends::mysql::Opener;
+    use crate::backends::pool::{on_pool, AsyncPool, Open};
 
-/// Makes a statement on the store's MySQL pool the victim of a deadlock, on a table of its own
-/// in the database at `url` (dropped afterwards). Another session holds row 0 (and many more, so
-/// InnoDB picks the pool's smaller transaction as the victim); the pool's transaction locks
-/// row 1, then waits for row 0; the other session then asks for row 1.
-pub async fn mysql_deadlock_victim(url: &str) -> DeadlockRun {
-    let opener = Arc::new(Opener::parse(url).expect("a MySQL URL"));
-    let open: Open<AsyncMysqlConnection> = {
-        let opener = Arc::clone(&opener);
-        Arc::new(move || {
+    /// What [`mysql_deadlock_victim`] saw.
+    #[derive(Debug)]
+    pub struct DeadlockRun {
+        /// The pool's transaction's outcome (an error's text).
+        pub outcome: Result<(), String>,
+        /// How many times the pool ran it.
+        pub attempts: u32,
+        /// Whether the other session's statement went through (it must not be the victim).
+        pub other: Result<(), String>,
+        /// The two rows' values afterwards.
+        pub values: Vec<String>,
+    }
+
+    /// Makes a statement on the store's MySQL pool the victim of a deadlock, on a table of its own
+    /// in the database at `url` (dropped afterwards). Another session holds row 0 (and many more, so
+    /// InnoDB picks the pool's smaller transaction as the victim); the pool's transaction locks
+    /// row 1, then waits for row 0; the other session then asks for row 1.
+    pub async fn mysql_deadlock_victim(url: &str) -> DeadlockRun {
+        let opener = Arc::new(Opener::parse(url).expect("a MySQL URL"));
+        let open: Open<AsyncMysqlConnection> = {
             let opener = Arc::clone(&opener);
-            Box::pin(async move { opener.open().await })
-        })
-    };
-    let table = format!("deadlock_{:016x}", fastrand::u64(..));
-    let mut other = opener.open().await.expect("connect");
-    let rows: Vec<String> = (0..60).map(|n| format!("({n}, 'start')")).collect();
-    other
-        .batch_execute(&format!(
-            "CREATE TABLE {table} (id INT PRIMARY KEY, v TEXT) ENGINE = InnoDB; \
-                 INSERT INTO {table} VALUES {}; \
-                 BEGIN; UPDATE {table} SET v = 'other' WHERE id <> 1",
-            rows.join(", ")
-        ))
-        .await
-        .expect("hold row 0 and 58 more");
-    let pool = AsyncPool::new(open, 1, std::time::Duration::from_secs(5));
-    let attempts = Cell::new(0u32);
-    let update = |id: i32| format!("UPDATE {table} SET v = 'pool' WHERE id = {id}");
-
-    let pool_side = async {
-        let outcome: crate::session::records::StoreResult<()> = on_pool!(pool, conn => {
-            attempts.set(attempts.get() + 1);
-            conn.transaction(async |tx| {
-                tx.batch_execute(&update(1)).await?;
-                tx.batch_execute(&update(0)).await
+            Arc::new(move || {
+                let opener = Arc::clone(&opener);
+                Box::pin(async move { opener.open().await })
             })
-            .await
-        });
-        outcome
-    };
-    let other_side = async {
-        while attempts.get() == 0 {
-            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-        }
-        // Let the pool's transaction reach its wait for row 0, then close the cycle.
-        actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+        };
+        let table = format!("deadlock_{:016x}", fastrand::u64(..));
+        let mut other = opener.open().await.expect("connect");
+        let rows: Vec<String> = (0..60).map(|n| format!("({n}, 'start')")).collect();
         other
             .batch_execute(&format!(
-                "UPDATE {table} SET v = 'other' WHERE id = 1; COMMIT"
+                "CREATE TABLE {table} (id INT PRIMARY KEY, v TEXT) ENGINE = InnoDB; \
+                     INSERT INTO {table} VALUES {}; \
+                     BEGIN; UPDATE {table} SET v = 'other' WHERE id <> 1",
+                rows.join(", ")
             ))
             .await
-    };
-    let (outcome, closed) = futures_util::join!(pool_side, other_side);
+            .expect("hold row 0 and 58 more");
+        let pool = AsyncPool::new(open, 1, std::time::Duration::from_secs(5));
+        let attempts = Cell::new(0u32);
+        let update = |id: i32| format!("UPDATE {table} SET v = 'pool' WHERE id = {id}");
 
-    #[derive(QueryableByName)]
-    struct Value {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        v: String,
-    }
-    let values: Vec<Value> = diesel::sql_query(format!(
-        "SELECT v FROM {table} WHERE id IN (0, 1) ORDER BY id"
-    ))
-    .load(&mut other)
-    .await
-    .expect("values");
-    let _ = other.batch_execute(&format!("DROP TABLE {table}")).await;
-    DeadlockRun {
-        outcome: outcome.map_err(|e| format!("{e:?}")),
-        attempts: attempts.get(),
-        other: closed.map_err(|e| e.to_string()),
-        values: values.into_iter().map(|v| v.v).collect(),
+        let pool_side = async {
+            let outcome: crate::session::records::StoreResult<()> = on_pool!(pool, conn => {
+                attempts.set(attempts.get() + 1);
+                conn.transaction(async |tx| {
+                    tx.batch_execute(&update(1)).await?;
+                    tx.batch_execute(&update(0)).await
+                })
+                .await
+            });
+            outcome
+        };
+        let other_side = async {
+            while attempts.get() == 0 {
+                actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+            }
+            // Let the pool's transaction reach its wait for row 0, then close the cycle.
+            actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+            other
+                .batch_execute(&format!(
+                    "UPDATE {table} SET v = 'other' WHERE id = 1; COMMIT"
+                ))
+                .await
+        };
+        let (outcome, closed) = futures_util::join!(pool_side, other_side);
+
+        #[derive(QueryableByName)]
+        struct Value {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            v: String,
+        }
+        let values: Vec<Value> = diesel::sql_query(format!(
+            "SELECT v FROM {table} WHERE id IN (0, 1) ORDER BY id"
+        ))
+        .load(&mut other)
+        .await
+        .expect("values");
+        let _ = other.batch_execute(&format!("DROP TABLE {table}")).await;
+        DeadlockRun {
+            outcome: outcome.map_err(|e| format!("{e:?}")),
+            attempts: attempts.get(),
+            other: closed.map_err(|e| e.to_string()),
+            values: values.into_iter().map(|v| v.v).collect(),
+        }
     }
 }
 

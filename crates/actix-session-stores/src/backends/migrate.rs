@@ -3,6 +3,11 @@
 //! MySQL diesel-async's `AsyncConnectionWrapper`), off the async executor, and each version
 //! applied is logged. A backend adds its lock around the run.
 
+#![cfg_attr(
+    not(any(feature = "sqlite", feature = "async-sql")),
+    allow(dead_code, unused_imports)
+)]
+
 use diesel::migration::MigrationVersion;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 

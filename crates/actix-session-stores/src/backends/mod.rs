@@ -9,13 +9,21 @@
 //! new module, an arm in each `match` here and its scheme in `url.rs`.
 
 pub(crate) mod migrate;
+#[cfg(feature = "mysql")]
 pub(crate) mod mysql;
+#[cfg(feature = "async-sql")]
 pub(crate) mod pool;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+#[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(any(feature = "sqlite", feature = "async-sql"))]
 pub(crate) mod sql;
+#[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "async-sql"))]
 pub(crate) mod verdict;
+#[cfg(feature = "async-sql")]
 pub(crate) mod wait;
 
 use std::rc::Rc;
@@ -54,6 +62,39 @@ pub trait Connected: Send + Sync {
     ) -> LocalBoxFuture<'_, anyhow::Result<u64>>;
 }
 
+/// How long a request waits for a pooled connection before it fails.
+#[cfg(any(feature = "sqlite", feature = "async-sql"))]
+pub(crate) const CHECKOUT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The most records a chain walk follows: a session keeps one superseded record, so a chain
+/// is two or three records long (a copy may add one); this bounds the walk whatever the
+/// storage holds.
+pub(crate) const CHAIN_WALK: usize = 8;
+
+/// A storage whose backend this build left out (its Cargo feature is off).
+#[derive(Debug)]
+pub(crate) struct NotCompiled(pub(crate) Backend);
+
+impl std::fmt::Display for NotCompiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let feature = match self.0 {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::Mysql => "mysql",
+            Backend::Redis => "redis",
+            Backend::RedisCluster => "redis-cluster",
+        };
+        write!(
+            f,
+            "the database URL names {}, which this build leaves out: enable the `{feature}` \
+             feature of actix-session-stores",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for NotCompiled {}
+
 /// Whether the storage `url` names expires sessions by itself: no migrations, no sweeper.
 pub fn expires_sessions_itself(url: &DatabaseUrl) -> bool {
     matches!(url.backend(), Backend::Redis | Backend::RedisCluster)
@@ -63,10 +104,15 @@ pub fn expires_sessions_itself(url: &DatabaseUrl) -> bool {
 /// anything; `None` for a storage without migrations (Redis).
 pub async fn migration_plan(config: &Config) -> anyhow::Result<Option<migrate::Plan>> {
     Ok(match config.database.url.backend() {
+        #[cfg(feature = "sqlite")]
         Backend::Sqlite => Some(sqlite::plan(config).await?),
+        #[cfg(feature = "postgres")]
         Backend::Postgres => Some(postgres::plan(config).await?),
+        #[cfg(feature = "mysql")]
         Backend::Mysql => Some(mysql::plan(config).await?),
         Backend::Redis | Backend::RedisCluster => None,
+        #[allow(unreachable_patterns)]
+        other => return Err(NotCompiled(other).into()),
     })
 }
 
@@ -75,7 +121,13 @@ pub async fn migration_plan(config: &Config) -> anyhow::Result<Option<migrate::P
 /// persistence).
 pub async fn backup(config: &Config, to: std::path::PathBuf) -> anyhow::Result<()> {
     match config.database.url.backend() {
+        #[cfg(feature = "sqlite")]
         Backend::Sqlite => sqlite::backup(config, to).await,
+        #[cfg(not(feature = "sqlite"))]
+        Backend::Sqlite => {
+            let _ = to;
+            Err(NotCompiled(Backend::Sqlite).into())
+        }
         other => anyhow::bail!(
             "a backup copies a SQLite database; back {other} up with its own tools \
              (pg_dump, mysqldump, Redis's RDB or AOF)"
@@ -87,10 +139,17 @@ pub async fn backup(config: &Config, to: std::path::PathBuf) -> anyhow::Result<(
 /// connect timeout; a SQL database is migrated first.
 pub async fn connect(config: &Config) -> anyhow::Result<Arc<dyn Connected>> {
     Ok(match config.database.url.backend() {
+        #[cfg(feature = "sqlite")]
         Backend::Sqlite => Arc::new(sqlite::SqliteStorage::connect(config).await?),
+        #[cfg(feature = "postgres")]
         Backend::Postgres => Arc::new(postgres::PgStorage::connect(config).await?),
+        #[cfg(feature = "mysql")]
         Backend::Mysql => Arc::new(mysql::MysqlStorage::connect(config).await?),
+        #[cfg(feature = "redis")]
         Backend::Redis => Arc::new(redis::RedisStorage::connect(config).await?),
+        #[cfg(feature = "redis-cluster")]
         Backend::RedisCluster => Arc::new(redis::RedisStorage::connect_cluster(config).await?),
+        #[allow(unreachable_patterns)]
+        other => return Err(NotCompiled(other).into()),
     })
 }

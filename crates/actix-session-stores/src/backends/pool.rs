@@ -28,8 +28,7 @@ use futures_util::future::BoxFuture;
 
 use crate::session::records::{StoreError, StoreResult};
 
-/// How long a request waits for a pooled connection before it fails.
-pub const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) use super::CHECKOUT_TIMEOUT;
 
 /// A diesel-async connection the store can pool: which of its errors mean it is gone.
 pub(crate) trait Driver: PoolableConnection + Send + 'static {

@@ -294,9 +294,7 @@ pub fn record_of(
     }
 }
 
-/// The most rows a chain walk follows: a session keeps one superseded record, so a chain is
-/// two or three rows long (a copy may add one); this bounds the walk whatever the table holds.
-pub const CHAIN_WALK: usize = 8;
+use super::CHAIN_WALK;
 
 /// The ids of a chain, grown by the (id, successor) pairs a step read: every id and every
 /// successor named. `None` once it grows no more (or reaches [`CHAIN_WALK`] ids).
@@ -662,6 +660,7 @@ pub(crate) use session_queries;
 /// The [`Transfer`](crate::transfer::Transfer) of a diesel-async backend, on a pool of the
 /// calling thread's, over the statements its `queries` module expands from
 /// [`session_queries!`]. Expanded in the backend's module, as `SqlTransfer`.
+#[cfg(feature = "async-sql")]
 macro_rules! async_transfer {
     ($conn:ty) => {
         /// The `sessions` table read and written whole, on the calling thread's connections.
@@ -799,6 +798,7 @@ macro_rules! async_transfer {
     };
 }
 
+#[cfg(feature = "async-sql")]
 pub(crate) use async_transfer;
 
 #[cfg(test)]

@@ -606,6 +606,7 @@ mod tests {
         Attachment::new(text)
     }
 
+    #[cfg(feature = "sqlite")]
     #[actix_web::test]
     async fn a_rotation_run_again_after_its_commit_is_the_success_it_was() {
         let dir = tempfile::tempdir().expect("temporary directory");

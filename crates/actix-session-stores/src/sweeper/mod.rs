@@ -24,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::events::Events;
-pub use dialect::{
-    Dialect, DialectFuture, Reclaimer, SessionCounts, Sizing, TableEstimate, Walker,
-};
+pub use dialect::SessionCounts;
+#[allow(unused_imports)] // Which of them a backend uses depends on the features.
+pub(crate) use dialect::{Dialect, DialectFuture, Reclaimer, Sizing, TableEstimate, Walker};
 pub use policy::SweepPolicy;
 pub use run::{delete_expired, CleanupReport};
 

@@ -35,6 +35,7 @@ use crate::transfer::Transfer;
 pub(crate) use connect::Opener;
 
 /// The sweeper's statement, as it is sent (for tests that EXPLAIN it).
+#[cfg(feature = "__test-support")]
 pub(crate) mod statements {
     pub use super::sweep::DELETE_BATCH;
 }

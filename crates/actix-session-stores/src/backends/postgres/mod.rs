@@ -40,6 +40,7 @@ pub(crate) use lease::Holder;
 
 /// The sweeper's and the rotation's statements, as they are sent (for tests that EXPLAIN
 /// them).
+#[cfg(feature = "__test-support")]
 pub(crate) mod statements {
     pub use super::lease::{DELETE_BATCH as PORTABLE_DELETE_BATCH, TAKE as TAKE_LEASE};
     pub use super::records::{ROTATE, ROTATE_KEEPING_OLD};

@@ -15,6 +15,7 @@ pub async fn used_memory<C: ConnectionLike + Clone>(conn: &C) -> redis::RedisRes
 }
 
 /// `used_memory` summed over the cluster's masters: the cap counts what every master holds.
+#[cfg(feature = "redis-cluster")]
 pub async fn cluster_used_memory(
     conn: &redis::cluster_async::ClusterConnection,
 ) -> redis::RedisResult<u64> {
@@ -43,6 +44,7 @@ fn used_memory_in(info: &str) -> Option<u64> {
 }
 
 /// Every text in a reply, however nested (a cluster answers one per node).
+#[cfg(feature = "redis-cluster")]
 fn collect_texts(value: &redis::Value, out: &mut Vec<String>) {
     match value {
         redis::Value::BulkString(bytes) => out.push(String::from_utf8_lossy(bytes).into_owned()),
@@ -58,6 +60,7 @@ fn collect_texts(value: &redis::Value, out: &mut Vec<String>) {
 
 /// Whether every node of the cluster says `cluster_state:ok` (a node that does not answer, or
 /// slots still moving, make it not ready).
+#[cfg(feature = "redis-cluster")]
 pub async fn cluster_is_ok(
     conn: &redis::cluster_async::ClusterConnection,
 ) -> redis::RedisResult<bool> {

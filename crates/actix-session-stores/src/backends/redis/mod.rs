@@ -14,7 +14,9 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use futures_util::future::LocalBoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+#[cfg(feature = "redis-cluster")]
 use redis::cluster::ClusterClient;
+#[cfg(feature = "redis-cluster")]
 use redis::cluster_async::ClusterConnection;
 
 use crate::backends::Connected;
@@ -31,15 +33,20 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 /// Cluster waits, bounded so a request gets its 503 within about 5 s while slots move during
 /// a failover (the crate's defaults retry 16 times, waiting up to 655 s): 2 retries, 100 ms to
 /// 1 s apart, each command given 1.5 s and each connection attempt 1 s.
+#[cfg(feature = "redis-cluster")]
 const CLUSTER_RETRIES: u32 = 2;
+#[cfg(feature = "redis-cluster")]
 const CLUSTER_RETRY_WAIT_MS: (u64, u64) = (100, 1_000);
+#[cfg(feature = "redis-cluster")]
 const CLUSTER_RESPONSE_TIMEOUT: Duration = Duration::from_millis(1_500);
+#[cfg(feature = "redis-cluster")]
 const CLUSTER_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// One Redis server or a cluster.
 #[derive(Clone)]
 enum Connection {
     Server(ConnectionManager),
+    #[cfg(feature = "redis-cluster")]
     Cluster(ClusterConnection),
 }
 
@@ -76,6 +83,7 @@ impl RedisStorage {
     }
 
     /// A cluster, `redis+cluster://HOST:PORT,HOST:PORT,…`.
+    #[cfg(feature = "redis-cluster")]
     pub(crate) async fn connect_cluster(config: &Config) -> anyhow::Result<Self> {
         let keys = records::Keys::new(&config.names.redis_prefix);
         let keys = &keys;
@@ -108,6 +116,7 @@ impl Connected for RedisStorage {
             Connection::Server(conn) => {
                 Rc::new(RedisRecords::server(conn.clone(), self.keys.clone()))
             }
+            #[cfg(feature = "redis-cluster")]
             Connection::Cluster(conn) => {
                 Rc::new(RedisRecords::cluster(conn.clone(), self.keys.clone()))
             }
@@ -133,6 +142,7 @@ impl Connected for RedisStorage {
         Box::pin(async move {
             Ok(match &self.connection {
                 Connection::Server(conn) => admin::used_memory(conn).await?,
+                #[cfg(feature = "redis-cluster")]
                 Connection::Cluster(conn) => admin::cluster_used_memory(conn).await?,
             })
         })

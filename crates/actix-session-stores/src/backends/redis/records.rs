@@ -31,9 +31,11 @@ use std::future::Future;
 use chrono::{DateTime, NaiveDateTime};
 use futures_util::future::LocalBoxFuture;
 use redis::aio::{ConnectionLike, ConnectionManager};
+#[cfg(feature = "redis-cluster")]
 use redis::cluster_async::ClusterConnection;
 use redis::{RedisError, RedisWrite, ToRedisArgs};
 
+#[cfg(feature = "redis-cluster")]
 use super::admin;
 use crate::session::records::{
     Extension, Fetch, Loaded, NewRecord, Record, Records, Replacement, Rotated, Rotation,
@@ -131,6 +133,7 @@ impl RedisConnection for ConnectionManager {
     }
 }
 
+#[cfg(feature = "redis-cluster")]
 impl RedisConnection for ClusterConnection {
     const CLUSTER: bool = true;
 
@@ -151,6 +154,7 @@ impl RedisRecords<ConnectionManager> {
     }
 }
 
+#[cfg(feature = "redis-cluster")]
 impl RedisRecords<ClusterConnection> {
     pub(crate) fn cluster(conn: ClusterConnection, keys: Keys) -> Self {
         Self { conn, keys }
@@ -476,7 +480,7 @@ impl<C: RedisConnection> Records for RedisRecords<C> {
                     .await?;
                 read += 1;
                 for linked in [predecessor, successor].into_iter().flatten() {
-                    if !chain.contains(&linked) && chain.len() < crate::backends::sql::CHAIN_WALK {
+                    if !chain.contains(&linked) && chain.len() < crate::backends::CHAIN_WALK {
                         chain.push(linked);
                     }
                 }

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use futures_util::{stream, StreamExt, TryStreamExt};
+#[cfg(feature = "redis-cluster")]
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 
 use super::records::{from_micros, micros, ttl_ms, verdict, Keys};
@@ -48,6 +49,7 @@ impl RedisTransfer {
     async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> StoreResult<T> {
         match &self.connection {
             Connection::Server(conn) => command.query_async(&mut conn.clone()).await,
+            #[cfg(feature = "redis-cluster")]
             Connection::Cluster(conn) => command.query_async(&mut conn.clone()).await,
         }
         .map_err(verdict)
@@ -56,6 +58,7 @@ impl RedisTransfer {
     async fn pipe<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> StoreResult<T> {
         match &self.connection {
             Connection::Server(conn) => pipe.query_async(&mut conn.clone()).await,
+            #[cfg(feature = "redis-cluster")]
             Connection::Cluster(conn) => pipe.query_async(&mut conn.clone()).await,
         }
         .map_err(verdict)
@@ -75,8 +78,11 @@ impl RedisTransfer {
             .arg(format!("{}*", self.keys.prefix()))
             .arg("COUNT")
             .arg(limit);
+        #[cfg(not(feature = "redis-cluster"))]
+        let _ = node;
         match &self.connection {
             Connection::Server(conn) => scan.query_async(&mut conn.clone()).await.map_err(verdict),
+            #[cfg(feature = "redis-cluster")]
             Connection::Cluster(conn) => {
                 let masters = masters(conn).await?;
                 let Some((host, port)) = masters.get(node).cloned() else {
@@ -167,6 +173,7 @@ impl RedisTransfer {
         }
         let written: i64 = match &self.connection {
             Connection::Server(conn) => invocation.invoke_async(&mut conn.clone()).await,
+            #[cfg(feature = "redis-cluster")]
             Connection::Cluster(conn) => invocation.invoke_async(&mut conn.clone()).await,
         }
         .map_err(verdict)?;
@@ -216,6 +223,7 @@ fn exported_of(
 
 /// The cluster's masters that serve slots, `(host, port)` in address order, from `CLUSTER
 /// NODES`.
+#[cfg(feature = "redis-cluster")]
 async fn masters(
     conn: &redis::cluster_async::ClusterConnection,
 ) -> StoreResult<Vec<(String, u16)>> {
@@ -235,6 +243,7 @@ async fn masters(
 }
 
 /// The masters serving slots in a `CLUSTER NODES` answer.
+#[cfg(feature = "redis-cluster")]
 fn masters_in(nodes: &str) -> Vec<(String, u16)> {
     nodes
         .lines()
@@ -330,6 +339,7 @@ impl Transfer for RedisTransfer {
             page.next = match (scan, &self.connection) {
                 _ if !left.is_empty() => Some(format!("{node}:{scan}|{}", left.join(","))),
                 (0, Connection::Server(_)) => None,
+                #[cfg(feature = "redis-cluster")]
                 (0, Connection::Cluster(conn)) => {
                     (node + 1 < masters(conn).await?.len()).then(|| format!("{}:0", node + 1))
                 }
@@ -390,6 +400,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "redis-cluster")]
     fn masters_serving_slots_are_read_from_cluster_nodes() {
         let nodes = "\
 a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460

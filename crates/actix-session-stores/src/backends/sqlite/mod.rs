@@ -28,6 +28,7 @@ use crate::transfer::Transfer;
 pub(crate) use pool::{Manager, SqlitePool};
 
 /// The sweeper's statement, as it is sent (for tests that EXPLAIN it).
+#[cfg(feature = "__test-support")]
 pub(crate) mod statements {
     pub use super::sweep::DELETE_BATCH;
 }

@@ -24,7 +24,7 @@ use diesel::{Connection, ConnectionError, SqliteConnection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::backends::pool::CHECKOUT_TIMEOUT;
+use crate::backends::CHECKOUT_TIMEOUT;
 use crate::session::records::{StoreError, StoreResult};
 
 /// Opens SQLite connections, each configured the same way.
