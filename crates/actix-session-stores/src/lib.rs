@@ -83,10 +83,12 @@ compile_error!(
 pub(crate) mod backends;
 mod clock;
 mod config;
+mod copy;
 mod error;
 mod events;
 pub mod layer;
 pub mod migrations;
+mod moving;
 pub mod records;
 pub(crate) mod retry;
 #[allow(missing_docs)] // Written by `diesel print-schema`.
@@ -94,6 +96,7 @@ pub(crate) mod schema;
 pub(crate) mod session;
 mod state;
 mod storage;
+mod store;
 pub(crate) mod sweeper;
 #[cfg(feature = "__test-support")]
 #[doc(hidden)]
@@ -106,9 +109,14 @@ pub use config::{CleanupConfig, CleanupMode, Config, DatabaseConfig, Names, Sess
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Events, NoEvents, StoreCall};
 pub use session::rotation::RotationKey;
-pub use session::store::{session_id, Store};
+pub use store::{session_id, Store};
 pub use storage::{Maintenance, Storage};
 pub use sweeper::{CleanupReport, CleanupTask, SessionCounts, SweepPolicy};
-pub use transfer::copy::{copy_sessions, CopyReport, DEFAULT_BATCH, NAMED_SKIPS};
+pub use copy::{copy_sessions, CopyReport, DEFAULT_BATCH, NAMED_SKIPS};
 pub use transfer::{Skipped, Written};
 pub use url::{Backend, DatabaseUrl, UrlError, SCHEMES};
+
+/// The README's examples, run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -17,9 +17,9 @@ use crate::layer;
 use crate::session::lifetime::{self, MaxLifetime};
 use crate::session::records::Records;
 use crate::session::rotation::RotationKey;
-use crate::session::store::Store;
+use crate::store::Store;
 use crate::sweeper::{self, CleanupReport, CleanupTask, Dialect, SessionCounts, SweepPolicy};
-use crate::transfer::moving::MovingRecords;
+use crate::moving::MovingRecords;
 
 /// A connected storage, shared by every worker thread: cheap to clone (clones share the
 /// connections' settings and the pools of the main thread). Call [`store`](Self::store) once

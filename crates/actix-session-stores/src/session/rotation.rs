@@ -30,7 +30,12 @@ const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 /// The server secret rotated keys are derived under. Cheap to clone; `Debug` shows nothing of
 /// it.
 #[derive(Clone)]
-pub struct RotationKey(hmac::Key);
+pub struct RotationKey {
+    key: hmac::Key,
+    /// What every MAC starts with: the label, so that two applications never derive the same
+    /// keys.
+    domain: std::sync::Arc<[u8]>,
+}
 
 impl std::fmt::Debug for RotationKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,7 +47,10 @@ impl RotationKey {
     /// A secret for this process only: retries are recognised until it restarts.
     pub fn random() -> Self {
         let rng = ring::rand::SystemRandom::new();
-        Self(hmac::Key::generate(hmac::HMAC_SHA256, &rng).expect("the system's random source"))
+        Self {
+            key: hmac::Key::generate(hmac::HMAC_SHA256, &rng).expect("the system's random source"),
+            domain: Self::domain("session key"),
+        }
     }
 
     /// The secret derived from key material `master` (the cookie key's, say) and a `label`
@@ -60,7 +68,14 @@ impl RotationKey {
         let okm = prk
             .expand(&[b"session key rotation"], hmac::HMAC_SHA256)
             .expect("an HMAC key's length is a valid HKDF output");
-        Self(hmac::Key::from(okm))
+        Self {
+            key: hmac::Key::from(okm),
+            domain: Self::domain(label),
+        }
+    }
+
+    fn domain(label: &str) -> std::sync::Arc<[u8]> {
+        format!("{label} rotation v1\0").into_bytes().into()
     }
 
     /// The key a rotation from `old` to `state` with an attachment of digest `attachment`
@@ -73,8 +88,8 @@ impl RotationKey {
     ) -> SessionKey {
         let mut chars = String::with_capacity(64);
         for block in [1u8, 2] {
-            let mut mac = hmac::Context::with_key(&self.0);
-            mac.update(b"session key rotation v1\0");
+            let mut mac = hmac::Context::with_key(&self.key);
+            mac.update(&self.domain);
             mac.update(&[block]);
             mac.update(old.as_ref().as_bytes());
             mac.update(b"\0");

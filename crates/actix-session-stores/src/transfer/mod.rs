@@ -1,10 +1,10 @@
-//! Moving sessions from one storage to another without logging anyone out: [`copy`] copies
-//! every live session in batches, and `DatabaseConfig::previous_url` (`moving`) makes a
-//! running store move a session it does not find over from the previous
-//! storage when its visitor comes back. Both go through one seam each backend implements,
+//! Moving sessions from one storage to another without logging anyone out:
+//! [`copy_sessions`](crate::copy_sessions) copies every live session in batches, and
+//! `DatabaseConfig::previous_url` (the `moving` module) makes a running store move a session it
+//! does not find over from the previous storage when its visitor comes back. Both go through one seam each backend implements,
 //! [`Transfer`]: a storage's sessions read and written whole, whatever the storage.
 //!
-//! A session read for a move is an [`Exported`] record: its state, its file, its creation and
+//! A session read for a move is an [`Exported`] record: its state, its attachment, its creation and
 //! expiry times, and, while a rotation's grace period lasts, the link between the superseded
 //! record and the one that replaced it. SQL keeps that link on the superseded row
 //! (`successor`), Redis on both hashes (`successor` on the superseded one, `predecessor` on the
@@ -17,9 +17,6 @@
 //! read back and written again). A destination record that expires later was written or
 //! extended there after the copy began, and is never overwritten; one that expires earlier is
 //! an older copy, and is replaced.
-
-pub(crate) mod copy;
-pub(crate) mod moving;
 
 use chrono::NaiveDateTime;
 use futures_util::future::LocalBoxFuture;

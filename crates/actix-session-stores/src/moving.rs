@@ -12,7 +12,7 @@
 
 use std::rc::Rc;
 
-use super::Transfer;
+use crate::transfer::Transfer;
 use crate::session::records::{
     Extension, Fetch, NewRecord, Record, Records, Replacement, Rotated, Rotation, StoreFuture,
 };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 
-use super::{Exported, Skipped, Transfer, Written};
+use crate::transfer::{Exported, Skipped, Transfer, Written};
 use crate::backends;
 use crate::clock::Clock;
 use crate::config::{Config, DatabaseUrl};

@@ -1,0 +1,88 @@
+//! actix-session's acceptance suite (`suite`) and this crate's own grace-period tests, on
+//! every backend this build has, each on a database of its own.
+//!
+//! The servers come from the environment, else the usual local addresses:
+//! `TEST_POSTGRES_URL` (postgres://postgres@127.0.0.1:5432/postgres), `TEST_MYSQL_URL`
+//! (mysql://root@127.0.0.1:3306/mysql), `TEST_REDIS_URL` (redis://127.0.0.1:6379/15), and
+//! `TEST_REDIS_CLUSTER_URL` (no default: `scripts/redis-cluster.sh` in the repository starts
+//! one). A server that does not answer, or a backend this build leaves out, is reported as not
+//! run, with the reason; `ACTIX_SESSION_STORES_REQUIRE=postgres,mysql,redis,redis-cluster`
+//! makes it a failure instead (CI).
+
+mod databases;
+mod grace;
+mod suite;
+
+use std::time::Duration;
+
+use actix_session_stores::{Config, DatabaseUrl, Storage};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+use databases::{Kind, TestDatabase};
+
+/// Runs `work` on a storage of `kind` (a fresh database), with `configure` applied to its
+/// configuration; the database is dropped afterwards, whatever happened.
+fn on_storage(
+    kind: Kind,
+    server: &str,
+    configure: impl FnOnce(&mut Config) + Send + 'static,
+    work: impl FnOnce(Storage) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
+        + Send
+        + 'static,
+) -> Result<(), Failed> {
+    let server = server.to_owned();
+    actix_web::rt::System::new().block_on(async move {
+        let database = TestDatabase::create(kind, &server).await?;
+        let mut config = Config::new(DatabaseUrl::parse(&database.url)?);
+        config.workers = 1;
+        config.cleanup.interval = None;
+        config.names.redis_prefix = database.redis_prefix.clone();
+        configure(&mut config);
+        let storage = Storage::connect(config).await?;
+        work(storage).await;
+        Ok(())
+    })
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let required = std::env::var("ACTIX_SESSION_STORES_REQUIRE").unwrap_or_default();
+    let mut trials = Vec::new();
+    for kind in Kind::ALL {
+        let server = databases::server(kind);
+        let tests: [(&str, fn(Kind, &str) -> Result<(), Failed>); 2] = [
+            ("acceptance_suite_with_no_grace", acceptance),
+            ("renew_keeps_the_old_key_readable_for_the_grace", grace::renew_within_grace),
+        ];
+        for (name, test) in tests {
+            let name = format!("{}::{name}", kind.name());
+            let trial = match &server {
+                Ok(server) => {
+                    let server = server.clone();
+                    Trial::test(name, move || test(kind, &server))
+                }
+                Err(why) if required.split(',').any(|r| r.trim() == kind.name()) => {
+                    let why = why.clone();
+                    Trial::test(name, move || Err(format!("required, but {why}").into()))
+                }
+                Err(why) => {
+                    eprintln!("not run: {name}: {why}");
+                    Trial::test(name, || Ok(())).with_ignored_flag(true)
+                }
+            };
+            trials.push(trial);
+        }
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
+
+/// actix-session's suite with a grace period of 0: its `complex_workflow` reuses the cookie
+/// from before a renew and expects the empty state, which a grace would show read-only.
+fn acceptance(kind: Kind, server: &str) -> Result<(), Failed> {
+    on_storage(
+        kind,
+        server,
+        |config| config.session.rotation_grace = Duration::ZERO,
+        |storage| Box::pin(suite::acceptance_test_suite(move || storage.store(), true)),
+    )
+}
