@@ -1,4 +1,4 @@
-# Shared by scripts/bench.sh, bench-abuse.sh and bench-cleanup.sh (sourced, not run).
+# Shared by bench/bench.sh, bench-abuse.sh and bench-cleanup.sh (sourced, not run).
 
 # The secret every benchmarked textdrop shares, so cookies survive a restart.
 BENCH_SECRET=bench-secret-key-material-0123456789abcdef

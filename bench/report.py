@@ -1,4 +1,4 @@
-"""The markdown report of scripts/bench.sh: medians of the rounds per cell, the ratios its
+"""The markdown report of bench/bench.sh: medians of the rounds per cell, the ratios its
 targets are stated in, and (with a baseline binary) each textdrop cell against the baseline's,
 measured in the same run."""
 import collections
@@ -41,7 +41,7 @@ def med(load, system, key="rps"):
 
 print("## Request throughput against peers\n")
 print(f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores; wrk -t2 -c32, "
-      f"{duration} a cell, {rounds} rounds interleaved, medians of rounds. Command: `bash scripts/bench.sh`.\n")
+      f"{duration} a cell, {rounds} rounds interleaved, medians of rounds. Command: `bash bench/bench.sh`.\n")
 print("| workload | system | requests/s | p50 ms | p99 ms | non-2xx/3xx | wrong | errors | peak RSS MiB | rows before/after |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for load in ["R", "RM", "WM", "N"]:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Import cycles between textdrop's modules, from the `crate::` paths each file names.
+"""Import cycles between a crate's modules, from the `crate::` paths each file names.
 
 Usage: python3 scripts/module-cycles.py [SRC_DIR] [DEPTH]
 

@@ -29,3 +29,47 @@ pub fn store_names() -> Names {
     names.mysql_sweeper_lock = MYSQL_SWEEPER_LOCK.into();
     names
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    /// Every migration file under `dir` (folder/file → contents), the folder's README aside.
+    fn files(dir: &Path) -> BTreeMap<String, String> {
+        let mut files = BTreeMap::new();
+        for folder in std::fs::read_dir(dir).expect("the migrations folder") {
+            let folder = folder.expect("an entry").path();
+            if !folder.is_dir() {
+                continue;
+            }
+            for file in std::fs::read_dir(&folder).expect("a migration") {
+                let file = file.expect("an entry").path();
+                let name = file
+                    .strip_prefix(dir)
+                    .expect("under dir")
+                    .display()
+                    .to_string();
+                files.insert(name, std::fs::read_to_string(&file).expect("a text file"));
+            }
+        }
+        files
+    }
+
+    /// `diesel migration run` applies the top-level folders; the store crate embeds its own
+    /// copies (a published crate reads nothing outside itself): they must be the same files.
+    #[test]
+    fn the_store_crate_carries_the_migrations_diesel_cli_applies() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let crate_dir = root.join("crates/actix-session-stores");
+        for folder in ["migrations", "migrations_mysql"] {
+            let top = files(&root.join(folder));
+            assert!(top.len() >= 8, "{folder}: {} files", top.len());
+            assert_eq!(
+                top,
+                files(&crate_dir.join(folder)),
+                "{folder}/ and crates/actix-session-stores/{folder}/ differ"
+            );
+        }
+    }
+}

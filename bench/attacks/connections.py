@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Hostile connections for scripts/bench-abuse.sh, from 127.0.0.2 (the readers are 127.0.0.1).
+"""Hostile connections for bench/bench-abuse.sh, from 127.0.0.2 (the readers are 127.0.0.1).
 
 Usage: connections.py slowloris|pipeline PORT SECONDS
 

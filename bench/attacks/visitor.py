@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Another visitor, for scripts/bench-abuse.sh's viewer attack: from 127.0.0.2 (the attacker is
+"""Another visitor, for bench/bench-abuse.sh's viewer attack: from 127.0.0.2 (the attacker is
 127.0.0.1), GETs its own small file page back to back on one kept-alive connection, and asks
 /readyz every 500 ms on another, for SECONDS.
 

@@ -1,4 +1,4 @@
--- Workload N of scripts/bench.sh (see its header).
+-- Workload N of bench/bench.sh (see its header).
 dofile(os.getenv("TD_LOAD") .. "/common.lua")
 local f = io.open(os.getenv("TD_WORK") .. "/body.bin", "rb")
 wrk.method = "POST"

@@ -1,4 +1,4 @@
--- Workload R of scripts/bench.sh (see its header).
+-- Workload R of bench/bench.sh (see its header).
 dofile(os.getenv("TD_LOAD") .. "/common.lua")
 wrk.headers["Cookie"] = "id=" .. os.getenv("TD_COOKIE")
 function response(status, headers, body)

@@ -1,4 +1,4 @@
--- Workload RM of scripts/bench.sh (see its header).
+-- Workload RM of bench/bench.sh (see its header).
 dofile(os.getenv("TD_LOAD") .. "/common.lua")
 local cookies = {}
 for c in io.lines(os.getenv("TD_COOKIES")) do table.insert(cookies, c) end

@@ -1,4 +1,4 @@
--- Workload WM of scripts/bench.sh (see its header).
+-- Workload WM of bench/bench.sh (see its header).
 dofile(os.getenv("TD_LOAD") .. "/common.lua")
 local f = io.open(os.getenv("TD_WORK") .. "/file.txt", "rb")
 local file = f:read("*a")

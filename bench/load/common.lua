@@ -1,4 +1,4 @@
--- Shared by the workloads of scripts/bench.sh: the result line, and what a page showing the file is.
+-- Shared by the workloads of bench/bench.sh: the result line, and what a page showing the file is.
 threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args) wrong = 0 end

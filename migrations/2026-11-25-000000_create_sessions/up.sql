@@ -1,4 +1,4 @@
--- Server-side session state for actix-session's DieselSessionStore.
+-- Server-side session state for actix-session, kept by actix-session-stores' Store.
 -- Portable on purpose: TEXT and TIMESTAMP mean the same on PostgreSQL and SQLite,
 -- so one migration folder serves both backends.
 CREATE TABLE sessions (

@@ -1,6 +1,6 @@
 //! GET /action shows the stored file back as escaped text, a page at a time, with when it will
 //! be deleted: numbered lines a link can point at (`?line=N`, `?lines=A-B`), a search
-//! (`?q=words`), wrapping switched off with `?wrap=0`. POST /forget deletes it at once.
+//! (`?q=words`), wrapping switched off with `?wrap=0`.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -321,14 +321,6 @@ fn no_such_page(page: usize, pages: usize) -> String {
 fn past_the_end(line: usize, lines: usize) -> String {
     let plural = if lines == 1 { "" } else { "s" };
     format!("There is no line {line}: the file has {lines} line{plural}. This is its last page.")
-}
-
-/// POST /forget: the row and the cookie go now; the form page confirms.
-pub async fn forget(session: TextdropSession) -> HttpResponse {
-    session.purge();
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/?forgotten=1"))
-        .finish()
 }
 
 /// A lifetime as a person says it: "24 hours", "30 minutes", "2 days", "90 seconds".

@@ -3,6 +3,7 @@
 mod action;
 mod assets;
 mod decode;
+mod forget;
 mod form;
 pub mod guard;
 mod health;
@@ -71,7 +72,7 @@ pub fn pages(cfg: &mut web::ServiceConfig, sessions: impl Fn() -> Sessions) {
         FORM_METHODS,
     ))
     .service(page(
-        web::resource("/forget").route(web::post().to(action::forget)),
+        web::resource("/forget").route(web::post().to(forget::forget)),
         FORGET_METHODS,
     ))
     .service(file_page(

@@ -4,7 +4,7 @@
 //! over when its visitor comes back.
 //!
 //! The copies run `TEXTDROP_COPY_SESSIONS` seeded sessions (5,000 unless set; the 100,000 of
-//! docs/benchmarks.md come from scripts/bench-copy.sh on the release binary).
+//! docs/benchmarks.md come from bench/bench-copy.sh on the release binary).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Output, Stdio};

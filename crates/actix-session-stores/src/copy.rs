@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 
-use crate::transfer::{Exported, Skipped, Transfer, Written};
 use crate::backends;
 use crate::clock::Clock;
 use crate::config::{Config, DatabaseUrl};
 use crate::error::{Error, ErrorKind, Result};
 use crate::session::records::StoreResult;
+use crate::transfer::{Exported, Skipped, Transfer, Written};
 
 /// Sessions read and written per batch, unless the caller says otherwise.
 pub const DEFAULT_BATCH: u16 = 500;

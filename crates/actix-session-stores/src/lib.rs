@@ -106,13 +106,13 @@ mod url;
 
 pub use clock::Clock;
 pub use config::{CleanupConfig, CleanupMode, Config, DatabaseConfig, Names, SessionConfig};
+pub use copy::{copy_sessions, CopyReport, DEFAULT_BATCH, NAMED_SKIPS};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Events, NoEvents, StoreCall};
 pub use session::rotation::RotationKey;
-pub use store::{session_id, Store};
 pub use storage::{Maintenance, Storage};
+pub use store::{session_id, Store};
 pub use sweeper::{CleanupReport, CleanupTask, SessionCounts, SweepPolicy};
-pub use copy::{copy_sessions, CopyReport, DEFAULT_BATCH, NAMED_SKIPS};
 pub use transfer::{Skipped, Written};
 pub use url::{Backend, DatabaseUrl, UrlError, SCHEMES};
 

@@ -12,10 +12,10 @@
 
 use std::rc::Rc;
 
-use crate::transfer::Transfer;
 use crate::session::records::{
     Extension, Fetch, NewRecord, Record, Records, Replacement, Rotated, Rotation, StoreFuture,
 };
+use crate::transfer::Transfer;
 
 /// The current storage's records, moving what they miss over from the previous storage.
 pub(crate) struct MovingRecords {

@@ -14,12 +14,12 @@ use crate::config::{CleanupConfig, Config, DatabaseUrl};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Events, NoEvents};
 use crate::layer;
+use crate::moving::MovingRecords;
 use crate::session::lifetime::{self, MaxLifetime};
 use crate::session::records::Records;
 use crate::session::rotation::RotationKey;
 use crate::store::Store;
 use crate::sweeper::{self, CleanupReport, CleanupTask, Dialect, SessionCounts, SweepPolicy};
-use crate::moving::MovingRecords;
 
 /// A connected storage, shared by every worker thread: cheap to clone (clones share the
 /// connections' settings and the pools of the main thread). Call [`store`](Self::store) once

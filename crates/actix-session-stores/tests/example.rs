@@ -11,7 +11,10 @@ use std::process::{Child, Command, Stdio};
 /// a run of this test alone (`--test example`) builds it here.
 fn example() -> std::path::PathBuf {
     let me = std::env::current_exe().expect("this test's path");
-    let profile = me.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let profile = me
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
     let binary = profile.join("examples").join("counter");
     if !binary.exists() {
         let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -39,7 +42,11 @@ impl Drop for Running {
 fn get(addr: &str, cookie: Option<&str>) -> (String, Option<String>) {
     let mut stream = TcpStream::connect(addr).expect("connect");
     let cookie = cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"));
-    write!(stream, "GET / HTTP/1.1\r\nHost: x\r\n{cookie}Connection: close\r\n\r\n").expect("send");
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: x\r\n{cookie}Connection: close\r\n\r\n"
+    )
+    .expect("send");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("read");
     let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
@@ -64,7 +71,9 @@ fn the_counter_example_counts_a_visitors_requests() {
     let stdout = child.stdout.take().expect("stdout");
     let _running = Running(child);
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("its first line");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("its first line");
     let addr = line
         .trim()
         .strip_prefix("listening on http://")
@@ -77,6 +86,12 @@ fn the_counter_example_counts_a_visitors_requests() {
     let (second, _) = get(&addr, Some(&cookie));
     assert_eq!(second, "visit 2\n");
     let (stranger, _) = get(&addr, None);
-    assert_eq!(stranger, "visit 1\n", "another visitor has a session of its own");
-    assert!(dir.path().join("counter.db").exists(), "the sessions are in SQLite");
+    assert_eq!(
+        stranger, "visit 1\n",
+        "another visitor has a session of its own"
+    );
+    assert!(
+        dir.path().join("counter.db").exists(),
+        "the sessions are in SQLite"
+    );
 }

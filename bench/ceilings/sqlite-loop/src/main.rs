@@ -1,4 +1,4 @@
-//! The SQLite ceiling of `scripts/bench.sh`: the statements one textdrop request runs, in a
+//! The SQLite ceiling of `bench/bench.sh`: the statements one textdrop request runs, in a
 //! loop on the same system libsqlite3 with textdrop's pragmas (WAL, synchronous=NORMAL,
 //! busy_timeout 5 s), no web server and no session layer. Prints `rps=N`.
 //!

@@ -46,11 +46,17 @@ impl Kind {
 /// The server tests of `kind` run on, or why there is none.
 pub fn server(kind: Kind) -> Result<String, String> {
     if !kind.compiled() {
-        return Err(format!("this build leaves out the `{}` feature", kind.name()));
+        return Err(format!(
+            "this build leaves out the `{}` feature",
+            kind.name()
+        ));
     }
     let (variable, default) = match kind {
         Kind::Sqlite => return Ok(String::new()),
-        Kind::Postgres => ("TEST_POSTGRES_URL", Some("postgres://postgres@127.0.0.1:5432/postgres")),
+        Kind::Postgres => (
+            "TEST_POSTGRES_URL",
+            Some("postgres://postgres@127.0.0.1:5432/postgres"),
+        ),
         Kind::Mysql => ("TEST_MYSQL_URL", Some("mysql://root@127.0.0.1:3306/mysql")),
         Kind::Redis => ("TEST_REDIS_URL", Some("redis://127.0.0.1:6379/15")),
         Kind::RedisCluster => ("TEST_REDIS_CLUSTER_URL", None),

@@ -85,14 +85,22 @@ pub fn renew_within_grace(kind: Kind, server: &str) -> Result<(), Failed> {
                 let seen = srv.get("/").cookie(old.clone()).send().await.expect("get");
                 assert_eq!(body(seen).await, ":1", "the old key within its grace");
                 // Read-only: a write through it changes nothing under the old key.
-                srv.post("/bump").cookie(old.clone()).send().await.expect("bump");
+                srv.post("/bump")
+                    .cookie(old.clone())
+                    .send()
+                    .await
+                    .expect("bump");
                 let seen = srv.get("/").cookie(old.clone()).send().await.expect("get");
                 assert_eq!(body(seen).await, ":1", "the old record was not written");
                 let seen = srv.get("/").cookie(new.clone()).send().await.expect("get");
                 assert_eq!(body(seen).await, "ferris:1");
 
                 // A purge from the new key removes the old one with it.
-                srv.post("/logout").cookie(new.clone()).send().await.expect("logout");
+                srv.post("/logout")
+                    .cookie(new.clone())
+                    .send()
+                    .await
+                    .expect("logout");
                 let seen = srv.get("/").cookie(new).send().await.expect("get");
                 assert_eq!(body(seen).await, ":0", "the purged key reads nothing");
                 let seen = srv.get("/").cookie(old).send().await.expect("get");

@@ -52,7 +52,10 @@ fn main() {
         let server = databases::server(kind);
         let tests: [(&str, fn(Kind, &str) -> Result<(), Failed>); 2] = [
             ("acceptance_suite_with_no_grace", acceptance),
-            ("renew_keeps_the_old_key_readable_for_the_grace", grace::renew_within_grace),
+            (
+                "renew_keeps_the_old_key_readable_for_the_grace",
+                grace::renew_within_grace,
+            ),
         ];
         for (name, test) in tests {
             let name = format!("{}::{name}", kind.name());

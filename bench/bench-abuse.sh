@@ -213,7 +213,7 @@ def med(key, runs):
 print(f"## Abuse: one client flooding uploads while 32 readers read\n")
 print(f"Date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores; release build. Readers: "
       f"wrk -t2 -c32 GET /action of a 40-line file; flooder: wrk -t1 -c1 POST / of a 1 MiB file, back to back; "
-      f"{duration} each; medians of {rounds} rounds (1 round for the last row). Command: `bash scripts/bench-abuse.sh`.\n")
+      f"{duration} each; medians of {rounds} rounds (1 round for the last row). Command: `bash bench/bench-abuse.sh`.\n")
 print("| storage | limits | readers req/s alone | with flood | readers p99 ms alone | with flood | p99 ratio | flood answers (303 / 429 / 507 / other) | bytes stored (cap) | on disk | peak RSS MiB |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for (system, label, phase), runs in sorted(cells.items()):
@@ -241,7 +241,7 @@ print("\n## Abuse: hostile connections while 32 readers read\n")
 print(f"Date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores; release builds on SQLite with their "
       f"default limits. Readers: wrk -t2 -c32 --timeout 5s GET /action of a 40-line file from 127.0.0.1, {duration} alone, "
       f"then {duration} under the attack (bench/attacks/connections.py from 127.0.0.2, started 2 s before). "
-      f"Baseline: {baseline or 'none'}. Command: `bash scripts/bench-abuse.sh` (ABUSE_PARTS=connections for this part).\n")
+      f"Baseline: {baseline or 'none'}. Command: `bash bench/bench-abuse.sh` (ABUSE_PARTS=connections for this part).\n")
 print("| attack | binary | readers req/s alone | under attack | p99 ms alone | under attack | reader errors under attack | attacker's connections held (most at once, at the end) | closed by the server | peak RSS MiB |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for (attack, label, phase), run in sorted(rows.items()):
@@ -264,7 +264,7 @@ print(f"Date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; {os.cpu_count()} 
       f"limits. Attacker: wrk -t2 -c64 GET `/action?line=9999999` of its 1 MiB file of 524,288 lines from 127.0.0.1. "
       f"Other visitor: bench/attacks/visitor.py from 127.0.0.2, its 10-line page back to back on one connection and "
       f"/readyz every 500 ms, {duration} on the idle server, then {duration} under the attack. Baseline: "
-      f"{baseline or 'none'}. Command: `ABUSE_PARTS=viewer bash scripts/bench-abuse.sh`.\n")
+      f"{baseline or 'none'}. Command: `ABUSE_PARTS=viewer bash bench/bench-abuse.sh`.\n")
 print("| storage | binary | visitor p50 ms idle | p99 idle | p50 under attack | p99 under attack | p99 ratio | visitor failures | /readyz 200 / not 200 under attack | attacker req/s (non-2xx) | peak RSS MiB |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for (system, label, phase), run in sorted(rows.items()):

@@ -4,7 +4,7 @@
 #   (c) the sweeper inside a running server while wrk reads a live session (GET /action),
 #       against the same load with cleanup disabled, ROUNDS times interleaved.
 # Prints a markdown report on stdout (results go to docs/benchmarks.md). Needs psql and wrk.
-# Usage: scripts/bench-cleanup.sh   (env: BENCH_PG=postgres://postgres@127.0.0.1:5432, ROUNDS=3)
+# Usage: bench/bench-cleanup.sh   (env: BENCH_PG=postgres://postgres@127.0.0.1:5432, ROUNDS=3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh

@@ -6,7 +6,7 @@
 # The source is seeded once in PostgreSQL (generate_series) and copied into SQLite and a private
 # Redis untimed. Prints a markdown table of medians on stdout (results go to
 # docs/benchmarks.md). Needs psql and mariadb clients; starts its own Redis and Redis Cluster.
-# Usage: scripts/bench-copy.sh   (env: BENCH_PG=postgres://postgres@127.0.0.1:5432,
+# Usage: bench/bench-copy.sh   (env: BENCH_PG=postgres://postgres@127.0.0.1:5432,
 #                                 BENCH_MYSQL=mysql://root@127.0.0.1:3306, ROUNDS=3, SESSIONS=100000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
