@@ -2,7 +2,7 @@
 //! be deleted: numbered lines a link can point at (`?line=N`, `?lines=A-B`), a search
 //! (`?q=words`), wrapping switched off with `?wrap=0`.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use tera::Context;
 

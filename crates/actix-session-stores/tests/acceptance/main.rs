@@ -44,13 +44,16 @@ fn on_storage(
     })
 }
 
+/// One test on one backend's server.
+type Test = fn(Kind, &str) -> Result<(), Failed>;
+
 fn main() {
     let args = Arguments::from_args();
     let required = std::env::var("ACTIX_SESSION_STORES_REQUIRE").unwrap_or_default();
     let mut trials = Vec::new();
     for kind in Kind::ALL {
         let server = databases::server(kind);
-        let tests: [(&str, fn(Kind, &str) -> Result<(), Failed>); 2] = [
+        let tests: [(&str, Test); 2] = [
             ("acceptance_suite_with_no_grace", acceptance),
             (
                 "renew_keeps_the_old_key_readable_for_the_grace",

@@ -2,7 +2,7 @@
 //! `test_helpers` module (crate actix-session, MIT OR Apache-2.0, by the actix team): the
 //! same requests and assertions, with this crate's request layer mounted outside the session
 //! middleware in every app, as the crate's documentation tells applications to.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)] // kept as actix-session wrote it
 
 use actix_web::cookie::Key;
 
