@@ -59,10 +59,6 @@ trap cleanup EXIT
 for tool in wrk psql pgbench mariadb mysqlslap redis-cli curl cargo; do
   command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 1; }
 done
-cargo build --release --quiet --locked
-for project in bench/peers/tower-pg bench/peers/actix-redis bench/ceilings/sqlite-loop bench/ceilings/memory-store; do
-  (cd "$project" && cargo build --release --quiet --locked)
-done
 TOWER=bench/peers/tower-pg/target/release/peer-tower-pg
 ACTIX_REDIS=bench/peers/actix-redis/target/release/peer-actix-redis
 SQLITE_LOOP=bench/ceilings/sqlite-loop/target/release/sqlite-loop
@@ -101,6 +97,16 @@ DEFAULT_SYSTEMS="sqlite postgres mysql redis cluster memory tower actix_redis"
 read -r -a SYSTEMS <<< "${BENCH_SYSTEMS:-$DEFAULT_SYSTEMS}"
 read -r -a LOADS <<< "${BENCH_LOADS:-R RM WM N}"
 read -r -a CEILINGS <<< "${BENCH_CEILINGS-pgbench mysqlslap sqlite_loop}"
+
+# Build what this run uses, and only that (each peer is a workspace of its own).
+cargo build --release --quiet --locked
+wanted() { [[ " ${SYSTEMS[*]} ${CEILINGS[*]} " == *" $1 "* ]]; }
+for pair in tower:bench/peers/tower-pg actix_redis:bench/peers/actix-redis \
+    sqlite_loop:bench/ceilings/sqlite-loop memory:bench/ceilings/memory-store; do
+  if wanted "${pair%%:*}"; then
+    (cd "${pair#*:}" && cargo build --release --quiet --locked)
+  fi
+done
 
 reset_stores() {
   rm -f "$WORK"/bench.db* "$WORK"/base.db*
