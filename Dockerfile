@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # textdrop in one container: a builder stage with the Rust toolchain and a C compiler (no
 # database client package: textdrop's drivers are pure Rust), and a small runtime stage with the
-# binary and CA certificates. Templates and migrations are inside the binary.
+# binary and CA certificates. Templates and migrations are inside the binary. The workspace's
+# session store crate (crates/) builds with it.
 # Base images are ARGs whose defaults are the official images, so a build elsewhere needs no
 # flags; scripts/container-test.sh points them at local stand-ins on a machine without a registry.
 ARG RUST_IMAGE=rust:1-bookworm
@@ -9,8 +10,10 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 FROM ${RUST_IMAGE} AS builder
 WORKDIR /build
-# Dependencies first, in their own cached layer: the real manifest with a dummy crate.
+# Dependencies first, in their own cached layer: the real manifest with a dummy app (the
+# session store crate, crates/, is a workspace member the app depends on: built here too).
 COPY Cargo.toml Cargo.lock build.rs ./
+COPY crates crates
 RUN mkdir -p src migrations migrations_mysql templates static \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
