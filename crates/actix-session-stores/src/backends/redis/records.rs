@@ -164,7 +164,18 @@ impl RedisRecords<ClusterConnection> {
 /// A Redis error with its verdict: a server or cluster that cannot be reached is
 /// "unavailable".
 pub(super) fn verdict(err: RedisError) -> StoreError {
-    if err.is_io_error()
+    // What a server or a cluster answers while it fails over or starts: a master down, no
+    // connection to the node that owns the slot yet, a write that reached a replica, a server
+    // still loading its data. A retry a moment later may succeed: 503, not 500.
+    let passing = matches!(
+        err.kind(),
+        redis::ErrorKind::MasterDown
+            | redis::ErrorKind::ClusterConnectionNotFound
+            | redis::ErrorKind::ReadOnly
+            | redis::ErrorKind::BusyLoadingError
+    );
+    if passing
+        || err.is_io_error()
         || err.is_connection_refusal()
         || err.is_timeout()
         || err.is_connection_dropped()
@@ -504,5 +515,27 @@ impl<C: RedisConnection> Records for RedisRecords<C> {
             }
         });
         ready
+    }
+}
+
+#[cfg(test)]
+mod verdict_tests {
+    use super::*;
+
+    #[test]
+    fn what_a_failover_answers_is_unavailable_and_a_bad_command_is_not() {
+        for kind in [
+            redis::ErrorKind::MasterDown,
+            redis::ErrorKind::ClusterConnectionNotFound,
+            redis::ErrorKind::ReadOnly,
+            redis::ErrorKind::BusyLoadingError,
+            redis::ErrorKind::TryAgain,
+            redis::ErrorKind::ClusterDown,
+        ] {
+            let err = RedisError::from((kind, "during a failover"));
+            assert!(verdict(err).is_unavailable(), "{kind:?}");
+        }
+        let err = RedisError::from((redis::ErrorKind::TypeError, "a bad reply"));
+        assert!(!verdict(err).is_unavailable());
     }
 }
