@@ -410,7 +410,7 @@ fn store_unavailable() -> bool {
 
 /// Runs `work` inside a fresh request scope holding `attachment` as pending (unit tests of the
 /// store).
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 pub(crate) async fn with_pending<T>(
     attachment: Attachment,
     work: impl std::future::Future<Output = T>,
