@@ -554,7 +554,7 @@ impl std::fmt::Display for Chain<'_, UpdateError> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
     use crate::session::records::{Record, Rotated, StoreFuture};
