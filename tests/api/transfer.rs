@@ -202,8 +202,11 @@ async fn copies_every_live_session_once(from: TestDb, to: TestDb) {
     expected.sort();
     assert_eq!(seeded_files_in(&to), expected);
     let stderr = String::from_utf8_lossy(&first.stderr);
+    // One line per tenth passed (a batch that passes several says one: Redis's SCAN may give
+    // a first page of more than a tenth), ending at 100 %.
+    let tenths = stderr.matches("% (").count();
     assert!(
-        stderr.contains("copy: 10% (") && stderr.contains("copy: 100% ("),
+        tenths >= 5 && stderr.contains("copy: 100% ("),
         "a log line per 10 % when stderr is not a terminal: {stderr}"
     );
 
