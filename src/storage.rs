@@ -14,7 +14,7 @@ pub fn store_config(settings: &Settings, workers: usize) -> Config {
     config.database.pool_size = settings.database.pool_size;
     config.database.connect_timeout = settings.database.connect_timeout;
     config.database.statement_timeout = settings.database.statement_timeout;
-    config.database.migrate_on_startup = settings.database.migrate_on_startup;
+    config.database.run_migrations = settings.database.migrate_on_startup;
     config.session.max_lifetime = settings.session.max_lifetime;
     config.session.rotation_grace = settings.session.rotation_grace;
     config.cleanup.interval = settings.cleanup.interval;

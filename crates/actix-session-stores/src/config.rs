@@ -43,7 +43,7 @@ impl Config {
                 pool_size: 10,
                 connect_timeout: Duration::from_secs(30),
                 statement_timeout: Duration::from_secs(5),
-                migrate_on_startup: true,
+                run_migrations: true,
             },
             session: SessionConfig {
                 max_lifetime: None,
@@ -77,7 +77,7 @@ pub struct DatabaseConfig {
     pub statement_timeout: Duration,
     /// Whether connecting applies pending migrations (else it refuses while some are, with an
     /// [`ErrorKind::MigrationsPending`](crate::ErrorKind::MigrationsPending) error).
-    pub migrate_on_startup: bool,
+    pub run_migrations: bool,
 }
 
 /// How long a session lives, besides the cookie's lifetime actix-session hands the store.

@@ -216,11 +216,11 @@ pub async fn copy_sessions(
     let mut source = config.clone();
     source.database.url = from;
     source.database.previous_url = None;
-    source.database.migrate_on_startup = false;
+    source.database.run_migrations = false;
     let mut destination = config.clone();
     destination.database.url = to;
     destination.database.previous_url = None;
-    destination.database.migrate_on_startup = true;
+    destination.database.run_migrations = true;
     // Read first, without changing anything (a SQLite file that does not exist is not made).
     if let Some(plan) = crate::migrations::pending(&source).await? {
         if plan.nothing_applied() {

@@ -1,5 +1,5 @@
 //! The `sessions` table's migrations, embedded: applied by [`Storage::connect`]
-//! (unless `migrate_on_startup` is off), or here, by an operator's command, or by hand from
+//! (unless `run_migrations` is off), or here, by an operator's command, or by hand from
 //! the SQL [`pending`] gives a DBA. The same files run with `diesel migration run`.
 //!
 //! [`Storage::connect`]: crate::Storage::connect
@@ -23,7 +23,7 @@ pub async fn pending(config: &Config) -> Result<Option<Plan>> {
 pub async fn migrate(config: &Config) -> Result<Option<Plan>> {
     let before = pending(config).await?;
     let mut config = config.clone();
-    config.database.migrate_on_startup = true;
+    config.database.run_migrations = true;
     config.database.previous_url = None;
     crate::backends::connect(&config)
         .await

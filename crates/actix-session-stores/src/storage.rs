@@ -40,7 +40,7 @@ pub struct Storage {
 impl Storage {
     /// Connects to the storage `config` names, retrying an unreachable one with backoff for
     /// `config.database.connect_timeout`; a SQL database is migrated first (or, with
-    /// `migrate_on_startup` off, checked to have nothing pending).
+    /// `run_migrations` off, checked to have nothing pending).
     ///
     /// ```
     /// # #[actix_web::main]

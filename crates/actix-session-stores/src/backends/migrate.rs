@@ -113,13 +113,13 @@ impl std::fmt::Display for Pending {
 
 impl std::error::Error for Pending {}
 
-/// With `migrate_on_startup` off: nothing may be pending.
+/// With `run_migrations` off: nothing may be pending.
 pub(crate) fn require_none_pending(plan: &Plan) -> anyhow::Result<()> {
     if plan.pending.is_empty() {
         return Ok(());
     }
     Err(Pending(format!(
-        "{} database migration(s) pending on {} ({}), and migrate_on_startup is off: apply \
+        "{} database migration(s) pending on {} ({}), and run_migrations is off: apply \
          them first; nothing was served",
         plan.pending.len(),
         plan.database,

@@ -135,7 +135,7 @@ impl MysqlStorage {
             async move { Ok(open().await?) }
         })
         .await?;
-        if database.migrate_on_startup {
+        if database.run_migrations {
             let lock = &config.names.mysql_migration_lock;
             migrate_under_lock(conn, database.connect_timeout, &location, lock).await?;
         } else {

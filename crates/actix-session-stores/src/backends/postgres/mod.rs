@@ -130,7 +130,7 @@ impl PgStorage {
         let portable = portable_mode(&mut conn, config.cleanup.mode)
             .await?
             .then(Holder::new);
-        if database.migrate_on_startup {
+        if database.run_migrations {
             let lock = config.names.postgres_migration_lock;
             migrate_under_lock(conn, portable, database.connect_timeout, &location, lock).await?;
         } else {

@@ -49,9 +49,9 @@ impl SqliteStorage {
         let database = &config.database;
         // Without migrations to run, nothing creates the database: a mistyped path is said so,
         // not made into an empty file.
-        if !database.migrate_on_startup && !file_of(database.url.target()).exists() {
+        if !database.run_migrations && !file_of(database.url.target()).exists() {
             return Err(migrate::Pending(format!(
-                "there is no SQLite database at {}, and migrate_on_startup is off: apply the \
+                "there is no SQLite database at {}, and run_migrations is off: apply the \
                  migrations to create it there (nothing was created)",
                 database.url.location()
             ))
@@ -69,7 +69,7 @@ impl SqliteStorage {
             }
         })
         .await?;
-        if database.migrate_on_startup {
+        if database.run_migrations {
             let (_, outcome) = migrate::run_blocking(conn, run_migrations).await?;
             migrate::applied(&location, outcome)?;
         } else {
