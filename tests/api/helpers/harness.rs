@@ -129,6 +129,11 @@ struct Started {
 }
 
 pub fn main() -> ExitCode {
+    // The apps under test log nothing unless asked: `RUST_LOG=info cargo test …` shows what
+    // they log (a failing test's cause, say) beside the test's output.
+    if std::env::var_os("RUST_LOG").is_some() {
+        env_logger::init();
+    }
     let args = Arguments::from_args();
     let cases: Vec<&'static Case> = inventory::iter::<Case>.into_iter().collect();
     let chosen = |case: &Case| selected(&args, &case.full_name());

@@ -174,7 +174,12 @@ pub(super) fn verdict(err: RedisError) -> StoreError {
             | redis::ErrorKind::ReadOnly
             | redis::ErrorKind::BusyLoadingError
     );
+    // The cluster client's word for a request it retries on the node it last sent it to, once
+    // that node is gone (a master just killed): a failover too.
+    let node_gone = err.kind() == redis::ErrorKind::ClientError
+        && err.to_string().contains("Requested connection not found");
     if passing
+        || node_gone
         || err.is_io_error()
         || err.is_connection_refusal()
         || err.is_timeout()
@@ -535,6 +540,16 @@ mod verdict_tests {
             let err = RedisError::from((kind, "during a failover"));
             assert!(verdict(err).is_unavailable(), "{kind:?}");
         }
+        // What redis-rs 0.32's cluster client answers when it retries a request on a node
+        // that has just gone (seen when a master was killed under load).
+        let gone = RedisError::from((
+            redis::ErrorKind::ClientError,
+            "Requested connection not found",
+            "127.0.0.1:7001".to_owned(),
+        ));
+        assert!(verdict(gone).is_unavailable());
+        let misused = RedisError::from((redis::ErrorKind::ClientError, "Invalid indices input"));
+        assert!(!verdict(misused).is_unavailable());
         let err = RedisError::from((redis::ErrorKind::TypeError, "a bad reply"));
         assert!(!verdict(err).is_unavailable());
     }
