@@ -7,14 +7,13 @@ pub use mysql_support::{mysql_deadlock_victim, DeadlockRun};
 #[cfg(feature = "mysql")]
 mod mysql_support {
     use std::cell::Cell;
-    use std::sync::Arc;
     use std::time::Duration;
 
     use diesel::QueryableByName;
     use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
 
     use crate::backends::mysql::Opener;
-    use crate::backends::pool::{on_pool, AsyncPool, Open};
+    use crate::backends::pool::{on_pool, open_with, AsyncPool, Open, Opens as _};
 
     /// What [`mysql_deadlock_victim`] saw.
     #[derive(Debug)]
@@ -34,16 +33,9 @@ mod mysql_support {
     /// InnoDB picks the pool's smaller transaction as the victim); the pool's transaction locks
     /// row 1, then waits for row 0; the other session then asks for row 1.
     pub async fn mysql_deadlock_victim(url: &str) -> DeadlockRun {
-        let opener = Arc::new(Opener::parse(url).expect("a MySQL URL"));
-        let open: Open<AsyncMysqlConnection> = {
-            let opener = Arc::clone(&opener);
-            Arc::new(move || {
-                let opener = Arc::clone(&opener);
-                Box::pin(async move { opener.open().await })
-            })
-        };
+        let open: Open<AsyncMysqlConnection> = open_with(Opener::parse(url).expect("a MySQL URL"));
         let table = format!("deadlock_{:016x}", fastrand::u64(..));
-        let mut other = opener.open().await.expect("connect");
+        let mut other = open().await.expect("connect");
         let rows: Vec<String> = (0..60).map(|n| format!("({n}, 'start')")).collect();
         other
             .batch_execute(&format!(

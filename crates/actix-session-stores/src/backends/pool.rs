@@ -26,6 +26,7 @@ use diesel::{ConnectionError, ConnectionResult};
 use diesel_async::pooled_connection::PoolableConnection;
 use futures_util::future::BoxFuture;
 
+use crate::config::DatabaseConfig;
 use crate::session::records::{StoreError, StoreResult};
 
 pub(crate) use super::CHECKOUT_TIMEOUT;
@@ -232,4 +233,106 @@ impl<C: Driver> DerefMut for PooledConn<C> {
 /// Drivers' messages may span several lines; logs and errors want one.
 pub(crate) fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// How a diesel-async backend opens its connections: its URL parsed (TLS, options), and the
+/// statement timeout each connection sets.
+pub(crate) trait Opens: Sized + Send + Sync + 'static {
+    /// The connection it opens.
+    type Conn: Driver;
+
+    /// Parses a database URL; the error says what is wrong without repeating the URL.
+    fn parse(url: &str) -> Result<Self, String>;
+
+    /// The same opener, with connections whose statements the server stops after `timeout`.
+    fn with_statement_timeout(self, timeout: Duration) -> Self;
+
+    /// Opens one connection.
+    fn open(&self) -> impl std::future::Future<Output = ConnectionResult<Self::Conn>> + Send;
+}
+
+/// `opener` as the pools' [`Open`].
+pub(crate) fn open_with<O: Opens>(opener: O) -> Open<O::Conn> {
+    let opener = Arc::new(opener);
+    Arc::new(move || {
+        let opener = Arc::clone(&opener);
+        Box::pin(async move { opener.open().await })
+    })
+}
+
+/// Parses `database`'s URL for the opener `O`.
+fn parsed<O: Opens>(database: &DatabaseConfig) -> anyhow::Result<O> {
+    O::parse(database.url.target()).map_err(|problem| anyhow::anyhow!("the database URL {problem}"))
+}
+
+/// One connection to the database `database` names, retried with backoff for its connect
+/// timeout (the first connection: migrations, or a look at what is applied).
+pub(crate) async fn first_connection<O: Opens>(
+    database: &DatabaseConfig,
+) -> anyhow::Result<O::Conn> {
+    let opener = parsed::<O>(database)?;
+    let what = format!("the database at {}", database.url.location());
+    crate::retry::with_backoff(&what, database.connect_timeout, || async {
+        Ok(opener.open().await?)
+    })
+    .await
+}
+
+/// What a diesel-async storage keeps for its threads: how to open a request's connection,
+/// each worker's share of `DATABASE_POOL_SIZE`, and the main thread's pool (the sweeper, the
+/// storage cap's measurements, the commands), whose statements may run longer.
+pub(crate) struct AsyncPools<C: Driver> {
+    open: Open<C>,
+    per_worker: usize,
+    statement_timeout: Duration,
+    maintenance: AsyncPool<C>,
+}
+
+impl<C: Driver> AsyncPools<C> {
+    /// The pools for `database` shared by `workers` workers (nothing is connected here).
+    pub(crate) fn new<O: Opens<Conn = C>>(
+        database: &DatabaseConfig,
+        workers: usize,
+    ) -> anyhow::Result<Self> {
+        let maintenance_timeout = database
+            .statement_timeout
+            .max(MAINTENANCE_STATEMENT_TIMEOUT);
+        let maintenance_open =
+            open_with(parsed::<O>(database)?.with_statement_timeout(maintenance_timeout));
+        Ok(Self {
+            open: open_with(
+                parsed::<O>(database)?.with_statement_timeout(database.statement_timeout),
+            ),
+            per_worker: (database.pool_size as usize / workers.max(1)).max(1),
+            statement_timeout: database.statement_timeout,
+            maintenance: AsyncPool::new(
+                maintenance_open,
+                database.pool_size.min(2) as usize,
+                maintenance_timeout,
+            ),
+        })
+    }
+
+    /// A pool for the calling worker (its share), and one connection of its own for
+    /// readiness checks: they say whether the database answers, not how long visitors'
+    /// requests wait for a connection.
+    pub(crate) fn worker(&self) -> (AsyncPool<C>, AsyncPool<C>) {
+        let pool = AsyncPool::new(
+            Arc::clone(&self.open),
+            self.per_worker,
+            self.statement_timeout,
+        );
+        let probe = AsyncPool::new(Arc::clone(&self.open), 1, self.statement_timeout);
+        (pool, probe)
+    }
+
+    /// Two connections for the calling thread's copy of sessions.
+    pub(crate) fn transfer(&self) -> AsyncPool<C> {
+        AsyncPool::new(Arc::clone(&self.open), 2, self.statement_timeout)
+    }
+
+    /// The main thread's pool.
+    pub(crate) fn maintenance(&self) -> &AsyncPool<C> {
+        &self.maintenance
+    }
 }

@@ -652,10 +652,128 @@ macro_rules! session_queries {
                 oldest_expiry,
             })
         }
+
+        /// What is stored at `now`: the live rows' attachments' bytes, and `charge` for each
+        /// live row. The statement is the module's `STORED_TOTAL` (each server casts to a
+        /// 64-bit integer in its own words), bound to `charge` then `now`.
+        pub(super) $($async)? fn stored_total(
+            conn: &mut $conn,
+            now: NaiveDateTime,
+            charge: i64,
+        ) -> QueryResult<i64> {
+            #[derive(QueryableByName)]
+            struct Total {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                total: i64,
+            }
+            let Total { total } = diesel::sql_query(STORED_TOTAL)
+                .bind::<diesel::sql_types::BigInt, _>(charge)
+                .bind::<diesel::sql_types::Timestamp, _>(now)
+                .get_result(conn)
+                $($run)* ?;
+            Ok(total)
+        }
     };
 }
 
 pub(crate) use session_queries;
+
+/// The [`Records`](crate::session::records::Records) of a diesel-async backend, on one
+/// worker's pool, over the statements its `queries` module expands from [`session_queries!`]
+/// and the backend's own rotation: `super::rotate(conn, old_id, row, rotation)`, which answers
+/// whether the old record was live and current (and so replaced). Expanded in the backend's
+/// module, as `SqlRecords`.
+#[cfg(feature = "async-sql")]
+macro_rules! async_records {
+    ($conn:ty) => {
+        use crate::backends::pool::{on_pool, AsyncPool};
+        use crate::backends::sql::{record_of, NewSession};
+        use crate::session::records::{
+            Extension, Fetch, NewRecord, Record, Records, Replacement, Rotated, Rotation,
+            StoreFuture,
+        };
+        use diesel_async::SimpleAsyncConnection as _;
+
+        /// The `sessions` table, through one worker's connections.
+        pub(crate) struct SqlRecords {
+            pool: AsyncPool<$conn>,
+            /// A connection of its own for readiness checks: they say whether the database
+            /// answers, not how long visitors' requests wait for a connection.
+            probe: AsyncPool<$conn>,
+        }
+
+        impl SqlRecords {
+            pub(crate) fn new(pool: AsyncPool<$conn>, probe: AsyncPool<$conn>) -> Self {
+                Self { pool, probe }
+            }
+        }
+
+        impl Records for SqlRecords {
+            fn fetch<'a>(&'a self, id: &'a str, fetch: Fetch) -> StoreFuture<'a, Option<Record>> {
+                Box::pin(async move {
+                    let row =
+                        on_pool!(self.pool, conn => queries::find_live(&mut conn, id, fetch).await)?;
+                    Ok(row.map(record_of))
+                })
+            }
+
+            fn insert<'a>(&'a self, id: &'a str, record: NewRecord) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let row = NewSession::of(id, &record);
+                    on_pool!(self.pool, conn => queries::insert(&mut conn, &row).await)?;
+                    Ok(())
+                })
+            }
+
+            fn rotate<'a>(
+                &'a self,
+                old_id: &'a str,
+                new_id: &'a str,
+                record: NewRecord,
+                rotation: Rotation,
+            ) -> StoreFuture<'a, Rotated> {
+                Box::pin(async move {
+                    let row = NewSession::of(new_id, &record);
+                    let rotated =
+                        on_pool!(self.pool, conn => rotate(&mut conn, old_id, &row, rotation).await)?;
+                    Ok(if rotated { Ok(()) } else { Err(record) })
+                })
+            }
+
+            fn replace<'a>(&'a self, id: &'a str, with: Replacement) -> StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    let updated = on_pool!(self.pool, conn =>
+                        queries::update_state(&mut conn, id, &with).await)?;
+                    Ok(updated > 0)
+                })
+            }
+
+            fn extend<'a>(&'a self, id: &'a str, extension: Extension) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    on_pool!(self.pool, conn =>
+                        queries::extend_if_due(&mut conn, id, &extension).await)?;
+                    Ok(())
+                })
+            }
+
+            fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    on_pool!(self.pool, conn => queries::delete(&mut conn, id).await)?;
+                    Ok(())
+                })
+            }
+
+            fn ping(&self) -> StoreFuture<'_, ()> {
+                Box::pin(async move {
+                    on_pool!(self.probe, conn => conn.batch_execute("SELECT 1").await)
+                })
+            }
+        }
+    };
+}
+
+#[cfg(feature = "async-sql")]
+pub(crate) use async_records;
 
 /// The [`Transfer`](crate::transfer::Transfer) of a diesel-async backend, on a pool of the
 /// calling thread's, over the statements its `queries` module expands from

@@ -13,6 +13,7 @@
 //! Trusted roots are the file `ssl-ca` names (PEM) and the Mozilla roots mysql_async carries
 //! (webpki-roots).
 
+use crate::backends::pool::Opens;
 use diesel::{ConnectionError, ConnectionResult};
 use diesel_async::AsyncMysqlConnection;
 use mysql_async::{DriverError, Opts, OptsBuilder, SslOpts};
@@ -66,76 +67,6 @@ pub(crate) struct Opener {
 }
 
 impl Opener {
-    /// Parses `url` (`mysql://` or `mariadb://`); `ssl-mode` and `ssl-ca` are taken out and
-    /// handled here, the rest goes to mysql_async. Errors never repeat the URL.
-    pub(crate) fn parse(url: &str) -> Result<Self, String> {
-        let url = match url.strip_prefix("mariadb://") {
-            Some(rest) => format!("mysql://{rest}"),
-            None => url.to_owned(),
-        };
-        let (base, query) = url.split_once('?').unwrap_or((&url, ""));
-        let (mut mode, mut root_cert) = (SslMode::Preferred, None);
-        let mut rest = Vec::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("ssl-mode" | "ssl_mode" | "sslmode", value)) => mode = SslMode::parse(value)?,
-                Some(("ssl-ca" | "ssl_ca", path)) => root_cert = Some(path.to_owned()),
-                _ => rest.push(pair),
-            }
-        }
-        let driver_url = match rest.is_empty() {
-            true => base.to_owned(),
-            false => format!("{base}?{}", rest.join("&")),
-        };
-        let opts = Opts::from_url(&driver_url)
-            .map_err(|e| format!("is not a MySQL URL mysql_async accepts: {e}"))?;
-        let opts = OptsBuilder::from_opts(opts)
-            .init(SESSION_SETUP.to_vec())
-            // diesel-async keeps its own statement cache; rows "found", not "changed", as
-            // Diesel's MySQL backend and PostgreSQL count them.
-            .stmt_cache_size(0)
-            .client_found_rows(true);
-        let tls = match mode {
-            SslMode::Disabled => None,
-            _ => {
-                let mut ssl = SslOpts::default()
-                    .with_danger_accept_invalid_certs(matches!(
-                        mode,
-                        SslMode::Preferred | SslMode::Required
-                    ))
-                    .with_danger_skip_domain_validation(mode != SslMode::VerifyIdentity);
-                if let Some(path) = root_cert {
-                    ssl = ssl.with_root_certs(vec![std::path::PathBuf::from(path).into()]);
-                }
-                Some(ssl)
-            }
-        };
-        Ok(Self {
-            opts,
-            mode,
-            tls,
-            statement_timeout: None,
-        })
-    }
-
-    /// Every statement on the connections this opens stops after `timeout`: lock waits, row
-    /// (`innodb_lock_wait_timeout`) and table or metadata (`lock_wait_timeout`), and the
-    /// statement's time (MariaDB's `max_statement_time`, MySQL's `max_execution_time`, which
-    /// covers reads only). Migrations lift them on their own connection.
-    pub(crate) fn with_statement_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.statement_timeout = Some(timeout);
-        self
-    }
-
-    /// Opens one connection; `PREFERRED` falls back to plain TCP when the server has no TLS.
-    pub(crate) async fn open(&self) -> ConnectionResult<AsyncMysqlConnection> {
-        let mut conn = self.open_plain().await?;
-        if let Some(timeout) = self.statement_timeout {
-            set_statement_timeout(&mut conn, timeout).await?;
-        }
-        Ok(conn)
-    }
-
     async fn open_plain(&self) -> ConnectionResult<AsyncMysqlConnection> {
         let conn = match mysql_async::Conn::new(self.opts.clone().ssl_opts(self.tls.clone())).await
         {
@@ -200,6 +131,80 @@ pub(crate) async fn lift_statement_timeout(
             .await?;
     }
     Ok(())
+}
+
+impl Opens for Opener {
+    type Conn = AsyncMysqlConnection;
+
+    /// Parses `url` (`mysql://` or `mariadb://`); `ssl-mode` and `ssl-ca` are taken out and
+    /// handled here, the rest goes to mysql_async. Errors never repeat the URL.
+    fn parse(url: &str) -> Result<Self, String> {
+        let url = match url.strip_prefix("mariadb://") {
+            Some(rest) => format!("mysql://{rest}"),
+            None => url.to_owned(),
+        };
+        let (base, query) = url.split_once('?').unwrap_or((&url, ""));
+        let (mut mode, mut root_cert) = (SslMode::Preferred, None);
+        let mut rest = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("ssl-mode" | "ssl_mode" | "sslmode", value)) => mode = SslMode::parse(value)?,
+                Some(("ssl-ca" | "ssl_ca", path)) => root_cert = Some(path.to_owned()),
+                _ => rest.push(pair),
+            }
+        }
+        let driver_url = match rest.is_empty() {
+            true => base.to_owned(),
+            false => format!("{base}?{}", rest.join("&")),
+        };
+        let opts = Opts::from_url(&driver_url)
+            .map_err(|e| format!("is not a MySQL URL mysql_async accepts: {e}"))?;
+        let opts = OptsBuilder::from_opts(opts)
+            .init(SESSION_SETUP.to_vec())
+            // diesel-async keeps its own statement cache; rows "found", not "changed", as
+            // Diesel's MySQL backend and PostgreSQL count them.
+            .stmt_cache_size(0)
+            .client_found_rows(true);
+        let tls = match mode {
+            SslMode::Disabled => None,
+            _ => {
+                let mut ssl = SslOpts::default()
+                    .with_danger_accept_invalid_certs(matches!(
+                        mode,
+                        SslMode::Preferred | SslMode::Required
+                    ))
+                    .with_danger_skip_domain_validation(mode != SslMode::VerifyIdentity);
+                if let Some(path) = root_cert {
+                    ssl = ssl.with_root_certs(vec![std::path::PathBuf::from(path).into()]);
+                }
+                Some(ssl)
+            }
+        };
+        Ok(Self {
+            opts,
+            mode,
+            tls,
+            statement_timeout: None,
+        })
+    }
+
+    /// Every statement on the connections this opens stops after `timeout`: lock waits, row
+    /// (`innodb_lock_wait_timeout`) and table or metadata (`lock_wait_timeout`), and the
+    /// statement's time (MariaDB's `max_statement_time`, MySQL's `max_execution_time`, which
+    /// covers reads only). Migrations lift them on their own connection.
+    fn with_statement_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.statement_timeout = Some(timeout);
+        self
+    }
+
+    /// Opens one connection; `PREFERRED` falls back to plain TCP when the server has no TLS.
+    async fn open(&self) -> ConnectionResult<AsyncMysqlConnection> {
+        let mut conn = self.open_plain().await?;
+        if let Some(timeout) = self.statement_timeout {
+            set_statement_timeout(&mut conn, timeout).await?;
+        }
+        Ok(conn)
+    }
 }
 
 #[cfg(test)]

@@ -10,13 +10,9 @@ mod records;
 mod sweep;
 
 use std::rc::Rc;
-use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{BigInt, Timestamp};
-use diesel::QueryableByName;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
 use diesel_migrations::MigrationHarness;
@@ -24,11 +20,10 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::backends::migrate::{self, Plan, MYSQL_MIGRATIONS};
 use crate::backends::pool::on_pool;
-use crate::backends::pool::{AsyncPool, Driver, Open, MAINTENANCE_STATEMENT_TIMEOUT};
+use crate::backends::pool::{first_connection, AsyncPools, Driver};
 use crate::backends::wait::{wait_for_lock, Lock};
 use crate::backends::Connected;
 use crate::config::{CleanupConfig, Config};
-use crate::retry;
 use crate::session::Records;
 use crate::sweeper::Dialect;
 use crate::transfer::Transfer;
@@ -43,6 +38,11 @@ pub(crate) mod statements {
 /// The statements on the `sessions` table, for MySQL's async connection.
 mod queries {
     use diesel_async::RunQueryDsl;
+    /// What `stored_total` runs: the live attachments' bytes and a charge per live row.
+    /// MySQL casts to SIGNED (a BIGINT), not BIGINT.
+    const STORED_TOTAL: &str =
+        "SELECT CAST(COALESCE(SUM(file_bytes), 0) + COUNT(*) * ? AS SIGNED) AS total \
+         FROM sessions WHERE expires_at > ?";
     crate::backends::sql::session_queries!(diesel_async::AsyncMysqlConnection, async; .await);
 }
 
@@ -97,13 +97,7 @@ impl Driver for AsyncMysqlConnection {
 
 /// A migrated MySQL or MariaDB database.
 pub(crate) struct MysqlStorage {
-    open: Open<AsyncMysqlConnection>,
-    per_worker: usize,
-    /// How long a request's statement may take.
-    statement_timeout: Duration,
-    /// The main thread's connections: the sweeper, the storage cap's measurements, the
-    /// commands.
-    maintenance: AsyncPool<AsyncMysqlConnection>,
+    pools: AsyncPools<AsyncMysqlConnection>,
     /// The named lock that elects the sweeper.
     sweeper_lock: String,
 }
@@ -111,30 +105,9 @@ pub(crate) struct MysqlStorage {
 impl MysqlStorage {
     pub(crate) async fn connect(config: &Config) -> anyhow::Result<Self> {
         let database = &config.database;
-        let parsed = || {
-            Opener::parse(database.url.target())
-                .map_err(|problem| anyhow::anyhow!("the database URL {problem}"))
-        };
-        let opener = Arc::new(parsed()?.with_statement_timeout(database.statement_timeout));
-        let maintenance_timeout = database
-            .statement_timeout
-            .max(MAINTENANCE_STATEMENT_TIMEOUT);
-        let maintenance_opener = Arc::new(parsed()?.with_statement_timeout(maintenance_timeout));
-        let maintenance_open: Open<AsyncMysqlConnection> = Arc::new(move || {
-            let opener = Arc::clone(&maintenance_opener);
-            Box::pin(async move { opener.open().await })
-        });
-        let open: Open<AsyncMysqlConnection> = Arc::new(move || {
-            let opener = Arc::clone(&opener);
-            Box::pin(async move { opener.open().await })
-        });
+        let pools = AsyncPools::new::<Opener>(database, config.workers)?;
+        let mut conn = first_connection::<Opener>(database).await?;
         let location = database.url.location();
-        let what = format!("the database at {location}");
-        let mut conn = retry::with_backoff(&what, database.connect_timeout, || {
-            let open = Arc::clone(&open);
-            async move { Ok(open().await?) }
-        })
-        .await?;
         if database.run_migrations {
             let lock = &config.names.mysql_migration_lock;
             migrate_under_lock(conn, database.connect_timeout, &location, lock).await?;
@@ -143,25 +116,11 @@ impl MysqlStorage {
             let plan = plan_for(&location, &applied, &config.names.mysql_migration_lock);
             migrate::require_none_pending(&plan)?;
         }
-        let workers = config.workers.max(1);
         Ok(Self {
-            maintenance: AsyncPool::new(
-                maintenance_open,
-                database.pool_size.min(2) as usize,
-                maintenance_timeout,
-            ),
-            per_worker: (database.pool_size as usize / workers).max(1),
-            statement_timeout: database.statement_timeout,
-            open,
+            pools,
             sweeper_lock: config.names.mysql_sweeper_lock.clone(),
         })
     }
-}
-
-#[derive(QueryableByName)]
-struct Total {
-    #[diesel(sql_type = BigInt)]
-    total: i64,
 }
 
 /// Runs the pending migrations on `conn` under the migration lock, waiting at most `patience`
@@ -210,16 +169,9 @@ fn plan_for(location: &str, applied: &[String], name: &str) -> Plan {
 
 /// The migrations the database `config` name has not applied, read without changing it.
 pub(crate) async fn plan(config: &Config) -> anyhow::Result<Plan> {
-    let database = &config.database;
-    let opener = Opener::parse(database.url.target())
-        .map_err(|problem| anyhow::anyhow!("the database URL {problem}"))?;
-    let location = database.url.location();
-    let what = format!("the database at {location}");
-    let mut conn = retry::with_backoff(&what, database.connect_timeout, || async {
-        Ok(opener.open().await?)
-    })
-    .await?;
+    let mut conn = first_connection::<Opener>(&config.database).await?;
     let applied = applied_versions(&mut conn).await?;
+    let location = config.database.url.location();
     Ok(plan_for(
         &location,
         &applied,
@@ -229,23 +181,17 @@ pub(crate) async fn plan(config: &Config) -> anyhow::Result<Plan> {
 
 impl Connected for MysqlStorage {
     fn records(&self) -> Rc<dyn Records> {
-        let pool = AsyncPool::new(
-            Arc::clone(&self.open),
-            self.per_worker,
-            self.statement_timeout,
-        );
-        let probe = AsyncPool::new(Arc::clone(&self.open), 1, self.statement_timeout);
-        Rc::new(records::MysqlRecords::new(pool, probe))
+        let (pool, probe) = self.pools.worker();
+        Rc::new(records::SqlRecords::new(pool, probe))
     }
 
     fn transfer(&self) -> Option<Rc<dyn Transfer>> {
-        let pool = AsyncPool::new(Arc::clone(&self.open), 2, self.statement_timeout);
-        Some(Rc::new(transfer::SqlTransfer::new(pool)))
+        Some(Rc::new(transfer::SqlTransfer::new(self.pools.transfer())))
     }
 
     fn dialect(&self, _cleanup: &CleanupConfig) -> Option<Rc<dyn Dialect>> {
         Some(Rc::new(sweep::MysqlDialect::new(
-            self.maintenance.clone(),
+            self.pools.maintenance().clone(),
             self.sweeper_lock.clone(),
         )))
     }
@@ -258,14 +204,8 @@ impl Connected for MysqlStorage {
         // Each record's attachment, and the charge for the record itself.
         let charge = i64::try_from(per_record).unwrap_or(i64::MAX);
         Box::pin(async move {
-            // MySQL casts to SIGNED (a BIGINT), not BIGINT.
-            let Total { total } = on_pool!(self.maintenance, conn => diesel::sql_query(
-                            "SELECT CAST(COALESCE(SUM(file_bytes), 0) + COUNT(*) * ? AS SIGNED) \
-                             AS total FROM sessions WHERE expires_at > ?",
-                        )
-                        .bind::<diesel::sql_types::BigInt, _>(charge)
-                        .bind::<Timestamp, _>(now)
-                        .get_result(&mut conn).await)?;
+            let total = on_pool!(self.pools.maintenance(), conn =>
+                queries::stored_total(&mut conn, now, charge).await)?;
             Ok(u64::try_from(total).unwrap_or(0))
         })
     }

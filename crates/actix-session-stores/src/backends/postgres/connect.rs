@@ -13,6 +13,7 @@
 //! (`rustls-native-certs`: what the operating system trusts, so an operator's private CA
 //! installed there works; the container image carries Debian's `ca-certificates`).
 
+use crate::backends::pool::Opens;
 use std::sync::{Arc, OnceLock};
 
 use diesel::{ConnectionError, ConnectionResult};
@@ -75,115 +76,6 @@ pub(crate) struct Opener {
 }
 
 impl Opener {
-    /// Parses `url`; `sslmode` and `sslrootcert` are taken out and handled here (tokio-postgres
-    /// knows neither `verify-*` mode), the rest goes to tokio-postgres. Errors never repeat the
-    /// URL.
-    pub(crate) fn parse(url: &str) -> Result<Self, String> {
-        let (base, query) = url.split_once('?').unwrap_or((url, ""));
-        let (mut mode, mut root_cert) = (SslMode::Prefer, None);
-        let mut require = RequireAuth::Default;
-        let mut rest = Vec::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("sslmode", value)) => mode = SslMode::parse(value)?,
-                Some(("sslrootcert", path)) => root_cert = Some(path.to_owned()),
-                Some(("require_auth", value)) => require = RequireAuth::parse(value)?,
-                _ => rest.push(pair),
-            }
-        }
-        let driver_url = match rest.is_empty() {
-            true => base.to_owned(),
-            false => format!("{base}?{}", rest.join("&")),
-        };
-        let mut config: tokio_postgres::Config = driver_url
-            .parse()
-            .map_err(|e| format!("is not a PostgreSQL URL tokio-postgres accepts: {e}"))?;
-        config.ssl_mode(match mode {
-            SslMode::Disable => DriverSslMode::Disable,
-            SslMode::Prefer => DriverSslMode::Prefer,
-            _ => DriverSslMode::Require,
-        });
-        let tls = match mode {
-            SslMode::Disable => None,
-            _ => Some(Arc::new(client_config(mode, root_cert.as_deref())?)),
-        };
-        Ok(Self {
-            config,
-            tls,
-            verified: matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull),
-            require,
-        })
-    }
-
-    /// Every statement on the connections this opens stops after `timeout`, whether it runs
-    /// or waits for a lock (`statement_timeout` and `lock_timeout`, sent with the startup
-    /// packet, after any `options` the URL gives). Migrations lift both on their own
-    /// connection.
-    pub(crate) fn with_statement_timeout(mut self, timeout: std::time::Duration) -> Self {
-        let ms = timeout.as_millis();
-        let options = format!(
-            "{} -c statement_timeout={ms} -c lock_timeout={ms}",
-            self.config.get_options().unwrap_or_default()
-        );
-        self.config.options(options.trim_start());
-        self
-    }
-
-    /// Opens one connection; its driver task runs on the calling runtime. The socket is
-    /// opened here (each host of the URL in turn) and watched until the server has
-    /// authenticated it ([`AuthGuard`]): a password exchange the policy refuses ends the
-    /// connection before the password is sent.
-    pub(crate) async fn open(&self) -> ConnectionResult<AsyncPgConnection> {
-        let failed = |e: tokio_postgres::Error| {
-            let mut message = one_line(&e.to_string());
-            if let Some(cause) = std::error::Error::source(&e) {
-                message = format!("{message}: {}", one_line(&cause.to_string()));
-            }
-            ConnectionError::BadConnection(message)
-        };
-        let (socket, host) = self.socket().await?;
-        let policy = Policy {
-            require: self.require.clone(),
-            local: host.local,
-            encrypted: Arc::default(),
-        };
-        let guarded = AuthGuard::socket(socket, policy.clone());
-        let conn = match &self.tls {
-            None => {
-                let (client, connection) = self
-                    .config
-                    .connect_raw(guarded, tokio_postgres::NoTls)
-                    .await
-                    .map_err(failed)?;
-                drive(connection);
-                AsyncPgConnection::try_from(client).await
-            }
-            Some(tls) => {
-                let mut maker = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
-                let inner = <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<
-                    AuthGuard<Socket>,
-                >>::make_tls_connect(&mut maker, &host.name)
-                .map_err(|e| ConnectionError::BadConnection(one_line(&e.to_string())))?;
-                let connector = GuardedTls {
-                    inner,
-                    policy: policy.clone(),
-                    verified: self.verified,
-                };
-                let (client, connection) = self
-                    .config
-                    .connect_raw(guarded, connector)
-                    .await
-                    .map_err(failed)?;
-                drive(connection);
-                AsyncPgConnection::try_from(client).await
-            }
-        }?;
-        if !policy.encrypted.load(std::sync::atomic::Ordering::Relaxed) && !host.local {
-            warn_once_unencrypted(&host.name);
-        }
-        Ok(conn)
-    }
-
     /// A socket to the first host of the URL that answers (its `hostaddr` when given), within
     /// the URL's `connect_timeout`; and the host's name for TLS, and whether it is on this
     /// machine.
@@ -502,6 +394,119 @@ impl ServerCertVerifier for ChainOnly {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.supported_verify_schemes()
+    }
+}
+
+impl Opens for Opener {
+    type Conn = AsyncPgConnection;
+
+    /// Parses `url`; `sslmode` and `sslrootcert` are taken out and handled here (tokio-postgres
+    /// knows neither `verify-*` mode), the rest goes to tokio-postgres. Errors never repeat the
+    /// URL.
+    fn parse(url: &str) -> Result<Self, String> {
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let (mut mode, mut root_cert) = (SslMode::Prefer, None);
+        let mut require = RequireAuth::Default;
+        let mut rest = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("sslmode", value)) => mode = SslMode::parse(value)?,
+                Some(("sslrootcert", path)) => root_cert = Some(path.to_owned()),
+                Some(("require_auth", value)) => require = RequireAuth::parse(value)?,
+                _ => rest.push(pair),
+            }
+        }
+        let driver_url = match rest.is_empty() {
+            true => base.to_owned(),
+            false => format!("{base}?{}", rest.join("&")),
+        };
+        let mut config: tokio_postgres::Config = driver_url
+            .parse()
+            .map_err(|e| format!("is not a PostgreSQL URL tokio-postgres accepts: {e}"))?;
+        config.ssl_mode(match mode {
+            SslMode::Disable => DriverSslMode::Disable,
+            SslMode::Prefer => DriverSslMode::Prefer,
+            _ => DriverSslMode::Require,
+        });
+        let tls = match mode {
+            SslMode::Disable => None,
+            _ => Some(Arc::new(client_config(mode, root_cert.as_deref())?)),
+        };
+        Ok(Self {
+            config,
+            tls,
+            verified: matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull),
+            require,
+        })
+    }
+
+    /// Every statement on the connections this opens stops after `timeout`, whether it runs
+    /// or waits for a lock (`statement_timeout` and `lock_timeout`, sent with the startup
+    /// packet, after any `options` the URL gives). Migrations lift both on their own
+    /// connection.
+    fn with_statement_timeout(mut self, timeout: std::time::Duration) -> Self {
+        let ms = timeout.as_millis();
+        let options = format!(
+            "{} -c statement_timeout={ms} -c lock_timeout={ms}",
+            self.config.get_options().unwrap_or_default()
+        );
+        self.config.options(options.trim_start());
+        self
+    }
+
+    /// Opens one connection; its driver task runs on the calling runtime. The socket is
+    /// opened here (each host of the URL in turn) and watched until the server has
+    /// authenticated it ([`AuthGuard`]): a password exchange the policy refuses ends the
+    /// connection before the password is sent.
+    async fn open(&self) -> ConnectionResult<AsyncPgConnection> {
+        let failed = |e: tokio_postgres::Error| {
+            let mut message = one_line(&e.to_string());
+            if let Some(cause) = std::error::Error::source(&e) {
+                message = format!("{message}: {}", one_line(&cause.to_string()));
+            }
+            ConnectionError::BadConnection(message)
+        };
+        let (socket, host) = self.socket().await?;
+        let policy = Policy {
+            require: self.require.clone(),
+            local: host.local,
+            encrypted: Arc::default(),
+        };
+        let guarded = AuthGuard::socket(socket, policy.clone());
+        let conn = match &self.tls {
+            None => {
+                let (client, connection) = self
+                    .config
+                    .connect_raw(guarded, tokio_postgres::NoTls)
+                    .await
+                    .map_err(failed)?;
+                drive(connection);
+                AsyncPgConnection::try_from(client).await
+            }
+            Some(tls) => {
+                let mut maker = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
+                let inner = <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<
+                    AuthGuard<Socket>,
+                >>::make_tls_connect(&mut maker, &host.name)
+                .map_err(|e| ConnectionError::BadConnection(one_line(&e.to_string())))?;
+                let connector = GuardedTls {
+                    inner,
+                    policy: policy.clone(),
+                    verified: self.verified,
+                };
+                let (client, connection) = self
+                    .config
+                    .connect_raw(guarded, connector)
+                    .await
+                    .map_err(failed)?;
+                drive(connection);
+                AsyncPgConnection::try_from(client).await
+            }
+        }?;
+        if !policy.encrypted.load(std::sync::atomic::Ordering::Relaxed) && !host.local {
+            warn_once_unencrypted(&host.name);
+        }
+        Ok(conn)
     }
 }
 

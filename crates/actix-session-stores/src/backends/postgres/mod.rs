@@ -12,12 +12,11 @@ mod records;
 mod sweep;
 
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{BigInt, Bool, Text, Timestamp};
+use diesel::sql_types::{BigInt, Bool, Text};
 use diesel::QueryableByName;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::PoolableConnection;
@@ -27,11 +26,10 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::backends::migrate::{self, Plan, MIGRATIONS};
 use crate::backends::pool::on_pool;
-use crate::backends::pool::{AsyncPool, Driver, Open, MAINTENANCE_STATEMENT_TIMEOUT};
+use crate::backends::pool::{first_connection, AsyncPools, Driver};
 use crate::backends::wait::{wait_for_lock, Lock};
 use crate::backends::Connected;
 use crate::config::{CleanupConfig, CleanupMode, Config};
-use crate::retry;
 use crate::session::Records;
 use crate::sweeper::Dialect;
 use crate::transfer::Transfer;
@@ -50,6 +48,10 @@ pub(crate) mod statements {
 /// The statements on the `sessions` table, for PostgreSQL's async connection.
 mod queries {
     use diesel_async::RunQueryDsl;
+    /// What `stored_total` runs: the live attachments' bytes and a charge per live row.
+    const STORED_TOTAL: &str =
+        "SELECT CAST(COALESCE(SUM(file_bytes), 0) + COUNT(*) * $1 AS BIGINT) AS total \
+         FROM sessions WHERE expires_at > $2";
     crate::backends::sql::session_queries!(diesel_async::AsyncPgConnection, async; .await);
 }
 
@@ -84,13 +86,7 @@ impl Driver for AsyncPgConnection {
 
 /// A migrated PostgreSQL database.
 pub(crate) struct PgStorage {
-    open: Open<AsyncPgConnection>,
-    per_worker: usize,
-    /// How long a request's statement may take.
-    statement_timeout: Duration,
-    /// The main thread's connections: the sweeper, the storage cap's measurements, the
-    /// commands.
-    maintenance: AsyncPool<AsyncPgConnection>,
+    pools: AsyncPools<AsyncPgConnection>,
     /// Portable mode: a lease row elects the sweeper, and this is our name on it.
     portable: Option<Holder>,
     /// The transaction-scoped advisory lock that lets one sweeper at a time delete.
@@ -100,33 +96,9 @@ pub(crate) struct PgStorage {
 impl PgStorage {
     pub(crate) async fn connect(config: &Config) -> anyhow::Result<Self> {
         let database = &config.database;
-        let parsed = || {
-            Opener::parse(database.url.target())
-                .map_err(|problem| anyhow::anyhow!("the database URL {problem}"))
-        };
-        let opener = Arc::new(parsed()?.with_statement_timeout(database.statement_timeout));
-        let maintenance_timeout = database
-            .statement_timeout
-            .max(MAINTENANCE_STATEMENT_TIMEOUT);
-        let maintenance_opener = Arc::new(parsed()?.with_statement_timeout(maintenance_timeout));
-        let maintenance_open: Open<AsyncPgConnection> = Arc::new(move || {
-            let opener = Arc::clone(&maintenance_opener);
-            Box::pin(async move { opener.open().await })
-        });
-        let open: Open<AsyncPgConnection> = {
-            let opener = Arc::clone(&opener);
-            Arc::new(move || {
-                let opener = Arc::clone(&opener);
-                Box::pin(async move { opener.open().await })
-            })
-        };
+        let pools = AsyncPools::new::<Opener>(database, config.workers)?;
+        let mut conn = first_connection::<Opener>(database).await?;
         let location = database.url.location();
-        let what = format!("the database at {location}");
-        let mut conn = retry::with_backoff(&what, database.connect_timeout, || {
-            let open = Arc::clone(&open);
-            async move { Ok(open().await?) }
-        })
-        .await?;
         let portable = portable_mode(&mut conn, config.cleanup.mode)
             .await?
             .then(Holder::new);
@@ -143,16 +115,8 @@ impl PgStorage {
                 "portable mode: a lease row elects the sweeper; no ctid, xmin or advisory locks"
             );
         }
-        let workers = config.workers.max(1);
         Ok(Self {
-            maintenance: AsyncPool::new(
-                maintenance_open,
-                database.pool_size.min(2) as usize,
-                maintenance_timeout,
-            ),
-            per_worker: (database.pool_size as usize / workers).max(1),
-            statement_timeout: database.statement_timeout,
-            open,
+            pools,
             portable,
             sweeper_lock: config.names.postgres_sweeper_lock,
         })
@@ -179,16 +143,9 @@ fn plan_for(location: &str, applied: &[String], key: i64) -> Plan {
 
 /// The migrations the database `config` name has not applied, read without changing it.
 pub(crate) async fn plan(config: &Config) -> anyhow::Result<Plan> {
-    let database = &config.database;
-    let opener = Opener::parse(database.url.target())
-        .map_err(|problem| anyhow::anyhow!("the database URL {problem}"))?;
-    let location = database.url.location();
-    let what = format!("the database at {location}");
-    let mut conn = retry::with_backoff(&what, database.connect_timeout, || async {
-        Ok(opener.open().await?)
-    })
-    .await?;
+    let mut conn = first_connection::<Opener>(&config.database).await?;
     let applied = applied_versions(&mut conn).await?;
+    let location = config.database.url.location();
     Ok(plan_for(
         &location,
         &applied,
@@ -302,30 +259,18 @@ fn lease_for(interval: Option<Duration>) -> Duration {
     })
 }
 
-#[derive(QueryableByName)]
-struct Total {
-    #[diesel(sql_type = BigInt)]
-    total: i64,
-}
-
 impl Connected for PgStorage {
     fn records(&self) -> Rc<dyn Records> {
-        let pool = AsyncPool::new(
-            Arc::clone(&self.open),
-            self.per_worker,
-            self.statement_timeout,
-        );
-        let probe = AsyncPool::new(Arc::clone(&self.open), 1, self.statement_timeout);
-        Rc::new(records::PgRecords::new(pool, probe))
+        let (pool, probe) = self.pools.worker();
+        Rc::new(records::SqlRecords::new(pool, probe))
     }
 
     fn transfer(&self) -> Option<Rc<dyn Transfer>> {
-        let pool = AsyncPool::new(Arc::clone(&self.open), 2, self.statement_timeout);
-        Some(Rc::new(transfer::SqlTransfer::new(pool)))
+        Some(Rc::new(transfer::SqlTransfer::new(self.pools.transfer())))
     }
 
     fn dialect(&self, cleanup: &CleanupConfig) -> Option<Rc<dyn Dialect>> {
-        let pool = self.maintenance.clone();
+        let pool = self.pools.maintenance().clone();
         Some(Rc::new(match self.portable {
             Some(holder) => sweep::PgDialect::portable(pool, holder, lease_for(cleanup.interval)),
             None => sweep::PgDialect::new(pool, self.sweeper_lock),
@@ -340,13 +285,8 @@ impl Connected for PgStorage {
         // Each record's attachment, and the charge for the record itself.
         let charge = i64::try_from(per_record).unwrap_or(i64::MAX);
         Box::pin(async move {
-            let Total { total } = on_pool!(self.maintenance, conn => diesel::sql_query(
-                            "SELECT CAST(COALESCE(SUM(file_bytes), 0) + COUNT(*) * $2 AS BIGINT) \
-                             AS total FROM sessions WHERE expires_at > $1",
-                        )
-                        .bind::<Timestamp, _>(now)
-                        .bind::<diesel::sql_types::BigInt, _>(charge)
-                        .get_result(&mut conn).await)?;
+            let total = on_pool!(self.pools.maintenance(), conn =>
+                queries::stored_total(&mut conn, now, charge).await)?;
             Ok(u64::try_from(total).unwrap_or(0))
         })
     }

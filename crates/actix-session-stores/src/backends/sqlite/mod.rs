@@ -13,7 +13,7 @@ use std::rc::Rc;
 use anyhow::Context as _;
 use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
-use diesel::sql_types::{BigInt, Integer, Timestamp};
+use diesel::sql_types::Integer;
 use diesel::{Connection as _, QueryableByName, RunQueryDsl, SqliteConnection};
 use diesel_migrations::MigrationHarness;
 use futures_util::future::LocalBoxFuture;
@@ -36,6 +36,10 @@ pub(crate) mod statements {
 /// The statements on the `sessions` table, for SQLite's connection.
 mod queries {
     use diesel::RunQueryDsl;
+    /// What `stored_total` runs: the live attachments' bytes and a charge per live row.
+    const STORED_TOTAL: &str =
+        "SELECT CAST(COALESCE(SUM(file_bytes), 0) + COUNT(*) * ? AS BIGINT) AS total \
+         FROM sessions WHERE expires_at > ?";
     crate::backends::sql::session_queries!(diesel::SqliteConnection;);
 }
 
@@ -180,12 +184,6 @@ fn convert_to_incremental_vacuum(sqlite: &mut SqliteConnection) -> anyhow::Resul
     Ok(())
 }
 
-#[derive(QueryableByName)]
-struct Total {
-    #[diesel(sql_type = BigInt)]
-    total: i64,
-}
-
 impl Connected for SqliteStorage {
     fn records(&self) -> Rc<dyn Records> {
         Rc::new(records::SqliteRecords::new(self.pool.clone()))
@@ -207,17 +205,9 @@ impl Connected for SqliteStorage {
         // Each record's attachment, and the charge for the record itself.
         let charge = i64::try_from(per_record).unwrap_or(i64::MAX);
         Box::pin(async move {
-            let Total { total } = self
+            let total = self
                 .pool
-                .read(move |conn| {
-                    diesel::sql_query(
-                        "SELECT CAST(COALESCE(SUM(file_bytes), 0) + COUNT(*) * ? AS BIGINT) AS total \
-                         FROM sessions WHERE expires_at > ?",
-                    )
-                    .bind::<diesel::sql_types::BigInt, _>(charge)
-                    .bind::<Timestamp, _>(now)
-                    .get_result(conn)
-                })
+                .read(move |conn| queries::stored_total(conn, now, charge))
                 .await?;
             Ok(u64::try_from(total).unwrap_or(0))
         })
