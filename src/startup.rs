@@ -113,18 +113,8 @@ impl Application {
             server.metrics_addr.as_deref().map_or("off".into(), |a| format!("on {a}")),
         );
 
-        let limits = &settings.limits;
-        let cap = StorageCap::new(limits.max_stored_bytes);
-        let guard = Guard {
-            rate: UploadRate::per_minute(limits.uploads_per_minute),
-            buffer: UploadBuffer::new(
-                limits.upload_buffer_bytes,
-                limits.upload_queue,
-                (limits.max_upload_bytes + FRAMING_ALLOWANCE) as u64,
-            ),
-            views: ViewGate::new(limits.max_views_in_flight, limits.view_queue),
-            budget: ViewBudget::per_minute(limits.view_bytes_per_minute),
-        };
+        let cap = StorageCap::new(settings.limits.max_stored_bytes);
+        let guard = guard(&settings.limits);
         let storage = web::Data::new(storage);
         let upkeep = spawn_upkeep(
             storage.clone(),
@@ -132,16 +122,16 @@ impl Application {
             guard.rate.clone(),
             metrics.clone(),
         );
-        let server = run(
-            listener,
-            settings,
+        let shared = Shared {
             storage,
-            key,
-            cap,
-            guard,
-            metrics.clone(),
-            clock,
-        )?;
+            cap: web::Data::new(cap),
+            guard: web::Data::new(guard),
+            metrics: web::Data::new(metrics.clone()),
+            clock: web::Data::new(clock),
+            indexes: web::Data::new(crate::routes::index_cache::IndexCache::default()),
+            settings: web::Data::new(settings),
+        };
+        let server = run(listener, shared, key)?;
         Ok(Self {
             port,
             metrics_port,
@@ -343,23 +333,64 @@ fn client_shares(settings: &Settings) -> ClientShares {
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run(
-    listener: TcpListener,
-    settings: Settings,
+/// The limits an upload or a file page passes.
+fn guard(limits: &crate::config::LimitSettings) -> Guard {
+    Guard {
+        rate: UploadRate::per_minute(limits.uploads_per_minute),
+        buffer: UploadBuffer::new(
+            limits.upload_buffer_bytes,
+            limits.upload_queue,
+            (limits.max_upload_bytes + FRAMING_ALLOWANCE) as u64,
+        ),
+        views: ViewGate::new(limits.max_views_in_flight, limits.view_queue),
+        budget: ViewBudget::per_minute(limits.view_bytes_per_minute),
+    }
+}
+
+/// What every worker's app shares: the handlers' data.
+#[derive(Clone)]
+struct Shared {
+    settings: web::Data<Settings>,
     storage: web::Data<Storage>,
-    key: Key,
-    cap: StorageCap,
-    guard: Guard,
-    metrics: Metrics,
-    clock: Clock,
-) -> anyhow::Result<Server> {
-    let max_upload = settings.limits.max_upload_bytes;
+    cap: web::Data<StorageCap>,
+    guard: web::Data<Guard>,
+    metrics: web::Data<Metrics>,
+    clock: web::Data<Clock>,
+    indexes: web::Data<crate::routes::index_cache::IndexCache>,
+}
+
+impl Shared {
+    /// Registers it, the worker's `store` and the extractors' settings as the app's data.
+    fn register(&self, cfg: &mut web::ServiceConfig, store: &Store) {
+        let max_upload = self.settings.limits.max_upload_bytes;
+        cfg.app_data(self.settings.clone())
+            .app_data(self.storage.clone())
+            .app_data(web::Data::new(store.clone()))
+            .app_data(self.cap.clone())
+            .app_data(self.guard.clone())
+            .app_data(self.metrics.clone())
+            .app_data(self.clock.clone())
+            .app_data(self.indexes.clone())
+            // A query the page cannot parse (`?page=2&page=3`) gets the app's 400 page.
+            .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+                crate::error::AppError::BadQuery(err.to_string()).into()
+            }))
+            .app_data(
+                MultipartFormConfig::default()
+                    .total_limit(max_upload)
+                    .memory_limit(max_upload),
+            );
+    }
+}
+
+/// The HTTP server on `listener`: each worker's app over its own store.
+fn run(listener: TcpListener, shared: Shared, key: Key) -> anyhow::Result<Server> {
+    let settings = &shared.settings;
     let grace = settings.server.shutdown_grace.as_secs();
     let hsts = settings.session.cookie_secure;
     // actix counts connections per worker: split the instance's cap between them.
     let cores = crate::storage::default_workers();
-    let (workers, per_worker) = http_workers(&settings);
+    let (workers, per_worker) = http_workers(settings);
     if workers < cores {
         log::info!(
             "MAX_CONNECTIONS={} is below the {cores} cores: {workers} HTTP workers, one \
@@ -367,18 +398,13 @@ fn run(
             settings.server.max_connections
         );
     }
-    let limits = connection_limits(&settings);
-    let shares = client_shares(&settings);
-    let cap = web::Data::new(cap);
-    let guard = web::Data::new(guard);
-    let metrics = web::Data::new(metrics);
-    let clock = web::Data::new(clock);
-    let indexes = web::Data::new(crate::routes::index_cache::IndexCache::default());
-    let settings = web::Data::new(settings);
+    let limits = connection_limits(settings);
+    let shares = client_shares(settings);
     let factory = move || {
         // Runs once per worker, on the worker's thread: its store, on its own connections.
-        let store = storage.store();
-        let sessions = || session_middleware(store.clone(), key.clone(), &settings.session);
+        let store = shared.storage.store();
+        let session = &shared.settings.session;
+        let sessions = || session_middleware(store.clone(), key.clone(), session);
         let app = App::new()
             .wrap(security_headers(hsts))
             // The request line quoted at most 256 bytes of its target (a 60 KB URL would be a
@@ -389,23 +415,7 @@ fn run(
             )
             .wrap(from_fn(crate::middleware::count_responses))
             .wrap(from_fn(track_requests))
-            .app_data(settings.clone())
-            .app_data(storage.clone())
-            .app_data(web::Data::new(store.clone()))
-            .app_data(cap.clone())
-            .app_data(guard.clone())
-            .app_data(metrics.clone())
-            .app_data(clock.clone())
-            .app_data(indexes.clone())
-            // A query the page cannot parse (`?page=2&page=3`) gets the app's 400 page.
-            .app_data(web::QueryConfig::default().error_handler(|err, _req| {
-                crate::error::AppError::BadQuery(err.to_string()).into()
-            }))
-            .app_data(
-                MultipartFormConfig::default()
-                    .total_limit(max_upload)
-                    .memory_limit(max_upload),
-            )
+            .configure(|cfg| shared.register(cfg, &store))
             .configure(routes::probes_and_assets)
             .configure(|cfg| routes::pages(cfg, sessions))
             .default_service(web::to(routes::not_found));
