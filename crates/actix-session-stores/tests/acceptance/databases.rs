@@ -43,6 +43,12 @@ impl Kind {
     }
 }
 
+/// Whether the environment names a server for `kind` (or it has a default address).
+pub fn named(kind: Kind) -> bool {
+    kind != Kind::RedisCluster
+        || std::env::var("TEST_REDIS_CLUSTER_URL").is_ok_and(|url| !url.is_empty())
+}
+
 /// The server tests of `kind` run on, or why there is none.
 pub fn server(kind: Kind) -> Result<String, String> {
     if !kind.compiled() {
@@ -64,11 +70,7 @@ pub fn server(kind: Kind) -> Result<String, String> {
     let url = match (std::env::var(variable), default) {
         (Ok(url), _) if !url.is_empty() => url,
         (_, Some(default)) => default.to_owned(),
-        (_, None) => {
-            return Err(format!(
-                "{variable} is not set (scripts/redis-cluster.sh starts a cluster and prints it)"
-            ))
-        }
+        (_, None) => return Err(format!("{variable} is not set")),
     };
     let address = host_port(&url).ok_or_else(|| format!("{variable} names no host:port"))?;
     let reachable = std::net::ToSocketAddrs::to_socket_addrs(&address)

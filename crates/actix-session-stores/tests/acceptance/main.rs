@@ -4,11 +4,13 @@
 //! The servers come from the environment, else the usual local addresses:
 //! `TEST_POSTGRES_URL` (postgres://postgres@127.0.0.1:5432/postgres), `TEST_MYSQL_URL`
 //! (mysql://root@127.0.0.1:3306/mysql), `TEST_REDIS_URL` (redis://127.0.0.1:6379/15), and
-//! `TEST_REDIS_CLUSTER_URL` (no default: `scripts/redis-cluster.sh` in the repository starts
-//! one). A server that does not answer, or a backend this build leaves out, is reported as not
-//! run, with the reason; `ACTIX_SESSION_STORES_REQUIRE=postgres,mysql,redis,redis-cluster`
-//! makes it a failure instead (CI).
+//! `TEST_REDIS_CLUSTER_URL` (unset: the run starts a cluster of its own, [`cluster`], when
+//! `redis-server` is on PATH). A server that does not answer, or a backend this build leaves
+//! out, is reported as not run, with the reason;
+//! `ACTIX_SESSION_STORES_REQUIRE=postgres,mysql,redis,redis-cluster` makes it a failure
+//! instead (CI).
 
+mod cluster;
 mod databases;
 mod grace;
 mod suite;
@@ -47,20 +49,48 @@ fn on_storage(
 /// One test on one backend's server.
 type Test = fn(Kind, &str) -> Result<(), Failed>;
 
+/// The tests each backend runs, by name.
+const TESTS: [(&str, Test); 2] = [
+    ("acceptance_suite_with_no_grace", acceptance),
+    (
+        "renew_keeps_the_old_key_readable_for_the_grace",
+        grace::renew_within_grace,
+    ),
+];
+
+/// Whether `args` select a test of `kind` (libtest's name filter and `--skip`, roughly).
+fn selects(args: &Arguments, kind: Kind) -> bool {
+    TESTS.iter().any(|(name, _)| {
+        let full = format!("{}::{name}", kind.name());
+        let filtered = args.filter.as_ref().is_none_or(|filter| {
+            if args.exact {
+                &full == filter
+            } else {
+                full.contains(filter.as_str())
+            }
+        });
+        filtered && !args.skip.iter().any(|skip| full.contains(skip.as_str()))
+    })
+}
+
 fn main() {
     let args = Arguments::from_args();
     let required = std::env::var("ACTIX_SESSION_STORES_REQUIRE").unwrap_or_default();
+    // A cluster of the run's own when none is named, the tests that need one are chosen and
+    // this build has the backend; stopped once they ran.
+    let own_cluster = (!databases::named(Kind::RedisCluster)
+        && cfg!(feature = "redis-cluster")
+        && !args.list
+        && selects(&args, Kind::RedisCluster))
+    .then(cluster::OwnCluster::start);
     let mut trials = Vec::new();
     for kind in Kind::ALL {
-        let server = databases::server(kind);
-        let tests: [(&str, Test); 2] = [
-            ("acceptance_suite_with_no_grace", acceptance),
-            (
-                "renew_keeps_the_old_key_readable_for_the_grace",
-                grace::renew_within_grace,
-            ),
-        ];
-        for (name, test) in tests {
+        let server = match (kind, &own_cluster) {
+            (Kind::RedisCluster, Some(Ok(cluster))) => Ok(cluster.url.clone()),
+            (Kind::RedisCluster, Some(Err(why))) => Err(why.clone()),
+            _ => databases::server(kind),
+        };
+        for (name, test) in TESTS {
             let name = format!("{}::{name}", kind.name());
             let trial = match &server {
                 Ok(server) => {
@@ -72,14 +102,18 @@ fn main() {
                     Trial::test(name, move || Err(format!("required, but {why}").into()))
                 }
                 Err(why) => {
-                    eprintln!("not run: {name}: {why}");
+                    if selects(&args, kind) {
+                        eprintln!("not run: {name}: {why}");
+                    }
                     Trial::test(name, || Ok(())).with_ignored_flag(true)
                 }
             };
             trials.push(trial);
         }
     }
-    libtest_mimic::run(&args, trials).exit();
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(own_cluster);
+    conclusion.exit();
 }
 
 /// actix-session's suite with a grace period of 0: its `complex_workflow` reuses the cookie
