@@ -86,6 +86,7 @@ mod config;
 mod copy;
 mod error;
 mod events;
+mod existing;
 pub mod layer;
 pub mod migrations;
 mod moving;
@@ -109,6 +110,7 @@ pub use config::{CleanupConfig, CleanupMode, Config, DatabaseConfig, Names, Sess
 pub use copy::{copy_sessions, CopyReport, DEFAULT_BATCH, NAMED_SKIPS};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Events, NoEvents, StoreCall};
+pub use existing::ExistingPool;
 pub use session::rotation::RotationKey;
 pub use storage::{Maintenance, Storage};
 pub use store::{session_id, Store};

@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::config::{CleanupConfig, Config, DatabaseUrl};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Events, NoEvents};
+use crate::existing::ExistingPool;
 use crate::layer;
 use crate::moving::MovingRecords;
 use crate::session::lifetime::{self, MaxLifetime};
@@ -55,21 +56,54 @@ impl Storage {
     /// # }
     /// ```
     pub async fn connect(config: Config) -> Result<Self> {
-        let previous = match &config.database.previous_url {
-            Some(url) => {
-                let mut previous = config.clone();
-                previous.database.url = url.clone();
-                previous.database.previous_url = None;
-                log::info!(
-                    "moving sessions over from {} as their visitors come back",
-                    url.location()
-                );
-                Some(connected(&previous).await?)
-            }
-            None => None,
-        };
+        let previous = previous(&config).await?;
         let mut storage = Self::over(connected(&config).await?, &config);
         storage.previous = previous;
+        Ok(storage)
+    }
+
+    /// The storage on a pool (or connection) the application already owns: a SQL database is
+    /// migrated on one of its connections first (or, with `run_migrations` off, checked to
+    /// have nothing pending). `config.database.url` names the storage in messages and must
+    /// be of the pool's backend; its pool options are not used. See [`ExistingPool`] for what
+    /// sharing a pool means on each backend.
+    ///
+    /// ```
+    /// # #[actix_web::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use actix_session_stores::{Config, DatabaseUrl, Storage};
+    /// use diesel::r2d2::{ConnectionManager, Pool};
+    /// use diesel::SqliteConnection;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.db").display().to_string();
+    /// // The application's own pool, which its handlers use too.
+    /// let pool = Pool::builder()
+    ///     .max_size(4)
+    ///     .build(ConnectionManager::<SqliteConnection>::new(&path))?;
+    /// let config = Config::new(DatabaseUrl::parse(&format!("sqlite://{path}"))?);
+    /// let storage = Storage::with_pool(config, pool.clone()).await?;
+    /// assert_eq!(storage.maintenance().expect("SQL").counts().await?.live, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn with_pool(config: Config, pool: impl Into<ExistingPool>) -> Result<Self> {
+        let pool = pool.into();
+        if pool.backend() != config.database.url.backend() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                anyhow::anyhow!(
+                    "the database URL names {}, the pool reaches {}",
+                    config.database.url.backend(),
+                    pool.backend()
+                ),
+            ));
+        }
+        let storage = backends::with_pool(&config, pool)
+            .await
+            .map_err(|err| Error::classify(ErrorKind::Connect, err))?;
+        let mut storage = Self::over(storage, &config);
+        storage.previous = previous(&config).await?;
         Ok(storage)
     }
 
@@ -211,6 +245,21 @@ impl Storage {
             lifetime::extension(loaded, now, ttl, self.max).unwrap_or(loaded.expires_at);
         Some((kept_until, self.max.deadline(loaded.created_at)))
     }
+}
+
+/// The storage sessions are moving from, connected, when `config` names one.
+async fn previous(config: &Config) -> Result<Option<Arc<dyn Connected>>> {
+    let Some(url) = &config.database.previous_url else {
+        return Ok(None);
+    };
+    let mut previous = config.clone();
+    previous.database.url = url.clone();
+    previous.database.previous_url = None;
+    log::info!(
+        "moving sessions over from {} as their visitors come back",
+        url.location()
+    );
+    Ok(Some(connected(&previous).await?))
 }
 
 async fn connected(config: &Config) -> Result<Arc<dyn Connected>> {

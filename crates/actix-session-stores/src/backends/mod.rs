@@ -135,6 +135,33 @@ pub async fn backup(config: &Config, to: std::path::PathBuf) -> anyhow::Result<(
     }
 }
 
+/// The storage on `pool`, which the application owns; a SQL database is migrated (or checked)
+/// on one of its connections first.
+pub async fn with_pool(
+    config: &Config,
+    pool: crate::ExistingPool,
+) -> anyhow::Result<Arc<dyn Connected>> {
+    use crate::ExistingPool;
+    Ok(match pool {
+        #[cfg(feature = "sqlite")]
+        ExistingPool::Sqlite(pool) => {
+            Arc::new(sqlite::SqliteStorage::with_pool(config, pool).await?)
+        }
+        #[cfg(feature = "postgres")]
+        ExistingPool::Postgres(pool) => {
+            Arc::new(postgres::PgStorage::with_pool(config, pool).await?)
+        }
+        #[cfg(feature = "mysql")]
+        ExistingPool::Mysql(pool) => Arc::new(mysql::MysqlStorage::with_pool(config, pool).await?),
+        #[cfg(feature = "redis")]
+        ExistingPool::Redis(conn) => Arc::new(redis::RedisStorage::with_connection(config, conn)),
+        #[cfg(feature = "redis-cluster")]
+        ExistingPool::RedisCluster(conn) => {
+            Arc::new(redis::RedisStorage::with_cluster_connection(config, conn))
+        }
+    })
+}
+
 /// Connects to the storage `config` name, retrying an unreachable one with backoff for the
 /// connect timeout; a SQL database is migrated first.
 pub async fn connect(config: &Config) -> anyhow::Result<Arc<dyn Connected>> {

@@ -23,7 +23,7 @@ use std::time::Duration;
 use deadpool::managed::{self, Metrics, Object, Pool, RecycleError, RecycleResult};
 use diesel::result::Error as DieselError;
 use diesel::{ConnectionError, ConnectionResult};
-use diesel_async::pooled_connection::PoolableConnection;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, PoolableConnection};
 use futures_util::future::BoxFuture;
 
 use crate::config::DatabaseConfig;
@@ -69,9 +69,76 @@ impl<C: Driver> managed::Manager for Manager<C> {
     }
 }
 
+/// The pool the application owns: diesel-async's deadpool pool.
+pub type AppPool<C> = Pool<AsyncDieselConnectionManager<C>>;
+
+/// Where a pool's connections come from: a pool of this crate's, or the application's.
+enum Source<C: Driver> {
+    Own(Pool<Manager<C>>),
+    App(Arc<dyn AppSource<C>>),
+}
+
+impl<C: Driver> Clone for Source<C> {
+    fn clone(&self) -> Self {
+        match self {
+            Source::Own(pool) => Source::Own(pool.clone()),
+            Source::App(pool) => Source::App(Arc::clone(pool)),
+        }
+    }
+}
+
+/// The application's pool, seen from here (diesel-async's manager is a deadpool `Manager`
+/// only for each concrete connection type, so the pool is used through this).
+trait AppSource<C>: Send + Sync {
+    fn checkout(&self) -> BoxFuture<'_, Result<Box<dyn AppConn<C>>, String>>;
+}
+
+/// A connection out of the application's pool.
+trait AppConn<C>: Send {
+    fn get(&self) -> &C;
+    fn get_mut(&mut self) -> &mut C;
+    /// Takes it out of the pool and closes it.
+    fn close(self: Box<Self>);
+}
+
+impl<C> AppSource<C> for AppPool<C>
+where
+    C: Driver,
+    AsyncDieselConnectionManager<C>: managed::Manager<Type = C>,
+    <AsyncDieselConnectionManager<C> as managed::Manager>::Error: std::fmt::Display,
+{
+    fn checkout(&self) -> BoxFuture<'_, Result<Box<dyn AppConn<C>>, String>> {
+        Box::pin(async move {
+            match self.get().await {
+                Ok(conn) => Ok(Box::new(conn) as Box<dyn AppConn<C>>),
+                Err(err) => Err(err.to_string()),
+            }
+        })
+    }
+}
+
+impl<C> AppConn<C> for Object<AsyncDieselConnectionManager<C>>
+where
+    C: Driver,
+    AsyncDieselConnectionManager<C>: managed::Manager<Type = C>,
+    <AsyncDieselConnectionManager<C> as managed::Manager>::Error: std::fmt::Display,
+{
+    fn get(&self) -> &C {
+        self
+    }
+
+    fn get_mut(&mut self) -> &mut C {
+        self
+    }
+
+    fn close(self: Box<Self>) {
+        drop(Object::take(*self));
+    }
+}
+
 /// A pool of connections of one driver to one database. Cheap to clone.
 pub(crate) struct AsyncPool<C: Driver> {
-    pool: Pool<Manager<C>>,
+    pool: Source<C>,
     statement_deadline: Duration,
 }
 
@@ -104,7 +171,16 @@ impl<C: Driver> AsyncPool<C> {
             .build()
             .expect("a pool without a runtime-dependent option builds");
         Self {
-            pool,
+            pool: Source::Own(pool),
+            statement_deadline: statement_timeout + DEADLINE_MARGIN,
+        }
+    }
+
+    /// The application's `pool`, whose work this side stops after `statement_timeout` (its
+    /// connections keep whatever server-side setting the application gave them).
+    fn of_app(pool: Arc<dyn AppSource<C>>, statement_timeout: Duration) -> Self {
+        Self {
+            pool: Source::App(pool),
             statement_deadline: statement_timeout + DEADLINE_MARGIN,
         }
     }
@@ -117,11 +193,21 @@ impl<C: Driver> AsyncPool<C> {
     /// A connection, waiting at most [`CHECKOUT_TIMEOUT`]; a database that cannot be reached
     /// (or no connection free in time) is "unavailable".
     pub(crate) async fn get(&self) -> StoreResult<PooledConn<C>> {
-        match tokio::time::timeout(CHECKOUT_TIMEOUT, self.pool.get()).await {
+        let checkout = async {
+            match &self.pool {
+                Source::Own(pool) => pool
+                    .get()
+                    .await
+                    .map(Checked::Own)
+                    .map_err(|e| e.to_string()),
+                Source::App(pool) => pool.checkout().await.map(Checked::App),
+            }
+        };
+        match tokio::time::timeout(CHECKOUT_TIMEOUT, checkout).await {
             Ok(Ok(conn)) => Ok(PooledConn(Some(conn))),
             Ok(Err(err)) => Err(StoreError::unavailable(anyhow::anyhow!(
                 "no database connection: {}",
-                one_line(&err.to_string())
+                one_line(&err)
             ))),
             Err(_) => Err(StoreError::unavailable(anyhow::anyhow!(
                 "no database connection came free within {CHECKOUT_TIMEOUT:?}"
@@ -133,12 +219,48 @@ impl<C: Driver> AsyncPool<C> {
 /// A connection checked out of an [`AsyncPool`]. It goes back into the pool only through
 /// [`settle`](Self::settle): dropped before (the request's future dropped mid-statement, when
 /// its client went away), it is closed, since it may be in the middle of a statement.
-pub(crate) struct PooledConn<C: Driver>(Option<Object<Manager<C>>>);
+pub(crate) struct PooledConn<C: Driver>(Option<Checked<C>>);
+
+/// A connection out of either kind of pool.
+enum Checked<C: Driver> {
+    Own(Object<Manager<C>>),
+    App(Box<dyn AppConn<C>>),
+}
+
+impl<C: Driver> Checked<C> {
+    /// Takes the connection out of its pool and closes it.
+    fn close(self) {
+        match self {
+            Checked::Own(conn) => drop(Object::take(conn)),
+            Checked::App(conn) => conn.close(),
+        }
+    }
+}
+
+impl<C: Driver> Deref for Checked<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        match self {
+            Checked::Own(conn) => conn,
+            Checked::App(conn) => conn.get(),
+        }
+    }
+}
+
+impl<C: Driver> DerefMut for Checked<C> {
+    fn deref_mut(&mut self) -> &mut C {
+        match self {
+            Checked::Own(conn) => conn,
+            Checked::App(conn) => conn.get_mut(),
+        }
+    }
+}
 
 impl<C: Driver> Drop for PooledConn<C> {
     fn drop(&mut self) {
         if let Some(conn) = self.0.take() {
-            drop(Object::take(conn));
+            conn.close();
         }
     }
 }
@@ -186,7 +308,7 @@ impl<C: Driver> PooledConn<C> {
         matches!(result, Err(err) if (**self).retry_once(err))
     }
 
-    fn object(&mut self) -> Object<Manager<C>> {
+    fn object(&mut self) -> Checked<C> {
         self.0.take().expect("a connection is settled once")
     }
 
@@ -199,7 +321,7 @@ impl<C: Driver> PooledConn<C> {
         match result {
             Ok(value) => Ok(value),
             Err(err) if lost => {
-                drop(Object::take(conn));
+                conn.close();
                 Err(StoreError::lost(err))
             }
             Err(err) => Err(crate::backends::verdict::verdict(err)),
@@ -209,7 +331,7 @@ impl<C: Driver> PooledConn<C> {
     /// Gives up a connection whose work ran past `deadline`: in the middle of a statement, it
     /// is in no state to serve another, so it is closed rather than pooled.
     pub(crate) fn abandon(mut self, deadline: Duration) -> StoreError {
-        drop(Object::take(self.object()));
+        self.object().close();
         StoreError::unavailable(anyhow::anyhow!(
             "the database did not answer within {deadline:?}"
         ))
@@ -278,18 +400,27 @@ pub(crate) async fn first_connection<O: Opens>(
     .await
 }
 
-/// What a diesel-async storage keeps for its threads: how to open a request's connection,
-/// each worker's share of `DATABASE_POOL_SIZE`, and the main thread's pool (the sweeper, the
-/// storage cap's measurements, the commands), whose statements may run longer.
+/// What a diesel-async storage keeps for its threads: how each gets its connections, the
+/// statement deadline, and the main thread's pool (the sweeper, the storage cap's
+/// measurements, the commands).
 pub(crate) struct AsyncPools<C: Driver> {
-    open: Open<C>,
-    per_worker: usize,
+    source: Connections<C>,
     statement_timeout: Duration,
     maintenance: AsyncPool<C>,
 }
 
+/// Where the threads' connections come from.
+enum Connections<C: Driver> {
+    /// Pools of this crate's: one per worker, its share of `DATABASE_POOL_SIZE`, opened by
+    /// `open`.
+    Own { open: Open<C>, per_worker: usize },
+    /// The application's one pool, shared by every thread.
+    App(Arc<dyn AppSource<C>>),
+}
+
 impl<C: Driver> AsyncPools<C> {
-    /// The pools for `database` shared by `workers` workers (nothing is connected here).
+    /// The pools for `database` shared by `workers` workers (nothing is connected here); the
+    /// main thread's statements may run longer.
     pub(crate) fn new<O: Opens<Conn = C>>(
         database: &DatabaseConfig,
         workers: usize,
@@ -299,11 +430,13 @@ impl<C: Driver> AsyncPools<C> {
             .max(MAINTENANCE_STATEMENT_TIMEOUT);
         let maintenance_open =
             open_with(parsed::<O>(database)?.with_statement_timeout(maintenance_timeout));
+        let open =
+            open_with(parsed::<O>(database)?.with_statement_timeout(database.statement_timeout));
         Ok(Self {
-            open: open_with(
-                parsed::<O>(database)?.with_statement_timeout(database.statement_timeout),
-            ),
-            per_worker: (database.pool_size as usize / workers.max(1)).max(1),
+            source: Connections::Own {
+                open,
+                per_worker: (database.pool_size as usize / workers.max(1)).max(1),
+            },
             statement_timeout: database.statement_timeout,
             maintenance: AsyncPool::new(
                 maintenance_open,
@@ -313,26 +446,69 @@ impl<C: Driver> AsyncPools<C> {
         })
     }
 
+    /// Every thread on the application's `pool`, its work stopped on this side after
+    /// `statement_timeout` (the main thread's after [`MAINTENANCE_STATEMENT_TIMEOUT`]).
+    pub(crate) fn of_app(pool: AppPool<C>, statement_timeout: Duration) -> Self
+    where
+        AsyncDieselConnectionManager<C>: managed::Manager<Type = C>,
+        <AsyncDieselConnectionManager<C> as managed::Manager>::Error: std::fmt::Display,
+    {
+        let pool: Arc<dyn AppSource<C>> = Arc::new(pool);
+        let maintenance_timeout = statement_timeout.max(MAINTENANCE_STATEMENT_TIMEOUT);
+        Self {
+            maintenance: AsyncPool::of_app(Arc::clone(&pool), maintenance_timeout),
+            source: Connections::App(pool),
+            statement_timeout,
+        }
+    }
+
+    /// A pool for the calling thread's `size` connections.
+    fn pool(&self, size: usize) -> AsyncPool<C> {
+        match &self.source {
+            Connections::Own { open, .. } => {
+                AsyncPool::new(Arc::clone(open), size, self.statement_timeout)
+            }
+            Connections::App(pool) => AsyncPool::of_app(Arc::clone(pool), self.statement_timeout),
+        }
+    }
+
     /// A pool for the calling worker (its share), and one connection of its own for
     /// readiness checks: they say whether the database answers, not how long visitors'
-    /// requests wait for a connection.
+    /// requests wait for a connection (on the application's pool, both are that pool).
     pub(crate) fn worker(&self) -> (AsyncPool<C>, AsyncPool<C>) {
-        let pool = AsyncPool::new(
-            Arc::clone(&self.open),
-            self.per_worker,
-            self.statement_timeout,
-        );
-        let probe = AsyncPool::new(Arc::clone(&self.open), 1, self.statement_timeout);
-        (pool, probe)
+        let per_worker = match &self.source {
+            Connections::Own { per_worker, .. } => *per_worker,
+            Connections::App(_) => 1,
+        };
+        (self.pool(per_worker), self.pool(1))
     }
 
     /// Two connections for the calling thread's copy of sessions.
     pub(crate) fn transfer(&self) -> AsyncPool<C> {
-        AsyncPool::new(Arc::clone(&self.open), 2, self.statement_timeout)
+        self.pool(2)
     }
 
     /// The main thread's pool.
     pub(crate) fn maintenance(&self) -> &AsyncPool<C> {
         &self.maintenance
     }
+}
+
+/// One connection taken out of the application's `pool` for good (a migration wants its own):
+/// the pool opens another in its place when it needs one.
+pub(crate) async fn taken_from<C>(pool: &AppPool<C>) -> anyhow::Result<C>
+where
+    C: Driver,
+    AsyncDieselConnectionManager<C>: managed::Manager<Type = C>,
+    <AsyncDieselConnectionManager<C> as managed::Manager>::Error: std::fmt::Display,
+{
+    let conn = tokio::time::timeout(CHECKOUT_TIMEOUT, pool.get())
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!("no connection of the pool came free within {CHECKOUT_TIMEOUT:?}")
+        })?
+        .map_err(|e| {
+            anyhow::anyhow!("no connection from the pool: {}", one_line(&e.to_string()))
+        })?;
+    Ok(Object::take(conn))
 }

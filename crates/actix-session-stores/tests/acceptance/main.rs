@@ -12,6 +12,7 @@
 
 mod cluster;
 mod databases;
+mod existing;
 mod grace;
 mod suite;
 
@@ -50,8 +51,12 @@ fn on_storage(
 type Test = fn(Kind, &str) -> Result<(), Failed>;
 
 /// The tests each backend runs, by name.
-const TESTS: [(&str, Test); 2] = [
+const TESTS: [(&str, Test); 3] = [
     ("acceptance_suite_with_no_grace", acceptance),
+    (
+        "acceptance_suite_on_the_applications_pool",
+        existing::suite_on_the_applications_pool,
+    ),
     (
         "renew_keeps_the_old_key_readable_for_the_grace",
         grace::renew_within_grace,
@@ -111,6 +116,11 @@ fn main() {
             trials.push(trial);
         }
     }
+    #[cfg(feature = "sqlite")]
+    trials.push(Trial::test(
+        "sqlite::another_backends_pool_is_refused",
+        || existing::another_backends_pool_is_refused(Kind::Sqlite, ""),
+    ));
     let conclusion = libtest_mimic::run(&args, trials);
     drop(own_cluster);
     conclusion.exit();

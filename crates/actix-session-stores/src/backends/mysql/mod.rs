@@ -20,7 +20,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::backends::migrate::{self, Plan, MYSQL_MIGRATIONS};
 use crate::backends::pool::on_pool;
-use crate::backends::pool::{first_connection, AsyncPools, Driver};
+use crate::backends::pool::{first_connection, taken_from, AppPool, AsyncPools, Driver};
 use crate::backends::wait::{wait_for_lock, Lock};
 use crate::backends::Connected;
 use crate::config::{CleanupConfig, Config};
@@ -106,7 +106,29 @@ impl MysqlStorage {
     pub(crate) async fn connect(config: &Config) -> anyhow::Result<Self> {
         let database = &config.database;
         let pools = AsyncPools::new::<Opener>(database, config.workers)?;
-        let mut conn = first_connection::<Opener>(database).await?;
+        let conn = first_connection::<Opener>(database).await?;
+        Self::on(config, pools, conn).await
+    }
+
+    /// The storage on the application's `pool` (migrated, or checked, on a connection taken
+    /// out of it).
+    pub(crate) async fn with_pool(
+        config: &Config,
+        pool: AppPool<AsyncMysqlConnection>,
+    ) -> anyhow::Result<Self> {
+        let conn = taken_from(&pool).await?;
+        let pools = AsyncPools::of_app(pool, config.database.statement_timeout);
+        Self::on(config, pools, conn).await
+    }
+
+    /// The storage on `pools`, once `conn` has migrated the database (or found nothing
+    /// pending).
+    async fn on(
+        config: &Config,
+        pools: AsyncPools<AsyncMysqlConnection>,
+        mut conn: AsyncMysqlConnection,
+    ) -> anyhow::Result<Self> {
+        let database = &config.database;
         let location = database.url.location();
         if database.run_migrations {
             let lock = &config.names.mysql_migration_lock;

@@ -26,7 +26,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::backends::migrate::{self, Plan, MIGRATIONS};
 use crate::backends::pool::on_pool;
-use crate::backends::pool::{first_connection, AsyncPools, Driver};
+use crate::backends::pool::{first_connection, taken_from, AppPool, AsyncPools, Driver};
 use crate::backends::wait::{wait_for_lock, Lock};
 use crate::backends::Connected;
 use crate::config::{CleanupConfig, CleanupMode, Config};
@@ -97,7 +97,29 @@ impl PgStorage {
     pub(crate) async fn connect(config: &Config) -> anyhow::Result<Self> {
         let database = &config.database;
         let pools = AsyncPools::new::<Opener>(database, config.workers)?;
-        let mut conn = first_connection::<Opener>(database).await?;
+        let conn = first_connection::<Opener>(database).await?;
+        Self::on(config, pools, conn).await
+    }
+
+    /// The storage on the application's `pool` (migrated, or checked, on a connection taken
+    /// out of it).
+    pub(crate) async fn with_pool(
+        config: &Config,
+        pool: AppPool<AsyncPgConnection>,
+    ) -> anyhow::Result<Self> {
+        let conn = taken_from(&pool).await?;
+        let pools = AsyncPools::of_app(pool, config.database.statement_timeout);
+        Self::on(config, pools, conn).await
+    }
+
+    /// The storage on `pools`, once `conn` has migrated the database (or found nothing
+    /// pending) and told whether it is portable.
+    async fn on(
+        config: &Config,
+        pools: AsyncPools<AsyncPgConnection>,
+        mut conn: AsyncPgConnection,
+    ) -> anyhow::Result<Self> {
+        let database = &config.database;
         let location = database.url.location();
         let portable = portable_mode(&mut conn, config.cleanup.mode)
             .await?

@@ -82,6 +82,23 @@ impl RedisStorage {
         .await
     }
 
+    /// On the application's connection to one server.
+    pub(crate) fn with_connection(config: &Config, conn: ConnectionManager) -> Self {
+        Self {
+            connection: Connection::Server(conn),
+            keys: records::Keys::new(&config.names.redis_prefix),
+        }
+    }
+
+    /// On the application's connection to a cluster.
+    #[cfg(feature = "redis-cluster")]
+    pub(crate) fn with_cluster_connection(config: &Config, conn: ClusterConnection) -> Self {
+        Self {
+            connection: Connection::Cluster(conn),
+            keys: records::Keys::new(&config.names.redis_prefix),
+        }
+    }
+
     /// A cluster, `redis+cluster://HOST:PORT,HOST:PORT,…`.
     #[cfg(feature = "redis-cluster")]
     pub(crate) async fn connect_cluster(config: &Config) -> anyhow::Result<Self> {

@@ -25,7 +25,7 @@ use crate::retry;
 use crate::session::Records;
 use crate::sweeper::Dialect;
 use crate::transfer::Transfer;
-pub(crate) use pool::{Manager, SqlitePool};
+pub(crate) use pool::{AppPool, Manager, SqlitePool};
 
 /// The sweeper's statement, as it is sent (for tests that EXPLAIN it).
 #[cfg(feature = "__test-support")]
@@ -73,16 +73,42 @@ impl SqliteStorage {
             }
         })
         .await?;
-        if database.run_migrations {
-            let (_, outcome) = migrate::run_blocking(conn, run_migrations).await?;
-            migrate::applied(&location, outcome)?;
-        } else {
-            let (_, applied) = migrate::run_blocking(conn, applied_versions).await?;
-            migrate::require_none_pending(&plan_for(&location, &applied?))?;
-        }
+        migrate_or_check(config, Box::new(conn)).await?;
         Ok(Self {
             pool: SqlitePool::new(manager, database.pool_size),
         })
+    }
+
+    /// The storage on the application's `pool`: migrated (or checked) on one of its
+    /// connections, its database switched to WAL (readers then never wait for a writer).
+    pub(crate) async fn with_pool(config: &Config, pool: AppPool) -> anyhow::Result<Self> {
+        let checked_out = pool.clone();
+        let mut conn = actix_web::rt::task::spawn_blocking(move || checked_out.get()).await??;
+        let conn = actix_web::rt::task::spawn_blocking(move || {
+            conn.batch_execute("PRAGMA journal_mode = WAL")
+                .map(|()| conn)
+        })
+        .await??;
+        migrate_or_check(config, conn).await?;
+        Ok(Self {
+            pool: SqlitePool::of_app(pool),
+        })
+    }
+}
+
+/// Runs the pending migrations on `conn`, or (with `run_migrations` off) fails if any is
+/// pending.
+async fn migrate_or_check<C>(config: &Config, conn: C) -> anyhow::Result<()>
+where
+    C: std::ops::DerefMut<Target = SqliteConnection> + Send + 'static,
+{
+    let location = config.database.url.location();
+    if config.database.run_migrations {
+        let (_, outcome) = migrate::run_blocking(conn, |conn| run_migrations(conn)).await?;
+        migrate::applied(&location, outcome)
+    } else {
+        let (_, applied) = migrate::run_blocking(conn, |conn| applied_versions(conn)).await?;
+        migrate::require_none_pending(&plan_for(&location, &applied?))
     }
 }
 

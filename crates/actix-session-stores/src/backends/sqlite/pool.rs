@@ -105,10 +105,46 @@ impl ManageConnection for Manager {
     }
 }
 
+/// The pool the application owns: Diesel's r2d2 pool of SQLite connections.
+pub type AppPool = r2d2::Pool<r2d2::ConnectionManager<SqliteConnection>>;
+
+/// Where the connections come from: a pool of this crate's, or the application's.
+#[derive(Clone)]
+enum Source {
+    Own(r2d2::Pool<Manager>),
+    App(AppPool),
+}
+
+/// A connection out of either pool.
+enum Checked {
+    Own(r2d2::PooledConnection<Manager>),
+    App(r2d2::PooledConnection<r2d2::ConnectionManager<SqliteConnection>>),
+}
+
+impl std::ops::Deref for Checked {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        match self {
+            Checked::Own(conn) => conn,
+            Checked::App(conn) => conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Checked {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match self {
+            Checked::Own(conn) => conn,
+            Checked::App(conn) => conn,
+        }
+    }
+}
+
 /// The SQLite pool. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct SqlitePool {
-    pool: r2d2::Pool<Manager>,
+    pool: Source,
     gate: Arc<Semaphore>,
     writer: Arc<Semaphore>,
 }
@@ -123,8 +159,19 @@ impl SqlitePool {
             .connection_timeout(CHECKOUT_TIMEOUT)
             .build_unchecked(manager);
         Self {
-            pool,
+            pool: Source::Own(pool),
             gate: Arc::new(Semaphore::new(size as usize)),
+            writer: Arc::new(Semaphore::new(1)),
+        }
+    }
+
+    /// The application's `pool`, behind the same gates (one permit per connection it may
+    /// open).
+    pub(crate) fn of_app(pool: AppPool) -> Self {
+        let size = pool.max_size() as usize;
+        Self {
+            pool: Source::App(pool),
+            gate: Arc::new(Semaphore::new(size)),
             writer: Arc::new(Semaphore::new(1)),
         }
     }
@@ -176,11 +223,15 @@ impl SqlitePool {
         .map_err(StoreError::unavailable)?
     }
 
-    fn checkout(&self, deadline: Instant) -> StoreResult<r2d2::PooledConnection<Manager>> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        self.pool
-            .get_timeout(left.max(Duration::from_millis(1)))
-            .map_err(StoreError::unavailable)
+    fn checkout(&self, deadline: Instant) -> StoreResult<Checked> {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        match &self.pool {
+            Source::Own(pool) => pool.get_timeout(left).map(Checked::Own),
+            Source::App(pool) => pool.get_timeout(left).map(Checked::App),
+        }
+        .map_err(StoreError::unavailable)
     }
 }
 
