@@ -36,12 +36,36 @@ fn deflate_back(input: &[u8], len: usize) -> Vec<u8> {
 }
 
 const CODECS: [Codec; 7] = [
-    Codec { name: "zstd 1", compress: |i| zstd_at(1, i), decompress: zstd_back },
-    Codec { name: "zstd 3", compress: |i| zstd_at(3, i), decompress: zstd_back },
-    Codec { name: "zstd 9", compress: |i| zstd_at(9, i), decompress: zstd_back },
-    Codec { name: "zstd 19", compress: |i| zstd_at(19, i), decompress: zstd_back },
-    Codec { name: "deflate 1", compress: |i| deflate_at(1, i), decompress: deflate_back },
-    Codec { name: "deflate 6", compress: |i| deflate_at(6, i), decompress: deflate_back },
+    Codec {
+        name: "zstd 1",
+        compress: |i| zstd_at(1, i),
+        decompress: zstd_back,
+    },
+    Codec {
+        name: "zstd 3",
+        compress: |i| zstd_at(3, i),
+        decompress: zstd_back,
+    },
+    Codec {
+        name: "zstd 9",
+        compress: |i| zstd_at(9, i),
+        decompress: zstd_back,
+    },
+    Codec {
+        name: "zstd 19",
+        compress: |i| zstd_at(19, i),
+        decompress: zstd_back,
+    },
+    Codec {
+        name: "deflate 1",
+        compress: |i| deflate_at(1, i),
+        decompress: deflate_back,
+    },
+    Codec {
+        name: "deflate 6",
+        compress: |i| deflate_at(6, i),
+        decompress: deflate_back,
+    },
     Codec {
         name: "lz4",
         compress: lz4_flex::block::compress,
@@ -85,7 +109,12 @@ fn main() {
         let runs = if input.len() > 1_000_000 { 5 } else { 51 };
         for codec in &CODECS {
             let packed = (codec.compress)(&input);
-            assert_eq!((codec.decompress)(&packed, input.len()), input, "{}", codec.name);
+            assert_eq!(
+                (codec.decompress)(&packed, input.len()),
+                input,
+                "{}",
+                codec.name
+            );
             let compress = median(runs, || {
                 std::hint::black_box((codec.compress)(&input));
             });
