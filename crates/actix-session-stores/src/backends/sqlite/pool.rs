@@ -183,8 +183,41 @@ impl SqlitePool {
     ) -> StoreResult<T> {
         let deadline = Instant::now() + CHECKOUT_TIMEOUT;
         let _permit = permit(&self.gate, deadline).await?;
-        let mut conn = self.checkout(deadline)?;
+        let mut conn = self.checkout_here(deadline).await?;
         work(&mut conn).map_err(crate::backends::verdict::verdict)
+    }
+
+    /// A connection for work on the calling thread, which never waits in r2d2's queue: this
+    /// crate's pool has a connection free for every permit of the gate; the application's
+    /// may have lent them all to its own handlers, so an idle one is taken if there is one,
+    /// a new one is opened on the blocking pool while the pool may grow, and otherwise the
+    /// wait is a parked future, until `deadline`.
+    async fn checkout_here(&self, deadline: Instant) -> StoreResult<Checked> {
+        let Source::App(pool) = &self.pool else {
+            return self.checkout(deadline);
+        };
+        loop {
+            if let Some(conn) = pool.try_get() {
+                return Ok(Checked::App(conn));
+            }
+            if pool.state().connections < pool.max_size() {
+                let pool = pool.clone();
+                let left = deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1));
+                return web::block(move || pool.get_timeout(left))
+                    .await
+                    .map_err(StoreError::unavailable)?
+                    .map(Checked::App)
+                    .map_err(StoreError::unavailable);
+            }
+            if Instant::now() >= deadline {
+                return Err(StoreError::unavailable(anyhow::anyhow!(
+                    "no database connection came free within {CHECKOUT_TIMEOUT:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// Runs the read `work` on the blocking pool: a read that copies a file (up to several
@@ -255,6 +288,50 @@ mod tests {
     fn pool_in(dir: &tempfile::TempDir) -> SqlitePool {
         let path = dir.path().join("t.db").display().to_string();
         SqlitePool::new(Manager::new(&path), 4)
+    }
+
+    /// The application's pool has lent its one connection to the application's own work for
+    /// 300 ms: a read of the store waits for it as a parked future (the worker's other tasks
+    /// run meanwhile), not in r2d2's queue, then runs.
+    #[actix_web::test]
+    async fn a_read_on_the_applications_busy_pool_parks_rather_than_blocks() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("t.db").display().to_string();
+        let app_pool = r2d2::Pool::builder()
+            .max_size(1)
+            .build(r2d2::ConnectionManager::<SqliteConnection>::new(path))
+            .expect("the application's pool");
+        let store_pool = SqlitePool::of_app(app_pool.clone());
+        let held = app_pool.get().expect("the application's connection");
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            actix_web::rt::spawn(async move {
+                loop {
+                    actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        let release = actix_web::rt::spawn(async move {
+            actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+            drop(held);
+        });
+        let started = std::time::Instant::now();
+        store_pool
+            .read(|conn| conn.batch_execute("SELECT 1"))
+            .await
+            .expect("the read ran once the connection came back");
+        let waited = started.elapsed();
+        let ticked = ticks.load(Ordering::SeqCst);
+        ticker.abort();
+        release.await.expect("released");
+        assert!(waited >= Duration::from_millis(250), "{waited:?}");
+        // A thread blocked in r2d2's queue for 300 ms would have let the ticker run 0 times.
+        assert!(
+            ticked >= 10,
+            "the worker's other tasks ran {ticked} times in {waited:?}"
+        );
     }
 
     #[actix_web::test]
