@@ -140,8 +140,16 @@ run_flow() { # $1 = label, rest = extra --env arguments
   grep -q '&lt;b&gt;escaped&lt;&#x2F;b&gt;' <<<"$page" || fail "the page lacks the escaped line"
   echo "$label: upload flow OK (303, lines shown escaped)"
   [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/metrics") == 404 ]] || fail "public /metrics"
-  curl -sf "http://127.0.0.1:$mport/metrics" | grep -q '^textdrop_store_operation_duration_seconds_count{operation="save"} 1$' \
-    || fail "metrics port: $(curl -s "http://127.0.0.1:$mport/metrics" | grep operation_duration_seconds_count)"
+  # The page is read whole before it is searched (a `curl | grep -q` under pipefail fails when
+  # grep stops reading first), a few times while the metrics listener comes up.
+  local metrics=""
+  for _ in $(seq 1 20); do
+    metrics=$(curl -sf "http://127.0.0.1:$mport/metrics" || true)
+    grep -q '^textdrop_store_operation_duration_seconds_count{operation="save"} 1$' <<<"$metrics" && break
+    sleep 0.1
+  done
+  grep -q '^textdrop_store_operation_duration_seconds_count{operation="save"} 1$' <<<"$metrics" \
+    || fail "metrics port: $(grep operation_duration_seconds_count <<<"$metrics")"
   echo "$label: /metrics only on the metrics port (public port 404)"
   buildah run --isolation chroot --env "PORT=$port" "$@" "$container" -- textdrop healthcheck
   echo "$label: healthcheck inside the image exits 0"
