@@ -197,6 +197,7 @@ pub(crate) struct HeldDelete {
 struct RequestScope {
     wants_attachment: bool,
     loaded: Cell<Option<Loaded>>,
+    loaded_sealed: Cell<bool>,
     loaded_id: RefCell<Option<String>>,
     loaded_attachment: RefCell<Option<String>>,
     superseded: RefCell<Option<Superseded>>,
@@ -344,19 +345,32 @@ pub(crate) fn wants_attachment() -> bool {
     with(|scope| scope.wants_attachment).unwrap_or(false)
 }
 
-/// Remembers what `load` found for this request (the record `id`), and the attachment if it
-/// read it.
-pub(crate) fn remember_loaded(id: String, loaded: Loaded, attachment: Option<String>) {
+/// Remembers what `load` found for this request (the record `id`, whether it is sealed), and
+/// the attachment (opened) if it read it.
+pub(crate) fn remember_loaded(
+    id: String,
+    loaded: Loaded,
+    sealed: bool,
+    attachment: Option<String>,
+) {
     with(|scope| {
         scope.loaded.set(Some(loaded));
+        scope.loaded_sealed.set(sealed);
         *scope.loaded_id.borrow_mut() = Some(id);
         *scope.loaded_attachment.borrow_mut() = attachment;
     });
 }
 
-/// What `load` found for this request, if a live session was loaded in this scope.
-pub(crate) fn loaded() -> Option<Loaded> {
-    with(|scope| scope.loaded.get()).flatten()
+/// What `load` found for this request, if a live session was loaded in this scope, and
+/// whether its record is sealed.
+pub(crate) fn loaded() -> Option<(Loaded, bool)> {
+    with(|scope| {
+        scope
+            .loaded
+            .get()
+            .map(|loaded| (loaded, scope.loaded_sealed.get()))
+    })
+    .flatten()
 }
 
 /// Remembers that this request's cookie names a superseded record.

@@ -94,6 +94,7 @@ pub mod records;
 pub(crate) mod retry;
 #[allow(missing_docs)] // Written by `diesel print-schema`.
 pub(crate) mod schema;
+pub(crate) mod seal;
 pub(crate) mod session;
 mod state;
 mod storage;

@@ -239,7 +239,7 @@ impl Storage {
     /// cookie's `lifetime`), and when at the latest. `None` when no session was loaded.
     pub fn kept_until(&self, lifetime: Duration) -> Option<(NaiveDateTime, Option<NaiveDateTime>)> {
         let ttl = chrono::Duration::from_std(lifetime).ok()?;
-        let loaded = layer::loaded()?;
+        let (loaded, _) = layer::loaded()?;
         let now = self.clock.now();
         let kept_until =
             lifetime::extension(loaded, now, ttl, self.max).unwrap_or(loaded.expires_at);

@@ -49,6 +49,7 @@ use sha2::{Digest, Sha256};
 use crate::clock::Clock;
 use crate::events::{Events, NoEvents, StoreCall};
 use crate::layer::{self as scope, Attachment, HeldDelete, Superseded};
+use crate::seal::{self, OpenError, Purpose, SealKeys};
 use crate::session::lifetime::{self, MaxLifetime, EXTEND_BELOW};
 use crate::session::records::{
     Extension, Fetch, Loaded, NewRecord, Records, Replacement, Rotation, StoreError, StoreResult,
@@ -199,7 +200,9 @@ impl Store {
     /// commit, and the statement ran again): done.
     async fn insert_new(&self, record: NewRecord) -> StoreResult<SessionKey> {
         let key = generate_session_key();
-        match self.records.insert(&session_id(&key), record).await {
+        let id = session_id(&key);
+        let record = sealed(&key, &id, record).await?;
+        match self.records.insert(&id, record).await {
             Err(err) if !err.is_duplicate() => Err(err),
             _ => Ok(key),
         }
@@ -215,13 +218,14 @@ impl Store {
         }
     }
 
-    /// What this request's `load` found, or (outside a scope) the record as it is now.
-    async fn loaded(&self, id: &str) -> StoreResult<Option<Loaded>> {
+    /// What this request's `load` found, or (outside a scope) the record as it is now, and
+    /// whether it is sealed.
+    async fn loaded(&self, id: &str) -> StoreResult<Option<(Loaded, bool)>> {
         if let Some(loaded) = scope::loaded() {
             return Ok(Some(loaded));
         }
         match self.records.fetch(id, self.fetch_now(false)).await {
-            Ok(record) => Ok(record.map(|record| record.loaded)),
+            Ok(record) => Ok(record.map(|record| (record.loaded, seal::is_sealed(&record.state)))),
             // A record that does not read back is no session.
             Err(err) if err.is_corrupt() => Ok(None),
             Err(err) => Err(err),
@@ -239,13 +243,20 @@ impl Store {
             return self.rotate_from(&session_key, state, ttl).await;
         }
         let id = session_id(&session_key);
-        let Some(loaded) = self.loaded(&id).await? else {
+        let Some((loaded, is_sealed)) = self.loaded(&id).await? else {
             // Expired or deleted meanwhile: start a new session rather than revive the old key.
             return self.write_new(state, ttl).await;
         };
         let now = self.clock.now();
+        // A record written before sealing keeps its plain attachment, so its state stays
+        // plain too until its next rotation.
+        let stored = if is_sealed {
+            SealKeys::of(session_key.as_ref()).seal(Purpose::State, &id, &state)
+        } else {
+            state.clone()
+        };
         let replacement = Replacement {
-            state: state.clone(),
+            state: stored,
             attachment: None,
             expires_at: self.max.cap(now + chrono_ttl(ttl), loaded.created_at),
             now,
@@ -279,7 +290,8 @@ impl Store {
             None => {
                 // A renew: the new record keeps the attachment the old one holds.
                 let kept = match self.records.fetch(&old_id, self.fetch_now(true)).await {
-                    Ok(record) => record.and_then(|record| record.attachment),
+                    Ok(Some(record)) => opened_attachment(old, &old_id, record).await?,
+                    Ok(None) => None,
                     Err(err) if err.is_corrupt() => None,
                     Err(err) => return Err(err),
                 };
@@ -292,7 +304,7 @@ impl Store {
         if let Some(superseded) = scope::superseded() {
             return self.sent_again(superseded.successor.as_deref(), new, &new_id);
         }
-        let record = self.new_record(state, ttl, text);
+        let record = sealed(&new, &new_id, self.new_record(state, ttl, text)).await?;
         let rotation = self.rotation(record.created_at);
         let Err(record) = self
             .records
@@ -316,6 +328,9 @@ impl Store {
                 self.sent_again(now_there.successor.as_deref(), new, &new_id)
             }
             _ => {
+                // Sealed under the key it was not stored under: opened to be sealed again
+                // under the fresh one.
+                let record = opened(&new, &new_id, record).await?;
                 let key = self.insert_new(record).await?;
                 if let Some(done) = done {
                     done();
@@ -385,11 +400,28 @@ impl Store {
                 return Ok(None);
             }
         }
-        let state = state::decode(&record.state);
+        let is_sealed = seal::is_sealed(&record.state);
+        let (text, attachment) = if is_sealed {
+            match self
+                .open(session_key, &id, record.state, record.attachment)
+                .await
+            {
+                Ok(opened) => opened,
+                Err(OpenFailure::Refused(err)) => {
+                    self.events.corrupt_record();
+                    log::warn!("a sealed session record does not open, so it is no session: {err}");
+                    return Err(LoadError::Deserialization(err.into()));
+                }
+                Err(OpenFailure::Store(err)) => return Err(LoadError::Other(noted(err))),
+            }
+        } else {
+            (record.state, record.attachment)
+        };
+        let state = state::decode(&text);
         if state.is_err() {
             self.events.corrupt_record();
         }
-        scope::remember_loaded(id, record.loaded, record.attachment);
+        scope::remember_loaded(id, record.loaded, is_sealed, attachment);
         state
             .map(Some)
             .map_err(|e| LoadError::Deserialization(e.into()))
@@ -430,11 +462,11 @@ impl Store {
         let Some(loaded) = self.loaded(&id).await.map_err(noted)? else {
             return Ok(());
         };
-        if loaded.superseded_at.is_some() {
+        if loaded.0.superseded_at.is_some() {
             // Read-only: its expiry is the grace period's.
             return Ok(());
         }
-        let Some(expires_at) = lifetime::extension(loaded, now, ttl, self.max) else {
+        let Some(expires_at) = lifetime::extension(loaded.0, now, ttl, self.max) else {
             return Ok(());
         };
         // The write checks again, so requests of one session that overlap never rewrite a
@@ -447,6 +479,30 @@ impl Store {
             due,
         };
         self.records.extend(&id, extension).await.map_err(noted)
+    }
+
+    /// The sealed state and attachment of the record `id`, opened with `key`.
+    async fn open(
+        &self,
+        key: &SessionKey,
+        id: &str,
+        state: String,
+        attachment: Option<String>,
+    ) -> Result<(String, Option<String>), OpenFailure> {
+        let keys = SealKeys::of(key.as_ref());
+        let state = keys
+            .open(Purpose::State, id, &state)
+            .map_err(OpenFailure::Refused)?;
+        let attachment = match attachment {
+            Some(sealed) => Some(
+                seal::open_off_worker(keys.take(Purpose::Attachment), id.to_owned(), sealed)
+                    .await
+                    .map_err(OpenFailure::Store)?
+                    .map_err(OpenFailure::Refused)?,
+            ),
+            None => None,
+        };
+        Ok((state, attachment))
     }
 
     /// Removes the session `key` belongs to, with its whole chain of keys, now.
@@ -525,6 +581,63 @@ impl SessionStore for Store {
             Err(held) => (held.run)().await,
         }
     }
+}
+
+/// Why a sealed record was not opened.
+enum OpenFailure {
+    /// It does not open: no session.
+    Refused(OpenError),
+    /// The work could not run.
+    Store(StoreError),
+}
+
+/// `record` (plain) sealed for the key `key`, stored under `id`: its state here, its
+/// attachment (on the blocking pool when long).
+async fn sealed(key: &SessionKey, id: &str, mut record: NewRecord) -> StoreResult<NewRecord> {
+    let keys = SealKeys::of(key.as_ref());
+    record.state = keys.seal(Purpose::State, id, &record.state);
+    if let Some(text) = record.attachment.take() {
+        let key = keys.take(Purpose::Attachment);
+        record.attachment = Some(seal::seal_off_worker(key, id.to_owned(), text).await?);
+    }
+    Ok(record)
+}
+
+/// `record`, sealed by [`sealed`] with `key` and `id`, opened again.
+async fn opened(key: &SessionKey, id: &str, mut record: NewRecord) -> StoreResult<NewRecord> {
+    let keys = SealKeys::of(key.as_ref());
+    let refused = |err: OpenError| StoreError::failed(format!("a record this store sealed: {err}"));
+    record.state = keys
+        .open(Purpose::State, id, &record.state)
+        .map_err(refused)?;
+    if let Some(sealed) = record.attachment.take() {
+        let key = keys.take(Purpose::Attachment);
+        record.attachment = Some(
+            seal::open_off_worker(key, id.to_owned(), sealed)
+                .await?
+                .map_err(refused)?,
+        );
+    }
+    Ok(record)
+}
+
+/// The attachment of `record` (stored under `id`, the record of `key`), opened if sealed;
+/// `None` when it has none or it does not open.
+async fn opened_attachment(
+    key: &SessionKey,
+    id: &str,
+    record: crate::session::records::Record,
+) -> StoreResult<Option<String>> {
+    let Some(attachment) = record.attachment else {
+        return Ok(None);
+    };
+    if !seal::is_sealed(&record.state) {
+        return Ok(Some(attachment));
+    }
+    let keys = SealKeys::of(key.as_ref()).take(Purpose::Attachment);
+    Ok(seal::open_off_worker(keys, id.to_owned(), attachment)
+        .await?
+        .ok())
 }
 
 /// An actix-session error's whole chain on one line.
@@ -636,6 +749,12 @@ mod tests {
             .await
             .expect("fetch")
             .expect("the new key's record");
-        assert_eq!(record.attachment.as_deref(), Some("two\n"));
+        assert!(seal::is_sealed(
+            record.attachment.as_deref().expect("an attachment")
+        ));
+        let opened = opened_attachment(&new, &session_id(&new), record)
+            .await
+            .expect("open");
+        assert_eq!(opened.as_deref(), Some("two\n"));
     }
 }
