@@ -5,6 +5,7 @@
 //! Tests start the real application through [`Application::build`] on port 0.
 
 use std::net::TcpListener;
+use std::rc::Rc;
 use std::time::Duration;
 
 use actix_session_stores::{CleanupTask, Clock, RotationKey, Storage, Store};
@@ -18,7 +19,7 @@ use crate::limits::{
 use crate::metrics::Metrics;
 use crate::middleware::{logged_request_line, security_headers};
 use crate::routes::{self, guard::Guard};
-use crate::session::Sessions;
+use crate::session::{CookieKeys, Sessions};
 use crate::templates;
 use crate::upkeep::spawn_upkeep;
 use actix_http::error::DispatchError;
@@ -224,14 +225,37 @@ fn cookie_key(settings: &SessionSettings, shared: bool) -> Key {
     }
 }
 
-/// actix-session's middleware on `store`, configured by the session settings.
-fn session_middleware(store: Store, key: Key, settings: &SessionSettings) -> Sessions {
-    let ttl = CookieDuration::seconds(settings.lifetime.as_secs() as i64);
-    let name = if settings.cookie_secure {
+/// The session cookie's name.
+fn cookie_name(settings: &SessionSettings) -> &'static str {
+    if settings.cookie_secure {
         SECURE_SESSION_COOKIE
     } else {
         SESSION_COOKIE
-    };
+    }
+}
+
+/// The cookie's keys: `key` (from SECRET_KEY) and those of PREVIOUS_SECRET_KEYS, with the
+/// attributes `session_middleware` sets the cookie with.
+fn cookie_keys(key: &Key, settings: &SessionSettings) -> CookieKeys {
+    CookieKeys {
+        name: cookie_name(settings),
+        current: key.clone(),
+        previous: settings
+            .previous_keys
+            .iter()
+            .map(|secret| Key::derive_from(secret.as_bytes()))
+            .collect(),
+        secure: settings.cookie_secure,
+        max_age: settings
+            .permanent
+            .then(|| CookieDuration::seconds(settings.lifetime.as_secs() as i64)),
+    }
+}
+
+/// actix-session's middleware on `store`, configured by the session settings.
+fn session_middleware(store: Store, key: Key, settings: &SessionSettings) -> Sessions {
+    let ttl = CookieDuration::seconds(settings.lifetime.as_secs() as i64);
+    let name = cookie_name(settings);
     let builder = SessionMiddleware::builder(store, key)
         .cookie_name(name.to_owned())
         .cookie_secure(settings.cookie_secure)
@@ -405,6 +429,7 @@ fn run(listener: TcpListener, shared: Shared, key: Key) -> anyhow::Result<Server
         let store = shared.storage.store();
         let session = &shared.settings.session;
         let sessions = || session_middleware(store.clone(), key.clone(), session);
+        let cookie_keys = Rc::new(cookie_keys(&key, session));
         let app = App::new()
             .wrap(security_headers(hsts))
             // The request line quoted at most 256 bytes of its target (a 60 KB URL would be a
@@ -417,7 +442,7 @@ fn run(listener: TcpListener, shared: Shared, key: Key) -> anyhow::Result<Server
             .wrap(from_fn(track_requests))
             .configure(|cfg| shared.register(cfg, &store))
             .configure(routes::probes_and_assets)
-            .configure(|cfg| routes::pages(cfg, sessions))
+            .configure(|cfg| routes::pages(cfg, sessions, cookie_keys))
             .default_service(web::to(routes::not_found));
         guarded_service!(app, limits, shares.clone())
     };

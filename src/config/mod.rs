@@ -76,6 +76,8 @@ pub struct DatabaseSettings {
 pub struct SessionSettings {
     /// Cookie key material; `None` means a random key for this process only.
     pub secret_key: Option<SecretKey>,
+    /// Former cookie key material, still accepted (and re-made under `secret_key`).
+    pub previous_keys: Vec<SecretKey>,
     /// How long a session lives after the visitor's last request.
     pub lifetime: Duration,
     /// How long after its upload a file is deleted at the latest; `None`: no bound.
@@ -95,6 +97,26 @@ fn parse_cleanup_mode(raw: &str) -> Result<CleanupMode, String> {
         "portable" => Ok(CleanupMode::Portable),
         _ => Err(format!("expected auto, postgres or portable, got `{raw}`")),
     }
+}
+
+/// `PREVIOUS_SECRET_KEYS`: comma-separated key material, each at least 32 bytes, at most
+/// `MAX_PREVIOUS_KEYS` of them. The error never repeats a key.
+fn parse_previous_keys(raw: &str) -> Result<Vec<SecretKey>, String> {
+    use crate::session::MAX_PREVIOUS_KEYS;
+    let keys: Vec<&str> = raw.split(',').map(str::trim).collect();
+    if keys.len() > MAX_PREVIOUS_KEYS {
+        return Err(format!(
+            "holds {} keys: at most {MAX_PREVIOUS_KEYS} (drop the oldest; each is tried on \
+             every cookie the current key does not open)",
+            keys.len()
+        ));
+    }
+    keys.iter()
+        .enumerate()
+        .map(|(i, key)| {
+            SecretKey::try_from(*key).map_err(|problem| format!("key {}: {problem}", i + 1))
+        })
+        .collect()
 }
 
 /// A database URL setting's value, or what is wrong with it (never repeating it).
@@ -185,6 +207,18 @@ impl Settings {
             })?),
             (None, None) => None,
         };
+        let previous_keys = match env.raw(&PREVIOUS_SECRET_KEYS) {
+            None => Vec::new(),
+            Some(_) if secret_key.is_none() => {
+                return Err(ConfigError {
+                    variable: PREVIOUS_SECRET_KEYS.name,
+                    problem: "is set without SECRET_KEY (or SECRET_KEY_FILE): set the new key \
+                              there"
+                        .into(),
+                })
+            }
+            Some(_) => env.parsed(&PREVIOUS_SECRET_KEYS, parse_previous_keys)?,
+        };
         let metrics_addr = env.raw(&METRICS_ADDR).map(|raw| raw.trim().to_owned());
         if let Some(addr) = &metrics_addr {
             env.parsed(&METRICS_ADDR, |_| parse_listen_address(addr))?;
@@ -228,6 +262,7 @@ impl Settings {
             },
             session: SessionSettings {
                 secret_key,
+                previous_keys,
                 lifetime: env.secs(&SESSION_LIFETIME_SECS)?,
                 max_lifetime: env
                     .optional(&SESSION_MAX_LIFETIME_SECS)?

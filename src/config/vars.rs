@@ -51,6 +51,9 @@ pub const SECRET_KEY: Var = var("SECRET_KEY", "", Kind::Text);
 /// A file holding SECRET_KEY (a container secret, such as /run/secrets/textdrop_secret_key);
 /// its one line is the key. Not both.
 pub const SECRET_KEY_FILE: Var = var("SECRET_KEY_FILE", "", Kind::Text);
+/// Former SECRET_KEY values, comma-separated (at most 4): a cookie made under one is still
+/// accepted and re-made under SECRET_KEY. Unset: none.
+pub const PREVIOUS_SECRET_KEYS: Var = var("PREVIOUS_SECRET_KEYS", "", Kind::Text);
 /// Address to listen on (0.0.0.0 in a container).
 pub const HOST: Var = var("HOST", "127.0.0.1", Kind::Text);
 /// Port to listen on.
@@ -138,6 +141,7 @@ pub const ALL: &[Var] = &[
     PREVIOUS_DATABASE_URL,
     SECRET_KEY,
     SECRET_KEY_FILE,
+    PREVIOUS_SECRET_KEYS,
     HOST,
     PORT,
     SESSION_LIFETIME_SECS,

@@ -21,7 +21,10 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, ResponseError};
 
 use crate::middleware::store_failure_page;
-use crate::session::Sessions;
+use std::rc::Rc;
+
+use crate::session::previous_keys::accept_previous;
+use crate::session::{CookieKeys, Sessions};
 use actix_session_stores::layer::{request_scope, request_scope_with_attachment};
 
 /// Routes that never need a session: health probes and the stylesheet.
@@ -44,10 +47,21 @@ const FORM_METHODS: &[Method] = &[Method::GET, Method::HEAD, Method::POST];
 const FORGET_METHODS: &[Method] = &[Method::POST];
 const ACTION_METHODS: &[Method] = &[Method::GET, Method::HEAD];
 
-pub fn pages(cfg: &mut web::ServiceConfig, sessions: impl Fn() -> Sessions) {
+pub fn pages(
+    cfg: &mut web::ServiceConfig,
+    sessions: impl Fn() -> Sessions,
+    cookie_keys: Rc<CookieKeys>,
+) {
+    // A cookie made under a previous key is re-made under SECRET_KEY before the session
+    // middleware reads it.
+    let previous_keys = || {
+        let keys = cookie_keys.clone();
+        from_fn(move |req, next| accept_previous(keys.clone(), req, next))
+    };
     let page = |resource: actix_web::Resource, methods: &'static [Method]| {
         resource
             .wrap(sessions())
+            .wrap(previous_keys())
             .wrap(from_fn(request_scope))
             .wrap(from_fn(store_failure_page))
             .wrap(from_fn(guard::post_guard))
@@ -57,6 +71,7 @@ pub fn pages(cfg: &mut web::ServiceConfig, sessions: impl Fn() -> Sessions) {
     let file_page = |resource: actix_web::Resource| {
         resource
             .wrap(sessions())
+            .wrap(previous_keys())
             .wrap(from_fn(request_scope_with_attachment))
             .wrap(from_fn(store_failure_page))
             .wrap(from_fn(guard::view_gate))

@@ -1,8 +1,10 @@
 //! textdrop's sessions: typed access for handlers ([`TextdropSession`]) over the session store
 //! crate (`actix-session-stores`), which keeps them, rotates them and cleans up after them.
 
+pub(crate) mod previous_keys;
 pub(crate) mod typed;
 
+pub use previous_keys::{CookieKeys, MAX_PREVIOUS_KEYS};
 pub use typed::{FileInfo, TextdropSession};
 
 /// What the storage cap counts for each record besides its file: the state, the file's name,

@@ -2,14 +2,19 @@
 //! shared one cannot show: sessions spread over every master, and a master killed with SIGKILL
 //! under a load of reads and uploads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
 use crate::helpers::harness::RunCluster;
-use crate::helpers::{cookie_client, page_at, spawn_app, upload_with, Backend, TestApp, TestDb};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{
+    cookie_client, page_at, session_cookie_pair, session_key_in, spawn_app, upload_with, Backend,
+    TestApp, TestDb, TEST_SECRET,
+};
 
 /// A 6-node cluster of the test's own on free ports (`RunCluster`), stopped on drop.
 struct PrivateCluster {
@@ -109,21 +114,27 @@ async fn visitors(
     for n in 0..count {
         let client = cookie_client();
         let text = format!("visitor {n}\n");
-        let response = upload_with(&client, &app.address, "v.txt", text.clone()).await;
-        assert_eq!(response.expect("upload").status(), StatusCode::SEE_OTHER);
-        visitors.push((client, text));
+        let response = upload_with(&client, &app.address, "v.txt", text.clone())
+            .await
+            .expect("upload");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        // The records are sealed: a visitor's record is found by the id of the key in its
+        // cookie, never by its text.
+        let pair = session_cookie_pair(&response).expect("a cookie");
+        let key = session_key_in(&pair, TEST_SECRET).expect("a cookie under the app's key");
+        visitors.push((client, text, hex::encode(Sha256::digest(key.as_bytes()))));
     }
     let owners = slot_owners(cluster.base + 1);
-    let mut master_of_text = HashMap::new();
-    for key in db.redis_keys() {
-        let file: String = db.redis(redis::cmd("HGET").arg(&key).arg("file"));
-        let slot: u16 = db.redis(redis::cmd("CLUSTER").arg("KEYSLOT").arg(&key));
-        master_of_text.insert(file, master_of(slot, &owners));
-    }
+    let keys = db.redis_keys();
     visitors
         .into_iter()
-        .map(|(client, text)| {
-            let master = master_of_text[&text];
+        .map(|(client, text, id)| {
+            let key = keys
+                .iter()
+                .find(|key| key.contains(&id))
+                .expect("the visitor's record");
+            let slot: u16 = db.redis(redis::cmd("CLUSTER").arg("KEYSLOT").arg(key));
+            let master = master_of(slot, &owners);
             Visitor {
                 client,
                 text,

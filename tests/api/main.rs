@@ -21,6 +21,7 @@ mod private_pg;
 mod redis;
 mod rotation;
 mod safety;
+mod sealed;
 mod sessions;
 mod statements;
 mod store;

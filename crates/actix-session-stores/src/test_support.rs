@@ -119,3 +119,38 @@ pub mod statements {
 
 /// The `sessions` table as Diesel sees it.
 pub use crate::schema::sessions;
+
+/// A stored value of the record `id` as its visitor sees it: opened with the session key
+/// `session_key` when sealed (`attachment`: the attachment's, else the state's), as it is when
+/// plain. `Err` with the reason when it does not open.
+pub fn open_stored(
+    session_key: &str,
+    id: &str,
+    attachment: bool,
+    stored: &str,
+) -> Result<String, String> {
+    use crate::seal::{is_sealed, Purpose, SealKeys};
+    if !is_sealed(stored) {
+        return Ok(stored.to_owned());
+    }
+    let purpose = if attachment {
+        Purpose::Attachment
+    } else {
+        Purpose::State
+    };
+    SealKeys::of(session_key)
+        .open(purpose, id, stored)
+        .map_err(|err| err.to_string())
+}
+
+/// Seals `plain` as the record `id`'s value under the session key `session_key`, as the store
+/// does.
+pub fn seal_stored(session_key: &str, id: &str, attachment: bool, plain: &str) -> String {
+    use crate::seal::{Purpose, SealKeys};
+    let purpose = if attachment {
+        Purpose::Attachment
+    } else {
+        Purpose::State
+    };
+    SealKeys::of(session_key).seal(purpose, id, plain)
+}

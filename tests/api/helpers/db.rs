@@ -569,3 +569,105 @@ impl LockHolder {
         self.conn.batch(&sql).expect("release the lock");
     }
 }
+
+/// Sealed records: what a copy of the storage holds, and records rewritten as the binary before
+/// sealing wrote them.
+impl TestDb {
+    /// A plain copy of the storage, as an operator (or a thief) takes one: the SQLite file and
+    /// its WAL, `pg_dump` and `mariadb-dump` of the table, `redis-cli --rdb`, and on a cluster
+    /// each key's `DUMP`. Redis compresses nothing for it (rdbcompression off), so text stored
+    /// as it is would show.
+    pub fn dump(&self) -> Vec<u8> {
+        let run = |command: &mut std::process::Command| {
+            let output = command.output().expect("run the dump tool");
+            assert!(output.status.success(), "{output:?}");
+            output.stdout
+        };
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self.url.trim_start_matches("sqlite://");
+                let mut bytes = std::fs::read(path).expect("the SQLite file");
+                bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+                bytes
+            }
+            Backend::Postgres => run(std::process::Command::new("pg_dump")
+                .arg("--table=sessions")
+                .arg(format!("--dbname={}", self.url))),
+            Backend::Mysql => {
+                let name = self.url.rsplit('/').next().expect("a database name");
+                let name = name.split('?').next().unwrap_or(name);
+                run(std::process::Command::new("mariadb-dump")
+                    .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", name, "sessions"]))
+            }
+            Backend::Redis => {
+                let _: () = self.redis(
+                    redis::cmd("CONFIG")
+                        .arg("SET")
+                        .arg("rdbcompression")
+                        .arg("no"),
+                );
+                let file = tempfile::NamedTempFile::new().expect("a file");
+                run(std::process::Command::new("redis-cli")
+                    .args(["-u", &self.url, "--rdb"])
+                    .arg(file.path()));
+                std::fs::read(file.path()).expect("the RDB file")
+            }
+            Backend::RedisCluster => {
+                on_every_master(
+                    &self.url,
+                    redis::cmd("CONFIG")
+                        .arg("SET")
+                        .arg("rdbcompression")
+                        .arg("no"),
+                );
+                let mut bytes = Vec::new();
+                for key in self.redis_keys() {
+                    let dumped: Vec<u8> = self.redis(redis::cmd("DUMP").arg(&key));
+                    bytes.extend(dumped);
+                }
+                bytes
+            }
+        }
+    }
+
+    /// The stored state and file of the record `id`, as they are stored.
+    pub fn stored_record(&self, id: &str) -> (String, Option<String>) {
+        match self.backend {
+            Backend::Redis | Backend::RedisCluster => {
+                let key = format!("textdrop:session:{id}");
+                let state: String = self.redis(redis::cmd("HGET").arg(&key).arg("state"));
+                let file: Option<String> = self.redis(redis::cmd("HGET").arg(&key).arg("file"));
+                (state, file)
+            }
+            _ => {
+                let query = sessions::table
+                    .filter(sessions::id.eq(id))
+                    .select((sessions::state, sessions::file));
+                on_conn!(&mut self.connect(), c => query.first(c)).expect("the record")
+            }
+        }
+    }
+
+    /// Overwrites the stored state and file of the record `id` with `state` and `file`.
+    pub fn set_stored_record(&self, id: &str, state: &str, file: Option<&str>) {
+        match self.backend {
+            Backend::Redis | Backend::RedisCluster => {
+                let key = format!("textdrop:session:{id}");
+                let _: () = self.redis(redis::cmd("HSET").arg(&key).arg("state").arg(state));
+                if let Some(file) = file {
+                    let _: () = self.redis(redis::cmd("HSET").arg(&key).arg("file").arg(file));
+                }
+            }
+            _ => {
+                let update = diesel::update(sessions::table.filter(sessions::id.eq(id))).set((
+                    sessions::state.eq(state),
+                    sessions::file.eq(file),
+                    sessions::file_bytes.eq(file.map_or(0, |f| f.len() as i64)),
+                ));
+                let changed = on_conn!(&mut self.connect(), c => update.execute(c))
+                    .expect("update the record");
+                assert_eq!(changed, 1, "the record {id}");
+            }
+        }
+    }
+}

@@ -158,6 +158,32 @@ pub fn session_cookie_pair(response: &reqwest::Response) -> Option<String> {
     session_cookie(response).map(|c| format!("{}={}", c.name(), c.value()))
 }
 
+/// The session key a session cookie `name=value` carries, opened with `secret` (the app's
+/// SECRET_KEY); `None` when it does not open under it.
+pub fn session_key_in(pair: &str, secret: &str) -> Option<String> {
+    // The value is sent percent-encoded.
+    let cookie = Cookie::parse_encoded(pair.to_owned()).ok()?;
+    let name = cookie.name().to_owned();
+    let mut jar = actix_web::cookie::CookieJar::new();
+    jar.add_original(cookie);
+    let key = actix_web::cookie::Key::derive_from(secret.as_bytes());
+    let opened = jar.private(&key).get(&name)?;
+    Some(opened.value().to_owned())
+}
+
+/// A session cookie `name=value` for the session key `session_key`, made under `secret`.
+pub fn cookie_for(name: &str, session_key: &str, secret: &str) -> String {
+    let mut jar = actix_web::cookie::CookieJar::new();
+    let key = actix_web::cookie::Key::derive_from(secret.as_bytes());
+    jar.private_mut(&key)
+        .add(Cookie::new(name.to_owned(), session_key.to_owned()));
+    jar.get(name)
+        .expect("added")
+        .encoded()
+        .stripped()
+        .to_string()
+}
+
 /// The boundary of the hand-made multipart bodies below.
 pub const BOUNDARY: &str = "XyZ";
 /// The `Content-Type` of a hand-made multipart body.
