@@ -19,6 +19,7 @@ use crate::limits::{
 use crate::metrics::Metrics;
 use crate::middleware::{logged_request_line, security_headers};
 use crate::routes::{self, guard::Guard};
+use crate::session::previous_keys::accept_previous;
 use crate::session::{CookieKeys, Sessions};
 use crate::templates;
 use crate::upkeep::spawn_upkeep;
@@ -440,6 +441,10 @@ fn run(listener: TcpListener, shared: Shared, key: Key) -> anyhow::Result<Server
             )
             .wrap(from_fn(crate::middleware::count_responses))
             .wrap(from_fn(track_requests))
+            .wrap(from_fn({
+                let keys = cookie_keys.clone();
+                move |req, next| accept_previous(keys.clone(), req, next)
+            }))
             .configure(|cfg| shared.register(cfg, &store))
             .configure(routes::probes_and_assets)
             .configure(|cfg| routes::pages(cfg, sessions, cookie_keys))

@@ -449,6 +449,31 @@ mod tests {
     }
 
     #[test]
+    fn previous_keys_are_bounded_checked_and_need_a_current_key() {
+        let key = "a-very-long-secret-key-material-0123456789";
+        let old = "an-older-secret-key-material-of-length-0123456789";
+        let with =
+            |previous: &str| settings(&[("SECRET_KEY", key), ("PREVIOUS_SECRET_KEYS", previous)]);
+        let s = with(&format!("{old}, {key}x")).expect("two keys");
+        assert_eq!(s.session.previous_keys.len(), 2);
+        assert_eq!(s.session.previous_keys[0].as_bytes(), old.as_bytes());
+
+        let five = vec![old; crate::session::MAX_PREVIOUS_KEYS + 1].join(",");
+        let err = with(&five).expect_err("too many");
+        assert_eq!(err.variable, "PREVIOUS_SECRET_KEYS");
+        assert!(err.problem.contains("at most 4"), "{err}");
+        let err = with(&format!("{old},short")).expect_err("a short key");
+        assert!(
+            err.problem.starts_with("key 2: must be at least 32 bytes"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains(old), "a key repeated: {err}");
+        let err = settings(&[("PREVIOUS_SECRET_KEYS", old)]).expect_err("no SECRET_KEY");
+        assert!(err.problem.contains("without SECRET_KEY"), "{err}");
+        assert!(format!("{s:?}").find(old).is_none(), "a key in Debug");
+    }
+
+    #[test]
     fn secret_key_is_never_shown_by_debug() {
         let secret = "a-very-long-secret-key-material-0123456789";
         let s = settings(&[

@@ -23,7 +23,7 @@ use actix_web::{web, ResponseError};
 use crate::middleware::store_failure_page;
 use std::rc::Rc;
 
-use crate::session::previous_keys::accept_previous;
+use crate::session::previous_keys::reissue_remade;
 use crate::session::{CookieKeys, Sessions};
 use actix_session_stores::layer::{request_scope, request_scope_with_attachment};
 
@@ -52,11 +52,11 @@ pub fn pages(
     sessions: impl Fn() -> Sessions,
     cookie_keys: Rc<CookieKeys>,
 ) {
-    // A cookie made under a previous key is re-made under SECRET_KEY before the session
-    // middleware reads it.
+    // A cookie made under a previous key (re-made under SECRET_KEY by the app's outermost
+    // layer) is set on the response when the session middleware sets none.
     let previous_keys = || {
         let keys = cookie_keys.clone();
-        from_fn(move |req, next| accept_previous(keys.clone(), req, next))
+        from_fn(move |req, next| reissue_remade(keys.clone(), req, next))
     };
     let page = |resource: actix_web::Resource, methods: &'static [Method]| {
         resource

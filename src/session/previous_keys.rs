@@ -5,8 +5,9 @@
 //! this layer only re-makes cookies with it (Flask 3.1.0 signed new cookies with a fallback
 //! key, CVE-2025-47278; a test checks that no response does here).
 //!
-//! The layer sits between the store's request scope and the session middleware on every page.
-//! actix-session re-sends an unchanged cookie only for persistent sessions: for a browser
+//! Two layers: the outermost one of the app re-makes the cookie in the request (headers can
+//! change only before anything holds the request), and one between the store's request scope
+//! and the session middleware of every page sets it on the response. actix-session re-sends an unchanged cookie only for persistent sessions: for a browser
 //! session, or a request that set none, this layer adds it, with the attributes the session
 //! middleware gives its own, and only when a session was loaded (a cookie that names nothing
 //! is not re-made). A cookie that opens under no key is left as it is: actix-session ignores it,
@@ -21,6 +22,7 @@ use actix_web::cookie::{Cookie, CookieJar, Key, SameSite};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderValue, COOKIE, SET_COOKIE};
 use actix_web::middleware::Next;
+use actix_web::HttpMessage as _;
 
 /// The most previous keys accepted: each is tried on a cookie the current key does not open.
 pub const MAX_PREVIOUS_KEYS: usize = 4;
@@ -55,9 +57,7 @@ impl CookieKeys {
             .private_mut(&self.current)
             .add(Cookie::new(self.name, opened.value().to_owned()));
         let remade = fresh.get(self.name)?.encoded().stripped().to_string();
-        remade
-            .split_once('=')
-            .map(|(_, value)| value.to_owned())
+        remade.split_once('=').map(|(_, value)| value.to_owned())
     }
 
     /// The `Set-Cookie` of the session cookie `value` (percent-encoded), as the session
@@ -98,7 +98,14 @@ fn session_cookie(req: &ServiceRequest, name: &str) -> Option<String> {
     })
 }
 
-/// Middleware (see the module): a cookie made under a previous key is accepted and re-made.
+/// The session cookie's value re-made under the current key, left in the request by
+/// [`accept_previous`] for [`reissue_remade`].
+#[derive(Clone)]
+struct Remade(String);
+
+/// Middleware, outermost on the app (the request's headers can change only before anything
+/// holds the request): a session cookie made under a previous key is replaced in the request
+/// by the same cookie made under the current key.
 pub async fn accept_previous(
     keys: Rc<CookieKeys>,
     mut req: ServiceRequest,
@@ -109,21 +116,37 @@ pub async fn accept_previous(
     } else {
         session_cookie(&req, keys.name).and_then(|value| keys.remake(&value))
     };
-    let Some(remade) = remade else {
-        return next.call(req).await;
-    };
-    let headers: Vec<HeaderValue> = req
-        .headers()
-        .get_all(COOKIE)
-        .filter_map(|header| {
-            HeaderValue::from_str(&rewritten(header.to_str().ok()?, keys.name, &remade)).ok()
-        })
-        .collect();
-    req.headers_mut().remove(COOKIE);
-    for header in headers {
-        req.headers_mut().append(COOKIE, header);
+    if let Some(remade) = remade {
+        let headers: Vec<HeaderValue> = req
+            .headers()
+            .get_all(COOKIE)
+            .filter_map(|header| {
+                HeaderValue::from_str(&rewritten(header.to_str().ok()?, keys.name, &remade)).ok()
+            })
+            .collect();
+        req.headers_mut().remove(COOKIE);
+        for header in headers {
+            req.headers_mut().append(COOKIE, header);
+        }
+        req.extensions_mut().insert(Remade(remade));
+        log::debug!("a session cookie made under a previous key was accepted and re-made");
     }
+    next.call(req).await
+}
+
+/// Middleware, between the store's request scope and the session middleware of a page: the
+/// cookie [`accept_previous`] re-made is set on the response when the session middleware set
+/// none and a session was loaded.
+pub async fn reissue_remade(
+    keys: Rc<CookieKeys>,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let remade = req.extensions().get::<Remade>().cloned();
     let mut response = next.call(req).await?;
+    let Some(Remade(remade)) = remade else {
+        return Ok(response);
+    };
     let prefix = format!("{}=", keys.name);
     let sets_it = response
         .headers()
@@ -134,7 +157,6 @@ pub async fn accept_previous(
             response.headers_mut().append(SET_COOKIE, header);
         }
     }
-    log::debug!("a session cookie made under a previous key was accepted and re-made");
     Ok(response)
 }
 
@@ -154,8 +176,14 @@ mod tests {
 
     fn made_under(key: &Key, value: &str) -> String {
         let mut jar = CookieJar::new();
-        jar.private_mut(key).add(Cookie::new("id", value.to_owned()));
-        let sent = jar.get("id").expect("added").encoded().stripped().to_string();
+        jar.private_mut(key)
+            .add(Cookie::new("id", value.to_owned()));
+        let sent = jar
+            .get("id")
+            .expect("added")
+            .encoded()
+            .stripped()
+            .to_string();
         sent.split_once('=').expect("a pair").1.to_owned()
     }
 
@@ -172,7 +200,10 @@ mod tests {
             jar.private(&keys.current).get("id").expect("opens").value(),
             "session-key"
         );
-        assert!(jar.private(&old).get("id").is_none(), "made under the old key");
+        assert!(
+            jar.private(&old).get("id").is_none(),
+            "made under the old key"
+        );
         // A cookie the current key opens is left alone, one under no key too.
         assert!(keys.remake(&made_under(&keys.current, "k")).is_none());
         let stranger = Key::derive_from(&[3u8; 32]);

@@ -16,6 +16,7 @@ mod limits;
 mod metrics;
 mod migrations;
 mod portable;
+mod previous_keys;
 mod private_mysql;
 mod private_pg;
 mod redis;

@@ -32,7 +32,12 @@ async fn upload(address: &str, n: usize) -> Visitor {
     let client = cookie_client();
     let name = format!("ledger-of-visitor-{n}.txt");
     let text: String = (0..40)
-        .map(|line| format!("visitor {n} private entry {line}: balance {}\n", n * 1000 + line))
+        .map(|line| {
+            format!(
+                "visitor {n} private entry {line}: balance {}\n",
+                n * 1000 + line
+            )
+        })
         .collect();
     let response = upload_with(&client, address, &name, text.clone())
         .await
@@ -123,9 +128,7 @@ async fn a_sealed_value_moved_to_another_record_or_changed_is_no_session(db: Tes
     );
     // Nothing else suffered: a third visitor uploads and reads as ever.
     let c = upload(&app.address, 3).await;
-    assert!(page_with_cookie(&action, &c.cookie)
-        .await
-        .contains(&c.name));
+    assert!(page_with_cookie(&action, &c.cookie).await.contains(&c.name));
     app.stop().await;
 }
 

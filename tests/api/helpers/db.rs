@@ -596,8 +596,16 @@ impl TestDb {
             Backend::Mysql => {
                 let name = self.url.rsplit('/').next().expect("a database name");
                 let name = name.split('?').next().unwrap_or(name);
-                run(std::process::Command::new("mariadb-dump")
-                    .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", name, "sessions"]))
+                run(std::process::Command::new("mariadb-dump").args([
+                    "-h",
+                    "127.0.0.1",
+                    "-P",
+                    "3306",
+                    "-u",
+                    "root",
+                    name,
+                    "sessions",
+                ]))
             }
             Backend::Redis => {
                 let _: () = self.redis(
