@@ -85,6 +85,11 @@ pub enum SessionsCommand {
               value_parser = clap::value_parser!(u16).range(1..=10_000))]
         batch_size: u16,
     },
+    /// Delete every session written before sealed records (still stored as plain text) now,
+    /// rather than wait for them to expire (SESSION_MAX_LIFETIME_SECS at the latest). Their
+    /// visitors start again; `textdrop stats` counts them. SQL storages; on Redis see
+    /// docs/operations.md.
+    DropPlain,
 }
 
 /// Libraries whose debug and trace lines would quote what visitors sent (statement parameters)
@@ -174,6 +179,14 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             }
         }
         Command::Sessions {
+            command: SessionsCommand::DropPlain,
+        } => {
+            if let Some(sql) = maintenance(&settings, Migrations::Applied).await? {
+                let dropped = sql.delete_plain().await.map_err(in_textdrops_words)?;
+                println!("deleted {dropped} plain session record(s)");
+            }
+        }
+        Command::Sessions {
             command:
                 SessionsCommand::Copy {
                     from,
@@ -214,6 +227,12 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                 let counts = sql.counts().await.map_err(in_textdrops_words)?;
                 println!("live sessions:    {}", counts.live);
                 println!("expired sessions: {} (waiting for cleanup)", counts.expired);
+                println!("sealed sessions:  {}", counts.sealed);
+                println!(
+                    "plain sessions:   {} (written before sealing; `textdrop sessions \
+                     drop-plain` deletes them)",
+                    counts.plain
+                );
                 match counts.oldest_expiry {
                     Some(at) => {
                         println!("oldest expiry:    {} UTC", at.format("%Y-%m-%d %H:%M:%S"))

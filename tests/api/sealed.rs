@@ -172,6 +172,52 @@ async fn a_record_written_before_sealing_reads_and_the_next_upload_is_sealed(db:
     app.stop().await;
 }
 
+/// Runs `textdrop ARGS` on `db`; its standard output.
+fn textdrop_on(db: &TestDb, args: &[&str]) -> String {
+    let output = crate::helpers::textdrop(args)
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+async fn stats_counts_plain_records_and_drop_plain_deletes_only_them(db: TestDb) {
+    let app = spawn_app(&db, &[]).await;
+    let action = format!("{}/action", app.address);
+    let sealed = upload(&app.address, 1).await;
+    let plain = upload(&app.address, 2).await;
+    let (state, file) = db.stored_record(&plain.id());
+    db.set_stored_record(
+        &plain.id(),
+        &open_stored(&plain.key, &plain.id(), false, &state).expect("opens"),
+        Some(&open_stored(&plain.key, &plain.id(), true, &file.expect("a file")).expect("opens")),
+    );
+
+    let stats = textdrop_on(&db, &["stats"]);
+    assert!(stats.contains("sealed sessions:  1\n"), "{stats}");
+    assert!(stats.contains("plain sessions:   1 "), "{stats}");
+
+    let dropped = textdrop_on(&db, &["sessions", "drop-plain"]);
+    assert!(
+        dropped.contains("deleted 1 plain session record(s)"),
+        "{dropped}"
+    );
+    let stats = textdrop_on(&db, &["stats"]);
+    assert!(stats.contains("sealed sessions:  1\n"), "{stats}");
+    assert!(stats.contains("plain sessions:   0 "), "{stats}");
+    assert!(page_with_cookie(&action, &plain.cookie)
+        .await
+        .contains(NO_FILE));
+    assert!(page_with_cookie(&action, &sealed.cookie)
+        .await
+        .contains(&sealed.name));
+    app.stop().await;
+}
+
+sql_tests!(operator: stats_counts_plain_records_and_drop_plain_deletes_only_them);
+
 page_tests!(
     a_copy_of_the_storage_shows_none_of_the_files,
     a_sealed_value_moved_to_another_record_or_changed_is_no_session,

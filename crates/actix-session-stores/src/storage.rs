@@ -321,6 +321,15 @@ impl Maintenance {
             .map_err(|err| Error::classify(ErrorKind::Failed, err))
     }
 
+    /// Deletes every session written before sealing (still plain), at once: for an operator
+    /// who will not wait for them to expire. Their visitors start again. How many went.
+    pub async fn delete_plain(&self) -> Result<usize> {
+        self.dialect
+            .delete_plain()
+            .await
+            .map_err(|err| Error::classify(ErrorKind::Failed, err))
+    }
+
     /// Live and expired session counts, and the oldest expiry.
     pub async fn counts(&self) -> Result<SessionCounts> {
         self.dialect

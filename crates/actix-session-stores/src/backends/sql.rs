@@ -313,6 +313,10 @@ pub fn grown_chain(chain: &[String], links: Vec<(String, Option<String>)>) -> Op
 /// The state a tombstone keeps (a record superseded without a grace period): an empty map.
 pub const TOMBSTONE_STATE: &str = "{}";
 
+/// A `LIKE` pattern every sealed state matches (`seal::PREFIX`, then anything); a state that
+/// does not was written before sealing.
+pub const SEALED_PATTERN: &str = "s1.%";
+
 /// The statements every SQL backend runs on the `sessions` table, in Diesel's query builder,
 /// expanded in a backend's module for its connection type. `$($run)*` is `.await` for the
 /// async connections and empty for SQLite's; the caller brings the matching `RunQueryDsl`
@@ -646,11 +650,40 @@ macro_rules! session_queries {
                 .get_result(conn)
                 $($run)*
                 ?;
+            let sealed = sessions::table
+                .filter(sessions::expires_at.gt(now))
+                .filter(sessions::state.like(crate::backends::sql::SEALED_PATTERN))
+                .count()
+                .get_result(conn)
+                $($run)*
+                ?;
+            let plain = sessions::table
+                .filter(sessions::expires_at.gt(now))
+                .filter(sessions::state.not_like(crate::backends::sql::SEALED_PATTERN))
+                .filter(sessions::state.ne(crate::backends::sql::TOMBSTONE_STATE))
+                .count()
+                .get_result(conn)
+                $($run)*
+                ?;
             Ok(crate::sweeper::SessionCounts {
                 live,
                 expired,
                 oldest_expiry,
+                sealed,
+                plain,
             })
+        }
+
+        /// Deletes every record written before sealing (tombstones, which hold nothing, stay
+        /// until they expire).
+        pub(super) $($async)? fn delete_plain(conn: &mut $conn) -> QueryResult<usize> {
+            diesel::delete(
+                sessions::table
+                    .filter(sessions::state.not_like(crate::backends::sql::SEALED_PATTERN))
+                    .filter(sessions::state.ne(crate::backends::sql::TOMBSTONE_STATE)),
+            )
+            .execute(conn)
+            $($run)*
         }
 
         /// What is stored at `now`: the live rows' attachments' bytes, and `charge` for each

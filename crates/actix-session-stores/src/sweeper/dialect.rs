@@ -29,6 +29,11 @@ pub struct SessionCounts {
     pub expired: i64,
     /// The oldest expiry of any row, live or not; `None`: no rows.
     pub oldest_expiry: Option<NaiveDateTime>,
+    /// Live sessions sealed (under their visitor's key).
+    pub sealed: i64,
+    /// Live sessions written before sealing, still plain (tombstones, which hold nothing, are
+    /// not counted). They stay plain until their visitor's next upload or their expiry.
+    pub plain: i64,
 }
 
 /// One SQL database, as the sweep loop sees it.
@@ -61,6 +66,9 @@ pub trait Dialect {
 
     /// Rows on either side of `now`, and the oldest expiry.
     fn counts(&self, now: NaiveDateTime) -> DialectFuture<'_, SessionCounts>;
+
+    /// Deletes every record written before sealing (still plain); how many went.
+    fn delete_plain(&self) -> DialectFuture<'_, usize>;
 }
 
 /// PostgreSQL's view of the `sessions` table, for choosing how to sweep it.

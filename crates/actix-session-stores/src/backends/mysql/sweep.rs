@@ -49,6 +49,12 @@ impl Dialect for MysqlDialect {
         })
     }
 
+    fn delete_plain(&self) -> DialectFuture<'_, usize> {
+        Box::pin(
+            async move { Ok(on_pool!(self.pool, conn => queries::delete_plain(&mut conn).await)?) },
+        )
+    }
+
     fn counts(&self, now: NaiveDateTime) -> DialectFuture<'_, SessionCounts> {
         Box::pin(
             async move { Ok(on_pool!(self.pool, conn => queries::counts(&mut conn, now).await)?) },

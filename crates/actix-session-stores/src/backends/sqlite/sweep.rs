@@ -58,6 +58,10 @@ impl Dialect for SqliteDialect {
         Some(self)
     }
 
+    fn delete_plain(&self) -> DialectFuture<'_, usize> {
+        Box::pin(async move { Ok(self.pool.write(queries::delete_plain).await?) })
+    }
+
     fn counts(&self, now: NaiveDateTime) -> DialectFuture<'_, SessionCounts> {
         Box::pin(async move { Ok(self.pool.read(|conn| queries::counts(conn, now)).await?) })
     }
