@@ -99,14 +99,15 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// The file was written: its bytes now count as stored until the next measurement sees
-    /// them.
-    pub fn stored(mut self) {
+    /// The file was written and takes `bytes` as stored (at most what was reserved): they
+    /// count as stored until the next measurement sees them, and the rest of the reservation
+    /// is free again.
+    pub fn stored(mut self, bytes: u64) {
         self.settled = true;
         if self.cap.limit.is_some() {
             let mut ledger = self.cap.ledger();
             ledger.in_flight -= self.bytes.min(ledger.in_flight);
-            ledger.written += self.bytes;
+            ledger.written += bytes.min(self.bytes);
         }
     }
 }
@@ -132,14 +133,24 @@ mod tests {
         let b = cap.try_reserve(40).expect("exactly full");
         drop(b);
         assert_eq!(cap.used(), 60, "a failed upload gives its room back");
-        a.stored();
+        a.stored(60);
         assert_eq!(cap.used(), 60, "a stored file still counts");
+    }
+
+    #[test]
+    fn a_file_stored_in_less_than_its_reservation_frees_the_rest() {
+        let cap = StorageCap::new(Some(100));
+        cap.try_reserve(90).expect("room").stored(15);
+        assert_eq!(cap.used(), 15, "compressed: only what it took counts");
+        assert!(cap.try_reserve(85).is_some());
+        cap.try_reserve(20).expect("room").stored(500);
+        assert_eq!(cap.used(), 35, "never more than was reserved");
     }
 
     #[actix_web::test]
     async fn a_measurement_replaces_what_was_written_before_it() {
         let cap = StorageCap::new(Some(100));
-        cap.try_reserve(30).expect("room").stored();
+        cap.try_reserve(30).expect("room").stored(30);
         // The storage now holds those 30 bytes and 50 written by another instance.
         let measured = cap.measure(async { Ok::<_, ()>(80) }).await;
         assert_eq!(measured, Ok(80));

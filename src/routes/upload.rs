@@ -7,6 +7,7 @@
 
 use actix_multipart::form::bytes::Bytes;
 use actix_multipart::form::MultipartForm;
+use actix_session_stores::layer::Attachment;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
@@ -139,8 +140,9 @@ pub async fn upload(
         Ok(file) => file,
         Err(err) => return refuse(err),
     };
-    // The file and the record around it.
-    let charge = text.len() as u64 + crate::session::RECORD_CHARGE;
+    // The file as stored at most (sealed, in case it does not compress) and the record around
+    // it; once stored, only what it took counts.
+    let charge = Attachment::stored_bytes_at_most(text.len()) + crate::session::RECORD_CHARGE;
     let Some(reservation) = cap.try_reserve(charge) else {
         return refuse(UploadError::StorageFull);
     };

@@ -72,7 +72,7 @@ impl TextdropSession {
         self.0.insert(Self::FILE, info)?;
         let attachment = Attachment::new(text)
             .with_sha256(digest)
-            .on_stored(move || reservation.stored());
+            .on_stored(move |stored| reservation.stored(stored + super::RECORD_CHARGE));
         // Outside the request layer the file cannot be stored: dropped, its room released.
         drop(layer::attach(attachment));
         Ok(())

@@ -100,10 +100,39 @@ async fn forwarded_addresses_count_only_from_trusted_proxies(db: TestDb) {
 }
 
 /// A file of `mib` MiB of text.
+/// `mib` MiB of text that compresses little (stored files are compressed: a repeated line
+/// would take almost nothing), starting with a line the pages can be checked for.
 fn mib_of_text(mib: usize) -> Vec<u8> {
-    "0123456789abcdef0123456789abcde\n"
-        .repeat(mib << 15)
-        .into_bytes()
+    let mut text = b"0123456789abcdef0123456789abcde\n".to_vec();
+    let mut rng = fastrand::Rng::with_seed(mib as u64);
+    while text.len() < mib << 20 {
+        let line: String = (0..31).map(|_| rng.alphanumeric()).collect();
+        text.extend_from_slice(line.as_bytes());
+        text.push(b'\n');
+    }
+    text
+}
+
+/// `mib` MiB of a log: lines that differ, and compress as logs do.
+fn mib_of_log(mib: usize) -> Vec<u8> {
+    let mut text = Vec::new();
+    let mut n = 0u64;
+    while text.len() < mib << 20 {
+        text.extend_from_slice(
+            format!(
+                "2026-12-06T12:{:02}:{:02}Z GET /action?page={} 200 {} bytes in {} ms\n",
+                n / 60 % 60,
+                n % 60,
+                n % 97,
+                2000 + n * 7 % 5000,
+                n % 13
+            )
+            .as_bytes(),
+        );
+        n += 1;
+    }
+    text.truncate(mib << 20);
+    text
 }
 
 /// Uploads one MiB files with fresh clients until one is refused; returns the clients whose
@@ -186,6 +215,31 @@ async fn empty_uploads_count_against_the_cap(db: TestDb) {
     assert_eq!(db.row_count(), stored.len());
     let page = page_at(&stored[0], &format!("{}/action", app.address)).await;
     assert!(page.contains("The file is empty"), "{page:.400}");
+    app.stop().await;
+}
+
+/// The cap counts files as stored (compressed, sealed): a cap with room for two files that do
+/// not compress holds six 1 MiB logs (each takes about a quarter of its size), and still
+/// refuses when full.
+async fn compressed_files_fill_the_cap_as_stored(db: TestDb) {
+    let cap = ((5 << 20) / 2).to_string();
+    let app = spawn_app(&db, &[("MAX_STORED_BYTES", &cap)]).await;
+    let mut stored = Vec::new();
+    for _ in 0..6 {
+        let client = cookie_client();
+        let response = upload_with(&client, &app.address, "app.log", mib_of_log(1))
+            .await
+            .expect("POST");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        stored.push(client);
+    }
+    let page = page_at(&stored[5], &format!("{}/action", app.address)).await;
+    assert!(
+        page.contains("12:00:01Z GET &#x2F;action?page=1 200"),
+        "{page:.300}"
+    );
+    let (_, (status, _)) = fill(&app).await;
+    assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE);
     app.stop().await;
 }
 
@@ -728,12 +782,16 @@ page_tests!(
 
 tests_on!(on_sqlite: Sqlite;
     the_storage_cap_holds_on_sql,
+    compressed_files_fill_the_cap_as_stored,
     a_burst_from_one_address_queues_instead_of_being_refused,
     a_dual_stack_listener_keeps_ipv4_clients_apart,
     a_trickling_body_is_cut_at_the_deadline,
     connections_past_the_cap_wait_until_one_closes,
 );
-tests_on!(on_postgres: Postgres; the_storage_cap_holds_on_sql);
+tests_on!(on_postgres: Postgres;
+    the_storage_cap_holds_on_sql,
+    compressed_files_fill_the_cap_as_stored,
+);
 sql_tests!(empty_uploads: empty_uploads_count_against_the_cap);
 tests_on!(on_mysql: Mysql; the_storage_cap_holds_on_sql);
 tests_on!(on_cluster: RedisCluster; the_storage_cap_holds_on_a_redis_cluster);

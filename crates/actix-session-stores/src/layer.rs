@@ -62,7 +62,7 @@ use crate::session::records::Loaded;
 pub struct Attachment {
     pub(crate) text: String,
     pub(crate) digest: Option<[u8; 32]>,
-    pub(crate) on_stored: Option<Box<dyn FnOnce()>>,
+    pub(crate) on_stored: Option<Box<dyn FnOnce(u64)>>,
 }
 
 impl Attachment {
@@ -83,11 +83,26 @@ impl Attachment {
         self
     }
 
-    /// Calls `done` once the store has written the attachment. If the write fails or never
-    /// happens, `done` is dropped uncalled (so a guard it owns is released).
-    pub fn on_stored(mut self, done: impl FnOnce() + 'static) -> Self {
+    /// Calls `done` once the store has written the attachment, with the bytes it takes as
+    /// stored (compressed and sealed: see [`stored_bytes_at_most`](Self::stored_bytes_at_most)).
+    /// If the write fails or never happens, `done` is dropped uncalled (so a guard it owns is
+    /// released).
+    pub fn on_stored(mut self, done: impl FnOnce(u64) + 'static) -> Self {
         self.on_stored = Some(Box::new(done));
         self
+    }
+
+    /// The most bytes an attachment of `text_bytes` takes as stored: a text that does not
+    /// compress is sealed as it is, in base64 (4 bytes for 3) with a nonce, a header and a tag.
+    /// Text usually takes far less (see [`on_stored`](Self::on_stored)).
+    ///
+    /// ```
+    /// use actix_session_stores::layer::Attachment;
+    /// assert_eq!(Attachment::stored_bytes_at_most(0), 3 + 44);
+    /// assert!(Attachment::stored_bytes_at_most(3 << 20) < 4200 << 10);
+    /// ```
+    pub fn stored_bytes_at_most(text_bytes: usize) -> u64 {
+        crate::seal::stored_len_at_most(text_bytes) as u64
     }
 
     /// The attachment's text.

@@ -155,6 +155,11 @@ impl PurposeKey {
     }
 }
 
+/// The longest stored form of a value of `plain_len` bytes (one that does not compress).
+pub fn stored_len_at_most(plain_len: usize) -> usize {
+    PREFIX.len() + (HEADER + NONCE_LEN + plain_len + TAG).div_ceil(3) * 4
+}
+
 /// Whether `stored` is a sealed value (rather than one written before sealing).
 pub fn is_sealed(stored: &str) -> bool {
     stored.starts_with(PREFIX)
@@ -307,6 +312,23 @@ mod tests {
     }
 
     #[test]
+    fn a_value_that_does_not_compress_takes_its_bound_at_most() {
+        let keys = SealKeys::of(KEY);
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let noise: String = (0..100_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                char::from(b'!' + (state % 94) as u8)
+            })
+            .collect();
+        let sealed = keys.seal(Purpose::Attachment, ID, &noise);
+        assert!(sealed.len() <= stored_len_at_most(noise.len()));
+        assert!(sealed.len() > noise.len(), "noise compressed by base64?");
+    }
+
+    #[test]
     fn text_is_compressed_and_two_seals_of_one_value_differ() {
         let keys = SealKeys::of(KEY);
         let plain = log_text(20_000);
@@ -356,6 +378,52 @@ mod tests {
             keys.open(Purpose::State, ID, "{}"),
             Err(OpenError::Malformed)
         );
+    }
+
+    /// A long value is sealed and opened on the blocking pool: the worker's other tasks run
+    /// meanwhile (on the worker itself they could not, its runtime has one thread).
+    #[actix_web::test]
+    async fn a_long_value_is_sealed_and_opened_off_the_worker() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+        let plain = log_text(150_000);
+        assert!(plain.len() > 6 << 20);
+        let ticks = Rc::new(Cell::new(0u32));
+        let ticker = actix_web::rt::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    actix_web::rt::time::sleep(std::time::Duration::from_millis(1)).await;
+                    ticks.set(ticks.get() + 1);
+                }
+            }
+        });
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(5)).await;
+        let key = || SealKeys::of(KEY).take(Purpose::Attachment);
+        let before = ticks.get();
+        let started = std::time::Instant::now();
+        let sealed = seal_off_worker(key(), ID.into(), plain.clone())
+            .await
+            .expect("sealed");
+        let sealing = (ticks.get() - before, started.elapsed());
+        let before = ticks.get();
+        let started = std::time::Instant::now();
+        let opened = open_off_worker(key(), ID.into(), sealed)
+            .await
+            .expect("ran")
+            .expect("opens");
+        let opening = (ticks.get() - before, started.elapsed());
+        ticker.abort();
+        assert_eq!(opened, plain);
+        // Only meaningful when the work took a few milliseconds, as it does for 6 MB.
+        for (ticks, took) in [sealing, opening] {
+            if took > std::time::Duration::from_millis(20) {
+                assert!(
+                    ticks >= 2,
+                    "{ticks} ticks in {took:?}: the worker was blocked"
+                );
+            }
+        }
     }
 
     #[test]

@@ -188,9 +188,9 @@ impl Store {
             }) => (Some(text), on_stored),
             None => (None, None),
         };
-        let key = self.insert_new(self.new_record(state, ttl, text)).await?;
+        let (key, stored) = self.insert_new(self.new_record(state, ttl, text)).await?;
         if let Some(done) = done {
-            done();
+            done(stored);
         }
         Ok(key)
     }
@@ -198,13 +198,14 @@ impl Store {
     /// Writes `record` under a fresh key. The key is new, so finding its id taken can only
     /// mean an earlier attempt of this very insert went in (its connection was lost after the
     /// commit, and the statement ran again): done.
-    async fn insert_new(&self, record: NewRecord) -> StoreResult<SessionKey> {
+    async fn insert_new(&self, record: NewRecord) -> StoreResult<(SessionKey, u64)> {
         let key = generate_session_key();
         let id = session_id(&key);
         let record = sealed(&key, &id, record).await?;
+        let stored = record.attachment_bytes() as u64;
         match self.records.insert(&id, record).await {
             Err(err) if !err.is_duplicate() => Err(err),
-            _ => Ok(key),
+            _ => Ok((key, stored)),
         }
     }
 
@@ -306,13 +307,14 @@ impl Store {
         }
         let record = sealed(&new, &new_id, self.new_record(state, ttl, text)).await?;
         let rotation = self.rotation(record.created_at);
+        let stored = record.attachment_bytes() as u64;
         let Err(record) = self
             .records
             .rotate(&old_id, &new_id, record, rotation)
             .await?
         else {
             if let Some(done) = done {
-                done();
+                done(stored);
             }
             return Ok(new);
         };
@@ -331,9 +333,9 @@ impl Store {
                 // Sealed under the key it was not stored under: opened to be sealed again
                 // under the fresh one.
                 let record = opened(&new, &new_id, record).await?;
-                let key = self.insert_new(record).await?;
+                let (key, stored) = self.insert_new(record).await?;
                 if let Some(done) = done {
-                    done();
+                    done(stored);
                 }
                 Ok(key)
             }
