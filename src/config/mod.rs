@@ -458,7 +458,7 @@ mod tests {
         assert_eq!(s.session.previous_keys.len(), 2);
         assert_eq!(s.session.previous_keys[0].as_bytes(), old.as_bytes());
 
-        let five = vec![old; crate::session::MAX_PREVIOUS_KEYS + 1].join(",");
+        let five = [old; crate::session::MAX_PREVIOUS_KEYS + 1].join(",");
         let err = with(&five).expect_err("too many");
         assert_eq!(err.variable, "PREVIOUS_SECRET_KEYS");
         assert!(err.problem.contains("at most 4"), "{err}");
