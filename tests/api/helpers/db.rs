@@ -267,12 +267,6 @@ impl TestDb {
         }
     }
 
-    /// Every stored state, as text (SQL only).
-    pub fn states(&self) -> Vec<String> {
-        let query = sessions::table.select(sessions::state);
-        on_conn!(&mut self.connect(), c => query.load(c)).expect("read sessions")
-    }
-
     /// Every stored file (SQL only).
     pub fn files(&self) -> Vec<Option<String>> {
         let query = sessions::table.select(sessions::file);
