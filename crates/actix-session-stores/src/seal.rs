@@ -176,10 +176,55 @@ fn aad(purpose: Purpose, id: &str, header: &[u8]) -> Vec<u8> {
     aad
 }
 
+thread_local! {
+    /// This thread's zstd contexts for values shorter than [`OFF_WORKER_FROM`] (a worker's:
+    /// making a context costs more than compressing a 2 KB value). Longer values, on the
+    /// blocking pool, get a context of their own, freed with them.
+    static CONTEXTS: std::cell::RefCell<Option<(zstd::bulk::Compressor<'static>, zstd::bulk::Decompressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `work` on this thread's contexts (made on first use); `None` when they cannot be made.
+fn with_contexts<T>(
+    work: impl FnOnce(
+        &mut zstd::bulk::Compressor<'static>,
+        &mut zstd::bulk::Decompressor<'static>,
+    ) -> Option<T>,
+) -> Option<T> {
+    CONTEXTS.with(|contexts| {
+        let mut contexts = contexts.borrow_mut();
+        if contexts.is_none() {
+            *contexts = Some((
+                zstd::bulk::Compressor::new(LEVEL).ok()?,
+                zstd::bulk::Decompressor::new().ok()?,
+            ));
+        }
+        let (compressor, decompressor) = contexts.as_mut()?;
+        work(compressor, decompressor)
+    })
+}
+
+fn compress(plain: &[u8]) -> Option<Vec<u8>> {
+    if plain.len() < OFF_WORKER_FROM {
+        with_contexts(|compressor, _| compressor.compress(plain).ok())
+    } else {
+        zstd::bulk::compress(plain, LEVEL).ok()
+    }
+}
+
+/// At most `decoded` bytes out of `payload`.
+fn decompress(payload: &[u8], decoded: usize) -> Option<Vec<u8>> {
+    if decoded < OFF_WORKER_FROM {
+        with_contexts(|_, decompressor| decompressor.decompress(payload, decoded).ok())
+    } else {
+        zstd::bulk::decompress(payload, decoded).ok()
+    }
+}
+
 fn seal_with(key: &LessSafeKey, purpose: Purpose, id: &str, plain: &str) -> String {
     let plain = plain.as_bytes();
     let compressed = (plain.len() >= COMPRESS_FROM)
-        .then(|| zstd::bulk::compress(plain, LEVEL).ok())
+        .then(|| compress(plain))
         .flatten()
         .filter(|packed| packed.len() < plain.len());
     let (flags, payload): (u8, &[u8]) = match &compressed {
@@ -242,7 +287,7 @@ fn open_with(
         return Err(OpenError::Length);
     }
     let bytes = if header[0] & COMPRESSED != 0 {
-        zstd::bulk::decompress(payload, decoded).map_err(|_| OpenError::Length)?
+        decompress(payload, decoded).ok_or(OpenError::Length)?
     } else {
         payload.to_vec()
     };
@@ -377,6 +422,53 @@ mod tests {
         assert_eq!(
             keys.open(Purpose::State, ID, "{}"),
             Err(OpenError::Malformed)
+        );
+    }
+
+    /// What one read of a 40-line, 2.5 KB file costs: the keys derived, the state and the
+    /// file opened (`cargo test --release -p actix-session-stores --lib seal_cost -- --ignored
+    /// --nocapture`; the figure is in docs/benchmarks.md).
+    #[test]
+    #[ignore = "a measurement, run by hand in release"]
+    fn seal_cost() {
+        let state = r#"{"v":1,"state":{"file":{"name":"notes.txt","size":2560,"lines":40}}}"#;
+        let file = log_text(40);
+        let keys = SealKeys::of(KEY);
+        let sealed_state = keys.seal(Purpose::State, ID, state);
+        let sealed_file = keys.seal(Purpose::Attachment, ID, &file);
+        let mut times = Vec::new();
+        for _ in 0..21 {
+            let started = std::time::Instant::now();
+            for _ in 0..1000 {
+                let keys = SealKeys::of(KEY);
+                let s = keys.open(Purpose::State, ID, &sealed_state).expect("opens");
+                let f = keys
+                    .open(Purpose::Attachment, ID, &sealed_file)
+                    .expect("opens");
+                std::hint::black_box((s, f));
+            }
+            times.push(started.elapsed() / 1000);
+        }
+        times.sort();
+        let open = times[10];
+        let mut times = Vec::new();
+        for _ in 0..21 {
+            let started = std::time::Instant::now();
+            for _ in 0..1000 {
+                let keys = SealKeys::of(KEY);
+                let s = keys.seal(Purpose::State, ID, state);
+                let f = keys.seal(Purpose::Attachment, ID, &file);
+                std::hint::black_box((s, f));
+            }
+            times.push(started.elapsed() / 1000);
+        }
+        times.sort();
+        println!(
+            "file {} bytes, stored {}; open (keys, state, file): {:?}; seal: {:?} (medians of 21 × 1000)",
+            file.len(),
+            sealed_file.len(),
+            open,
+            times[10]
         );
     }
 
