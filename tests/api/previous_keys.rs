@@ -5,15 +5,17 @@ use reqwest::StatusCode;
 use textdrop::startup::SESSION_COOKIE;
 
 use crate::helpers::{
-    cookie_for, session_cookie_pair, session_key_in, spawn_app, upload_with, TestDb, TEST_SECRET,
+    cookie_for, session_cookie_pair, session_key_in, spawn_app, upload_as, upload_with, TestDb,
+    TEST_SECRET,
 };
 
 const NEW_KEY: &str = "the-new-secret-key-material-after-the-rotation-0123456789";
 const STRANGER: &str = "a-key-neither-list-holds-for-this-app-0123456789-abcdefgh";
 
-/// Every session cookie `response` sets: it opens under NEW_KEY and under no previous key.
-fn only_under_the_new_key(response: &reqwest::Response) -> Option<String> {
-    let pair = session_cookie_pair(response)?;
+/// The session key of a cookie `name=value` a response set: it opens under NEW_KEY and under no
+/// previous key.
+fn only_under_the_new_key(pair: Option<String>) -> Option<String> {
+    let pair = pair?;
     assert!(
         session_key_in(&pair, TEST_SECRET).is_none(),
         "a cookie made under the previous key was set"
@@ -60,7 +62,8 @@ async fn a_cookie_under_a_previous_key_is_kept_and_remade(db: TestDb, permanent:
 
     let response = get_with(&action, &old_cookie).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let remade = only_under_the_new_key(&response).expect("the cookie is re-made");
+    let remade =
+        only_under_the_new_key(session_cookie_pair(&response)).expect("the cookie is re-made");
     assert_eq!(remade, session_key, "the same session, under the new key");
     let page = response.text().await.expect("body");
     assert!(page.contains("kept across the key"), "{page:.300}");
@@ -75,30 +78,16 @@ async fn a_cookie_under_a_previous_key_is_kept_and_remade(db: TestDb, permanent:
         .contains("kept across the key"));
 
     // An upload with the old cookie rotates the key: the new cookie is under the new key only.
-    let response = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-        .post(format!("{}/", after.address))
-        .header(reqwest::header::COOKIE, &old_cookie)
-        .header("content-type", crate::helpers::MULTIPART)
-        .body(format!(
-            "{}second\n{}",
-            crate::helpers::multipart_head("b.txt"),
-            crate::helpers::MULTIPART_TAIL
-        ))
-        .send()
-        .await
-        .expect("upload");
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    only_under_the_new_key(&response).expect("the rotated key's cookie");
+    let (status, rotated) = upload_as(&after, &old_cookie, "b.txt", "second\n").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    only_under_the_new_key(rotated).expect("the rotated key's cookie");
 
     // A new visitor's cookie is made under the new key (the Flask CVE).
     let fresh = crate::helpers::cookie_client();
     let response = upload_with(&fresh, &after.address, "new.txt", "new visitor\n")
         .await
         .expect("upload");
-    only_under_the_new_key(&response).expect("a new visitor's cookie");
+    only_under_the_new_key(session_cookie_pair(&response)).expect("a new visitor's cookie");
 
     // A cookie under a key neither list holds is a fresh session, and nothing is re-made.
     let stranger = cookie_for(SESSION_COOKIE, &session_key, STRANGER);

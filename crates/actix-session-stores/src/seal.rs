@@ -236,8 +236,21 @@ fn seal_with(key: &LessSafeKey, purpose: Purpose, id: &str, plain: &str) -> Stri
     SystemRandom::new()
         .fill(&mut nonce)
         .expect("the system's random source works");
+    seal_payload(key, purpose, id, [flags.into(), decoded], nonce, payload)
+}
+
+/// The stored form of `payload` (compressed or not, as `flags` says, of `decoded` bytes when
+/// opened) sealed with `nonce`.
+fn seal_payload(
+    key: &LessSafeKey,
+    purpose: Purpose,
+    id: &str,
+    [flags, decoded]: [u32; 2],
+    nonce: [u8; NONCE_LEN],
+    payload: &[u8],
+) -> String {
     let mut body = Vec::with_capacity(HEADER + NONCE_LEN + payload.len() + TAG);
-    body.push(flags);
+    body.push(flags as u8);
     body.extend_from_slice(&decoded.to_be_bytes());
     body.extend_from_slice(&nonce);
     let start = body.len();
@@ -523,24 +536,15 @@ mod tests {
         // A value sealed under the right key whose payload expands past its recorded length
         // (what a forged header would claim) does not open.
         let keys = SealKeys::of(KEY);
-        let key = keys.key(Purpose::Attachment);
         let bomb = zstd::bulk::compress(&vec![b'a'; 1 << 20], 19).expect("compress");
-        let mut body = vec![COMPRESSED];
-        body.extend_from_slice(&1000u32.to_be_bytes());
-        let nonce = [7u8; NONCE_LEN];
-        body.extend_from_slice(&nonce);
-        let start = body.len();
-        body.extend_from_slice(&bomb);
-        let aad = aad(Purpose::Attachment, ID, &body[..HEADER]);
-        let tag = key
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(&aad),
-                &mut body[start..],
-            )
-            .expect("seal");
-        body.extend_from_slice(tag.as_ref());
-        let stored = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(&body));
+        let stored = seal_payload(
+            keys.key(Purpose::Attachment),
+            Purpose::Attachment,
+            ID,
+            [u32::from(COMPRESSED), 1000],
+            [7u8; NONCE_LEN],
+            &bomb,
+        );
         assert_eq!(
             keys.open(Purpose::Attachment, ID, &stored),
             Err(OpenError::Length)
