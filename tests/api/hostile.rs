@@ -176,7 +176,9 @@ async fn pipelined_requests_never_read_are_closed_at_the_write_deadline(db: Test
 
 /// One address opens 300 idle connections with a share of 256 (and a head timeout long
 /// enough not to interfere): 256 stay open, the other 44 are closed at once; a client at
-/// another address is served meanwhile; once some close, the address gets places again.
+/// another address is served meanwhile; once some close, the address gets places again. The
+/// attacker is 127.0.0.3, so no connection of the harness's (its readiness probe comes from
+/// 127.0.0.1 and may not be closed yet by the server) shares its count.
 async fn one_address_holds_at_most_its_share_of_connections(db: TestDb) {
     let server = ServerProcess::start(
         &db,
@@ -186,10 +188,12 @@ async fn one_address_holds_at_most_its_share_of_connections(db: TestDb) {
         ],
     );
     let port = server.port;
+    let attacker: IpAddr = "127.0.0.3".parse().expect("ip");
+    let mut streams = Vec::with_capacity(300);
+    for _ in 0..300 {
+        streams.push(connect_from(attacker, port).await);
+    }
     let (mut open, closed) = actix_web::rt::task::spawn_blocking(move || {
-        let streams: Vec<TcpStream> = (0..300)
-            .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
-            .collect();
         std::thread::sleep(Duration::from_millis(500));
         let (mut open, mut closed) = (Vec::new(), 0);
         for mut stream in streams {
@@ -219,8 +223,30 @@ async fn one_address_holds_at_most_its_share_of_connections(db: TestDb) {
     // Places come back as connections close.
     open.truncate(200);
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
-    let response = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
+    let client = reqwest::Client::builder()
+        .local_address(attacker)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let response = client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await;
     assert_eq!(response.expect("healthz").status(), 200);
+}
+
+/// A blocking connection to the server on `port` from the local address `from`.
+async fn connect_from(from: IpAddr, port: u16) -> TcpStream {
+    let socket = actix_web::rt::net::TcpSocket::new_v4().expect("socket");
+    socket.bind((from, 0).into()).expect("bind");
+    let stream = socket
+        .connect(([127, 0, 0, 1], port).into())
+        .await
+        .expect("connect")
+        .into_std()
+        .expect("std stream");
+    stream.set_nonblocking(false).expect("blocking");
+    stream
 }
 
 /// The metrics listener has the public port's connection layer: one address holds at most its
