@@ -27,6 +27,10 @@ pub enum AppError {
     /// parameter).
     #[error("bad query: {0}")]
     BadQuery(String),
+    /// A parameter the page knows with a value it does not take; the text (textdrop's own
+    /// words, never the visitor's) says what it takes, and is shown on the page.
+    #[error("bad value: {0}")]
+    BadValue(String),
     /// A search longer than `routes::search::MAX_QUERY_CHARS`.
     #[error("search too long")]
     SearchTooLong,
@@ -51,7 +55,9 @@ impl ResponseError for AppError {
             AppError::UploadConflict => StatusCode::CONFLICT,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::ViewsTooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::BadQuery(_) | AppError::SearchTooLong => StatusCode::BAD_REQUEST,
+            AppError::BadQuery(_) | AppError::BadValue(_) | AppError::SearchTooLong => {
+                StatusCode::BAD_REQUEST
+            }
             AppError::Unavailable(_) | AppError::ViewsBusy { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -60,6 +66,7 @@ impl ResponseError for AppError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        let explained;
         let (title, message) = match self {
             AppError::NotFound => ("Page not found", "There is no page at this address."),
             AppError::UploadConflict => (
@@ -76,6 +83,13 @@ impl ResponseError for AppError {
                 "Bad address",
                 "This address has a query textdrop does not understand; remove what follows the ? and try again.",
             ),
+            AppError::BadValue(why) => {
+                explained = format!(
+                    "This address has a query textdrop does not understand: {why}. Change what \
+                     follows the ? and try again."
+                );
+                ("Bad address", explained.as_str())
+            }
             AppError::SearchTooLong => (
                 "Search too long",
                 "Search for at most 200 characters at a time.",

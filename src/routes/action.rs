@@ -1,6 +1,6 @@
 //! GET /action shows the stored file back as escaped text, a page at a time, with when it will
-//! be deleted: numbered lines a link can point at (`?line=N`, `?lines=A-B`), a search
-//! (`?q=words`), wrapping switched off with `?wrap=0`.
+//! be deleted: numbered lines a link can point at (`?line=N`, `?lines=3-5,10-12,40`, see
+//! `selection`), a search (`?q=words`), wrapping switched off with `?wrap=0`.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -13,6 +13,7 @@ use crate::limits::FileShown;
 use crate::routes::index_cache::IndexCache;
 use crate::routes::paging::{self, PageIndex};
 use crate::routes::search;
+use crate::routes::selection::Selection;
 use crate::session::TextdropSession;
 use crate::templates;
 use actix_session_stores::layer;
@@ -22,8 +23,8 @@ use actix_session_stores::Storage;
 /// in well under a millisecond); bigger ones on the blocking pool.
 const RENDER_INLINE_BYTES: usize = 16 * 1024;
 
-/// The query /action understands: `page=N`, `line=N`, `lines=A-B`, `q=words` with `case=1`,
-/// `wrap=0`.
+/// The query /action understands: `page=N`, `line=N`, `lines=A-B,C-D,E`, `q=words` with
+/// `case=1`, `wrap=0`.
 #[derive(Debug, serde::Deserialize)]
 pub struct ActionQuery {
     #[serde(default)]
@@ -45,8 +46,8 @@ pub struct ActionQuery {
 enum Target {
     /// Page N of the lines.
     Page(usize),
-    /// The page holding lines A to B (A = B for one line), those highlighted.
-    Lines(usize, usize),
+    /// Selected lines, highlighted: on the page holding the first (or page N, given).
+    Lines(Selection, Option<usize>),
     /// Page N of the lines matching a search.
     Search {
         words: String,
@@ -67,27 +68,24 @@ fn flag(value: Option<&str>, name: &str, default: bool) -> Result<bool, AppError
         None => Ok(default),
         Some("1") => Ok(true),
         Some("0") => Ok(false),
-        Some(_) => Err(AppError::BadQuery(format!("{name} takes 1 or 0"))),
+        Some(_) => Err(AppError::BadValue(format!("{name} takes 1 or 0"))),
     }
-}
-
-fn line_number(raw: &str) -> Result<usize, AppError> {
-    raw.trim()
-        .parse()
-        .map_err(|_| AppError::BadQuery("a line is a whole number".into()))
 }
 
 impl View {
     fn parse(query: &ActionQuery) -> Result<Self, AppError> {
         let wrap = flag(query.wrap.as_deref(), "wrap", true)?;
         let case = flag(query.case.as_deref(), "case", false)?;
-        let page = match query.page.as_deref() {
-            None => 1,
-            Some(raw) => raw
-                .trim()
-                .parse::<usize>()
-                .map_err(|_| AppError::BadQuery("a page is a whole number".into()))?,
+        let asked_page = match query.page.as_deref() {
+            None => None,
+            Some(raw) => Some(
+                raw.trim()
+                    .parse::<usize>()
+                    .map_err(|_| AppError::BadValue("a page is a whole number".into()))?,
+            ),
         };
+        let page = asked_page.unwrap_or(1);
+        let bad = |e: crate::routes::selection::SelectionError| AppError::BadValue(e.to_string());
         let target = match (
             query.q.as_deref(),
             query.line.as_deref(),
@@ -103,15 +101,10 @@ impl View {
                     page,
                 }
             }
-            (_, _, Some(range)) => {
-                let (from, to) = range.split_once('-').unwrap_or((range, range));
-                let (from, to) = (line_number(from)?, line_number(to)?);
-                Target::Lines(from.min(to), from.max(to))
+            (_, _, Some(ranges)) => {
+                Target::Lines(Selection::parse(ranges).map_err(bad)?, asked_page)
             }
-            (_, Some(line), None) => {
-                let line = line_number(line)?;
-                Target::Lines(line, line)
-            }
+            (_, Some(line), None) => Target::Lines(Selection::line(line).map_err(bad)?, asked_page),
             _ => Target::Page(page),
         };
         Ok(Self { target, wrap })
@@ -232,11 +225,18 @@ fn fill(text: &str, index: &PageIndex, view: &View, mut context: Context) -> Opt
             }
             base
         }
-        _ => Vec::new(),
+        Target::Lines(selection, _) => {
+            let (name, value) = selection.query();
+            vec![(name, value)]
+        }
+        Target::Page(_) => Vec::new(),
     };
+    // A selection's pages name their number even when it is 1: without it the link would
+    // land on the selection's own page.
+    let selecting = matches!(view.target, Target::Lines(..));
     let page_url = |number: usize| {
         let mut params = base.clone();
-        if number > 1 {
+        if number > 1 || selecting {
             params.push(("page", number.to_string()));
         }
         action_url(&params, view.wrap)
@@ -268,24 +268,42 @@ fn fill(text: &str, index: &PageIndex, view: &View, mut context: Context) -> Opt
             (results.number, results.count)
         }
         Target::Page(_) | Target::Lines(..) => {
-            let (number, highlight) = match view.target {
-                Target::Page(number) if (1..=index.count()).contains(&number) => (number, None),
-                Target::Page(number) => {
-                    context.insert("note", &no_such_page(number, index.count()));
-                    (index.count(), None)
-                }
-                Target::Lines(from, to) => match index.page_of_line(from) {
-                    Some(number) => (number, Some(from..=to)),
-                    None => {
-                        context.insert("note", &past_the_end(from, index.lines()));
-                        (index.count(), None)
-                    }
-                },
+            let (asked, selection) = match &view.target {
+                Target::Page(number) => (Some(*number), None),
+                Target::Lines(selection, page) => (*page, Some(selection)),
                 Target::Search { .. } => unreachable!("handled above"),
             };
+            let number = match (asked, selection) {
+                (Some(number), _) if (1..=index.count()).contains(&number) => number,
+                (Some(number), _) => {
+                    context.insert("note", &no_such_page(number, index.count()));
+                    index.count()
+                }
+                (None, Some(selection)) => match index.page_of_line(selection.first_line()) {
+                    Some(number) => number,
+                    None => {
+                        let note = past_the_end(selection.first_line(), index.lines());
+                        context.insert("note", &note);
+                        index.count()
+                    }
+                },
+                (None, None) => 1,
+            };
             let page = index.page(text, number)?;
+            let link_start = selection.map(Selection::link_start);
+            if let Some(selection) = selection {
+                context.insert(
+                    "selection",
+                    &serde_json::json!({
+                        "lines": selection.describe(),
+                        "open": selection.is_open(),
+                        "clear": page_url_plain(number, view.wrap),
+                    }),
+                );
+            }
             let shown = paging::Shown {
-                highlight,
+                selection,
+                link_start: link_start.as_deref().unwrap_or("/action?line="),
                 link_query,
             };
             context.insert("lines_html", &paging::lines_html(&page.lines, &shown));
@@ -298,8 +316,8 @@ fn fill(text: &str, index: &PageIndex, view: &View, mut context: Context) -> Opt
     let here: Vec<(&str, String)> = {
         let mut here = base.clone();
         match view.target {
-            Target::Lines(from, to) if from == to => here.push(("line", from.to_string())),
-            Target::Lines(from, to) => here.push(("lines", format!("{from}-{to}"))),
+            Target::Lines(_, Some(_)) => here.push(("page", number.to_string())),
+            Target::Lines(_, None) => {}
             _ if number > 1 => here.push(("page", number.to_string())),
             _ => {}
         }
@@ -309,6 +327,15 @@ fn fill(text: &str, index: &PageIndex, view: &View, mut context: Context) -> Opt
     links.nowrap = action_url(&here, false);
     context.insert("links", &links);
     Some(context)
+}
+
+/// Page `number` of the file without a selection or search.
+fn page_url_plain(number: usize, wrap: bool) -> String {
+    if number > 1 {
+        action_url(&[("page", number.to_string())], wrap)
+    } else {
+        action_url(&[], wrap)
+    }
 }
 
 /// The note for a page number past the end of the file (or 0).
@@ -348,10 +375,17 @@ mod tests {
         let view = |pairs: &str| View::parse(&query(pairs)).map_err(|e| e.to_string());
         assert_eq!(view("").map(|v| v.target), Ok(Target::Page(1)));
         assert_eq!(view("page=3").map(|v| v.target), Ok(Target::Page(3)));
-        assert_eq!(view("line=12").map(|v| v.target), Ok(Target::Lines(12, 12)));
+        let selected = |raw: &str, page: Option<usize>| {
+            Ok(Target::Lines(Selection::parse(raw).expect("ranges"), page))
+        };
+        assert_eq!(view("line=12").map(|v| v.target), selected("12", None));
         assert_eq!(
             view("lines=40-20").map(|v| v.target),
-            Ok(Target::Lines(20, 40))
+            selected("20-40", None)
+        );
+        assert_eq!(
+            view("lines=3-5,10-12,40&page=2").map(|v| v.target),
+            selected("3-5,10-12,40", Some(2))
         );
         assert_eq!(
             view("q=a+b&case=1&page=2").map(|v| v.target),
@@ -361,7 +395,8 @@ mod tests {
                 page: 2
             })
         );
-        assert_eq!(view("q=&line=3").map(|v| v.target), Ok(Target::Lines(3, 3)));
+        assert_eq!(view("q=&line=3").map(|v| v.target), selected("3", None));
+        assert!(view(&format!("lines={}", vec!["1"; 17].join(","))).is_err());
         assert_eq!(view("wrap=0").map(|v| v.wrap), Ok(false));
         assert!(view("line=x").is_err());
         assert!(view("lines=1-y").is_err());

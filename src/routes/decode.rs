@@ -78,7 +78,7 @@ pub fn decode_text(bytes: &[u8]) -> Result<Decoded, UploadError> {
     if text.contains('\0') || looks_binary(&text) {
         return Err(UploadError::NotText);
     }
-    let lines = text.lines().count();
+    let lines = crate::routes::lines::lines(&text).count();
     Ok(Decoded {
         text,
         lines,
@@ -219,40 +219,6 @@ fn looks_binary(text: &str) -> bool {
         }
     }
     junk * 1000 > chars * MAX_JUNK_PER_MILLE
-}
-
-/// How a text's lines end, as the file page says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum LineEndings {
-    /// No line break at all.
-    None,
-    #[serde(rename = "LF")]
-    Lf,
-    #[serde(rename = "CRLF")]
-    Crlf,
-    #[serde(rename = "mixed (LF and CRLF)")]
-    Mixed,
-}
-
-/// The line-ending style of `text`, and whether it ends without a newline (a non-empty text
-/// whose last line has no line break).
-pub fn line_endings(text: &str) -> (LineEndings, bool) {
-    let (mut lf, mut crlf) = (0usize, 0usize);
-    let bytes = text.as_bytes();
-    for (at, _) in text.match_indices('\n') {
-        if at > 0 && bytes[at - 1] == b'\r' {
-            crlf += 1;
-        } else {
-            lf += 1;
-        }
-    }
-    let style = match (lf, crlf) {
-        (0, 0) => LineEndings::None,
-        (_, 0) => LineEndings::Lf,
-        (0, _) => LineEndings::Crlf,
-        _ => LineEndings::Mixed,
-    };
-    (style, !text.is_empty() && !text.ends_with('\n'))
 }
 
 #[cfg(test)]
@@ -404,14 +370,5 @@ mod tests {
         assert_eq!(decode_text(&more), Err(UploadError::NotText), "6 in 512");
         // Tab, line feed, carriage return and form feed are text.
         assert!(decode_text("a\tb\r\nc\u{c}d\n".repeat(100).as_bytes()).is_ok());
-    }
-
-    #[test]
-    fn line_endings_are_told_apart() {
-        assert_eq!(line_endings("a\nb\n"), (LineEndings::Lf, false));
-        assert_eq!(line_endings("a\r\nb"), (LineEndings::Crlf, true));
-        assert_eq!(line_endings("a\r\nb\n"), (LineEndings::Mixed, false));
-        assert_eq!(line_endings("one line"), (LineEndings::None, true));
-        assert_eq!(line_endings(""), (LineEndings::None, false));
     }
 }

@@ -8,10 +8,12 @@ mod form;
 pub mod guard;
 mod health;
 pub(crate) mod index_cache;
+mod lines;
 mod paging;
 mod raw;
 mod refusal;
 mod search;
+mod selection;
 mod upload;
 
 use actix_web::body::{BoxBody, MessageBody};

@@ -5,6 +5,9 @@
 
 use serde::Serialize;
 
+use crate::routes::lines::{line_endings, lines_from, LineEndings};
+use crate::routes::selection::Selection;
+
 /// The most lines a page shows.
 pub const LINES_PER_PAGE: usize = 500;
 /// The most bytes of text a page shows (before HTML escaping).
@@ -31,34 +34,6 @@ pub struct Page<'a> {
     /// The 1-based number of the first and last line shown (of the file's lines).
     pub first_line: usize,
     pub last_line: usize,
-}
-
-/// The lines of `text` from byte `from` on (which starts a line), as `str::lines` gives them
-/// (ending at `\n` or `\r\n`, a last line without either included), each with the offset it
-/// starts at: found with `memchr`, bytes at a time.
-fn lines_from(text: &str, from: usize) -> impl Iterator<Item = (usize, &str)> {
-    let bytes = text.as_bytes();
-    let mut at = from;
-    std::iter::from_fn(move || {
-        if at >= bytes.len() {
-            return None;
-        }
-        let start = at;
-        let (end, next) = match memchr::memchr(b'\n', &bytes[start..]) {
-            Some(i) => {
-                let nl = start + i;
-                let end = if nl > start && bytes[nl - 1] == b'\r' {
-                    nl - 1
-                } else {
-                    nl
-                };
-                (end, nl + 1)
-            }
-            None => (bytes.len(), bytes.len()),
-        };
-        at = next;
-        Some((start, &text[start..end]))
-    })
 }
 
 /// The pieces of one line as pages show them: cut at character boundaries into pieces of at
@@ -101,7 +76,7 @@ struct Start {
 pub struct PageIndex {
     starts: Vec<Start>,
     lines: usize,
-    endings: crate::routes::decode::LineEndings,
+    endings: LineEndings,
     no_final_newline: bool,
 }
 
@@ -144,7 +119,7 @@ impl PageIndex {
                 bytes_here += piece.len();
             }
         }
-        let (endings, no_final_newline) = crate::routes::decode::line_endings(text);
+        let (endings, no_final_newline) = line_endings(text);
         Self {
             starts,
             lines,
@@ -164,7 +139,7 @@ impl PageIndex {
     }
 
     /// The text's line-ending style, and whether it ends without a newline.
-    pub fn endings(&self) -> (crate::routes::decode::LineEndings, bool) {
+    pub fn endings(&self) -> (LineEndings, bool) {
         (self.endings, self.no_final_newline)
     }
 
@@ -224,27 +199,37 @@ impl PageIndex {
     }
 }
 
-/// How a page's lines are shown: which to highlight, and what every line link carries besides
-/// its line number (the page's other settings, such as `&wrap=0`).
-#[derive(Debug, Clone, Default)]
+/// How a page's lines are shown: which to highlight, where each line number's link goes (see
+/// [`Selection::link_start`]), and what every line link carries besides its line number (the
+/// page's other settings, such as `&wrap=0`).
+#[derive(Debug, Clone)]
 pub struct Shown<'a> {
-    pub highlight: Option<std::ops::RangeInclusive<usize>>,
+    pub selection: Option<&'a Selection>,
+    /// The link's address up to the line's number, e.g. `/action?line=`.
+    pub link_start: &'a str,
     pub link_query: &'a str,
+}
+
+impl Default for Shown<'_> {
+    fn default() -> Self {
+        Self {
+            selection: None,
+            link_start: "/action?line=",
+            link_query: "",
+        }
+    }
 }
 
 /// A page's lines as the file view shows them, HTML-escaped: one `<span class="line">` per line
 /// (`line continued` for the later pieces of a long one; `hl` when highlighted), each followed
 /// by a newline. A line's first piece has `id="L{n}"` and begins with an empty link to
-/// `/action?line={n}#L{n}` whose number the stylesheet draws (`data-n`), so that copying the
-/// text copies no numbers. Built here in one buffer rather than by a template loop.
+/// `{link_start}{n}{link_query}#L{n}` whose number the stylesheet draws (`data-n`), so that
+/// copying the text copies no numbers. Built here in one buffer rather than by a template loop.
 pub fn lines_html(lines: &[Line<'_>], shown: &Shown<'_>) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(lines.iter().map(|l| l.text.len() + 120).sum());
     for line in lines {
-        let lit = shown
-            .highlight
-            .as_ref()
-            .is_some_and(|range| range.contains(&line.number));
+        let lit = shown.selection.is_some_and(|s| s.contains(line.number));
         let class = match (line.continued, lit) {
             (false, false) => "line",
             (false, true) => "line hl",
@@ -258,8 +243,8 @@ pub fn lines_html(lines: &[Line<'_>], shown: &Shown<'_>) -> String {
             let _ = write!(
                 out,
                 "<span class=\"{class}\" id=\"L{n}\"><a class=\"n\" data-n=\"{n}\" \
-                 aria-label=\"Line {n}\" href=\"/action?line={n}{}#L{n}\"></a>",
-                shown.link_query
+                 aria-label=\"Line {n}\" href=\"{}{n}{}#L{n}\"></a>",
+                shown.link_start, shown.link_query
             );
         }
         crate::templates::escape_into(&mut out, line.text);
@@ -284,7 +269,7 @@ mod tests {
     fn reference_pages(text: &str) -> Vec<Vec<(usize, String, bool)>> {
         let mut pages: Vec<Vec<(usize, String, bool)>> = vec![Vec::new()];
         let (mut lines_here, mut bytes_here) = (0, 0);
-        for (index, line) in text.lines().enumerate() {
+        for (index, line) in crate::routes::lines::lines(text).enumerate() {
             let mut rest = line;
             let mut continued = false;
             loop {
@@ -323,6 +308,8 @@ mod tests {
             "a\r\nb\r\n".into(),
             "a\n\n\nb".into(),
             "x\r".into(),
+            "old\rmac\r\rfile\r".into(),
+            "a\rb\r\nc\nd".into(),
             "\r\n\r\n".into(),
             (1..=1_234).map(|n| format!("line {n}\n")).collect(),
             format!("short\n{long}\n{long}{long}\nafter"),
@@ -336,7 +323,7 @@ mod tests {
             let index = PageIndex::of(text);
             let reference = reference_pages(text);
             assert_eq!(index.count(), reference.len(), "{:.40?}", text);
-            assert_eq!(index.lines(), text.lines().count());
+            assert_eq!(index.lines(), crate::routes::lines::lines(text).count());
             for (number, expected) in reference.iter().enumerate() {
                 let page = index.page(text, number + 1).expect("a page");
                 let got: Vec<(usize, String, bool)> = page
@@ -387,10 +374,12 @@ mod tests {
         assert_eq!(page_of_line(&text, 0), None);
 
         let second = page(&text, 2).expect("page 2");
+        let selection = Selection::parse("502-503").expect("a range");
         let html = lines_html(
             &second.lines[..2],
             &Shown {
-                highlight: Some(502..=503),
+                selection: Some(&selection),
+                link_start: "/action?line=",
                 link_query: "&amp;wrap=0",
             },
         );

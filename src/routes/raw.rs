@@ -41,7 +41,7 @@ pub async fn raw(
             response.insert_header(attachment(&info.name));
         }
         Some(_) => {
-            return Err(AppError::BadQuery("download takes 1 or 0".into()));
+            return Err(AppError::BadValue("download takes 1 or 0".into()));
         }
     }
     // The loaded String becomes the body as it is (no copy): the file is in memory once.

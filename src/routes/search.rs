@@ -52,7 +52,7 @@ pub fn search(text: &str, query: &Query, number: usize, link_query: &str) -> Opt
     let first = (number.checked_sub(1)?).checked_mul(LINES_PER_PAGE)?;
     let mut matching_lines = 0;
     let mut html = String::new();
-    for (index, line) in text.lines().enumerate() {
+    for (index, line) in crate::routes::lines::lines(text).enumerate() {
         if !query.0.is_match(line) {
             continue;
         }

@@ -69,6 +69,68 @@ async fn a_line_number_links_to_the_page_that_holds_the_line(db: TestDb) {
     app.stop().await;
 }
 
+/// `?lines=3-5,10-12,40` highlights each range and lands on the first; while a selection is
+/// shown, a line number's link ends its open range there or starts another; the page links
+/// keep the selection; more than 16 ranges is a bad address.
+async fn several_ranges_are_highlighted_and_two_clicks_make_one(db: TestDb) {
+    let app = spawn_app(&db, &[]).await;
+    app.upload("long.txt", numbered(1_200)).await;
+
+    let page = app.get_text("/action?lines=3-5,10-12,40").await;
+    assert_eq!(highlighted(&page), [3, 4, 5, 10, 11, 12, 40]);
+    assert!(page.contains("page 1 of 3"));
+    assert!(
+        page.contains("Selected: lines 3–5, 10–12 and 40."),
+        "{page}"
+    );
+    assert!(
+        page.contains("href=\"/action?lines=3-5,10-12,40-7#L7\""),
+        "the open range ends where the next click is"
+    );
+    assert!(page.contains("href=\"/action\">Clear the selection</a>"));
+
+    // Two clicks: a line, then another, make a range; a third starts another range.
+    let one = app.get_text("/action?line=10").await;
+    assert!(
+        one.contains("href=\"/action?lines=10-14#L14\""),
+        "{one:.3000}"
+    );
+    let range = app.get_text("/action?lines=10-14").await;
+    assert_eq!(highlighted(&range), [10, 11, 12, 13, 14]);
+    assert!(range.contains("href=\"/action?lines=10-14,20#L20\""));
+    let two = app.get_text("/action?lines=10-14,20").await;
+    assert_eq!(highlighted(&two), [10, 11, 12, 13, 14, 20]);
+
+    // Ranges on several pages: the page of the first, and the page links keep the selection.
+    let across = app.get_text("/action?lines=700-702,3").await;
+    assert!(across.contains("page 2 of 3"));
+    assert_eq!(highlighted(&across), [700, 701, 702]);
+    assert!(across.contains("href=\"/action?lines=700-702,3&amp;page=1\">Previous page"));
+    let first = app.get_text("/action?lines=700-702,3&page=1").await;
+    assert!(first.contains("page 1 of 3"));
+    assert_eq!(highlighted(&first), [3]);
+
+    let most = vec!["1"; 16].join(",");
+    assert_eq!(
+        app.get(&format!("/action?lines={most}")).await.status(),
+        StatusCode::OK
+    );
+    for bad in [
+        format!("/action?lines={most},2"),
+        "/action?lines=3-5,x".into(),
+    ] {
+        let response = app.get(&bad).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let text = response.text().await.expect("page");
+        assert!(text.contains("Bad address"), "{bad}");
+        assert!(
+            text.contains("at most 16 ranges") || text.contains("ranges such as 3-5,10-12,40"),
+            "{bad}: {text}"
+        );
+    }
+    app.stop().await;
+}
+
 /// Uploads `data` under `name` as the browser would send it (the name as a UTF-8 filename).
 async fn upload_named(app: &TestApp, name: &str, data: &[u8]) {
     let part = Part::bytes(data.to_vec())
@@ -319,7 +381,37 @@ async fn mostly_utf8_files_and_colour_logs_are_shown_as_text(db: TestDb) {
     app.stop().await;
 }
 
+/// A file whose lines end in a lone carriage return (classic Mac OS) is shown a line per line,
+/// numbered, searchable and linkable, and comes back raw as it was.
+async fn old_mac_files_split_at_their_carriage_returns(db: TestDb) {
+    let app = spawn_app(&db, &[]).await;
+    app.upload("old.txt", "first\rsecond\rthird\r").await;
+    let page = app.get_text("/action").await;
+    assert!(page.contains("CR (classic Mac) line endings"), "{page}");
+    assert!(page.contains("<dt>Lines</dt><dd>3,"), "{page}");
+    assert_eq!(
+        shown_lines(&page),
+        [
+            (Some(1), "first".to_owned()),
+            (Some(2), "second".to_owned()),
+            (Some(3), "third".to_owned())
+        ]
+    );
+    assert_eq!(highlighted(&app.get_text("/action?line=2").await), [2]);
+    let found = app.get_text("/action?q=third").await;
+    assert!(found.contains("1 line match"), "{found}");
+    assert!(found.contains("href=\"/action?line=3#L3\""), "{found}");
+    assert_eq!(
+        app.get_text("/action/raw").await,
+        "first\rsecond\rthird\r",
+        "kept as uploaded"
+    );
+    app.stop().await;
+}
+
 tests_on!(sqlite_only: Sqlite;
+    several_ranges_are_highlighted_and_two_clicks_make_one,
+    old_mac_files_split_at_their_carriage_returns,
     mostly_utf8_files_and_colour_logs_are_shown_as_text,
     a_line_number_links_to_the_page_that_holds_the_line,
     a_download_name_never_breaks_its_header,

@@ -119,6 +119,27 @@ async fn a_line_link_lands_highlights_and_copies_no_numbers(db: TestDb) {
     assert_eq!(lit, json!(["L1001", "L1002", "L1003"]));
     save_screenshot(client, "desktop-lines").await;
 
+    // Several ranges in one link; a click on a line number starts another range, a second
+    // click ends it there.
+    goto(client, &app, "/action?lines=3-5,10-12").await;
+    let lit_ids = "return [...document.querySelectorAll('.line.hl')].map(l => l.id);";
+    assert_eq!(
+        run(client, lit_ids).await,
+        json!(["L3", "L4", "L5", "L10", "L11", "L12"])
+    );
+    click_and_wait(client, "#L20 a.n", "#L20:target").await;
+    click_and_wait(client, "#L22 a.n", "#L22:target").await;
+    let url = client.current_url().await.expect("url");
+    assert_eq!(url.query(), Some("lines=3-5,10-12,20-22"));
+    assert_eq!(
+        run(client, lit_ids).await,
+        json!(["L3", "L4", "L5", "L10", "L11", "L12", "L20", "L21", "L22"])
+    );
+    assert!(text_of(client, "#selection")
+        .await
+        .starts_with("Selected: lines 3–5, 10–12 and 20–22."));
+    save_screenshot(client, "desktop-ranges").await;
+
     // The raw file, as text.
     goto(client, &app, "/action").await;
     let download = client
