@@ -1,6 +1,8 @@
 //! GET /action shows the stored file back as escaped text, a page at a time, with when it will
 //! be deleted: numbered lines a link can point at (`?line=N`, `?lines=3-5,10-12,40`, see
-//! `selection`), a search (`?q=words`), wrapping switched off with `?wrap=0`.
+//! `selection`), a search (`?q=words`), wrapping switched off with `?wrap=0`. A Markdown file
+//! is shown rendered (`?view=source` for its numbered lines, the default for a link to lines,
+//! a page or a search).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -11,6 +13,7 @@ use crate::connection::client_gone;
 use crate::error::AppError;
 use crate::limits::FileShown;
 use crate::routes::index_cache::IndexCache;
+use crate::routes::markdown;
 use crate::routes::paging::{self, PageIndex};
 use crate::routes::search;
 use crate::routes::selection::Selection;
@@ -39,6 +42,8 @@ pub struct ActionQuery {
     case: Option<String>,
     #[serde(default)]
     wrap: Option<String>,
+    #[serde(default)]
+    view: Option<String>,
 }
 
 /// What the page is asked to show.
@@ -48,6 +53,8 @@ enum Target {
     Page(usize),
     /// Selected lines, highlighted: on the page holding the first (or page N, given).
     Lines(Selection, Option<usize>),
+    /// A Markdown file rendered as a document.
+    Rendered,
     /// Page N of the lines matching a search.
     Search {
         words: String,
@@ -56,11 +63,13 @@ enum Target {
     },
 }
 
-/// The parsed query: what to show, and whether long lines wrap.
+/// The parsed query: what to show, whether long lines wrap, and whether the file is Markdown
+/// (which has a rendered view and a source view).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct View {
     target: Target,
     wrap: bool,
+    markdown: bool,
 }
 
 fn flag(value: Option<&str>, name: &str, default: bool) -> Result<bool, AppError> {
@@ -73,8 +82,14 @@ fn flag(value: Option<&str>, name: &str, default: bool) -> Result<bool, AppError
 }
 
 impl View {
-    fn parse(query: &ActionQuery) -> Result<Self, AppError> {
+    fn parse(query: &ActionQuery, markdown: bool) -> Result<Self, AppError> {
         let wrap = flag(query.wrap.as_deref(), "wrap", true)?;
+        let rendered = match query.view.as_deref() {
+            None => None,
+            Some("rendered") => Some(true),
+            Some("source") => Some(false),
+            Some(_) => return Err(AppError::BadValue("view takes rendered or source".into())),
+        };
         let case = flag(query.case.as_deref(), "case", false)?;
         let asked_page = match query.page.as_deref() {
             None => None,
@@ -105,9 +120,15 @@ impl View {
                 Target::Lines(Selection::parse(ranges).map_err(bad)?, asked_page)
             }
             (_, Some(line), None) => Target::Lines(Selection::line(line).map_err(bad)?, asked_page),
+            // A Markdown file is rendered unless its source is asked for, or a page of it.
+            _ if markdown && rendered.unwrap_or(asked_page.is_none()) => Target::Rendered,
             _ => Target::Page(page),
         };
-        Ok(Self { target, wrap })
+        Ok(Self {
+            target,
+            wrap,
+            markdown,
+        })
     }
 
     /// What every link on the page carries besides its own parameters (HTML-escaped).
@@ -165,7 +186,7 @@ pub async fn show(
     let (Some(info), Some(text)) = (session.file(), layer::take_loaded_attachment()) else {
         return Ok(templates::page(StatusCode::OK, "action.html", &context));
     };
-    let view = View::parse(&query)?;
+    let view = View::parse(&query, markdown::is_markdown(&info.name))?;
     // A superseded key shows the previous version until its grace ends, and says so; the
     // current one says how long the file is kept.
     if let Some(until) = layer::superseded().and_then(|s| s.shown_until()) {
@@ -187,7 +208,7 @@ pub async fn show(
     // less than a hop to the blocking pool costs; indexing a big file or searching it is real
     // CPU work: off the async executor.
     let inline = text.len() <= RENDER_INLINE_BYTES
-        || (cached.is_some() && !matches!(view.target, Target::Search { .. }));
+        || (cached.is_some() && matches!(view.target, Target::Page(_) | Target::Lines(..)));
     let indexes = (**indexes).clone();
     let render = move || {
         let index = cached.unwrap_or_else(|| indexes.index_of(id.as_deref(), &text));
@@ -215,6 +236,44 @@ fn fill(text: &str, index: &PageIndex, view: &View, mut context: Context) -> Opt
     let (endings, no_final_newline) = index.endings();
     context.insert("endings", &endings);
     context.insert("no_final_newline", &no_final_newline);
+    let too_long_to_render;
+    let view = if view.target == Target::Rendered {
+        if text.len() <= markdown::MAX_RENDERED_BYTES {
+            context.insert("rendered_html", &markdown::render(text));
+            context.insert(
+                "markdown",
+                &serde_json::json!({
+                    "rendered": true,
+                    "other": action_url(&[("view", "source".into())], view.wrap),
+                }),
+            );
+            context.insert("links", &Links::default());
+            return Some(context);
+        }
+        context.insert(
+            "note",
+            &format!(
+                "This Markdown file is longer than {} KiB, so it is shown as numbered source.",
+                markdown::MAX_RENDERED_BYTES / 1024
+            ),
+        );
+        too_long_to_render = View {
+            target: Target::Page(1),
+            ..view.clone()
+        };
+        &too_long_to_render
+    } else {
+        if view.markdown {
+            context.insert(
+                "markdown",
+                &serde_json::json!({
+                    "rendered": false,
+                    "other": action_url(&[], view.wrap),
+                }),
+            );
+        }
+        view
+    };
     let link_query = view.link_query();
     let mut links = Links::default();
     let base: Vec<(&str, String)> = match &view.target {
@@ -229,7 +288,9 @@ fn fill(text: &str, index: &PageIndex, view: &View, mut context: Context) -> Opt
             let (name, value) = selection.query();
             vec![(name, value)]
         }
+        Target::Page(_) if view.markdown => vec![("view", "source".into())],
         Target::Page(_) => Vec::new(),
+        Target::Rendered => unreachable!("rendered above"),
     };
     // A selection's pages name their number even when it is 1: without it the link would
     // land on the selection's own page.
@@ -267,11 +328,11 @@ fn fill(text: &str, index: &PageIndex, view: &View, mut context: Context) -> Opt
             );
             (results.number, results.count)
         }
-        Target::Page(_) | Target::Lines(..) => {
+        Target::Page(_) | Target::Lines(..) | Target::Rendered => {
             let (asked, selection) = match &view.target {
                 Target::Page(number) => (Some(*number), None),
                 Target::Lines(selection, page) => (*page, Some(selection)),
-                Target::Search { .. } => unreachable!("handled above"),
+                Target::Search { .. } | Target::Rendered => unreachable!("handled above"),
             };
             let number = match (asked, selection) {
                 (Some(number), _) if (1..=index.count()).contains(&number) => number,
@@ -372,7 +433,7 @@ mod tests {
 
     #[test]
     fn queries_name_what_to_show() {
-        let view = |pairs: &str| View::parse(&query(pairs)).map_err(|e| e.to_string());
+        let view = |pairs: &str| View::parse(&query(pairs), false).map_err(|e| e.to_string());
         assert_eq!(view("").map(|v| v.target), Ok(Target::Page(1)));
         assert_eq!(view("page=3").map(|v| v.target), Ok(Target::Page(3)));
         let selected = |raw: &str, page: Option<usize>| {
@@ -404,6 +465,25 @@ mod tests {
         assert_eq!(
             view(&format!("q={}", "a".repeat(201))),
             Err("search too long".into())
+        );
+    }
+
+    #[test]
+    fn markdown_is_rendered_unless_its_lines_are_asked_for() {
+        let view = |pairs: &str| View::parse(&query(pairs), true).map(|v| v.target).ok();
+        assert_eq!(view(""), Some(Target::Rendered));
+        assert_eq!(view("view=rendered"), Some(Target::Rendered));
+        assert_eq!(view("view=source"), Some(Target::Page(1)));
+        assert_eq!(view("page=2"), Some(Target::Page(2)));
+        assert!(matches!(view("line=3"), Some(Target::Lines(..))));
+        assert!(matches!(view("q=x"), Some(Target::Search { .. })));
+        assert!(View::parse(&query("view=pretty"), true).is_err());
+        // Only Markdown has a rendered view.
+        assert_eq!(
+            View::parse(&query("view=rendered"), false)
+                .map(|v| v.target)
+                .ok(),
+            Some(Target::Page(1))
         );
     }
 

@@ -9,6 +9,7 @@ pub mod guard;
 mod health;
 pub(crate) mod index_cache;
 mod lines;
+mod markdown;
 mod paging;
 mod raw;
 mod refusal;

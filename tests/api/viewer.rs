@@ -131,6 +131,73 @@ async fn several_ranges_are_highlighted_and_two_clicks_make_one(db: TestDb) {
     app.stop().await;
 }
 
+/// A Markdown file is shown rendered: headings with anchors, lists, code blocks; raw HTML only
+/// as text, images as links, links `nofollow`. "Show the source" gives the numbered lines,
+/// which a link to a line, a page or a search shows by default. One too long to render is
+/// shown as source, with a sentence saying why.
+async fn markdown_is_rendered_and_its_source_is_a_click_away(db: TestDb) {
+    let app = spawn_app(&db, &[]).await;
+    let document = "# Read me\n\n- first\n- second\n\n```sh\necho hi\n```\n\n\
+                    <script>alert(1)</script>\n\nText <img src=x onerror=alert(2)> here.\n\n\
+                    ![a cat](https://example.com/cat.png) [site](https://example.com)\n";
+    app.upload("README.md", document).await;
+    let page = app.get_text("/action").await;
+    assert!(
+        page.contains("<div class=\"markdown\" id=\"rendered\">"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<h1 id=\"md-read-me\">Read me <a class=\"anchor\" href=\"#md-read-me\""),
+        "{page}"
+    );
+    assert!(page.contains("<li>first</li>") && page.contains("<pre><code>echo hi\n</code></pre>"));
+    assert!(
+        !page.contains("<script>alert") && !page.contains("<img"),
+        "{page}"
+    );
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "as text: {page}"
+    );
+    assert!(page.contains("onerror=alert(2)&gt;"), "as text: {page}");
+    assert!(page.contains(
+        "<a href=\"https://example.com/cat.png\" rel=\"nofollow noopener noreferrer\">image: a cat</a>"
+    ));
+    assert!(page.contains("href=\"/action?view=source\" id=\"view-switch\">Show the source"));
+    assert!(!page.contains("id=\"wrap-switch\""), "nothing to wrap");
+
+    let source = app.get_text("/action?view=source").await;
+    assert_eq!(shown_lines(&source)[0], (Some(1), "# Read me".to_owned()));
+    assert!(source.contains("href=\"/action\" id=\"view-switch\">Show it rendered"));
+    let line = app.get_text("/action?line=3").await;
+    assert_eq!(highlighted(&line), [3]);
+    assert!(!line.contains("id=\"rendered\""));
+
+    let response = app.get("/action?view=pretty").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response
+        .text()
+        .await
+        .expect("page")
+        .contains("view takes rendered or source"));
+
+    let long = "Some *text* here.\n".repeat(16 * 1024); // 288 KiB
+    app.upload("long.markdown", long).await;
+    let page = app.get_text("/action").await;
+    assert!(
+        page.contains(
+            "This Markdown file is longer than 256 KiB, so it is shown as numbered source."
+        ),
+        "{page:.2000}"
+    );
+    assert_eq!(
+        shown_lines(&page)[0],
+        (Some(1), "Some *text* here.".to_owned())
+    );
+    assert!(page.contains("page 1 of"));
+    app.stop().await;
+}
+
 /// Uploads `data` under `name` as the browser would send it (the name as a UTF-8 filename).
 async fn upload_named(app: &TestApp, name: &str, data: &[u8]) {
     let part = Part::bytes(data.to_vec())
@@ -410,6 +477,7 @@ async fn old_mac_files_split_at_their_carriage_returns(db: TestDb) {
 }
 
 tests_on!(sqlite_only: Sqlite;
+    markdown_is_rendered_and_its_source_is_a_click_away,
     several_ranges_are_highlighted_and_two_clicks_make_one,
     old_mac_files_split_at_their_carriage_returns,
     mostly_utf8_files_and_colour_logs_are_shown_as_text,

@@ -33,17 +33,34 @@ async fn violations(client: &Client) -> Vec<Value> {
     found.as_array().cloned().unwrap_or_default()
 }
 
-/// The pages checked: the form, the file, a search, an error page; each page's violations of
-/// serious or critical impact, and every violation printed.
-async fn serious_violations(client: &Client, app: &TestApp, scheme: &str) -> Vec<Value> {
+/// The pages checked with the text file: the form, the file, a search, several ranges, an
+/// error page.
+const TEXT_PAGES: [&str; 6] = [
+    "/",
+    "/action",
+    "/action?q=needle",
+    "/action?lines=3-5,10-12",
+    "/action?line=seven",
+    "/nowhere",
+];
+
+/// The pages checked with the Markdown file: rendered, and its source.
+const MARKDOWN_PAGES: [&str; 2] = ["/action", "/action?view=source"];
+
+/// A Markdown document with what a README holds.
+const README: &str = "# textdrop\n\nA *small* app. See [the site](https://example.com).\n\n\
+                      ## Install\n\n1. Build it\n2. Run it\n\n```rust\nfn main() {}\n```\n\n\
+                      > A quote, with `code`.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n";
+
+/// Each of `paths`' violations of serious or critical impact, every violation printed.
+async fn serious_violations(
+    client: &Client,
+    app: &TestApp,
+    scheme: &str,
+    paths: &[&str],
+) -> Vec<Value> {
     let mut serious = Vec::new();
-    for path in [
-        "/",
-        "/action",
-        "/action?q=needle",
-        "/action?line=seven",
-        "/nowhere",
-    ] {
+    for &path in paths {
         client
             .goto(&format!("{}{path}", app.address))
             .await
@@ -56,6 +73,13 @@ async fn serious_violations(client: &Client, app: &TestApp, scheme: &str) -> Vec
         }
     }
     serious
+}
+
+/// Uploads a Markdown file through `browser`'s form.
+async fn with_markdown(browser: &Browser, app: &TestApp, dir: &Path) {
+    let path = dir.join("README.md");
+    std::fs::write(&path, README).expect("write");
+    upload_through_the_form(&browser.client, app, &path.display().to_string()).await;
 }
 
 /// Uploads a file with a word to search for through `browser`'s form.
@@ -74,7 +98,9 @@ async fn axe_finds_no_serious_violation_in_light_or_dark(db: TestDb) {
 
     let light = browser().await;
     with_a_file(&light, &app, files.path()).await;
-    let mut serious = serious_violations(&light.client, &app, "light").await;
+    let mut serious = serious_violations(&light.client, &app, "light", &TEXT_PAGES).await;
+    with_markdown(&light, &app, files.path()).await;
+    serious.extend(serious_violations(&light.client, &app, "light", &MARKDOWN_PAGES).await);
     light.client.clone().close().await.expect("close");
 
     let dark = dark_browser().await;
@@ -91,7 +117,7 @@ async fn axe_finds_no_serious_violation_in_light_or_dark(db: TestDb) {
         "the dark browser prefers dark"
     );
     with_a_file(&dark, &app, files.path()).await;
-    serious.extend(serious_violations(client, &app, "dark").await);
+    serious.extend(serious_violations(client, &app, "dark", &TEXT_PAGES).await);
     let background = client
         .execute(
             "return getComputedStyle(document.body).backgroundColor",
@@ -119,6 +145,14 @@ async fn axe_finds_no_serious_violation_in_light_or_dark(db: TestDb) {
         .await
         .expect("open");
     save_screenshot(client, "phone-upload-dark").await;
+    // A Markdown file, on the phone, dark.
+    with_markdown(&dark, &app, files.path()).await;
+    serious.extend(serious_violations(client, &app, "dark", &MARKDOWN_PAGES).await);
+    client
+        .goto(&format!("{}/action", app.address))
+        .await
+        .expect("open");
+    save_screenshot(client, "phone-markdown-dark").await;
     client.clone().close().await.expect("close");
     app.stop().await;
 

@@ -281,7 +281,62 @@ async fn search_encodings_and_wrapping_in_the_browser(db: TestDb) {
     app.stop().await;
 }
 
+/// A Markdown file in the browser: rendered headings, list and code block; a `<script>` and an
+/// `onerror=` inside it only as text (nothing runs, no image loads); the switch to the numbered
+/// source and back.
+async fn markdown_renders_and_switches_to_its_source(db: TestDb) {
+    let browser = browser().await;
+    let client = &browser.client;
+    let app = spawn_app(&db, &[]).await;
+    let files = tempfile::tempdir().expect("dir");
+    let document = "# Notes\n\n## Steps\n\n- one\n- two\n\n```\nlet x = 1;\n```\n\n\
+                    <script>document.title = 'ran'</script>\n\n\
+                    Text <img src=/nowhere onerror=\"document.title='ran'\"> after.\n";
+    upload_through_the_form(
+        client,
+        &app,
+        &file_of(files.path(), "notes.md", document.as_bytes()),
+    )
+    .await;
+    let shown = run(
+        client,
+        "const r = document.getElementById('rendered');
+         return [[...r.querySelectorAll('h1, h2')].map(h => h.id),
+                 [...r.querySelectorAll('li')].map(l => l.textContent),
+                 r.querySelector('pre code').textContent,
+                 r.querySelectorAll('script, img, [onerror]').length,
+                 r.textContent.includes(\"<script>document.title = 'ran'</script>\"),
+                 document.title];",
+    )
+    .await;
+    assert_eq!(shown[0], json!(["md-notes", "md-steps"]), "{shown}");
+    assert_eq!(shown[1], json!(["one", "two"]));
+    assert_eq!(shown[2], json!("let x = 1;\n"));
+    assert_eq!(
+        shown[3],
+        json!(0),
+        "no script, image or handler in the page"
+    );
+    assert_eq!(shown[4], json!(true), "the script shown as text");
+    assert_ne!(shown[5], json!("ran"));
+    save_screenshot(client, "desktop-markdown").await;
+
+    click_and_wait(client, "a#view-switch", "pre.file").await;
+    assert_eq!(
+        client.current_url().await.expect("url").query(),
+        Some("view=source")
+    );
+    assert_eq!(
+        run(client, "return document.getElementById('L1').textContent").await,
+        json!("# Notes")
+    );
+    click_and_wait(client, "a#view-switch", "#rendered").await;
+    client.clone().close().await.expect("close");
+    app.stop().await;
+}
+
 tests_on!(on_sqlite: Sqlite needs Browser;
+    markdown_renders_and_switches_to_its_source,
     a_line_link_lands_highlights_and_copies_no_numbers,
     search_encodings_and_wrapping_in_the_browser,
 );
