@@ -410,6 +410,7 @@ impl Shared {
 
 /// The HTTP server on `listener`: each worker's app over its own store.
 fn run(listener: TcpListener, shared: Shared, key: Key) -> anyhow::Result<Server> {
+    crate::routes::warm();
     let settings = &shared.settings;
     let grace = settings.server.shutdown_grace.as_secs();
     let hsts = settings.session.cookie_secure;

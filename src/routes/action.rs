@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::connection::client_gone;
 use crate::error::AppError;
 use crate::limits::FileShown;
+use crate::routes::highlight::{self, Language};
 use crate::routes::index_cache::IndexCache;
 use crate::routes::markdown;
 use crate::routes::paging::{self, PageIndex};
@@ -44,6 +45,19 @@ pub struct ActionQuery {
     wrap: Option<String>,
     #[serde(default)]
     view: Option<String>,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+/// The language a page's lines are highlighted in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Lang {
+    /// Found from the file (its name, then its first line or a modeline).
+    Auto,
+    /// `?lang=plain`: not highlighted.
+    Plain,
+    /// `?lang=NAME`: this grammar (its name), even past the highlighting budget.
+    Named(&'static str),
 }
 
 /// What the page is asked to show.
@@ -70,6 +84,7 @@ struct View {
     target: Target,
     wrap: bool,
     markdown: bool,
+    lang: Lang,
 }
 
 fn flag(value: Option<&str>, name: &str, default: bool) -> Result<bool, AppError> {
@@ -84,6 +99,18 @@ fn flag(value: Option<&str>, name: &str, default: bool) -> Result<bool, AppError
 impl View {
     fn parse(query: &ActionQuery, markdown: bool) -> Result<Self, AppError> {
         let wrap = flag(query.wrap.as_deref(), "wrap", true)?;
+        let lang = match query.lang.as_deref() {
+            None | Some("") => Lang::Auto,
+            Some(name) => match highlight::named(name) {
+                Ok(None) => Lang::Plain,
+                Ok(Some(language)) => Lang::Named(language.name.as_str()),
+                Err(()) => {
+                    return Err(AppError::BadValue(
+                        "lang takes plain or a language from the list on the page".into(),
+                    ))
+                }
+            },
+        };
         let rendered = match query.view.as_deref() {
             None => None,
             Some("rendered") => Some(true),
@@ -128,16 +155,29 @@ impl View {
             target,
             wrap,
             markdown,
+            lang,
         })
     }
 
-    /// What every link on the page carries besides its own parameters (HTML-escaped).
-    fn link_query(&self) -> &'static str {
-        if self.wrap {
-            ""
-        } else {
-            "&amp;wrap=0"
+    /// The `lang` parameter the page's links carry: the one asked for, if any.
+    fn lang_param(&self) -> Option<(&'static str, String)> {
+        match self.lang {
+            Lang::Auto => None,
+            Lang::Plain => Some(("lang", "plain".into())),
+            Lang::Named(name) => Some(("lang", encoded(name))),
         }
+    }
+
+    /// What every link on the page carries besides its own parameters (HTML-escaped).
+    fn link_query(&self) -> String {
+        let mut query = String::new();
+        if let Some((name, value)) = self.lang_param() {
+            query.push_str(&format!("&amp;{name}={value}"));
+        }
+        if !self.wrap {
+            query.push_str("&amp;wrap=0");
+        }
+        query
     }
 }
 
@@ -207,12 +247,27 @@ pub async fn show(
     // A small file, or a big one whose page index is cached, renders a page in microseconds,
     // less than a hop to the blocking pool costs; indexing a big file or searching it is real
     // CPU work: off the async executor.
-    let inline = text.len() <= RENDER_INLINE_BYTES
-        || (cached.is_some() && matches!(view.target, Target::Page(_) | Target::Lines(..)));
+    // Highlighting is milliseconds of CPU for a page (docs/benchmarks.md): never inline.
+    let highlighting = match view.lang {
+        _ if !matches!(view.target, Target::Page(_) | Target::Lines(..)) => Highlighting::Off,
+        Lang::Plain => Highlighting::Off,
+        Lang::Named(name) => highlight::syntaxes()
+            .find_syntax_by_name(name)
+            .map_or(Highlighting::Off, Highlighting::Asked),
+        Lang::Auto => match highlight::detect_by_name(&info.name) {
+            highlight::ByName::Plain => Highlighting::Off,
+            highlight::ByName::Language(language) => Highlighting::Found(language),
+            highlight::ByName::Unknown => Highlighting::ByContent,
+        },
+    };
+    let inline = highlighting == Highlighting::Off
+        && (text.len() <= RENDER_INLINE_BYTES
+            || (cached.is_some() && matches!(view.target, Target::Page(_) | Target::Lines(..))));
     let indexes = (**indexes).clone();
     let render = move || {
         let index = cached.unwrap_or_else(|| indexes.index_of(id.as_deref(), &text));
-        fill(&text, &index, &view, context).map(|c| templates::render("action.html", &c))
+        fill(&text, &index, &view, highlighting, context)
+            .map(|c| templates::render("action.html", &c))
     };
     let body = if inline {
         render()
@@ -230,9 +285,39 @@ pub async fn show(
     Ok(response)
 }
 
+/// Whether and in what a page's lines are highlighted.
+#[derive(Debug, Clone, Copy)]
+enum Highlighting {
+    Off,
+    /// Found from the file's name: within the budget only.
+    Found(Language),
+    /// No language from the name: the first line or a modeline may name one.
+    ByContent,
+    /// Asked for with `?lang=`: past the budget too, within the hard limit.
+    Asked(Language),
+}
+
+impl PartialEq for Highlighting {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Off, Self::Off) | (Self::ByContent, Self::ByContent) => true,
+            (Self::Found(a), Self::Found(b)) | (Self::Asked(a), Self::Asked(b)) => {
+                std::ptr::eq(*a, *b)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The page's lines or search results for `view` of `text`, whose page index is `index`;
 /// `None` for a page that does not exist.
-fn fill(text: &str, index: &PageIndex, view: &View, mut context: Context) -> Option<Context> {
+fn fill(
+    text: &str,
+    index: &PageIndex,
+    view: &View,
+    highlighting: Highlighting,
+    mut context: Context,
+) -> Option<Context> {
     let (endings, no_final_newline) = index.endings();
     context.insert("endings", &endings);
     context.insert("no_final_newline", &no_final_newline);
@@ -275,6 +360,7 @@ fn fill(text: &str, index: &PageIndex, view: &View, mut context: Context) -> Opt
         view
     };
     let link_query = view.link_query();
+    let link_query = link_query.as_str();
     let mut links = Links::default();
     let base: Vec<(&str, String)> = match &view.target {
         Target::Search { words, case, .. } => {
@@ -292,6 +378,7 @@ fn fill(text: &str, index: &PageIndex, view: &View, mut context: Context) -> Opt
         Target::Page(_) => Vec::new(),
         Target::Rendered => unreachable!("rendered above"),
     };
+    let base: Vec<(&str, String)> = base.into_iter().chain(view.lang_param()).collect();
     // A selection's pages name their number even when it is 1: without it the link would
     // land on the selection's own page.
     let selecting = matches!(view.target, Target::Lines(..));
@@ -351,6 +438,14 @@ fn fill(text: &str, index: &PageIndex, view: &View, mut context: Context) -> Opt
                 (None, None) => 1,
             };
             let page = index.page(text, number)?;
+            let highlighted = highlight_page(text, index, &page, highlighting, view, &mut context);
+            if page.first_line > 0 {
+                context.insert("languages", highlight::names());
+                if !context.contains_key("language") {
+                    context.insert("language", &None::<&str>);
+                }
+                context.insert("plain", &(view.lang == Lang::Plain));
+            }
             let link_start = selection.map(Selection::link_start);
             if let Some(selection) = selection {
                 context.insert(
@@ -366,6 +461,7 @@ fn fill(text: &str, index: &PageIndex, view: &View, mut context: Context) -> Opt
                 selection,
                 link_start: link_start.as_deref().unwrap_or("/action?line="),
                 link_query,
+                highlighted: &highlighted,
             };
             context.insert("lines_html", &paging::lines_html(&page.lines, &shown));
             context.insert("page", &page);
@@ -388,6 +484,94 @@ fn fill(text: &str, index: &PageIndex, view: &View, mut context: Context) -> Opt
     links.nowrap = action_url(&here, false);
     context.insert("links", &links);
     Some(context)
+}
+
+/// The page's lines highlighted, as far as the language, the budget and the hard limit allow
+/// (empty: plain); what the page says about it goes into `context`.
+fn highlight_page(
+    text: &str,
+    index: &PageIndex,
+    page: &paging::Page<'_>,
+    highlighting: Highlighting,
+    view: &View,
+    context: &mut Context,
+) -> Vec<String> {
+    let (language, asked) = match highlighting {
+        Highlighting::Off => return Vec::new(),
+        Highlighting::Found(language) => (language, false),
+        Highlighting::Asked(language) => (language, true),
+        Highlighting::ByContent => match highlight::detect_by_content(text) {
+            Some(language) => (language, false),
+            None => return Vec::new(),
+        },
+    };
+    let budget = highlight::BUDGET;
+    let within = index.lines() <= budget.lines
+        && text.len() <= budget.bytes
+        && index.longest_line() <= budget.longest_line;
+    if !asked && !within {
+        let mut params = vec![("lang", encoded(&language.name))];
+        if page.number > 1 {
+            params.push(("page", page.number.to_string()));
+        }
+        context.insert(
+            "highlight_offer",
+            &serde_json::json!({
+                "why": format!(
+                    "This file is not highlighted: it is past what is highlighted at once ({} \
+                     lines, {} KiB, or a line of {} characters).",
+                    budget.lines,
+                    budget.bytes / 1024,
+                    budget.longest_line
+                ),
+                "url": action_url(&params, view.wrap),
+                "language": language.name,
+                "seconds": highlight::HARD_LIMIT.as_secs_f32(),
+            }),
+        );
+        return Vec::new();
+    }
+    if page.first_line == 0 {
+        return Vec::new();
+    }
+    let longest = if asked {
+        highlight::ASKED_LONGEST_LINE
+    } else {
+        budget.longest_line
+    };
+    let deadline = std::time::Instant::now() + highlight::HARD_LIMIT;
+    let (lines, stopped) = highlight::highlight_lines(
+        text,
+        language,
+        page.first_line,
+        page.last_line,
+        longest,
+        deadline,
+    );
+    context.insert("language", &language.name);
+    if let Some(stopped) = stopped {
+        let why =
+            match stopped {
+                highlight::Stopped::TimedOut => format!(
+                    "Highlighting stopped after {} s, so {} shown plain.",
+                    highlight::HARD_LIMIT.as_secs_f32(),
+                    if lines.is_empty() {
+                        "this page is"
+                    } else {
+                        "the rest of this page is"
+                    }
+                ),
+                highlight::Stopped::LongLine => {
+                    format!(
+                "Highlighting stopped at a line longer than {} characters, so {} shown plain.",
+                longest,
+                if lines.is_empty() { "this page is" } else { "the rest of this page is" }
+            )
+                }
+            };
+        context.insert("highlight_stopped", &why);
+    }
+    lines
 }
 
 /// Page `number` of the file without a selection or search.

@@ -7,6 +7,7 @@ mod forget;
 mod form;
 pub mod guard;
 mod health;
+mod highlight;
 pub(crate) mod index_cache;
 mod lines;
 mod markdown;
@@ -29,6 +30,12 @@ use std::rc::Rc;
 use crate::session::previous_keys::reissue_remade;
 use crate::session::{CookieKeys, Sessions};
 use actix_session_stores::layer::{request_scope, request_scope_with_attachment};
+
+/// Loads what the pages need once per process (the highlighter's grammars) on a thread of its
+/// own, so that no request waits for it.
+pub fn warm() {
+    highlight::warm();
+}
 
 /// Routes that never need a session: health probes and the stylesheet.
 pub fn probes_and_assets(cfg: &mut web::ServiceConfig) {

@@ -76,6 +76,7 @@ struct Start {
 pub struct PageIndex {
     starts: Vec<Start>,
     lines: usize,
+    longest_line: usize,
     endings: LineEndings,
     no_final_newline: bool,
 }
@@ -90,8 +91,10 @@ impl PageIndex {
         }];
         let (mut lines_here, mut bytes_here) = (0usize, 0usize);
         let mut lines = 0;
+        let mut longest_line = 0;
         for (number, (line_offset, line)) in lines_from(text, 0).enumerate() {
             lines = number + 1;
+            longest_line = longest_line.max(line.len());
             if line.len() <= BYTES_PER_PAGE {
                 // The common case, one piece: no cutting.
                 if lines_here == LINES_PER_PAGE || bytes_here + line.len() > BYTES_PER_PAGE {
@@ -123,6 +126,7 @@ impl PageIndex {
         Self {
             starts,
             lines,
+            longest_line,
             endings,
             no_final_newline,
         }
@@ -136,6 +140,11 @@ impl PageIndex {
     /// How many lines the text has.
     pub fn lines(&self) -> usize {
         self.lines
+    }
+
+    /// The bytes of the text's longest line.
+    pub fn longest_line(&self) -> usize {
+        self.longest_line
     }
 
     /// The text's line-ending style, and whether it ends without a newline.
@@ -208,6 +217,9 @@ pub struct Shown<'a> {
     /// The link's address up to the line's number, e.g. `/action?line=`.
     pub link_start: &'a str,
     pub link_query: &'a str,
+    /// The page's first lines as highlighted HTML (see `highlight`), in order; the lines past
+    /// them are escaped as they are.
+    pub highlighted: &'a [String],
 }
 
 impl Default for Shown<'_> {
@@ -216,6 +228,7 @@ impl Default for Shown<'_> {
             selection: None,
             link_start: "/action?line=",
             link_query: "",
+            highlighted: &[],
         }
     }
 }
@@ -228,7 +241,7 @@ impl Default for Shown<'_> {
 pub fn lines_html(lines: &[Line<'_>], shown: &Shown<'_>) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(lines.iter().map(|l| l.text.len() + 120).sum());
-    for line in lines {
+    for (i, line) in lines.iter().enumerate() {
         let lit = shown.selection.is_some_and(|s| s.contains(line.number));
         let class = match (line.continued, lit) {
             (false, false) => "line",
@@ -247,7 +260,10 @@ pub fn lines_html(lines: &[Line<'_>], shown: &Shown<'_>) -> String {
                 shown.link_start, shown.link_query
             );
         }
-        crate::templates::escape_into(&mut out, line.text);
+        match shown.highlighted.get(i) {
+            Some(html) => out.push_str(html),
+            None => crate::templates::escape_into(&mut out, line.text),
+        }
         out.push_str("</span>\n");
     }
     out
@@ -324,6 +340,13 @@ mod tests {
             let reference = reference_pages(text);
             assert_eq!(index.count(), reference.len(), "{:.40?}", text);
             assert_eq!(index.lines(), crate::routes::lines::lines(text).count());
+            assert_eq!(
+                index.longest_line(),
+                crate::routes::lines::lines(text)
+                    .map(str::len)
+                    .max()
+                    .unwrap_or(0)
+            );
             for (number, expected) in reference.iter().enumerate() {
                 let page = index.page(text, number + 1).expect("a page");
                 let got: Vec<(usize, String, bool)> = page
@@ -381,6 +404,7 @@ mod tests {
                 selection: Some(&selection),
                 link_start: "/action?line=",
                 link_query: "&amp;wrap=0",
+                highlighted: &[],
             },
         );
         assert_eq!(

@@ -10,6 +10,7 @@ mod cluster;
 mod deadlines;
 mod faults;
 mod hardening;
+mod highlighting;
 mod hostile;
 mod instances;
 mod limits;
