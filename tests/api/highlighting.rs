@@ -89,14 +89,14 @@ async fn source_is_highlighted_by_its_name_a_shebang_or_a_modeline(db: TestDb) {
 
 async fn a_file_past_the_budget_is_plain_with_a_way_to_try_anyway(db: TestDb) {
     let app = spawn_app(&db, &[]).await;
-    let big: String = (0..10_001).map(|n| format!("fn f{n}() {{}}\n")).collect();
+    let big: String = (0..5_001).map(|n| format!("fn f{n}() {{}}\n")).collect();
     app.upload("big.rs", big).await;
     let page = app.get_text("/action").await;
     assert!(token_classes(&page).is_empty(), "plain");
     assert!(
         page.contains(
-            "This file is not highlighted: it is past what is highlighted at once (10000 lines, \
-             256 KiB, or a line of 2000 characters). <a href=\"/action?lang=Rust\">Highlight it \
+            "This file is not highlighted: it is past what is highlighted at once (5000 lines, \
+             64 KiB, or a line of 2000 characters). <a href=\"/action?lang=Rust\">Highlight it \
              as Rust anyway</a> (it stops after 1.5 s)."
         ),
         "{page:.3000}"

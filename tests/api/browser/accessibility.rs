@@ -159,6 +159,74 @@ async fn axe_finds_no_serious_violation_in_light_or_dark(db: TestDb) {
     assert!(serious.is_empty(), "{}", Value::Array(serious));
 }
 
+/// A Rust file to show highlighted.
+const RUST_SAMPLE: &str = r#"//! Counts the words of its input.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+
+/// How often each word occurs, most frequent first.
+fn count(text: &str) -> Vec<(&str, usize)> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for word in text.split_whitespace() {
+        *counts.entry(word).or_insert(0) += 1;
+    }
+    let mut sorted: Vec<_> = counts.into_iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    sorted
+}
+
+fn main() -> io::Result<()> {
+    let mut text = String::new();
+    io::stdin().read_to_string(&mut text)?;
+    for (word, n) in count(&text).iter().take(10) {
+        println!("{n:>6} {word}");
+    }
+    Ok(())
+}
+"#;
+
+/// The viewer as docs/viewer.md shows it: a highlighted Rust file, several ranges, a Markdown
+/// file rendered; light and dark, desktop and a 360 px phone. axe finds no serious violation
+/// on any of the twelve.
+async fn the_viewer_in_both_schemes_on_desktop_and_phone(db: TestDb) {
+    let app = spawn_app(&db, &[]).await;
+    let files = tempfile::tempdir().expect("dir");
+    let rust = files.path().join("words.rs");
+    std::fs::write(&rust, RUST_SAMPLE).expect("write");
+    let mut serious = Vec::new();
+    for scheme in ["light", "dark"] {
+        let browser = if scheme == "light" {
+            browser().await
+        } else {
+            dark_browser().await
+        };
+        let client = &browser.client;
+        for (device, width, height) in [("desktop", 1280, 900), ("phone", 360, 740)] {
+            client.set_window_size(width, height).await.expect("resize");
+            upload_through_the_form(client, &app, &rust.display().to_string()).await;
+            for (path, shot) in [
+                ("/action#L1", "rust"),
+                ("/action?lines=7-9,18-22#L7", "ranges"),
+            ] {
+                client
+                    .goto(&format!("{}{path}", app.address))
+                    .await
+                    .expect("open");
+                serious.extend(serious_violations(client, &app, scheme, &[path]).await);
+                save_screenshot(client, &format!("{device}-{shot}-{scheme}")).await;
+            }
+            with_markdown(&browser, &app, files.path()).await;
+            serious.extend(serious_violations(client, &app, scheme, &["/action#rendered"]).await);
+            save_screenshot(client, &format!("{device}-markdown-{scheme}")).await;
+        }
+        client.clone().close().await.expect("close");
+    }
+    app.stop().await;
+    assert!(serious.is_empty(), "{}", Value::Array(serious));
+}
+
 tests_on!(on_sqlite: Sqlite needs Browser, Axe;
     axe_finds_no_serious_violation_in_light_or_dark,
+    the_viewer_in_both_schemes_on_desktop_and_phone,
 );

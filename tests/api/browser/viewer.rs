@@ -335,7 +335,130 @@ async fn markdown_renders_and_switches_to_its_source(db: TestDb) {
     app.stop().await;
 }
 
+/// What the highlighter's spans in a page hold, by kind: `[keywords, strings]` as texts.
+const TOKENS: &str = "const of = c => [...document.querySelectorAll('pre.file .hl-' + c)]
+                                 .map(t => t.textContent);
+                      return [of('keyword'), of('string')];";
+
+/// A Rust, a Python and a shell file in the browser: keywords and strings carry their classes
+/// (and a colour of their own), line links land on their line, search marks its matches, and
+/// copying the lines copies the text without numbers.
+async fn source_files_are_highlighted_and_the_viewer_still_works(db: TestDb) {
+    let browser = browser().await;
+    let client = &browser.client;
+    let app = spawn_app(&db, &[]).await;
+    let files = tempfile::tempdir().expect("dir");
+    let rust = "use std::fmt;\n\n/// Greets.\nfn main() {\n    let name = \"world\";\n    \
+                if name.is_empty() { return; }\n    println!(\"hello {name}\");\n}\n";
+    let python = "import sys\n\ndef greet(name):\n    \"\"\"Say hello.\"\"\"\n    \
+                  return f'hello {name}'\n\nif __name__ == '__main__':\n    print(greet(sys.argv[1]))\n";
+    let shell = "#!/bin/sh\nset -eu\nfor f in \"$@\"; do\n  echo 'file:' \"$f\"\ndone\n";
+    let cases = [
+        (
+            "main.rs",
+            rust,
+            "Rust",
+            vec!["use", "fn", "let", "if", "return"],
+            "\"world\"",
+        ),
+        (
+            "greet.py",
+            python,
+            "Python",
+            vec!["import", "def", "return", "if"],
+            "'__main__'",
+        ),
+        (
+            "each.sh",
+            shell,
+            "Bourne Again Shell (bash)",
+            vec!["for", "in", "do", "done"],
+            "'file:'",
+        ),
+    ];
+    for (name, text, language, keywords, string) in cases {
+        upload_through_the_form(client, &app, &file_of(files.path(), name, text.as_bytes())).await;
+        assert_eq!(text_of(client, "#language").await, language, "{name}");
+        let tokens = run(client, TOKENS).await;
+        let found: Vec<&str> = tokens[0]
+            .as_array()
+            .expect("keywords")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        for keyword in &keywords {
+            assert!(found.contains(keyword), "{name}: {keyword} in {tokens}");
+        }
+        assert!(
+            tokens[1]
+                .as_array()
+                .expect("strings")
+                .iter()
+                .any(|s| s.as_str().is_some_and(|s| s.contains(string))),
+            "{name}: {string} in {tokens}"
+        );
+        let colours = run(
+            client,
+            "const k = document.querySelector('pre.file .hl-keyword');
+             const s = document.querySelector('pre.file .hl-string');
+             return [getComputedStyle(k).color, getComputedStyle(s).color,
+                     getComputedStyle(document.querySelector('pre.file')).color];",
+        )
+        .await;
+        assert_ne!(colours[0], colours[1], "{name}: {colours}");
+        assert_ne!(colours[0], colours[2], "{name}: {colours}");
+
+        // Copying copies the text, no numbers.
+        let copied = run(
+            client,
+            "const pre = document.querySelector('pre.file');
+             const range = document.createRange(); range.selectNodeContents(pre);
+             const selection = getSelection(); selection.removeAllRanges();
+             selection.addRange(range); return selection.toString();",
+        )
+        .await;
+        assert_eq!(
+            copied.as_str().map(str::trim_end),
+            Some(text.trim_end()),
+            "{name}"
+        );
+        // A line link lands on its highlighted line.
+        click_and_wait(client, "#L4 a.n", "#L4:target").await;
+        assert_eq!(
+            client.current_url().await.expect("url").query(),
+            Some("line=4")
+        );
+        assert!(run(
+            client,
+            "return document.querySelectorAll('#L4 [class^=hl-]').length"
+        )
+        .await
+        .as_u64()
+        .is_some_and(|n| n > 0));
+    }
+    save_screenshot(client, "desktop-shell").await;
+
+    // Search marks its matches in a highlighted file's lines.
+    upload_through_the_form(
+        client,
+        &app,
+        &file_of(files.path(), "main.rs", rust.as_bytes()),
+    )
+    .await;
+    save_screenshot(client, "desktop-rust").await;
+    goto(client, &app, "/action?q=name").await;
+    let marks = run(
+        client,
+        "return [...document.querySelectorAll('pre.file mark')].map(m => m.textContent);",
+    )
+    .await;
+    assert_eq!(marks, json!(["name", "name", "name"]));
+    client.clone().close().await.expect("close");
+    app.stop().await;
+}
+
 tests_on!(on_sqlite: Sqlite needs Browser;
+    source_files_are_highlighted_and_the_viewer_still_works,
     markdown_renders_and_switches_to_its_source,
     a_line_link_lands_highlights_and_copies_no_numbers,
     search_encodings_and_wrapping_in_the_browser,
