@@ -440,11 +440,11 @@ fn fill(
             let page = index.page(text, number)?;
             let highlighted = highlight_page(text, index, &page, highlighting, view, &mut context);
             if page.first_line > 0 {
-                context.insert("languages", highlight::names());
-                if !context.contains_key("language") {
-                    context.insert("language", &None::<&str>);
-                }
-                context.insert("plain", &(view.lang == Lang::Plain));
+                let chosen = match view.lang {
+                    Lang::Plain => Some("plain"),
+                    _ => context.get("language").and_then(|l| l.as_str()),
+                };
+                context.insert("language_options", &highlight::options_html(chosen));
             }
             let link_start = selection.map(Selection::link_start);
             if let Some(selection) = selection {

@@ -195,6 +195,41 @@ pub fn names() -> &'static [&'static str] {
     })
 }
 
+/// The `<option>`s of the page's language list, HTML: "automatic", "plain text", then every
+/// grammar's name, `selected` on `chosen` ("plain" for plain text; none: automatic). Built once
+/// per process; a page copies it and marks its choice.
+pub fn options_html(chosen: Option<&str>) -> String {
+    static OPTIONS: OnceLock<String> = OnceLock::new();
+    let all = OPTIONS.get_or_init(|| {
+        let mut html = String::from(
+            "<option value=\"\">automatic</option><option value=\"plain\">plain text</option>",
+        );
+        for name in names() {
+            html.push_str("<option>");
+            escape_into(&mut html, name);
+            html.push_str("</option>");
+        }
+        html
+    });
+    let Some(chosen) = chosen else {
+        return all.clone();
+    };
+    let (plain, marked) = if chosen == "plain" {
+        (
+            "<option value=\"plain\">".to_owned(),
+            "<option value=\"plain\" selected>".to_owned(),
+        )
+    } else {
+        let mut escaped = String::new();
+        escape_into(&mut escaped, chosen);
+        (
+            format!("<option>{escaped}</option>"),
+            format!("<option selected>{escaped}</option>"),
+        )
+    };
+    all.replacen(&plain, &marked, 1)
+}
+
 /// Why a page was not (wholly) highlighted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
@@ -382,6 +417,10 @@ mod tests {
         );
         assert!(named("klingon").is_err());
         assert!(names().contains(&"Rust") && !names().contains(&"Plain Text"));
+        assert!(options_html(Some("Rust")).contains("<option selected>Rust</option>"));
+        assert!(options_html(Some("C#")).contains("<option selected>C#</option>"));
+        assert!(options_html(Some("plain")).contains("<option value=\"plain\" selected>"));
+        assert!(!options_html(None).contains("selected"));
     }
 
     #[test]
