@@ -238,8 +238,12 @@ async fn compressed_files_fill_the_cap_as_stored(db: TestDb) {
         page.contains("12:00:01Z GET &#x2F;action?page=1 200"),
         "{page:.300}"
     );
-    let (_, (status, _)) = fill(&app).await;
+    let (_, (status, refused)) = fill(&app).await;
     assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE);
+    assert!(refused.contains("textdrop is full"), "{refused}");
+    // The files stored before the cap was reached still show.
+    let first = page_at(&stored[0], &format!("{}/action", app.address)).await;
+    assert!(first.contains("12:00:01Z GET"), "{first:.300}");
     app.stop().await;
 }
 
