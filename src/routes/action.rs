@@ -265,9 +265,17 @@ pub async fn show(
             || (cached.is_some() && matches!(view.target, Target::Page(_) | Target::Lines(..))));
     let indexes = (**indexes).clone();
     let render = move || {
-        let index = cached.unwrap_or_else(|| indexes.index_of(id.as_deref(), &text));
-        fill(&text, &index, &view, highlighting, context)
-            .map(|c| templates::render("action.html", &c))
+        let index = cached.unwrap_or_else(|| indexes.index_of(id.as_deref(), &text, paging::PLAIN));
+        let highlighted_index = || indexes.index_of(id.as_deref(), &text, paging::HIGHLIGHTED);
+        fill(
+            &text,
+            &index,
+            highlighted_index,
+            &view,
+            highlighting,
+            context,
+        )
+        .map(|c| templates::render("action.html", &c))
     };
     let body = if inline {
         render()
@@ -314,6 +322,7 @@ impl PartialEq for Highlighting {
 fn fill(
     text: &str,
     index: &PageIndex,
+    highlighted_index: impl FnOnce() -> std::sync::Arc<PageIndex>,
     view: &View,
     highlighting: Highlighting,
     mut context: Context,
@@ -421,6 +430,17 @@ fn fill(
                 Target::Lines(selection, page) => (*page, Some(selection)),
                 Target::Search { .. } | Target::Rendered => unreachable!("handled above"),
             };
+            // A highlighted file is cut in smaller pages (`paging::HIGHLIGHTED`): the grammar
+            // costs every byte it shows.
+            let language = decide_highlighting(text, index, highlighting, view, &mut context);
+            let shaped;
+            let index = match language {
+                Some(_) => {
+                    shaped = highlighted_index();
+                    &*shaped
+                }
+                None => index,
+            };
             let number = match (asked, selection) {
                 (Some(number), _) if (1..=index.count()).contains(&number) => number,
                 (Some(number), _) => {
@@ -438,7 +458,10 @@ fn fill(
                 (None, None) => 1,
             };
             let page = index.page(text, number)?;
-            let highlighted = highlight_page(text, index, &page, highlighting, view, &mut context);
+            let highlighted = match language {
+                Some(language) => highlight_page(text, &page, language, &mut context),
+                None => Vec::new(),
+            };
             if page.first_line > 0 {
                 let chosen = match view.lang {
                     Lang::Plain => Some("plain"),
@@ -486,34 +509,27 @@ fn fill(
     Some(context)
 }
 
-/// The page's lines highlighted, as far as the language, the budget and the hard limit allow
-/// (empty: plain); what the page says about it goes into `context`.
-fn highlight_page(
+/// The language the page's lines are highlighted in, and whether it was asked for: `None` when
+/// none applies, or when the file is past the budget unasked (then the page offers to try).
+fn decide_highlighting(
     text: &str,
     index: &PageIndex,
-    page: &paging::Page<'_>,
     highlighting: Highlighting,
     view: &View,
     context: &mut Context,
-) -> Vec<String> {
+) -> Option<(Language, bool)> {
     let (language, asked) = match highlighting {
-        Highlighting::Off => return Vec::new(),
+        Highlighting::Off => return None,
         Highlighting::Found(language) => (language, false),
         Highlighting::Asked(language) => (language, true),
-        Highlighting::ByContent => match highlight::detect_by_content(text) {
-            Some(language) => (language, false),
-            None => return Vec::new(),
-        },
+        Highlighting::ByContent => (highlight::detect_by_content(text)?, false),
     };
     let budget = highlight::BUDGET;
     let within = index.lines() <= budget.lines
         && text.len() <= budget.bytes
         && index.longest_line() <= budget.longest_line;
     if !asked && !within {
-        let mut params = vec![("lang", encoded(&language.name))];
-        if page.number > 1 {
-            params.push(("page", page.number.to_string()));
-        }
+        let params = [("lang", encoded(&language.name))];
         context.insert(
             "highlight_offer",
             &serde_json::json!({
@@ -529,11 +545,24 @@ fn highlight_page(
                 "seconds": highlight::HARD_LIMIT.as_secs_f32(),
             }),
         );
-        return Vec::new();
+        return None;
     }
+    Some((language, asked))
+}
+
+/// The page's lines highlighted in `language` (asked for: past the budget), as far as the hard
+/// limit and the longest line allow (empty: plain); what the page says about it goes into
+/// `context`.
+fn highlight_page(
+    text: &str,
+    page: &paging::Page<'_>,
+    (language, asked): (Language, bool),
+    context: &mut Context,
+) -> Vec<String> {
     if page.first_line == 0 {
         return Vec::new();
     }
+    let budget = highlight::BUDGET;
     let longest = if asked {
         highlight::ASKED_LONGEST_LINE
     } else {

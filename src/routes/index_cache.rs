@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use super::paging::PageIndex;
+use super::paging::{PageIndex, Shape, PLAIN};
 
 /// What the cache may hold, in bytes of indexes and keys.
 pub const INDEX_CACHE_BYTES: usize = 8 << 20;
@@ -112,14 +112,22 @@ impl IndexCache {
         self.lock().bytes
     }
 
-    /// The index of `text`, the file of record `id`: cached, or built and kept.
-    pub fn index_of(&self, id: Option<&str>, text: &str) -> Arc<PageIndex> {
-        if let Some(index) = id.and_then(|id| self.get(id, text.len())) {
+    /// The index of `text`, the file of record `id`, in pages of `shape`: cached, or built and
+    /// kept (a plain index under the id, another shape under the id and its size).
+    pub fn index_of(&self, id: Option<&str>, text: &str, shape: Shape) -> Arc<PageIndex> {
+        let key = id.map(|id| {
+            if shape == PLAIN {
+                id.to_owned()
+            } else {
+                format!("{id}/{}x{}", shape.lines, shape.bytes)
+            }
+        });
+        if let Some(index) = key.as_deref().and_then(|key| self.get(key, text.len())) {
             return index;
         }
-        let index = Arc::new(PageIndex::of(text));
-        if let Some(id) = id {
-            self.put(id, text.len(), Arc::clone(&index));
+        let index = Arc::new(PageIndex::of_shape(text, shape));
+        if let Some(key) = key {
+            self.put(&key, text.len(), Arc::clone(&index));
         }
         index
     }

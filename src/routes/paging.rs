@@ -13,6 +13,26 @@ pub const LINES_PER_PAGE: usize = 500;
 /// The most bytes of text a page shows (before HTML escaping).
 pub const BYTES_PER_PAGE: usize = 64 * 1024;
 
+/// How much a page holds: at most `lines` lines and `bytes` bytes of text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub lines: usize,
+    pub bytes: usize,
+}
+
+/// A plain page: [`LINES_PER_PAGE`] lines, [`BYTES_PER_PAGE`] bytes.
+pub const PLAIN: Shape = Shape {
+    lines: LINES_PER_PAGE,
+    bytes: BYTES_PER_PAGE,
+};
+
+/// A highlighted page, smaller: the grammar costs about 1.7 ms per KB (docs/benchmarks.md), so
+/// a first page of 16 KiB stays near 25 ms.
+pub const HIGHLIGHTED: Shape = Shape {
+    lines: 200,
+    bytes: 16 * 1024,
+};
+
 /// One shown line, or a piece of a long one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Line<'a> {
@@ -37,9 +57,8 @@ pub struct Page<'a> {
 }
 
 /// The pieces of one line as pages show them: cut at character boundaries into pieces of at
-/// most [`BYTES_PER_PAGE`] bytes, each with its offset in the line and whether it continues
-/// the line.
-fn cut(line: &str) -> impl Iterator<Item = (usize, &str, bool)> {
+/// most `max` bytes, each with its offset in the line and whether it continues the line.
+fn cut(line: &str, max: usize) -> impl Iterator<Item = (usize, &str, bool)> {
     let mut rest = line;
     let mut offset = 0;
     let mut continued = false;
@@ -47,7 +66,7 @@ fn cut(line: &str) -> impl Iterator<Item = (usize, &str, bool)> {
         if rest.is_empty() && continued {
             return None;
         }
-        let mut end = rest.len().min(BYTES_PER_PAGE);
+        let mut end = rest.len().min(max);
         while !rest.is_char_boundary(end) {
             end -= 1;
         }
@@ -74,6 +93,7 @@ struct Start {
 /// proportional to the page, not the file, and the page holding a line is found by bisection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageIndex {
+    shape: Shape,
     starts: Vec<Start>,
     lines: usize,
     longest_line: usize,
@@ -82,8 +102,14 @@ pub struct PageIndex {
 }
 
 impl PageIndex {
-    /// The index of `text`. An empty text has one empty page.
+    /// The index of `text` in plain pages. An empty text has one empty page.
+    #[cfg(test)]
     pub fn of(text: &str) -> Self {
+        Self::of_shape(text, PLAIN)
+    }
+
+    /// The index of `text` in pages of `shape`.
+    pub fn of_shape(text: &str, shape: Shape) -> Self {
         let mut starts = vec![Start {
             line_offset: 0,
             line: 1,
@@ -95,9 +121,9 @@ impl PageIndex {
         for (number, (line_offset, line)) in lines_from(text, 0).enumerate() {
             lines = number + 1;
             longest_line = longest_line.max(line.len());
-            if line.len() <= BYTES_PER_PAGE {
+            if line.len() <= shape.bytes {
                 // The common case, one piece: no cutting.
-                if lines_here == LINES_PER_PAGE || bytes_here + line.len() > BYTES_PER_PAGE {
+                if lines_here == shape.lines || bytes_here + line.len() > shape.bytes {
                     starts.push(Start {
                         line_offset,
                         line: lines,
@@ -109,8 +135,8 @@ impl PageIndex {
                 bytes_here += line.len();
                 continue;
             }
-            for (piece_offset, piece, _) in cut(line) {
-                if lines_here == LINES_PER_PAGE || bytes_here + piece.len() > BYTES_PER_PAGE {
+            for (piece_offset, piece, _) in cut(line, shape.bytes) {
+                if lines_here == shape.lines || bytes_here + piece.len() > shape.bytes {
                     starts.push(Start {
                         line_offset,
                         line: lines,
@@ -124,6 +150,7 @@ impl PageIndex {
         }
         let (endings, no_final_newline) = line_endings(text);
         Self {
+            shape,
             starts,
             lines,
             longest_line,
@@ -180,7 +207,7 @@ impl PageIndex {
         'lines: for (index, (line_offset, line)) in lines_from(text, start.line_offset).enumerate()
         {
             let number = start.line + index;
-            for (piece_offset, piece, continued) in cut(line) {
+            for (piece_offset, piece, continued) in cut(line, self.shape.bytes) {
                 if index == 0 && piece_offset < start.piece_offset {
                     continue;
                 }
@@ -282,7 +309,7 @@ mod tests {
     }
 
     /// Pages as they were cut before the index: every line of the text walked for each page.
-    fn reference_pages(text: &str) -> Vec<Vec<(usize, String, bool)>> {
+    fn reference_pages(text: &str, shape: Shape) -> Vec<Vec<(usize, String, bool)>> {
         let mut pages: Vec<Vec<(usize, String, bool)>> = vec![Vec::new()];
         let (mut lines_here, mut bytes_here) = (0, 0);
         for (index, line) in crate::routes::lines::lines(text).enumerate() {
@@ -292,12 +319,12 @@ mod tests {
                 if rest.is_empty() && continued {
                     break;
                 }
-                let mut cut = rest.len().min(BYTES_PER_PAGE);
+                let mut cut = rest.len().min(shape.bytes);
                 while !rest.is_char_boundary(cut) {
                     cut -= 1;
                 }
                 let (piece, after) = rest.split_at(cut);
-                if lines_here == LINES_PER_PAGE || bytes_here + piece.len() > BYTES_PER_PAGE {
+                if lines_here == shape.lines || bytes_here + piece.len() > shape.bytes {
                     pages.push(Vec::new());
                     (lines_here, bytes_here) = (0, 0);
                 }
@@ -335,9 +362,9 @@ mod tests {
                 .map(|n| format!("{}\n", "z".repeat(n % 300)))
                 .collect(),
         ];
-        for text in &texts {
-            let index = PageIndex::of(text);
-            let reference = reference_pages(text);
+        for (text, shape) in texts.iter().flat_map(|t| [(t, PLAIN), (t, HIGHLIGHTED)]) {
+            let index = PageIndex::of_shape(text, shape);
+            let reference = reference_pages(text, shape);
             assert_eq!(index.count(), reference.len(), "{:.40?}", text);
             assert_eq!(index.lines(), crate::routes::lines::lines(text).count());
             assert_eq!(
