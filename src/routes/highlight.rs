@@ -36,7 +36,7 @@ pub const BUDGET: Budget = Budget {
 /// The bound for a file highlighted because the visitor asked (`?lang=`) past [`BUDGET`]: no
 /// line or byte count, but lines longer than this are never handed to the grammar (the page
 /// shows them plain), and the work stops at [`HARD_LIMIT`].
-pub const ASKED_LONGEST_LINE: usize = 8 * 1024;
+pub const ASKED_LONGEST_LINE: usize = 4 * 1024;
 
 /// The longest highlighting runs, whatever was asked; checked between lines.
 pub const HARD_LIMIT: Duration = Duration::from_millis(1_500);

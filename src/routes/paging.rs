@@ -26,11 +26,11 @@ pub const PLAIN: Shape = Shape {
     bytes: BYTES_PER_PAGE,
 };
 
-/// A highlighted page, smaller: the grammar costs about 1.7 ms per KB (docs/benchmarks.md), so
-/// a first page of 16 KiB stays near 25 ms.
+/// A highlighted page, smaller: the grammar costs about 2 ms per KB (docs/benchmarks.md), so
+/// a page of at most 8 KiB keeps a first page's p99 under 50 ms.
 pub const HIGHLIGHTED: Shape = Shape {
-    lines: 200,
-    bytes: 16 * 1024,
+    lines: 100,
+    bytes: 8 * 1024,
 };
 
 /// One shown line, or a piece of a long one.

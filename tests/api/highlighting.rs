@@ -109,12 +109,12 @@ async fn a_file_past_the_budget_is_plain_with_a_way_to_try_anyway(db: TestDb) {
         "{tried:.3000}"
     );
     let second = app.get_text("/action?lang=Rust&page=2").await;
-    // Highlighted pages hold 200 lines (the grammar costs every byte shown).
+    // Highlighted pages hold 100 lines (the grammar costs every byte shown).
     assert!(
-        second.contains("<span class=\"hl-function\">f300</span>"),
+        second.contains("<span class=\"hl-function\">f150</span>"),
         "{second:.3000}"
     );
-    assert!(second.contains("Lines 201 to 400 of 5001, page 2 of 26."));
+    assert!(second.contains("Lines 101 to 200 of 5001, page 2 of 51."));
     let plain = app.get_text("/action?lang=plain&page=2").await;
     assert!(plain.contains("Lines 501 to 1000 of 5001, page 2 of 11."));
     app.stop().await;
@@ -161,13 +161,13 @@ async fn highlighting_stops_at_the_hard_limit(db: TestDb) {
 
     let long = format!(
         "fn a() {{}}\nlet s = \"{}\";\nfn b() {{}}\n",
-        "x".repeat(10_000)
+        "x".repeat(6_000)
     );
     app.upload("long.rs", long).await;
     let tried = app.get_text("/action?lang=Rust").await;
     assert!(
         tried.contains(
-            "Highlighting stopped at a line longer than 8192 characters, so the rest of this \
+            "Highlighting stopped at a line longer than 4096 characters, so the rest of this \
              page is shown plain."
         ),
         "{tried:.3000}"
