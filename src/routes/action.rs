@@ -271,6 +271,7 @@ pub async fn show(
             &text,
             &index,
             highlighted_index,
+            id.as_deref(),
             &view,
             highlighting,
             context,
@@ -323,6 +324,7 @@ fn fill(
     text: &str,
     index: &PageIndex,
     highlighted_index: impl FnOnce() -> std::sync::Arc<PageIndex>,
+    id: Option<&str>,
     view: &View,
     highlighting: Highlighting,
     mut context: Context,
@@ -459,7 +461,7 @@ fn fill(
             };
             let page = index.page(text, number)?;
             let highlighted = match language {
-                Some(language) => highlight_page(text, &page, language, &mut context),
+                Some(language) => highlight_page(text, index, &page, language, id, &mut context),
                 None => Vec::new(),
             };
             if page.first_line > 0 {
@@ -555,8 +557,10 @@ fn decide_highlighting(
 /// `context`.
 fn highlight_page(
     text: &str,
+    index: &PageIndex,
     page: &paging::Page<'_>,
     (language, asked): (Language, bool),
+    id: Option<&str>,
     context: &mut Context,
 ) -> Vec<String> {
     if page.first_line == 0 {
@@ -569,14 +573,28 @@ fn highlight_page(
         budget.longest_line
     };
     let deadline = std::time::Instant::now() + highlight::HARD_LIMIT;
-    let (lines, stopped) = highlight::highlight_lines(
+    // Resume where a page seen before left the grammar, not at line 1; keep the state at the
+    // start of each page passed on the way, and of the next one.
+    let key = id.map(|id| format!("{id}/{}/{}", language.name, text.len()));
+    let resumes = highlight::Resumes::shared();
+    let from = key
+        .as_deref()
+        .and_then(|key| resumes.before(key, page.first_line))
+        .unwrap_or_else(|| highlight::Resume::start(language));
+    let marks = index.page_start_lines(1..=page.number + 1);
+    let done = highlight::highlight_from(
         text,
-        language,
+        from,
         page.first_line,
         page.last_line,
         longest,
         deadline,
+        &marks,
     );
+    if let Some(key) = key {
+        resumes.keep(&key, done.resumes);
+    }
+    let (lines, stopped) = (done.lines, done.stopped);
     context.insert("language", &language.name);
     if let Some(stopped) = stopped {
         let why =

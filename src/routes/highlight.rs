@@ -9,8 +9,8 @@
 //! the whole file. Past it the page is plain and says why, with a link that tries anyway; that
 //! try, and every highlighting, stops at a deadline checked inside the loop, line by line.
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use syntect::parsing::{ParseState, Scope, ScopeStack, SyntaxReference, SyntaxSet};
@@ -239,9 +239,42 @@ pub enum Stopped {
     LongLine,
 }
 
+/// Where a grammar resumes: its state at the start of line `line`, which starts at byte
+/// `offset` of the text.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    pub line: usize,
+    offset: usize,
+    state: ParseState,
+    stack: ScopeStack,
+}
+
+impl Resume {
+    /// The state at line 1.
+    pub fn start(language: Language) -> Self {
+        Self {
+            line: 1,
+            offset: 0,
+            state: ParseState::new(language),
+            stack: ScopeStack::new(),
+        }
+    }
+}
+
+/// What [`highlight_from`] made.
+#[derive(Debug)]
+pub struct Highlighted {
+    /// The lines `first..` as HTML, in order (fewer when it stopped).
+    pub lines: Vec<String>,
+    pub stopped: Option<Stopped>,
+    /// The states at the starts of the lines asked for in `marks` that it reached.
+    pub resumes: Vec<Resume>,
+}
+
 /// The page's lines `first..=last` (numbers from 1) of `text` highlighted in `language`, each
 /// as HTML (escaped, spans closed within the line), parsing from line 1; stops at `deadline`
 /// or at a line longer than `longest_line`, giving what it has and why it stopped.
+#[cfg(test)]
 pub fn highlight_lines(
     text: &str,
     language: Language,
@@ -250,28 +283,73 @@ pub fn highlight_lines(
     longest_line: usize,
     deadline: Instant,
 ) -> (Vec<String>, Option<Stopped>) {
+    let done = highlight_from(
+        text,
+        Resume::start(language),
+        first,
+        last,
+        longest_line,
+        deadline,
+        &[],
+    );
+    (done.lines, done.stopped)
+}
+
+/// Lines `first..=last` of `text` highlighted, parsing from `from` (at or before `first`), as
+/// [`highlight_lines`]; keeps the state at the start of each line in `marks` (ascending) it
+/// passes, so that a later page can resume there instead of at line 1.
+pub fn highlight_from(
+    text: &str,
+    from: Resume,
+    first: usize,
+    last: usize,
+    longest_line: usize,
+    deadline: Instant,
+    marks: &[usize],
+) -> Highlighted {
     let set = syntaxes();
-    let mut state = ParseState::new(language);
-    let mut stack = ScopeStack::new();
-    let mut out = Vec::with_capacity(last.saturating_sub(first) + 1);
+    let Resume {
+        line: start,
+        offset,
+        mut state,
+        mut stack,
+    } = from;
+    let mut done = Highlighted {
+        lines: Vec::with_capacity(last.saturating_sub(first) + 1),
+        stopped: None,
+        resumes: Vec::new(),
+    };
+    let mut marks = marks.iter().copied().filter(|&m| m > start).peekable();
     let mut with_newline = String::new();
     let mut classes = Classes::default();
-    for (index, line) in crate::routes::lines::lines(text).enumerate() {
-        let number = index + 1;
+    for (index, (at_byte, line)) in crate::routes::lines::lines_from(text, offset).enumerate() {
+        let number = start + index;
+        if marks.peek() == Some(&number) {
+            marks.next();
+            done.resumes.push(Resume {
+                line: number,
+                offset: at_byte,
+                state: state.clone(),
+                stack: stack.clone(),
+            });
+        }
         if number > last {
             break;
         }
-        if number % 32 == 0 && Instant::now() >= deadline {
-            return (out, Some(Stopped::TimedOut));
+        if index % 32 == 31 && Instant::now() >= deadline {
+            done.stopped = Some(Stopped::TimedOut);
+            return done;
         }
         if line.len() > longest_line {
-            return (out, Some(Stopped::LongLine));
+            done.stopped = Some(Stopped::LongLine);
+            return done;
         }
         with_newline.clear();
         with_newline.push_str(line);
         with_newline.push('\n');
         let Ok(ops) = state.parse_line(&with_newline, set) else {
-            return (out, Some(Stopped::LongLine));
+            done.stopped = Some(Stopped::LongLine);
+            return done;
         };
         if number < first {
             for (_, op) in &ops {
@@ -296,9 +374,95 @@ pub fn highlight_lines(
         if open.is_some() {
             html.push_str("</span>");
         }
-        out.push(html);
+        done.lines.push(html);
     }
-    (out, None)
+    done
+}
+
+/// Where grammars can resume in recently shown files: per file and language, the states at its
+/// pages' starts, so that reading page after page costs a page each, and a page seen once is
+/// never parsed from line 1 again. Bounded: [`RESUMES_KEPT`] states in all, the least recently
+/// used file's dropped first.
+pub struct Resumes {
+    inner: Mutex<ResumesInner>,
+}
+
+/// The most states [`Resumes`] keeps (each a few hundred bytes: a grammar's context stack).
+pub const RESUMES_KEPT: usize = 8_192;
+
+#[derive(Default)]
+struct ResumesInner {
+    files: HashMap<String, (u64, BTreeMap<usize, Resume>)>,
+    held: usize,
+    tick: u64,
+}
+
+impl Resumes {
+    /// The process's cache.
+    pub fn shared() -> &'static Resumes {
+        static SHARED: OnceLock<Resumes> = OnceLock::new();
+        SHARED.get_or_init(Resumes::new)
+    }
+
+    fn new() -> Resumes {
+        Resumes {
+            inner: Mutex::new(ResumesInner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ResumesInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The latest state kept for `key` at or before line `line`.
+    pub fn before(&self, key: &str, line: usize) -> Option<Resume> {
+        let mut inner = self.lock();
+        inner.tick += 1;
+        let tick = inner.tick;
+        let (used, states) = inner.files.get_mut(key)?;
+        *used = tick;
+        states.range(..=line).next_back().map(|(_, r)| r.clone())
+    }
+
+    /// Keeps `resumes` for `key`, dropping the least recently used files' states past the bound.
+    pub fn keep(&self, key: &str, resumes: Vec<Resume>) {
+        if resumes.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        inner.tick += 1;
+        let tick = inner.tick;
+        let entry = inner
+            .files
+            .entry(key.to_owned())
+            .or_insert_with(|| (tick, BTreeMap::new()));
+        entry.0 = tick;
+        let before = entry.1.len();
+        for resume in resumes {
+            entry.1.insert(resume.line, resume);
+        }
+        let added = entry.1.len() - before;
+        inner.held += added;
+        while inner.held > RESUMES_KEPT {
+            let Some(oldest) = inner
+                .files
+                .iter()
+                .min_by_key(|(_, (used, _))| *used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some((_, states)) = inner.files.remove(&oldest) {
+                inner.held -= states.len();
+            }
+        }
+    }
+
+    /// States held now.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.lock().held
+    }
 }
 
 /// Appends `text` in the span of `class`, continuing the open span when it is the same.
@@ -482,6 +646,57 @@ mod tests {
         assert_eq!(stopped, Some(Stopped::TimedOut));
         assert!(page.len() < 32, "stopped inside the loop: {}", page.len());
         assert!(started.elapsed() < Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_page_resumed_from_a_kept_state_is_the_same_as_from_line_one() {
+        let text =
+            "/* a comment\nacross lines */\nfn f() {}\nlet s = \"a string\nacross lines\";\n"
+                .repeat(60);
+        let rust = named("rust").expect("rust").expect("a language");
+        let count = crate::routes::lines::lines(&text).count();
+        let whole = highlight_from(
+            &text,
+            Resume::start(rust),
+            1,
+            count,
+            4_096,
+            far(),
+            &[101, 105],
+        );
+        assert_eq!(whole.stopped, None);
+        let kept: Vec<usize> = whole.resumes.iter().map(|r| r.line).collect();
+        assert_eq!(kept, [101, 105]);
+        let resumed = highlight_from(
+            &text,
+            whole.resumes[1].clone(),
+            105,
+            count,
+            4_096,
+            far(),
+            &[],
+        );
+        assert_eq!(resumed.lines, whole.lines[104..]);
+        // Line 105 is inside a string that opened on line 104: the state carried it.
+        assert!(
+            whole.lines[104].starts_with("<span class=\"hl-string\">"),
+            "{}",
+            whole.lines[104]
+        );
+
+        let cache = Resumes::new();
+        cache.keep("a", whole.resumes.clone());
+        assert_eq!(cache.before("a", 103).map(|r| r.line), Some(101));
+        assert_eq!(cache.before("a", 150).map(|r| r.line), Some(105));
+        assert_eq!(cache.before("a", 100).map(|r| r.line), None);
+        assert!(cache.before("b", 150).is_none());
+        // Bounded: many files' states push out the least recently used.
+        let one = whole.resumes[0].clone();
+        for n in 0..RESUMES_KEPT {
+            cache.keep(&format!("f{n}"), vec![one.clone()]);
+        }
+        assert!(cache.held() <= RESUMES_KEPT);
+        assert!(cache.before("a", 150).is_none(), "the oldest went first");
     }
 
     /// What highlighting costs (run with `--release --ignored --nocapture`; docs/benchmarks.md

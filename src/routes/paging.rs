@@ -159,6 +159,19 @@ impl PageIndex {
         }
     }
 
+    /// The lines that start pages `pages` (from 1) with a whole line, in order (a page that
+    /// starts inside a long line has no such line).
+    pub fn page_start_lines(&self, pages: std::ops::RangeInclusive<usize>) -> Vec<usize> {
+        let (from, to) = (pages.start().saturating_sub(1), *pages.end());
+        self.starts
+            .get(from..to.min(self.starts.len()))
+            .unwrap_or_default()
+            .iter()
+            .filter(|s| s.piece_offset == 0)
+            .map(|s| s.line)
+            .collect()
+    }
+
     /// How many pages the text has (at least one).
     pub fn count(&self) -> usize {
         self.starts.len()
