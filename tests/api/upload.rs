@@ -53,7 +53,14 @@ async fn html_in_the_file_is_shown_escaped(db: TestDb) {
     )
     .await;
 
+    // Highlighted as HTML: its tags are tokens, escaped.
     let page = app.get_text("/action").await;
+    assert!(page.contains("<dd id=\"language\">HTML</dd>"), "{page}");
+    assert!(!page.contains("<script>alert"), "{page}");
+    assert!(!page.contains("<img src=x"), "{page}");
+    assert!(!page.contains("</pre>{{"), "{page}");
+    // Plain, every character as it was.
+    let page = app.get_text("/action?lang=plain").await;
     assert!(!page.contains("<script>alert"), "{page}");
     assert!(!page.contains("<img src=x"), "{page}");
     assert!(
