@@ -215,7 +215,9 @@ day_one() {
   }
   page() { curl -s -b "$work/jar" "http://127.0.0.1:$port/action"; }
   shows() {
-    page | grep -q "$1" || { echo "day one: the page lacks '$1'"; cat "$work/server.log"; exit 1; }
+    # The page whole first: `page | grep -q` fails under pipefail when grep stops reading early.
+    local shown; shown=$(page)
+    grep -q "$1" <<<"$shown" || { echo "day one: the page lacks '$1'"; cat "$work/server.log"; exit 1; }
   }
   up
   printf 'kept from day one\n' > "$work/file.txt"
@@ -233,7 +235,7 @@ day_one() {
   down
   buildah run --isolation chroot "$container" -- sh -c 'rm -f /data/textdrop.db*'
   up
-  page | grep -q 'kept from day one' && { echo "day one: the wiped /data still shows the file"; exit 1; }
+  grep -q 'kept from day one' <<<"$(page)" && { echo "day one: the wiped /data still shows the file"; exit 1; }
   down
   # The restore of docs/operations.md, with the copy mounted read-only at /backup.
   buildah run --isolation chroot -v "$work:/backup:ro" "$container" -- \
