@@ -531,7 +531,12 @@ fn decide_highlighting(
         && text.len() <= budget.bytes
         && index.longest_line() <= budget.longest_line;
     if !asked && !within {
-        let params = [("lang", encoded(&language.name))];
+        // A Markdown file's source stays the source (its plain address is the rendered view).
+        let mut params = Vec::new();
+        if view.markdown {
+            params.push(("view", "source".to_owned()));
+        }
+        params.push(("lang", encoded(&language.name)));
         context.insert(
             "highlight_offer",
             &serde_json::json!({

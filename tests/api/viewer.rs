@@ -185,6 +185,10 @@ async fn markdown_is_rendered_and_its_source_is_a_click_away(db: TestDb) {
         (Some(1), "# Read me".to_owned())
     );
     assert!(source.contains("href=\"/action\" id=\"view-switch\">Show it rendered"));
+    assert!(
+        source.contains("<input type=\"hidden\" name=\"view\" value=\"source\">"),
+        "the language form keeps to the source"
+    );
     let line = app.get_text("/action?line=3").await;
     assert_eq!(highlighted(&line), [3]);
     assert!(!line.contains("id=\"rendered\""));
@@ -196,6 +200,21 @@ async fn markdown_is_rendered_and_its_source_is_a_click_away(db: TestDb) {
         .await
         .expect("page")
         .contains("view takes rendered or source"));
+
+    // Past the highlighting budget (64 KiB), the source offers to highlight it, as source.
+    let mid = "Some *text* here.\n".repeat(4 * 1024); // 72 KiB
+    app.upload("mid.md", mid).await;
+    let source = app.get_text("/action?view=source").await;
+    assert!(
+        source.contains(
+            "<a href=\"/action?view=source&amp;lang=Markdown\">Highlight it as Markdown anyway</a>"
+        ),
+        "{source:.3000}"
+    );
+    let tried = app.get_text("/action?view=source&lang=Markdown").await;
+    assert!(
+        tried.contains("<dd id=\"language\">Markdown</dd>") && !tried.contains("id=\"rendered\"")
+    );
 
     let long = "Some *text* here.\n".repeat(16 * 1024); // 288 KiB
     app.upload("long.markdown", long).await;
