@@ -461,10 +461,33 @@ tests_on!(on_mysql_pool: Mysql;
     a_lost_connection_is_replaced,
 );
 
+/// PostgreSQL: the key rotation an upload runs is prepared once per connection and kept
+/// (Diesel's statement cache takes query-builder statements, never a `sql_query`): after three
+/// rotations, with and without a grace period, the connection holds each form of the
+/// statement exactly once.
+async fn the_rotation_is_prepared_once_per_connection(db: TestDb) {
+    db.connect().migrate();
+    let prepared = actix_session_stores::test_support::postgres_rotations_prepared(&db.url).await;
+    let rotations: Vec<&String> = prepared
+        .iter()
+        .filter(|sql| sql.starts_with("WITH old AS (UPDATE sessions"))
+        .collect();
+    assert_eq!(rotations.len(), 2, "{prepared:#?}");
+    assert_eq!(
+        rotations
+            .iter()
+            .filter(|sql| sql.contains("file = NULL"))
+            .count(),
+        1,
+        "one form empties the old row, the other keeps it: {rotations:#?}"
+    );
+}
+
 tests_on!(on_postgres: Postgres;
     a_failing_statement_keeps_its_connection_in_the_pool,
     a_lost_connection_is_replaced,
     a_non_utc_postgres_time_zone_changes_nothing,
+    the_rotation_is_prepared_once_per_connection,
 );
 
 /// MySQL: the server's time zone must not matter either (its global default set far from UTC

@@ -98,7 +98,7 @@ mod mysql_support {
 
 /// The statements the backends send, as they are sent, for tests that EXPLAIN them.
 pub mod statements {
-    /// PostgreSQL: the sweeper's and the rotation's statements.
+    /// PostgreSQL: the sweeper's statements.
     #[cfg(feature = "postgres")]
     pub mod postgres {
         pub use crate::backends::postgres::statements::*;
@@ -115,6 +115,14 @@ pub mod statements {
     pub mod sqlite {
         pub use crate::backends::sqlite::statements::*;
     }
+}
+
+/// PostgreSQL: the statements one new connection to the migrated database at `url` holds
+/// prepared after it wrote a record and rotated it three times (with and without a grace
+/// period).
+#[cfg(feature = "postgres")]
+pub async fn postgres_rotations_prepared(url: &str) -> Vec<String> {
+    crate::backends::postgres::rotations_prepared(url).await
 }
 
 /// The `sessions` table as Diesel sees it.

@@ -35,13 +35,13 @@ use crate::sweeper::Dialect;
 use crate::transfer::Transfer;
 pub(crate) use connect::Opener;
 pub(crate) use lease::Holder;
+#[cfg(feature = "__test-support")]
+pub(crate) use records::rotations_prepared;
 
-/// The sweeper's and the rotation's statements, as they are sent (for tests that EXPLAIN
-/// them).
+/// The sweeper's statements, as they are sent (for tests that EXPLAIN them).
 #[cfg(feature = "__test-support")]
 pub(crate) mod statements {
     pub use super::lease::{DELETE_BATCH as PORTABLE_DELETE_BATCH, TAKE as TAKE_LEASE};
-    pub use super::records::{ROTATE, ROTATE_KEEPING_OLD};
     pub use super::sweep::{BLOCK_RANGE_SETTINGS, DELETE_BATCH, DELETE_BLOCK_RANGE};
 }
 
