@@ -9,7 +9,8 @@
 # Systems: textdrop on PostgreSQL and on MariaDB, tower-sessions-sqlx-store's upsert on
 # PostgreSQL (bench/peers/tower-pg), and with BENCH_BASELINE=path/to/another/textdrop that
 # binary on both, for before/after figures in one run.
-# Each system: SESSIONS sessions, a warm-up of UPLOADS uploads (after a CHECKPOINT, so the
+# BENCH_SYSTEMS picks some of them (space-separated: postgres base_postgres tower mysql
+# base_mysql). Each system: SESSIONS sessions, a warm-up of UPLOADS uploads (after a CHECKPOINT, so the
 # measured ones pay no first-touch full-page images), then UPLOADS measured uploads, each into
 # the next session in turn with a 2.5 KB / 40-line file whose first line differs
 # (bench/uploads.py, one keep-alive connection). Run it on an otherwise idle server: the WAL and
@@ -41,8 +42,9 @@ cargo build --release --quiet --locked
 (cd bench/peers/tower-pg && cargo build --release --quiet --locked)
 printf 'line %02d of the benchmark file: the quick brown fox jumps over\n' $(seq 1 40) > "$WORK/file.txt"
 
-SYSTEMS=(postgres tower mysql)
-[[ -n $BASELINE ]] && SYSTEMS=(postgres base_postgres tower mysql base_mysql)
+DEFAULT_SYSTEMS="postgres tower mysql"
+[[ -n $BASELINE ]] && DEFAULT_SYSTEMS="postgres base_postgres tower mysql base_mysql"
+read -r -a SYSTEMS <<< "${BENCH_SYSTEMS:-$DEFAULT_SYSTEMS}"
 
 psql_at() { psql -qAt "$PG/$1" -c "$2"; }
 my_status() { mariadb -h 127.0.0.1 -u root -N -e "SHOW GLOBAL STATUS LIKE '$1'" | awk '{ print $2 }'; }
@@ -108,6 +110,7 @@ measure() { # $1 system
 psql -q "$PG/postgres" -c "CREATE EXTENSION IF NOT EXISTS pg_walinspect" >/dev/null
 for sys in "${SYSTEMS[@]}"; do measure "$sys"; done
 
+touch "$WORK/rmgr"
 python3 - "$WORK/results" "$WORK/rmgr" "$UPLOADS" "$SESSIONS" <<'PY'
 import sys
 results, rmgr, n, sessions = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]

@@ -365,3 +365,53 @@ page_tests!(
     forget_within_the_grace_empties_both_keys,
     each_session_keeps_one_superseded_record,
 );
+
+/// The migration that moved the rotation links onto the new record upgrades a table the
+/// previous version populated: sessions rotated before it (written without `predecessor`) are
+/// linked, so "forget" still empties both keys of a session and its next upload still deletes
+/// the record before (both found by primary key only), and nothing else is touched.
+async fn the_links_migration_links_sessions_rotated_before_it(db: TestDb) {
+    let grace = [("ROTATION_GRACE_SECS", "60")];
+    let app = spawn_app(&db, &grace).await;
+    let a1 = first_upload(&app, "a version 1\n").await;
+    let (_, a2) = upload_as(&app, &a1, "a2.txt", "a version 2\n").await;
+    let a2 = a2.expect("A's second key");
+    let b1 = first_upload(&app, "b version 1\n").await;
+    let (_, b2) = upload_as(&app, &b1, "b2.txt", "b version 2\n").await;
+    let b2 = b2.expect("B's second key");
+    app.stop().await;
+
+    // The table as the previous version left it: no links column, the successor index back.
+    let mut conn = db.connect();
+    conn.revert_last_migration();
+    assert!(
+        conn.execute("SELECT predecessor FROM sessions").is_err(),
+        "reverted"
+    );
+    assert_eq!(db.row_count(), 4);
+
+    // The next start upgrades it.
+    let app = spawn_app(&db, &grace).await;
+    assert!(db.connect().pending_migrations().is_empty());
+    assert!(
+        action_with(&app, &b1).await.contains("b version 1"),
+        "the grace holds"
+    );
+
+    assert_eq!(forget_with(&app, &a2).await, StatusCode::SEE_OTHER);
+    for key in [&a1, &a2] {
+        let page = action_with(&app, key).await;
+        assert!(!page.contains("version"), "{page:.400}");
+    }
+    assert_eq!(db.row_count(), 2, "both of A's records went, B's stay");
+
+    let (_, b3) = upload_as(&app, &b2, "b3.txt", "b version 3\n").await;
+    let b3 = b3.expect("B's third key");
+    assert_eq!(db.row_count(), 2, "B's first record went");
+    assert!(!action_with(&app, &b1).await.contains("version"));
+    assert!(action_with(&app, &b2).await.contains("b version 2"));
+    assert!(action_with(&app, &b3).await.contains("b version 3"));
+    app.stop().await;
+}
+
+crate::sql_tests!(links_migration: the_links_migration_links_sessions_rotated_before_it);

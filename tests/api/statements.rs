@@ -1,7 +1,7 @@
 //! The statements one request runs on SQLite, counted through Diesel's instrumentation (the
 //! SQL servers are counted from their own logs by `scripts/count-statements.sh`): a new
 //! session is one statement, a read one, an upload the state's read and one transaction that
-//! supersedes the old record and writes the new one.
+//! supersedes the old record, deletes the one before it and writes the new one.
 
 use std::sync::Mutex;
 
@@ -75,8 +75,12 @@ async fn sqlite_runs_one_statement_a_read_and_one_transaction_an_upload() {
     let second = upload_with(&client, &app.address, "b.txt", "two\n").await;
     assert_eq!(second.expect("upload").status(), 303);
     let upload = taken();
+    let third = upload_with(&client, &app.address, "c.txt", "three\n").await;
+    assert_eq!(third.expect("upload").status(), 303);
+    let next_upload = taken();
     eprintln!(
-        "SQLite statements: new session {new_session:?}, read {reading:?}, upload {upload:?}"
+        "SQLite statements: new session {new_session:?}, read {reading:?}, upload {upload:?}, \
+         next upload {next_upload:?}"
     );
 
     // A new visitor's upload: no session to read, one INSERT.
@@ -84,10 +88,16 @@ async fn sqlite_runs_one_statement_a_read_and_one_transaction_an_upload() {
     // A read: one SELECT (the expiry is fresh, so nothing is written).
     assert_eq!(reading, ["SELECT"]);
     // An upload with a session: the state's read, then one transaction that supersedes the old
-    // record (the UPDATE), deletes the one it had superseded and inserts the new one.
+    // record (the UPDATE), reads the record the old one names as its predecessor (none: it was
+    // the session's first) and inserts the new one.
     assert_eq!(
         upload,
-        ["SELECT", "BEGIN", "UPDATE", "DELETE", "INSERT", "COMMIT"]
+        ["SELECT", "BEGIN", "UPDATE", "SELECT", "INSERT", "COMMIT"]
+    );
+    // The next upload also deletes the record the old one had superseded (by primary key).
+    assert_eq!(
+        next_upload,
+        ["SELECT", "BEGIN", "UPDATE", "SELECT", "DELETE", "INSERT", "COMMIT"]
     );
     app.stop().await;
 }

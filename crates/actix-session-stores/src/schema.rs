@@ -10,6 +10,7 @@ diesel::table! {
         file_bytes -> Int8,
         successor -> Nullable<Text>,
         superseded_at -> Nullable<Timestamp>,
+        predecessor -> Nullable<Text>,
     }
 }
 

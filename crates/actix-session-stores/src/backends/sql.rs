@@ -24,6 +24,8 @@ pub struct NewSession<'a> {
     pub created_at: NaiveDateTime,
     pub file: Option<&'a str>,
     pub file_bytes: i64,
+    /// The row this one superseded, when a rotation writes it.
+    pub predecessor: Option<&'a str>,
 }
 
 impl<'a> NewSession<'a> {
@@ -36,6 +38,16 @@ impl<'a> NewSession<'a> {
             created_at: record.created_at,
             file: record.attachment.as_deref(),
             file_bytes: record.attachment_bytes(),
+            predecessor: None,
+        }
+    }
+
+    /// The same row, written by a rotation from the row `old`: it names `old` as the row it
+    /// superseded, so the next rotation and a chain's deletion find `old` by primary key.
+    pub fn superseding(self, old: &'a str) -> Self {
+        Self {
+            predecessor: Some(old),
+            ..self
         }
     }
 }
@@ -102,6 +114,7 @@ pub struct CopiedRow {
     pub file_bytes: i64,
     pub successor: Option<String>,
     pub superseded_at: Option<NaiveDateTime>,
+    pub predecessor: Option<String>,
 }
 
 impl CopiedRow {
@@ -124,6 +137,7 @@ impl CopiedRow {
             file: record.attachment,
             successor,
             superseded_at: record.superseded_at,
+            predecessor: record.predecessor,
         }
     }
 }
@@ -412,9 +426,24 @@ macro_rules! session_queries {
                     $($run)* ?
             };
             if changed > 0 {
-                diesel::delete(sessions::table.filter(sessions::successor.eq(old)))
+                // The row `old` superseded, named on `old` (a row an older version wrote
+                // names none: its predecessor expires at its own time).
+                let before = sessions::table
+                    .filter(sessions::id.eq(old))
+                    .select(sessions::predecessor)
+                    .first::<Option<String>>(conn)
+                    $($run)*
+                    .optional()?
+                    .flatten();
+                if let Some(before) = before {
+                    diesel::delete(
+                        sessions::table
+                            .filter(sessions::id.eq(&before))
+                            .filter(sessions::successor.eq(old)),
+                    )
                     .execute(conn)
                     $($run)* ?;
+                }
             }
             Ok(changed)
         }
@@ -472,16 +501,20 @@ macro_rules! session_queries {
         }
 
         /// Deletes the row `id`, live or not, and its whole chain: the rows it superseded and
-        /// the rows that superseded it, found by following `successor` both ways (at most
-        /// `CHAIN_WALK` rows).
+        /// the rows that superseded it, found by following `successor` and `predecessor` by
+        /// primary key (at most `CHAIN_WALK` rows).
         pub(super) $($async)? fn delete(conn: &mut $conn, id: &str) -> QueryResult<usize> {
             let mut chain = vec![id.to_owned()];
             loop {
-                let links: Vec<(String, Option<String>)> = sessions::table
-                    .filter(sessions::id.eq_any(&chain).or(sessions::successor.eq_any(&chain)))
-                    .select((sessions::id, sessions::successor))
+                let rows: Vec<(String, Option<String>, Option<String>)> = sessions::table
+                    .filter(sessions::id.eq_any(&chain))
+                    .select((sessions::id, sessions::successor, sessions::predecessor))
                     .load(conn)
                     $($run)* ?;
+                let links = rows
+                    .into_iter()
+                    .flat_map(|(id, after, before)| [(id.clone(), after), (id, before)])
+                    .collect();
                 match crate::backends::sql::grown_chain(&chain, links) {
                     Some(grown) => chain = grown,
                     None => break,
@@ -539,16 +572,31 @@ macro_rules! session_queries {
                 $($run)*
         }
 
-        /// (id, successor) of the rows that `ids` superseded.
+        /// (id, successor) of the rows that `ids` superseded: the rows they name as their
+        /// predecessor that still name them as their successor.
         pub(super) $($async)? fn predecessors_of(
             conn: &mut $conn,
             ids: &[String],
         ) -> QueryResult<Vec<(String, Option<String>)>> {
-            sessions::table
-                .filter(sessions::successor.eq_any(ids))
+            let named: Vec<Option<String>> = sessions::table
+                .filter(sessions::id.eq_any(ids))
+                .filter(sessions::predecessor.is_not_null())
+                .select(sessions::predecessor)
+                .load(conn)
+                $($run)* ?;
+            let before: Vec<String> = named.into_iter().flatten().collect();
+            if before.is_empty() {
+                return Ok(Vec::new());
+            }
+            let links: Vec<(String, Option<String>)> = sessions::table
+                .filter(sessions::id.eq_any(&before))
                 .select((sessions::id, sessions::successor))
                 .load(conn)
-                $($run)*
+                $($run)* ?;
+            Ok(links
+                .into_iter()
+                .filter(|(_, after)| after.as_ref().is_some_and(|after| ids.contains(after)))
+                .collect())
         }
 
         /// (id, expiry) of the rows among `ids`.
@@ -766,7 +814,7 @@ macro_rules! async_records {
                 rotation: Rotation,
             ) -> StoreFuture<'a, Rotated> {
                 Box::pin(async move {
-                    let row = NewSession::of(new_id, &record);
+                    let row = NewSession::of(new_id, &record).superseding(old_id);
                     let rotated =
                         on_pool!(self.pool, conn => rotate(&mut conn, old_id, &row, rotation).await)?;
                     Ok(if rotated { Ok(()) } else { Err(record) })

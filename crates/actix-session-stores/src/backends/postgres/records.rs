@@ -1,7 +1,8 @@
 //! Session records as rows of PostgreSQL's `sessions` table, on one worker's pool. A key
 //! rotation is one statement: a data-modifying `WITH` supersedes the old row (marks it, and
-//! empties it without a grace period), deletes the row it superseded and inserts the new one,
-//! only if the old one was live and current.
+//! empties it without a grace period), deletes the row it superseded (named on it as its
+//! predecessor) and inserts the new one naming the old, only if the old one was live and
+//! current.
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
@@ -57,9 +58,10 @@ impl OldRow for Emptying {
 
 /// The rotation statement, bound: the old row is marked superseded by the new id at `now`
 /// and set to expire at `keep_until` (only if it is live and current), the row it had
-/// superseded is deleted, and the new row inserted, all only if the old one was marked.
-/// Every part of a `WITH` sees the table as it was before the statement, so `before` deletes
-/// the row the old one had superseded, not the old one.
+/// superseded (its `predecessor`, if that still names it) is deleted, and the new row
+/// inserted naming the old one as its predecessor, all only if the old one was marked. Every
+/// part of a `WITH` sees the table as it was before the statement, so `before` deletes the
+/// row the old one had superseded, not the old one. Every row is found by primary key.
 ///
 /// Written as a query-builder node, not a `sql_query`, so that Diesel's statement cache keeps
 /// it prepared (its type is its cache key): PostgreSQL parses and plans it once per
@@ -102,13 +104,14 @@ impl<Old: OldRow> QueryFragment<Pg> for Rotate<'_, Old> {
         out.push_sql(" AND expires_at > ");
         out.push_bind_param::<Timestamp, _>(&rotation.now)?;
         out.push_sql(
-            " AND successor IS NULL RETURNING id), \
-             before AS (DELETE FROM sessions WHERE successor = ",
+            " AND successor IS NULL RETURNING predecessor), \
+             before AS (DELETE FROM sessions WHERE id = (SELECT predecessor FROM old) \
+             AND successor = ",
         );
         out.push_bind_param::<Text, _>(&self.old_id)?;
         out.push_sql(
-            " AND EXISTS (SELECT 1 FROM old)) \
-             INSERT INTO sessions (id, state, expires_at, created_at, file, file_bytes) SELECT ",
+            ") INSERT INTO sessions \
+             (id, state, expires_at, created_at, file, file_bytes, predecessor) SELECT ",
         );
         out.push_bind_param::<Text, _>(&row.id)?;
         out.push_sql(", ");
@@ -121,6 +124,8 @@ impl<Old: OldRow> QueryFragment<Pg> for Rotate<'_, Old> {
         out.push_bind_param::<Nullable<Text>, _>(&row.file)?;
         out.push_sql(", ");
         out.push_bind_param::<BigInt, _>(&row.file_bytes)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.old_id)?;
         out.push_sql(" FROM old");
         Ok(())
     }

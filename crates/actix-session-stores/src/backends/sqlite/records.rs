@@ -61,7 +61,7 @@ impl Records for SqliteRecords {
                 if queries::supersede(conn, &old, &new, rotation)? == 0 {
                     return Ok(Err(record));
                 }
-                queries::insert(conn, &NewSession::of(&new, &record))?;
+                queries::insert(conn, &NewSession::of(&new, &record).superseding(&old))?;
                 Ok(Ok(()))
             })
         }))

@@ -1,0 +1,3 @@
+ALTER TABLE sessions
+    ADD INDEX sessions_successor_idx (successor),
+    DROP COLUMN predecessor;
