@@ -336,6 +336,7 @@ fn fill(
     let view = if view.target == Target::Rendered {
         if text.len() <= markdown::MAX_RENDERED_BYTES {
             context.insert("rendered_html", &markdown::render(text));
+            context.insert("is_rendered", &true);
             context.insert(
                 "markdown",
                 &serde_json::json!({
@@ -419,6 +420,7 @@ fn fill(
                 "other_case": action_url(&[("q", encoded(words)), ("case", if *case { "0" } else { "1" }.into())], view.wrap),
                 "all_lines": action_url(&[], view.wrap),
             }));
+            context.insert("has_lines", &!results.html.is_empty());
             context.insert("lines_html", &results.html);
             context.insert(
                 "page",
@@ -470,6 +472,7 @@ fn fill(
                     _ => context.get("language").and_then(|l| l.as_str()),
                 };
                 context.insert("language_options", &highlight::options_html(chosen));
+                context.insert("has_language_options", &true);
             }
             let link_start = selection.map(Selection::link_start);
             if let Some(selection) = selection {
@@ -488,7 +491,9 @@ fn fill(
                 link_query,
                 highlighted: &highlighted,
             };
-            context.insert("lines_html", &paging::lines_html(&page.lines, &shown));
+            let lines_html = paging::lines_html(&page.lines, &shown);
+            context.insert("has_lines", &!lines_html.is_empty());
+            context.insert("lines_html", &lines_html);
             context.insert("page", &page);
             (page.number, page.count)
         }
