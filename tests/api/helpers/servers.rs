@@ -58,30 +58,46 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// Starts it on a free port. The port is free when chosen but may be taken by another
+    /// test before the server binds it: a server that exits saying so is started again on
+    /// another port (three tries); any other exit fails with its log.
     pub fn start(db: &TestDb, extra: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let log = tempfile::NamedTempFile::new().expect("log file");
-        let mut command = textdrop(&["serve"]);
-        command
-            .env("DATABASE_URL", &db.url)
-            .env("PORT", port.to_string())
-            .env("SECRET_KEY", TEST_SECRET)
-            .env("RUST_LOG", "warn")
-            .env("UPLOADS_PER_MINUTE", "0")
-            // Every test client is 127.0.0.1; the share has tests of its own.
-            .env("MAX_CONNECTIONS_PER_CLIENT", "1000000")
-            .stdout(Stdio::null())
-            .stderr(log.reopen().expect("log file"));
-        for (k, v) in extra {
-            command.env(k, v);
+        for _ in 0..3 {
+            let port = free_port();
+            let log = tempfile::NamedTempFile::new().expect("log file");
+            let mut command = textdrop(&["serve"]);
+            command
+                .env("DATABASE_URL", &db.url)
+                .env("PORT", port.to_string())
+                .env("SECRET_KEY", TEST_SECRET)
+                .env("RUST_LOG", "warn")
+                .env("UPLOADS_PER_MINUTE", "0")
+                // Every test client is 127.0.0.1; the share has tests of its own.
+                .env("MAX_CONNECTIONS_PER_CLIENT", "1000000")
+                .stdout(Stdio::null())
+                .stderr(log.reopen().expect("log file"));
+            for (k, v) in extra {
+                command.env(k, v);
+            }
+            let child = command.spawn().expect("start textdrop");
+            let mut server = Self { child, port, log };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return server;
+                }
+                if let Ok(Some(status)) = server.child.try_wait() {
+                    let log = std::fs::read_to_string(server.log.path()).unwrap_or_default();
+                    if log.contains("Address already in use") {
+                        break;
+                    }
+                    panic!("the server exited ({status}) before it listened:\n{log}");
+                }
+                assert!(Instant::now() < deadline, "the server did not come up");
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        let child = command.spawn().expect("start textdrop");
-        let server = Self { child, port, log };
-        assert!(
-            wait_for_port(port, Duration::from_secs(20)),
-            "the server did not come up"
-        );
-        server
+        panic!("three free ports were taken before the server could bind them")
     }
 
     pub fn address(&self) -> String {
