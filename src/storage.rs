@@ -2,7 +2,7 @@
 //! textdrop's settings, and its errors said in textdrop's words (the variable and the command
 //! that mend them).
 
-use actix_session_stores::{Config, ErrorKind, Storage};
+use actix_session_stores::{Config, ErrorKind, ReadCacheConfig, Storage};
 
 use crate::config::Settings;
 
@@ -22,6 +22,12 @@ pub fn store_config(settings: &Settings, workers: usize) -> Config {
     config.cleanup.batch_size = settings.cleanup.batch_size;
     config.workers = workers;
     config.names = crate::database::store_names();
+    config.read_cache = settings.database.read_cache.map(|(max_bytes, max_age)| {
+        let mut cache = ReadCacheConfig::default();
+        cache.max_bytes = max_bytes;
+        cache.max_age = max_age;
+        cache
+    });
     config
 }
 

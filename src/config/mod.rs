@@ -69,6 +69,8 @@ pub struct DatabaseSettings {
     pub statement_timeout: Duration,
     /// Whether startup runs pending migrations (else it refuses to start while some are).
     pub migrate_on_startup: bool,
+    /// The read cache's bytes per process (`None`: off) and how long an entry is served.
+    pub read_cache: Option<(usize, Duration)>,
 }
 
 /// The session cookie and how long a session lives.
@@ -259,6 +261,10 @@ impl Settings {
                 connect_timeout: env.secs(&DATABASE_CONNECT_TIMEOUT_SECS)?,
                 statement_timeout: env.secs(&DATABASE_STATEMENT_TIMEOUT_SECS)?,
                 migrate_on_startup: env.bool(&MIGRATE_ON_STARTUP)?,
+                read_cache: match env.whole::<usize>(&READ_CACHE_BYTES)? {
+                    0 => None,
+                    bytes => Some((bytes, env.secs(&READ_CACHE_MAX_AGE_SECS)?)),
+                },
             },
             session: SessionSettings {
                 secret_key,
@@ -435,6 +441,12 @@ mod tests {
             ("SECRET_KEY", "   \t ", "is blank"),
             ("ROTATION_GRACE_SECS", "3601", "whole number from 0 to 3600"),
             ("UPLOAD_QUEUE_SECS", "61", "whole number from 0 to 60"),
+            ("READ_CACHE_BYTES", "-1", "whole number from 0"),
+            (
+                "READ_CACHE_MAX_AGE_SECS",
+                "0",
+                "whole number from 1 to 3600",
+            ),
             (
                 "UPLOAD_BUFFER_BYTES",
                 "1048576",

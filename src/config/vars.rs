@@ -127,6 +127,12 @@ pub const DATABASE_STATEMENT_TIMEOUT_SECS: Var =
 /// `false`: startup runs no migration, and refuses to start while one is pending (for
 /// deployments whose database user has no DDL rights: `textdrop migrate --print-sql`).
 pub const MIGRATE_ON_STARTUP: Var = var("MIGRATE_ON_STARTUP", "true", Kind::Bool);
+/// Bytes of session records each process keeps in memory to answer reads without the
+/// database; 0: off (every read goes to the database).
+pub const READ_CACHE_BYTES: Var = var("READ_CACHE_BYTES", "0", whole(0, 1 << 34));
+/// How long a cached record may be served after it was read: how stale a read can be when
+/// another instance's write is not heard (PostgreSQL tells every instance at once).
+pub const READ_CACHE_MAX_AGE_SECS: Var = var("READ_CACHE_MAX_AGE_SECS", "5", whole(1, 3_600));
 /// After SIGTERM, how long requests in flight may take to finish.
 pub const SHUTDOWN_GRACE_SECS: Var = var("SHUTDOWN_GRACE_SECS", "10", whole(0, 3_600));
 /// Where `/metrics` is served (host:port); unset: nowhere. Never the public port.
@@ -171,6 +177,8 @@ pub const ALL: &[Var] = &[
     DATABASE_CONNECT_TIMEOUT_SECS,
     DATABASE_STATEMENT_TIMEOUT_SECS,
     MIGRATE_ON_STARTUP,
+    READ_CACHE_BYTES,
+    READ_CACHE_MAX_AGE_SECS,
     SHUTDOWN_GRACE_SECS,
     METRICS_ADDR,
     RUST_LOG,

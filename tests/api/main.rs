@@ -20,6 +20,7 @@ mod portable;
 mod previous_keys;
 mod private_mysql;
 mod private_pg;
+mod read_cache;
 mod redis;
 mod rotation;
 mod safety;

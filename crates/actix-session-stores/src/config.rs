@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+pub use crate::cache::ReadCacheConfig;
 pub use crate::url::{Backend, DatabaseUrl};
 
 /// Everything a storage is built from. [`Config::new`] gives the defaults for a URL; set the
@@ -31,6 +32,13 @@ pub struct Config {
     pub workers: usize,
     /// The names instances sharing a storage must agree on.
     pub names: Names,
+    /// A read cache of session records in each process, within these bounds; `None` (the
+    /// default): every `load` reads the storage. On PostgreSQL every instance hears the
+    /// others' writes (`LISTEN`/`NOTIFY`), so a cached read is stale only until a notice
+    /// arrives; elsewhere, or when a notice is lost, for at most
+    /// [`ReadCacheConfig::max_age`]. Turn it on for SQLite only when one process owns the
+    /// file, or accept that bound for the others' writes.
+    pub read_cache: Option<ReadCacheConfig>,
 }
 
 impl Config {
@@ -56,6 +64,7 @@ impl Config {
             },
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             names: Names::default(),
+            read_cache: None,
         }
     }
 }
@@ -132,6 +141,8 @@ pub struct Names {
     pub mysql_migration_lock: String,
     /// MySQL: the named lock the sweeper is elected by.
     pub mysql_sweeper_lock: String,
+    /// PostgreSQL: the channel the read caches of instances tell each other their writes on.
+    pub postgres_cache_channel: String,
 }
 
 impl Default for Names {
@@ -143,6 +154,7 @@ impl Default for Names {
             postgres_sweeper_lock: 0x7365_7373_7377_6570,
             mysql_migration_lock: "session_store_migrations".into(),
             mysql_sweeper_lock: "session_store_sweeper".into(),
+            postgres_cache_channel: "session_store_cache".into(),
         }
     }
 }

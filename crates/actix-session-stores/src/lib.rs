@@ -81,6 +81,7 @@ compile_error!(
 );
 
 pub(crate) mod backends;
+mod cache;
 mod clock;
 mod config;
 mod copy;
@@ -107,7 +108,9 @@ pub(crate) mod transfer;
 mod url;
 
 pub use clock::Clock;
-pub use config::{CleanupConfig, CleanupMode, Config, DatabaseConfig, Names, SessionConfig};
+pub use config::{
+    CleanupConfig, CleanupMode, Config, DatabaseConfig, Names, ReadCacheConfig, SessionConfig,
+};
 pub use copy::{copy_sessions, CopyReport, DEFAULT_BATCH, NAMED_SKIPS};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Events, NoEvents, StoreCall};

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 
 use crate::backends::{self, Connected};
+use crate::cache::{CachedRecords, Fanout, ReadCache};
 use crate::clock::Clock;
 use crate::config::{CleanupConfig, Config, DatabaseUrl};
 use crate::error::{Error, ErrorKind, Result};
@@ -36,7 +37,12 @@ pub struct Storage {
     cleanup: CleanupConfig,
     rotation_key: RotationKey,
     events: Arc<dyn Events>,
+    /// The process's read cache, when it is on.
+    cache: Option<CacheSide>,
 }
+
+/// The process's read cache, and how it tells the other instances (when the storage can).
+type CacheSide = (Arc<ReadCache>, Option<Arc<dyn Fanout>>);
 
 impl Storage {
     /// Connects to the storage `config` names, retrying an unreachable one with backoff for
@@ -117,7 +123,13 @@ impl Storage {
     }
 
     fn over(storage: Arc<dyn Connected>, config: &Config) -> Self {
+        let cache = config.read_cache.map(|bounds| {
+            let cache = Arc::new(ReadCache::new(bounds, true));
+            let fanout = storage.fanout(&cache);
+            (cache, fanout)
+        });
         Self {
+            cache,
             storage,
             previous: None,
             clock: Clock::system(),
@@ -179,6 +191,18 @@ impl Storage {
     /// The records for the calling worker: the storage's, moving what they miss over from the
     /// previous storage when there is one.
     fn worker_records(&self) -> Rc<dyn Records> {
+        let records = self.moving_records();
+        match &self.cache {
+            Some((cache, fanout)) => Rc::new(CachedRecords::new(
+                records,
+                Arc::clone(cache),
+                fanout.clone(),
+            )),
+            None => records,
+        }
+    }
+
+    fn moving_records(&self) -> Rc<dyn Records> {
         let records = self.storage.records();
         let Some(previous) = &self.previous else {
             return records;
@@ -190,6 +214,12 @@ impl Storage {
             )),
             _ => records,
         }
+    }
+
+    /// The bytes this process's read cache holds now (`None`: the cache is off), as charged
+    /// against [`ReadCacheConfig::max_bytes`](crate::ReadCacheConfig::max_bytes).
+    pub fn read_cache_bytes(&self) -> Option<usize> {
+        self.cache.as_ref().map(|(cache, _)| cache.bytes())
     }
 
     /// The maintenance side on the calling thread, or `None` when the storage expires

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use chrono::NaiveDateTime;
 use futures_util::future::LocalBoxFuture;
 
+use crate::cache::{Fanout, ReadCache};
 use crate::config::{Backend, CleanupConfig, Config, DatabaseUrl};
 use crate::session::Records;
 use crate::sweeper::Dialect;
@@ -60,6 +61,13 @@ pub trait Connected: Send + Sync {
         now: NaiveDateTime,
         per_record: u64,
     ) -> LocalBoxFuture<'_, anyhow::Result<u64>>;
+
+    /// Starts telling the other instances' read caches what this process writes, and hearing
+    /// what they write into `cache`; `None` when this storage cannot (the cache's age bound
+    /// alone then holds).
+    fn fanout(&self, _cache: &Arc<ReadCache>) -> Option<Arc<dyn Fanout>> {
+        None
+    }
 }
 
 /// How long a request waits for a pooled connection before it fails.

@@ -205,17 +205,40 @@ impl AsyncWrite for Socket {
     }
 }
 
+/// Where a connection's driver sends the notifications it receives: (process id of the
+/// session that sent it, payload).
+pub(crate) type Notifications = tokio::sync::mpsc::UnboundedSender<(i32, String)>;
+
 /// Runs a connection's I/O on the calling runtime, as tokio-postgres wants, until its client is
 /// dropped or the server closes it (the client then reports the connection closed, and the
-/// pool drops it).
-fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
-where
+/// pool drops it). Notifications go to `notifications`, when given.
+fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    notifications: Option<Notifications>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
-        if let Err(err) = connection.await {
-            log::debug!("a database connection ended: {err}");
+        let mut messages = std::pin::pin!(futures_util::stream::poll_fn(move |cx| {
+            connection.poll_message(cx)
+        }));
+        while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notification(notice)) => {
+                    if let Some(to) = &notifications {
+                        let _ = to.send((notice.process_id(), notice.payload().to_owned()));
+                    }
+                }
+                Ok(tokio_postgres::AsyncMessage::Notice(notice)) => {
+                    log::info!("{}: {}", notice.severity(), notice.message());
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    log::debug!("a database connection ended: {err}");
+                    break;
+                }
+            }
         }
     });
 }
@@ -454,11 +477,22 @@ impl Opens for Opener {
         self
     }
 
-    /// Opens one connection; its driver task runs on the calling runtime. The socket is
-    /// opened here (each host of the URL in turn) and watched until the server has
-    /// authenticated it ([`AuthGuard`]): a password exchange the policy refuses ends the
-    /// connection before the password is sent.
+    /// Opens one connection; its driver task runs on the calling runtime.
     async fn open(&self) -> ConnectionResult<AsyncPgConnection> {
+        AsyncPgConnection::try_from(self.client(None).await?).await
+    }
+}
+
+impl Opener {
+    /// Opens one connection as tokio-postgres' client; its driver task runs on the calling
+    /// runtime and sends the payloads of the notifications it receives to `notifications`.
+    /// The socket is opened here (each host of the URL in turn) and watched until the server
+    /// has authenticated it ([`AuthGuard`]): a password exchange the policy refuses ends the
+    /// connection before the password is sent.
+    pub(crate) async fn client(
+        &self,
+        notifications: Option<Notifications>,
+    ) -> ConnectionResult<tokio_postgres::Client> {
         let failed = |e: tokio_postgres::Error| {
             let mut message = one_line(&e.to_string());
             if let Some(cause) = std::error::Error::source(&e) {
@@ -473,15 +507,15 @@ impl Opens for Opener {
             encrypted: Arc::default(),
         };
         let guarded = AuthGuard::socket(socket, policy.clone());
-        let conn = match &self.tls {
+        let client = match &self.tls {
             None => {
                 let (client, connection) = self
                     .config
                     .connect_raw(guarded, tokio_postgres::NoTls)
                     .await
                     .map_err(failed)?;
-                drive(connection);
-                AsyncPgConnection::try_from(client).await
+                drive(connection, notifications);
+                client
             }
             Some(tls) => {
                 let mut maker = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
@@ -499,14 +533,14 @@ impl Opens for Opener {
                     .connect_raw(guarded, connector)
                     .await
                     .map_err(failed)?;
-                drive(connection);
-                AsyncPgConnection::try_from(client).await
+                drive(connection, notifications);
+                client
             }
-        }?;
+        };
         if !policy.encrypted.load(std::sync::atomic::Ordering::Relaxed) && !host.local {
             warn_once_unencrypted(&host.name);
         }
-        Ok(conn)
+        Ok(client)
     }
 }
 

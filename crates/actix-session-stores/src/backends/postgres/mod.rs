@@ -8,10 +8,12 @@
 mod auth;
 mod connect;
 mod lease;
+mod listen;
 mod records;
 mod sweep;
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
@@ -26,9 +28,10 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::backends::migrate::{self, Plan, MIGRATIONS};
 use crate::backends::pool::on_pool;
-use crate::backends::pool::{first_connection, taken_from, AppPool, AsyncPools, Driver};
+use crate::backends::pool::{first_connection, taken_from, AppPool, AsyncPools, Driver, Opens};
 use crate::backends::wait::{wait_for_lock, Lock};
 use crate::backends::Connected;
+use crate::cache::{Fanout, ReadCache};
 use crate::config::{CleanupConfig, CleanupMode, Config};
 use crate::session::Records;
 use crate::sweeper::Dialect;
@@ -91,6 +94,8 @@ pub(crate) struct PgStorage {
     portable: Option<Holder>,
     /// The transaction-scoped advisory lock that lets one sweeper at a time delete.
     sweeper_lock: i64,
+    /// The database's URL and the channel read caches tell each other their writes on.
+    cache_channel: (String, String),
 }
 
 impl PgStorage {
@@ -141,6 +146,10 @@ impl PgStorage {
             pools,
             portable,
             sweeper_lock: config.names.postgres_sweeper_lock,
+            cache_channel: (
+                database.url.target().to_owned(),
+                config.names.postgres_cache_channel.clone(),
+            ),
         })
     }
 }
@@ -282,6 +291,24 @@ fn lease_for(interval: Option<Duration>) -> Duration {
 }
 
 impl Connected for PgStorage {
+    fn fanout(&self, cache: &Arc<ReadCache>) -> Option<Arc<dyn Fanout>> {
+        let (url, channel) = &self.cache_channel;
+        let opener = match connect::Opener::parse(url) {
+            Ok(opener) => opener,
+            Err(problem) => {
+                log::error!("the session cache cannot listen: the database URL {problem}");
+                return None;
+            }
+        };
+        match listen::spawn(opener, channel.clone(), cache) {
+            Ok(fanout) => Some(fanout),
+            Err(err) => {
+                log::error!("the session cache cannot listen: {err}");
+                None
+            }
+        }
+    }
+
     fn records(&self) -> Rc<dyn Records> {
         let (pool, probe) = self.pools.worker();
         Rc::new(records::SqlRecords::new(pool, probe))
