@@ -261,9 +261,11 @@ impl Settings {
                 connect_timeout: env.secs(&DATABASE_CONNECT_TIMEOUT_SECS)?,
                 statement_timeout: env.secs(&DATABASE_STATEMENT_TIMEOUT_SECS)?,
                 migrate_on_startup: env.bool(&MIGRATE_ON_STARTUP)?,
-                read_cache: match env.whole::<usize>(&READ_CACHE_BYTES)? {
-                    0 => None,
-                    bytes => Some((bytes, env.secs(&READ_CACHE_MAX_AGE_SECS)?)),
+                read_cache: {
+                    // Both checked, whether the cache is on or not.
+                    let bytes = env.whole::<usize>(&READ_CACHE_BYTES)?;
+                    let max_age = env.secs(&READ_CACHE_MAX_AGE_SECS)?;
+                    (bytes > 0).then_some((bytes, max_age))
                 },
             },
             session: SessionSettings {
