@@ -8,6 +8,8 @@
 #     (bench/ceilings/memory-store, built on the library): the ceiling without a database;
 #   base_*: with BENCH_BASELINE=path/to/another/textdrop, that binary on the same storages
 #     (its own databases), cell by cell beside this one, for before/after figures in one run;
+#   cached_*: this binary with its read cache on (READ_CACHE_BYTES=64 MiB) on the same storages
+#     (its own databases), beside the same binary with it off;
 #   tower-pg: axum + tower-sessions + tower-sessions-sqlx-store on PostgreSQL (bench/peers);
 #   actix-redis: actix-web + actix-session's RedisSessionStore (bench/peers).
 # Workloads (wrk -t2 -c32, DURATION a cell after a WARMUP, ROUNDS rounds interleaved):
@@ -49,10 +51,10 @@ cleanup() {
   redis-cli -u "$REDIS" FLUSHDB >/dev/null 2>&1 || true
   redis-cli -u "$PEER_REDIS" FLUSHDB >/dev/null 2>&1 || true
   redis-cli -u "$BASE_REDIS" FLUSHDB >/dev/null 2>&1 || true
-  for db in textdrop_bench textdrop_bench_base textdrop_bench_tower textdrop_pgbench; do
+  for db in textdrop_bench textdrop_bench_base textdrop_bench_cached textdrop_bench_tower textdrop_pgbench; do
     psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   done
-  mariadb -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS textdrop_bench; DROP DATABASE IF EXISTS textdrop_bench_base; DROP DATABASE IF EXISTS textdrop_slap" >/dev/null 2>&1 || true
+  mariadb -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS textdrop_bench; DROP DATABASE IF EXISTS textdrop_bench_base; DROP DATABASE IF EXISTS textdrop_bench_cached; DROP DATABASE IF EXISTS textdrop_slap" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -82,6 +84,9 @@ URL[redis]="$REDIS"
 URL[base_sqlite]="sqlite://$WORK/base.db"
 URL[base_postgres]="$PG/textdrop_bench_base${BENCH_PG_PARAMS:-}"
 URL[base_mysql]="$MYSQL/textdrop_bench_base"
+URL[cached_sqlite]="sqlite://$WORK/cached.db"
+URL[cached_postgres]="$PG/textdrop_bench_cached${BENCH_PG_PARAMS:-}"
+URL[cached_mysql]="$MYSQL/textdrop_bench_cached"
 URL[base_redis]="$BASE_REDIS"
 URL[tower]="$PG/textdrop_bench_tower"
 URL[actix_redis]="$PEER_REDIS"
@@ -92,6 +97,7 @@ PORT[sqlite]=18101; PORT[postgres]=18102; PORT[redis]=18103; PORT[memory]=18104;
 PORT[mysql]=18106; PORT[tower]=18107; PORT[actix_redis]=18108
 PORT[base_sqlite]=18111; PORT[base_postgres]=18112; PORT[base_redis]=18113; PORT[base_cluster]=18115
 PORT[base_mysql]=18116
+PORT[cached_sqlite]=18121; PORT[cached_postgres]=18122; PORT[cached_mysql]=18126
 DEFAULT_SYSTEMS="sqlite postgres mysql redis cluster memory tower actix_redis"
 [[ -n $BASELINE ]] && DEFAULT_SYSTEMS="sqlite base_sqlite postgres base_postgres mysql base_mysql redis base_redis cluster base_cluster memory tower actix_redis"
 read -r -a SYSTEMS <<< "${BENCH_SYSTEMS:-$DEFAULT_SYSTEMS}"
@@ -109,11 +115,11 @@ for pair in tower:bench/peers/tower-pg actix_redis:bench/peers/actix-redis \
 done
 
 reset_stores() {
-  rm -f "$WORK"/bench.db* "$WORK"/base.db*
-  for db in textdrop_bench textdrop_bench_base textdrop_bench_tower; do
+  rm -f "$WORK"/bench.db* "$WORK"/base.db* "$WORK"/cached.db*
+  for db in textdrop_bench textdrop_bench_base textdrop_bench_cached textdrop_bench_tower; do
     psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null 2>&1
   done
-  mariadb -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS textdrop_bench; CREATE DATABASE textdrop_bench; DROP DATABASE IF EXISTS textdrop_bench_base; CREATE DATABASE textdrop_bench_base"
+  mariadb -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS textdrop_bench; CREATE DATABASE textdrop_bench; DROP DATABASE IF EXISTS textdrop_bench_base; CREATE DATABASE textdrop_bench_base; DROP DATABASE IF EXISTS textdrop_bench_cached; CREATE DATABASE textdrop_bench_cached"
   redis-cli -u "$REDIS" FLUSHDB >/dev/null
   redis-cli -u "$PEER_REDIS" FLUSHDB >/dev/null
   redis-cli -u "$BASE_REDIS" FLUSHDB >/dev/null
@@ -130,6 +136,7 @@ start() { # $1 system
     actix_redis) REDIS_URL=${URL[actix_redis]} PORT=${PORT[actix_redis]} $ACTIX_REDIS > "$WORK/$sys.log" 2>&1 & ;;
     memory) env "${limits[@]}" $MEMORY > "$WORK/$sys.log" 2>&1 & ;;
     base_*) env "${limits[@]}" DATABASE_URL=${URL[$sys]} $BASELINE serve > "$WORK/$sys.log" 2>&1 & ;;
+    cached_*) env "${limits[@]}" READ_CACHE_BYTES=67108864 DATABASE_URL=${URL[$sys]} $BIN serve > "$WORK/$sys.log" 2>&1 & ;;
     *) env "${limits[@]}" DATABASE_URL=${URL[$sys]} $BIN serve > "$WORK/$sys.log" 2>&1 & ;;
   esac
   PID[$sys]=$!
@@ -139,10 +146,11 @@ stop() { stop_pid "${PID[$1]}"; }
 new_session() { new_session_on "${PORT[$1]}" "$WORK/file.txt"; } # $1 system -> a cookie value
 rows() { # $1 system -> rows in its sessions table, or "-"
   case $1 in
-    postgres|base_postgres) psql -qAt "${URL[$1]%%\?*}" -c "SELECT count(*) FROM sessions" ;;
+    postgres|base_postgres|cached_postgres) psql -qAt "${URL[$1]%%\?*}" -c "SELECT count(*) FROM sessions" ;;
     mysql) mariadb -h 127.0.0.1 -u root -N -e "SELECT count(*) FROM textdrop_bench.sessions" ;;
     base_mysql) mariadb -h 127.0.0.1 -u root -N -e "SELECT count(*) FROM textdrop_bench_base.sessions" ;;
-    sqlite|base_sqlite) python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from sessions').fetchone()[0])" "${URL[$1]#sqlite://}" ;;
+    cached_mysql) mariadb -h 127.0.0.1 -u root -N -e "SELECT count(*) FROM textdrop_bench_cached.sessions" ;;
+    sqlite|base_sqlite|cached_sqlite) python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from sessions').fetchone()[0])" "${URL[$1]#sqlite://}" ;;
     *) echo "-" ;;
   esac
 }

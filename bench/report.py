@@ -17,7 +17,9 @@ for line in open(path):
     cells[(load, system)].append(fields)
 
 STORES = ["sqlite", "postgres", "mysql", "redis", "cluster"]
-systems = STORES + [f"base_{s}" for s in STORES] + ["memory", "tower", "actix_redis"]
+CACHED = ["sqlite", "postgres", "mysql"]
+systems = (STORES + [f"base_{s}" for s in STORES] + [f"cached_{s}" for s in CACHED]
+           + ["memory", "tower", "actix_redis"])
 ceilings = ["pgbench", "mysqlslap", "sqlite_loop"]
 names = {"sqlite": "textdrop / SQLite", "postgres": "textdrop / PostgreSQL",
          "mysql": "textdrop / MariaDB", "redis": "textdrop / Redis",
@@ -28,6 +30,8 @@ names = {"sqlite": "textdrop / SQLite", "postgres": "textdrop / PostgreSQL",
          "sqlite_loop": "sqlite-loop, same statements"}
 for s in STORES:
     names[f"base_{s}"] = names[s].replace("textdrop", "baseline textdrop")
+for s in CACHED:
+    names[f"cached_{s}"] = names[s].replace("textdrop", "textdrop, read cache on")
 
 
 def values(load, system, key="rps"):
@@ -55,7 +59,7 @@ for load in ["R", "RM", "WM", "N"]:
         wrong = sum(int(f.get("wrong", 0)) for f in runs)
         non23 = sum(int(f.get("non23", 0)) for f in runs)
         errors = sum(int(f.get("errors", 0)) for f in runs)
-        sql = system.removeprefix("base_") in ("sqlite", "postgres", "mysql")
+        sql = system.removeprefix("base_").removeprefix("cached_") in ("sqlite", "postgres", "mysql")
         rows = " ".join(f.get("rows", "-") for f in runs) if load in ("WM", "N") and sql else ""
         print(f"| {load} | {names[system]} | {med(load, system):.0f} | {med(load, system, 'p50'):.2f} | "
               f"{med(load, system, 'p99'):.2f} | {non23} | {wrong} | {errors} | {max(float(f['rss']) for f in runs):.1f} | {rows} |")
@@ -105,5 +109,19 @@ if any(cells.get((load, f"base_{s}")) for load in ["R", "RM", "WM", "N"] for s i
                   f"({med(load, s):.0f} / {med(load, f'base_{s}'):.0f}) | "
                   f"{med(load, s, 'p99'):.2f} / {med(load, f'base_{s}', 'p99'):.2f} | "
                   f"{rss(s):.1f} / {rss(f'base_{s}'):.1f} |")
+
+if any(cells.get((load, f"cached_{s}")) for load in ["R", "RM", "WM", "N"] for s in CACHED):
+    print("\n### Read cache on against off (same binary, same run)\n")
+    print("| workload | storage | on / off req/s | p99 ms on / off | on / tower-sessions |")
+    print("| --- | --- | --- | --- | --- |")
+    for load in ["R", "RM", "WM", "N"]:
+        for s in CACHED:
+            if not cells.get((load, s)) or not cells.get((load, f"cached_{s}")):
+                continue
+            tower = (f"{med(load, f'cached_{s}') / med(load, 'tower'):.2f}"
+                     if s == "postgres" and cells.get((load, "tower")) else "")
+            print(f"| {load} | {s} | {med(load, f'cached_{s}') / med(load, s):.2f} "
+                  f"({med(load, f'cached_{s}'):.0f} / {med(load, s):.0f}) | "
+                  f"{med(load, f'cached_{s}', 'p99'):.2f} / {med(load, s, 'p99'):.2f} | {tower} |")
 
 print(f"\nPostgreSQL rows' xmin and expiry across the read workloads: {xmin_note}.")

@@ -308,3 +308,57 @@ mod over_sqlite {
             .is_none());
     }
 }
+
+#[cfg(feature = "sqlite")]
+mod bounded {
+    use actix_session::storage::SessionStore;
+    use actix_web::cookie::time::Duration as CookieDuration;
+
+    use crate::{Config, DatabaseUrl, ReadCacheConfig, Storage};
+
+    /// 10,000 sessions of 2 KB each read in turn (RM) and one of them over and over (R): the
+    /// cache never holds more than its bound, and a session read again is still there.
+    #[actix_web::test]
+    async fn the_cache_stays_within_its_bytes_under_reads_of_ten_thousand_sessions() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let mut config = Config::new(DatabaseUrl::parse(&url).expect("a URL"));
+        let max_bytes = 1 << 20;
+        let mut bounds = ReadCacheConfig::default();
+        bounds.max_bytes = max_bytes;
+        bounds.max_age = std::time::Duration::from_secs(3_600);
+        config.read_cache = Some(bounds);
+        let storage = Storage::connect(config).await.expect("storage");
+        let store = storage.store();
+        let ttl = CookieDuration::seconds(3_600);
+        // Random text, so that sealing's compression leaves each record about 2 KB.
+        let text = |n: usize| {
+            let mut rng = fastrand::Rng::with_seed(n as u64);
+            let text: String = (0..2_000).map(|_| rng.alphanumeric()).collect();
+            serde_json::to_string(&text).expect("JSON")
+        };
+        let mut keys = Vec::new();
+        for n in 0..10_000 {
+            let state = [("text".to_owned(), text(n))];
+            keys.push(store.save(state.into(), &ttl).await.expect("save"));
+        }
+
+        let mut most = 0;
+        for (n, key) in keys.iter().enumerate() {
+            let state = store.load(key).await.expect("load").expect("a session");
+            assert_eq!(state["text"], text(n));
+            most = most.max(storage.read_cache_bytes().expect("on"));
+        }
+        for _ in 0..1_000 {
+            store
+                .load(&keys[0])
+                .await
+                .expect("load")
+                .expect("a session");
+            most = most.max(storage.read_cache_bytes().expect("on"));
+        }
+
+        assert!(most <= max_bytes, "{most} bytes");
+        assert!(most > max_bytes / 2, "the cache was used: {most} bytes");
+    }
+}
