@@ -46,8 +46,18 @@ fn test_environment(db: &TestDb, vars: &[(&str, &str)]) -> Vec<(String, String)>
         // Every test client is 127.0.0.1; the share has tests of its own.
         ("MAX_CONNECTIONS_PER_CLIENT".into(), "1000000".into()),
     ];
+    env.extend(suite_wide());
     env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     env
+}
+
+/// What the whole suite runs with besides each test's own variables:
+/// `TEXTDROP_TEST_READ_CACHE_BYTES=N` gives every test app the read cache (READ_CACHE_BYTES),
+/// to run the suite against it.
+pub(super) fn suite_wide() -> Vec<(String, String)> {
+    std::env::var("TEXTDROP_TEST_READ_CACHE_BYTES")
+        .map(|bytes| vec![("READ_CACHE_BYTES".to_owned(), bytes)])
+        .unwrap_or_default()
 }
 
 /// Settings for a test app on `db` (see [`test_environment`]).

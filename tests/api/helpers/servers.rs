@@ -76,6 +76,9 @@ impl ServerProcess {
                 .env("MAX_CONNECTIONS_PER_CLIENT", "1000000")
                 .stdout(Stdio::null())
                 .stderr(log.reopen().expect("log file"));
+            for (k, v) in super::app::suite_wide() {
+                command.env(k, v);
+            }
             for (k, v) in extra {
                 command.env(k, v);
             }

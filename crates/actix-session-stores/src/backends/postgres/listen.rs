@@ -1,6 +1,7 @@
 //! The read cache's channel between instances on PostgreSQL: one connection per process, on a
 //! thread of its own, `LISTEN`s on the channel [`Names::postgres_cache_channel`] names and sends
-//! this process's writes there with `pg_notify`, batched (a write never waits for it).
+//! this process's writes there with `pg_notify`, gathered for a few milliseconds (a write never
+//! waits for it).
 //!
 //! While that connection is down the cache serves nothing from memory (what other instances
 //! wrote meanwhile is unknown) and this process's own notices wait, folded into "everything
@@ -25,6 +26,11 @@ pub(crate) const MAX_PENDING: usize = 10_000;
 /// Ids per `pg_notify` payload (64 hex characters and a space each: under PostgreSQL's 8,000
 /// bytes).
 const IDS_PER_NOTICE: usize = 100;
+
+/// How long the listener gathers this process's writes before it sends them: one `pg_notify`
+/// for every write cost 21 % of PostgreSQL's upload throughput (bench/bench.sh, WM); gathered,
+/// a notice carries the writes of a few milliseconds.
+const GATHER: Duration = Duration::from_millis(5);
 
 /// How often the listener checks that the process still has a cache.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -203,6 +209,7 @@ impl Listener {
                     }
                 }
                 () = fanout.wake.notified() => {
+                    tokio::time::sleep(GATHER).await;
                     let pending = fanout.take();
                     for payload in payloads(&pending) {
                         if let Err(err) = client.execute(&notify, &[&self.channel, &payload]).await {
