@@ -22,11 +22,12 @@ pub fn store_config(settings: &Settings, workers: usize) -> Config {
     config.cleanup.batch_size = settings.cleanup.batch_size;
     config.workers = workers;
     config.names = crate::database::store_names();
-    config.read_cache = settings.database.read_cache.map(|(max_bytes, max_age)| {
-        let mut cache = ReadCacheConfig::default();
-        cache.max_bytes = max_bytes;
-        cache.max_age = max_age;
-        cache
+    let cache = settings.database.read_cache;
+    config.read_cache = cache.is_on_for(&settings.database.url).then(|| {
+        let mut bounds = ReadCacheConfig::default();
+        bounds.max_bytes = cache.bytes;
+        bounds.max_age = cache.max_age;
+        bounds
     });
     config
 }

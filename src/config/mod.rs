@@ -69,8 +69,49 @@ pub struct DatabaseSettings {
     pub statement_timeout: Duration,
     /// Whether startup runs pending migrations (else it refuses to start while some are).
     pub migrate_on_startup: bool,
-    /// The read cache's bytes per process (`None`: off) and how long an entry is served.
-    pub read_cache: Option<(usize, Duration)>,
+    /// The read cache: when it is on, its bytes per process, how long an entry is served.
+    pub read_cache: ReadCacheSettings,
+}
+
+/// `READ_CACHE`, `READ_CACHE_BYTES` and `READ_CACHE_MAX_AGE_SECS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadCacheSettings {
+    pub mode: ReadCacheMode,
+    pub bytes: usize,
+    pub max_age: Duration,
+}
+
+/// `READ_CACHE`: when the read cache is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadCacheMode {
+    /// On where the storage is PostgreSQL (every instance hears the others' writes) or SQLite
+    /// (one process serves the file); off on MySQL/MariaDB and Redis.
+    Auto,
+    On,
+    Off,
+}
+
+impl ReadCacheSettings {
+    /// Whether the cache is on for the storage `url` names.
+    pub fn is_on_for(&self, url: &DatabaseUrl) -> bool {
+        match self.mode {
+            ReadCacheMode::On => true,
+            ReadCacheMode::Off => false,
+            ReadCacheMode::Auto => {
+                matches!(url.backend(), Backend::Postgres | Backend::Sqlite)
+            }
+        }
+    }
+}
+
+/// `READ_CACHE`: `auto`, `on` or `off`.
+fn parse_read_cache_mode(raw: &str) -> Result<ReadCacheMode, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(ReadCacheMode::Auto),
+        "on" => Ok(ReadCacheMode::On),
+        "off" => Ok(ReadCacheMode::Off),
+        _ => Err(format!("expected auto, on or off, got `{raw}`")),
+    }
 }
 
 /// The session cookie and how long a session lives.
@@ -261,11 +302,10 @@ impl Settings {
                 connect_timeout: env.secs(&DATABASE_CONNECT_TIMEOUT_SECS)?,
                 statement_timeout: env.secs(&DATABASE_STATEMENT_TIMEOUT_SECS)?,
                 migrate_on_startup: env.bool(&MIGRATE_ON_STARTUP)?,
-                read_cache: {
-                    // Both checked, whether the cache is on or not.
-                    let bytes = env.whole::<usize>(&READ_CACHE_BYTES)?;
-                    let max_age = env.secs(&READ_CACHE_MAX_AGE_SECS)?;
-                    (bytes > 0).then_some((bytes, max_age))
+                read_cache: ReadCacheSettings {
+                    mode: env.parsed(&READ_CACHE, parse_read_cache_mode)?,
+                    bytes: env.whole(&READ_CACHE_BYTES)?,
+                    max_age: env.secs(&READ_CACHE_MAX_AGE_SECS)?,
                 },
             },
             session: SessionSettings {
@@ -443,7 +483,8 @@ mod tests {
             ("SECRET_KEY", "   \t ", "is blank"),
             ("ROTATION_GRACE_SECS", "3601", "whole number from 0 to 3600"),
             ("UPLOAD_QUEUE_SECS", "61", "whole number from 0 to 60"),
-            ("READ_CACHE_BYTES", "-1", "whole number from 0"),
+            ("READ_CACHE", "sometimes", "auto, on or off"),
+            ("READ_CACHE_BYTES", "1024", "whole number from 65536"),
             (
                 "READ_CACHE_MAX_AGE_SECS",
                 "0",

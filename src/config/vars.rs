@@ -127,9 +127,11 @@ pub const DATABASE_STATEMENT_TIMEOUT_SECS: Var =
 /// `false`: startup runs no migration, and refuses to start while one is pending (for
 /// deployments whose database user has no DDL rights: `textdrop migrate --print-sql`).
 pub const MIGRATE_ON_STARTUP: Var = var("MIGRATE_ON_STARTUP", "true", Kind::Bool);
-/// Bytes of session records each process keeps in memory to answer reads without the
-/// database; 0: off (every read goes to the database).
-pub const READ_CACHE_BYTES: Var = var("READ_CACHE_BYTES", "0", whole(0, 1 << 34));
+/// The read cache: `auto` (on for PostgreSQL, which tells every instance of a write, and
+/// SQLite, which one process serves; off for MySQL/MariaDB and Redis), `on` or `off`.
+pub const READ_CACHE: Var = var("READ_CACHE", "auto", Kind::Text);
+/// Bytes of session records each process keeps in memory when the read cache is on.
+pub const READ_CACHE_BYTES: Var = var("READ_CACHE_BYTES", "67108864", whole(65_536, 1 << 34));
 /// How long a cached record may be served after it was read: how stale a read can be when
 /// another instance's write is not heard (PostgreSQL tells every instance at once).
 pub const READ_CACHE_MAX_AGE_SECS: Var = var("READ_CACHE_MAX_AGE_SECS", "5", whole(1, 3_600));
@@ -177,6 +179,7 @@ pub const ALL: &[Var] = &[
     DATABASE_CONNECT_TIMEOUT_SECS,
     DATABASE_STATEMENT_TIMEOUT_SECS,
     MIGRATE_ON_STARTUP,
+    READ_CACHE,
     READ_CACHE_BYTES,
     READ_CACHE_MAX_AGE_SECS,
     SHUTDOWN_GRACE_SECS,

@@ -401,8 +401,13 @@ async fn the_pool_connection(watcher: &mut TestConn, db: &TestDb) -> Option<i64>
 /// A statement error (a missing table here) is a plain failure, not "unavailable", and leaves
 /// its connection in the pool: the same server connection serves the next request.
 async fn a_failing_statement_keeps_its_connection_in_the_pool(db: TestDb) {
+    // The read cache off: its listener would be one more connection, and a read from memory
+    // no statement.
     let storage = db
-        .storage(Clock::system(), &[("DATABASE_POOL_SIZE", "1")])
+        .storage(
+            Clock::system(),
+            &[("DATABASE_POOL_SIZE", "1"), ("READ_CACHE", "off")],
+        )
         .await;
     let store = storage.store();
     let key = SessionKey::try_from("k".repeat(64)).expect("key");
@@ -433,8 +438,12 @@ async fn a_failing_statement_keeps_its_connection_in_the_pool(db: TestDb) {
 /// gone runs again on the new one: the request it served never sees the loss (before, MySQL
 /// answered one 503 per dead connection).
 async fn a_lost_connection_is_replaced(db: TestDb) {
+    // The read cache off: its listener would be one more connection.
     let storage = db
-        .storage(Clock::system(), &[("DATABASE_POOL_SIZE", "1")])
+        .storage(
+            Clock::system(),
+            &[("DATABASE_POOL_SIZE", "1"), ("READ_CACHE", "off")],
+        )
         .await;
     let store = storage.store();
     store.ping().await.expect("a first statement");

@@ -52,11 +52,11 @@ fn test_environment(db: &TestDb, vars: &[(&str, &str)]) -> Vec<(String, String)>
 }
 
 /// What the whole suite runs with besides each test's own variables:
-/// `TEXTDROP_TEST_READ_CACHE_BYTES=N` gives every test app the read cache (READ_CACHE_BYTES),
-/// to run the suite against it.
+/// `TEXTDROP_TEST_READ_CACHE=on` (or `off`) sets READ_CACHE for every test app that does not
+/// set it, to run the suite with the cache on every storage (or on none).
 pub(super) fn suite_wide() -> Vec<(String, String)> {
-    std::env::var("TEXTDROP_TEST_READ_CACHE_BYTES")
-        .map(|bytes| vec![("READ_CACHE_BYTES".to_owned(), bytes)])
+    std::env::var("TEXTDROP_TEST_READ_CACHE")
+        .map(|mode| vec![("READ_CACHE".to_owned(), mode)])
         .unwrap_or_default()
 }
 

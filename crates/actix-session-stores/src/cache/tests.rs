@@ -324,10 +324,11 @@ mod bounded {
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let mut config = Config::new(DatabaseUrl::parse(&url).expect("a URL"));
         let max_bytes = 1 << 20;
-        let mut bounds = ReadCacheConfig::default();
-        bounds.max_bytes = max_bytes;
-        bounds.max_age = std::time::Duration::from_secs(3_600);
-        config.read_cache = Some(bounds);
+        config.read_cache = Some(ReadCacheConfig {
+            max_bytes,
+            max_age: std::time::Duration::from_secs(3_600),
+            ..ReadCacheConfig::default()
+        });
         let storage = Storage::connect(config).await.expect("storage");
         let store = storage.store();
         let ttl = CookieDuration::seconds(3_600);
