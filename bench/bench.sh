@@ -8,8 +8,9 @@
 #     (bench/ceilings/memory-store, built on the library): the ceiling without a database;
 #   base_*: with BENCH_BASELINE=path/to/another/textdrop, that binary on the same storages
 #     (its own databases), cell by cell beside this one, for before/after figures in one run;
-#   cached_*: this binary with its read cache on (READ_CACHE_BYTES=64 MiB) on the same storages
-#     (its own databases), beside the same binary with it off;
+#   cached_*: this binary with its read cache on (READ_CACHE=on, 64 MiB) on the same storages
+#     (its own databases); the plain textdrop systems run with READ_CACHE=off (the storage's
+#     own path, comparable with baselines built before the cache);
 #   tower-pg: axum + tower-sessions + tower-sessions-sqlx-store on PostgreSQL (bench/peers);
 #   actix-redis: actix-web + actix-session's RedisSessionStore (bench/peers).
 # Workloads (wrk -t2 -c32, DURATION a cell after a WARMUP, ROUNDS rounds interleaved):
@@ -136,8 +137,8 @@ start() { # $1 system
     actix_redis) REDIS_URL=${URL[actix_redis]} PORT=${PORT[actix_redis]} $ACTIX_REDIS > "$WORK/$sys.log" 2>&1 & ;;
     memory) env "${limits[@]}" $MEMORY > "$WORK/$sys.log" 2>&1 & ;;
     base_*) env "${limits[@]}" DATABASE_URL=${URL[$sys]} $BASELINE serve > "$WORK/$sys.log" 2>&1 & ;;
-    cached_*) env "${limits[@]}" READ_CACHE_BYTES=67108864 DATABASE_URL=${URL[$sys]} $BIN serve > "$WORK/$sys.log" 2>&1 & ;;
-    *) env "${limits[@]}" DATABASE_URL=${URL[$sys]} $BIN serve > "$WORK/$sys.log" 2>&1 & ;;
+    cached_*) env "${limits[@]}" READ_CACHE=on READ_CACHE_BYTES=67108864 DATABASE_URL=${URL[$sys]} $BIN serve > "$WORK/$sys.log" 2>&1 & ;;
+    *) env "${limits[@]}" READ_CACHE=off DATABASE_URL=${URL[$sys]} $BIN serve > "$WORK/$sys.log" 2>&1 & ;;
   esac
   PID[$sys]=$!
   wait_ready "${PORT[$sys]}" "${PID[$sys]}" "$WORK/$sys.log"
