@@ -660,7 +660,16 @@ async fn peak_growth_kib<F: std::future::Future>(
 /// the server process grows by at most 128 MiB each time, and /healthz answers within a second
 /// meanwhile.
 async fn big_files_read_and_uploaded_at_once_stay_in_bounded_memory(db: TestDb) {
-    let server = ServerProcess::start(&db, &[("UPLOAD_BUFFER_BYTES", "16777216")]);
+    // The 32 reads come from one address, which holds a quarter of the views in flight: they
+    // are served four at a time, and on a slow machine the last of them wait longer than the
+    // default 5 s queue, a wait this test does not measure (limits of their own test it).
+    let server = ServerProcess::start(
+        &db,
+        &[
+            ("UPLOAD_BUFFER_BYTES", "16777216"),
+            ("VIEW_QUEUE_SECS", "60"),
+        ],
+    );
     let address = server.address();
     let newlines = vec![b'\n'; 1 << 20];
     let owner = cookie_client();
@@ -683,12 +692,12 @@ async fn big_files_read_and_uploaded_at_once_stay_in_bounded_memory(db: TestDb) 
         "32 reads of a 1 MiB newline file: peak RSS +{} MiB; /healthz in {health_took:?}",
         read_growth / 1024
     );
+    let shown = |p: &String| p.contains("Lines 1 to 500 of 1048576, page 1 of 2098");
     assert!(
-        pages
-            .iter()
-            .all(|p| p.contains("Lines 1 to 500 of 1048576, page 1 of 2098")),
-        "{:.300}",
-        pages[0]
+        pages.iter().all(shown),
+        "{} of 32 reads were not shown the page: {:.3000}",
+        pages.iter().filter(|p| !shown(p)).count(),
+        pages.iter().find(|p| !shown(p)).map_or("", |p| p.as_str())
     );
     assert_eq!(health_status.expect("healthz"), StatusCode::OK);
     assert!(health_took < Duration::from_secs(1), "{health_took:?}");
