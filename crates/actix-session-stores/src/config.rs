@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-pub use crate::cache::ReadCacheConfig;
 pub use crate::url::{Backend, DatabaseUrl};
 
 /// Everything a storage is built from. [`Config::new`] gives the defaults for a URL; set the
@@ -155,6 +154,41 @@ impl Default for Names {
             mysql_migration_lock: "session_store_migrations".into(),
             mysql_sweeper_lock: "session_store_sweeper".into(),
             postgres_cache_channel: "session_store_cache".into(),
+        }
+    }
+}
+
+/// The read cache's bounds. [`Config::read_cache`](crate::Config::read_cache) holds one to turn
+/// the cache on.
+///
+/// ```
+/// use actix_session_stores::{Config, DatabaseUrl, ReadCacheConfig};
+///
+/// let mut config = Config::new(DatabaseUrl::parse("sqlite://sessions.db")?);
+/// config.read_cache = Some(ReadCacheConfig::default());
+/// assert_eq!(config.read_cache.unwrap().max_bytes, 64 << 20);
+/// # Ok::<(), actix_session_stores::UrlError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReadCacheConfig {
+    /// The most bytes the entries of one process hold (keys, states, attachments, and a
+    /// charge for each entry's bookkeeping).
+    pub max_bytes: usize,
+    /// A record bigger than this is never cached.
+    pub max_entry_bytes: usize,
+    /// How long an entry may be served after it was read from the storage: the bound on how
+    /// stale a read can be when a write of another instance is not announced (a storage that
+    /// cannot tell other instances, a lost notification, a row changed by hand).
+    pub max_age: Duration,
+}
+
+impl Default for ReadCacheConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 << 20,
+            max_entry_bytes: 64 << 10,
+            max_age: Duration::from_secs(5),
         }
     }
 }

@@ -368,3 +368,6 @@ impl Maintenance {
             .map_err(|err| Error::classify(ErrorKind::Failed, err))
     }
 }
+
+#[cfg(all(test, feature = "sqlite"))]
+mod cache_tests;

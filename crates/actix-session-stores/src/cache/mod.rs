@@ -25,47 +25,12 @@ mod records;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
 
 pub(crate) use records::CachedRecords;
 
+use crate::config::ReadCacheConfig;
 use crate::session::records::{Fetch, Record};
 use entries::Entries;
-
-/// The read cache's bounds. [`Config::read_cache`](crate::Config::read_cache) holds one to turn
-/// the cache on.
-///
-/// ```
-/// use actix_session_stores::{Config, DatabaseUrl, ReadCacheConfig};
-///
-/// let mut config = Config::new(DatabaseUrl::parse("sqlite://sessions.db")?);
-/// config.read_cache = Some(ReadCacheConfig::default());
-/// assert_eq!(config.read_cache.unwrap().max_bytes, 64 << 20);
-/// # Ok::<(), actix_session_stores::UrlError>(())
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ReadCacheConfig {
-    /// The most bytes the entries of one process hold (keys, states, attachments, and a
-    /// charge for each entry's bookkeeping).
-    pub max_bytes: usize,
-    /// A record bigger than this is never cached.
-    pub max_entry_bytes: usize,
-    /// How long an entry may be served after it was read from the storage: the bound on how
-    /// stale a read can be when a write of another instance is not announced (a storage that
-    /// cannot tell other instances, a lost notification, a row changed by hand).
-    pub max_age: Duration,
-}
-
-impl Default for ReadCacheConfig {
-    fn default() -> Self {
-        Self {
-            max_bytes: 64 << 20,
-            max_entry_bytes: 64 << 10,
-            max_age: Duration::from_secs(5),
-        }
-    }
-}
 
 /// What an instance tells the others after a write.
 #[derive(Debug, Clone, PartialEq, Eq)]
